@@ -1,0 +1,141 @@
+# Mushroom classifier: every workflow of the project, one target each.
+# `make help` lists them; `make demo` and `make test` are the two that matter first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+
+export PIPENV_VENV_IN_PROJECT := 1
+export PIPENV_VERBOSITY := -1
+export PYTHONDONTWRITEBYTECODE := 1
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.synced-$(shell sha256sum Pipfile.lock 2>/dev/null | cut -c1-12)
+
+# `make up` and `make deploy` write the emulator endpoint and stack outputs here, as
+# `export KEY=value` lines (valid for make and for bash `source`).
+STACK_ENV := .local/stack.env
+-include $(STACK_ENV)
+
+EVENT ?= tests/fixtures/kinesis_event.json
+AWS_TARGET ?= moto
+
+##@ The two commands
+
+.PHONY: demo
+demo: setup ## Run everything end to end on the embedded emulator: up, apply, train, deploy, stream, verdicts, metrics
+	$(PY) -m scripts.demo
+
+.PHONY: test
+test: setup ## Run all tests (unit + integration; starts and stops its own emulator)
+	$(PY) -m pytest tests
+
+##@ Setup and quality
+
+.PHONY: setup
+setup: $(SETUP_STAMP) ## Install pipenv if missing and sync the locked environment (.venv)
+
+$(SETUP_STAMP): Pipfile.lock
+	command -v pipenv >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
+	pipenv sync --dev
+	rm -f $(VENV)/.synced-*
+	touch $@
+
+.PHONY: lint
+lint: setup ## Check formatting, imports, style, Terraform, Dockerfile and workflows
+	$(PY) -m black --check .
+	$(PY) -m isort --check-only .
+	$(PY) -m flake8
+
+.PHONY: format
+format: setup ## Fix formatting and import order in place
+	$(PY) -m isort .
+	$(PY) -m black .
+
+.PHONY: unit-test
+unit-test: setup ## Run unit tests only (no network, no emulator)
+	$(PY) -m pytest tests/unit
+
+.PHONY: integration-test
+integration-test: setup ## Run integration tests only (emulator + Terraform + the local Lambda runtime)
+	$(PY) -m pytest tests/integration -m integration
+
+##@ Data and training
+
+.PHONY: data
+data: setup ## Fetch (or copy from MUSHROOM_DATASET_ZIP) and verify the UCI dataset into data/
+	$(PY) -m training.data
+
+.PHONY: train
+train: setup ## Train, evaluate both ways, register in MLflow, run the promotion gate, export the champion bundle
+	$(PY) -m training.pipeline
+
+.PHONY: evaluate
+evaluate: setup ## Evaluate (random split + species held out) and write reports/evaluation.json
+	$(PY) -m training.pipeline --evaluate-only
+
+.PHONY: mlflow-ui
+mlflow-ui: setup ## Start the MLflow UI on localhost (embedded SQLite store unless MLFLOW_TRACKING_URI is set)
+	$(PY) -m training.mlflow_ui
+
+##@ Lambda
+
+.PHONY: package
+package: setup ## Build the Lambda zip (x86_64, cp312 wheels) from lambda_function/requirements.txt
+	$(PY) -m scripts.package_lambda
+
+.PHONY: invoke
+invoke: setup ## Invoke the deployed function once with EVENT=path.json, like `aws lambda invoke`
+	$(PY) -m scripts.local_lambda invoke --event $(EVENT)
+
+.PHONY: bench
+bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold start -> reports/benchmark.json
+	$(PY) -m scripts.bench
+
+##@ Infrastructure
+
+.PHONY: up
+up: setup ## Start the local AWS emulator (AWS_TARGET=moto, or localstack with Docker)
+	$(PY) -m scripts.emulator up --target $(AWS_TARGET)
+
+.PHONY: down
+down: setup ## Stop the local AWS emulator
+	$(PY) -m scripts.emulator down
+
+.PHONY: plan
+plan: setup ## Show the Terraform plan against the current target
+	$(PY) -m scripts.deploy plan
+
+.PHONY: deploy
+deploy: setup ## terraform apply, build and upload the Lambda package, point it at the champion bundle
+	$(PY) -m scripts.deploy apply
+
+.PHONY: bench-e2e
+bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/benchmark_e2e.json
+	$(PY) -m scripts.bench_e2e
+
+##@ Monitoring
+
+.PHONY: monitor
+monitor: setup ## One monitoring cycle: metrics, report, alarm check, retraining on ALARM
+	$(PY) -m monitoring.cycle
+
+.PHONY: orchestrate
+orchestrate: setup ## Serve the Prefect deployments (monitoring on a schedule) on a local Prefect server
+	$(PY) -m monitoring.orchestrate
+
+.PHONY: demo-drift
+demo-drift: setup ## Scenario: new species arrive, the alarm fires, retraining deploys a better model
+	$(PY) -m scripts.demo_drift
+
+.PHONY: clean
+clean: ## Remove build outputs, reports and local run state (keeps .venv and data/)
+	rm -rf build reports/*.json reports/*.html .local .pytest_cache .hypothesis
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)

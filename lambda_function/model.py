@@ -1,0 +1,356 @@
+"""The model bundle and everything needed to turn feature rows into verdicts.
+
+A bundle is a directory (locally, or a prefix in S3) holding the native LightGBM model file and
+``bundle.json``: feature order, category vocabularies and their integer codes, the decision
+threshold, the out-of-distribution guard and the provenance of the model (MLflow run, registered
+version, data checksum, metrics). Loading one needs numpy and lightgbm only: no MLflow, no pandas.
+
+Verdicts, in order of precedence:
+- ``unknown``: the species guard finds no training species the mushroom is compatible with;
+- ``poisonous``: ``p_poisonous >= threshold``;
+- ``edible``: otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import lightgbm as lgb
+import numpy as np
+
+from lambda_function import schema
+
+BUNDLE_FORMAT_VERSION = 1
+BUNDLE_METADATA_FILE = "bundle.json"
+BUNDLE_MODEL_FILE = "model.txt"
+
+VERDICT_EDIBLE = "edible"
+VERDICT_POISONOUS = "poisonous"
+VERDICT_UNKNOWN = "unknown"
+
+
+class BundleError(RuntimeError):
+    """A model bundle is missing, incomplete or inconsistent with this code's schema."""
+
+
+class FeatureEncoder:
+    """Turns clean feature rows into the float matrix LightGBM was trained on.
+
+    Nominal codes become their index in the vocabulary (LightGBM's native categorical
+    handling); "not observed" becomes NaN, which LightGBM treats as missing.
+    """
+
+    def __init__(self, feature_order: Sequence[str], vocabularies: Mapping[str, Sequence[str]]):
+        self.feature_order = tuple(feature_order)
+        self.vocabularies = {name: tuple(codes) for name, codes in vocabularies.items()}
+        self.categorical_indices = tuple(
+            i for i, name in enumerate(self.feature_order) if name in self.vocabularies
+        )
+        nan = float("nan")
+        # One lookup per column; numeric columns map through float().
+        self._lookups: list[dict[Any, float] | None] = []
+        for name in self.feature_order:
+            if name in self.vocabularies:
+                lookup: dict[Any, float] = {
+                    c: float(i) for i, c in enumerate(self.vocabularies[name])
+                }
+                lookup[None] = nan
+                self._lookups.append(lookup)
+            else:
+                self._lookups.append(None)
+
+    @classmethod
+    def from_schema(cls) -> "FeatureEncoder":
+        """The encoder for the current schema (what training uses)."""
+        vocabularies = {f.name: f.vocabulary for f in schema.FEATURES if not f.is_numeric}
+        return cls(schema.FEATURE_NAMES, vocabularies)
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_order)
+
+    def encode_rows(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Encode validated rows (feature name -> value) into an ``(n, n_features)`` matrix."""
+        matrix = np.empty((len(rows), self.n_features), dtype=np.float64)
+        nan = float("nan")
+        for j, (name, lookup) in enumerate(zip(self.feature_order, self._lookups)):
+            if lookup is None:
+                matrix[:, j] = [row[name] for row in rows]
+            else:
+                # A code outside the bundle's vocabulary is treated as missing; the validator
+                # has already rejected codes outside the schema, so this only happens when a
+                # newer schema serves an older model, and the guard then decides.
+                matrix[:, j] = [lookup.get(row.get(name), nan) for row in rows]
+        return matrix
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature_order": list(self.feature_order), "vocabularies": self.vocabularies}
+
+
+@dataclass
+class SpeciesGuard:
+    """Out-of-distribution guard: is a mushroom compatible with at least one training species?
+
+    For every feature, each possible value (a nominal code, "missing", or a numeric bin) carries
+    a bitmask over the training species that showed that value (numeric: whose observed range,
+    widened by a margin, covers the bin). A mushroom is "known" when the AND of its values'
+    masks is non-zero, i.e. some single species is compatible with all of its features at once.
+    That is a few vectorised lookups per batch, and it answers the question a forager cares
+    about: "does this look like any species the model has seen?"
+    """
+
+    n_species: int
+    # Per feature, in feature order: "nominal" -> masks (n_codes + 1, words), the last row for
+    # missing; "numeric" -> edges (n_edges,) and masks (n_edges + 1, words).
+    kinds: list[str]
+    edges: list[np.ndarray | None]
+    masks: list[np.ndarray]
+    numeric_margin: float = 0.0
+    species_ids: list[int] = field(default_factory=list)
+
+    @property
+    def n_words(self) -> int:
+        return (self.n_species + 63) // 64
+
+    @classmethod
+    def fit(
+        cls,
+        matrix: np.ndarray,
+        species: np.ndarray,
+        encoder: FeatureEncoder,
+        numeric_margin: float = 0.1,
+        numeric_floor: float = 0.05,
+    ) -> "SpeciesGuard":
+        """Fit on an encoded training matrix and its per-row species ids.
+
+        ``numeric_margin`` widens each species' observed [min, max] by that share of its span on
+        both sides, and at least by ``numeric_floor`` (in the feature's unit), so held-out rows of
+        a known species rarely fall just outside the range seen in training.
+        """
+        species_ids, species_index = np.unique(np.asarray(species), return_inverse=True)
+        n_species = len(species_ids)
+        n_words = (n_species + 63) // 64
+        species_bits = np.zeros((n_species, n_words), dtype=np.uint64)
+        species_bits[np.arange(n_species), np.arange(n_species) // 64] = np.left_shift(
+            np.uint64(1), (np.arange(n_species) % 64).astype(np.uint64)
+        )
+
+        kinds: list[str] = []
+        edges: list[np.ndarray | None] = []
+        masks: list[np.ndarray] = []
+        for j, name in enumerate(encoder.feature_order):
+            column = matrix[:, j]
+            if j in encoder.categorical_indices:
+                n_codes = len(encoder.vocabularies[name])
+                codes = np.where(np.isnan(column), n_codes, column).astype(np.int64)
+                mask = np.zeros((n_codes + 1, n_words), dtype=np.uint64)
+                for code, s in set(zip(codes.tolist(), species_index.tolist())):
+                    mask[code] |= species_bits[s]
+                kinds.append("nominal")
+                edges.append(None)
+                masks.append(mask)
+            else:
+                lows = np.full(n_species, np.inf)
+                highs = np.full(n_species, -np.inf)
+                np.minimum.at(lows, species_index, column)
+                np.maximum.at(highs, species_index, column)
+                pad = np.maximum((highs - lows) * numeric_margin, numeric_floor)
+                lows, highs = lows - pad, highs + pad
+                feature_edges = np.unique(np.concatenate([lows, highs]))
+                # Bin k (k = searchsorted(edges, x, "right")) is [edges[k-1], edges[k]).
+                mask = np.zeros((len(feature_edges) + 1, n_words), dtype=np.uint64)
+                for s in range(n_species):
+                    first = int(np.searchsorted(feature_edges, lows[s], side="right"))
+                    last = int(np.searchsorted(feature_edges, highs[s], side="left"))
+                    mask[first : last + 1] |= species_bits[s]
+                kinds.append("numeric")
+                edges.append(feature_edges)
+                masks.append(mask)
+        return cls(
+            n_species=n_species,
+            kinds=kinds,
+            edges=edges,
+            masks=masks,
+            numeric_margin=numeric_margin,
+            species_ids=[int(s) for s in species_ids],
+        )
+
+    def __post_init__(self) -> None:
+        # Stack every nominal feature's masks into one table so a batch needs one gather and
+        # one AND-reduce for all of them (about 0.2 ms per 1,000 rows instead of 1 ms).
+        self._nominal_columns = np.array(
+            [j for j, kind in enumerate(self.kinds) if kind == "nominal"], dtype=np.int64
+        )
+        self._numeric_columns = [j for j, kind in enumerate(self.kinds) if kind == "numeric"]
+        nominal_masks = [self.masks[j] for j in self._nominal_columns]
+        sizes = np.array([m.shape[0] for m in nominal_masks], dtype=np.int64)
+        self._nominal_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.float64)
+        self._nominal_missing = (sizes - 1).astype(np.float64)
+        self._nominal_table = (
+            np.concatenate(nominal_masks)
+            if nominal_masks
+            else np.zeros((0, self.n_words), dtype=np.uint64)
+        )
+
+    def compatible(self, matrix: np.ndarray) -> np.ndarray:
+        """Boolean array: True where at least one training species fits every feature."""
+        n_rows = matrix.shape[0]
+        acc = np.full((n_rows, self.n_words), np.iinfo(np.uint64).max, dtype=np.uint64)
+        if len(self._nominal_columns):
+            codes = matrix[:, self._nominal_columns]
+            # Missing (NaN) -> the feature's last row. Codes past the vocabulary cannot occur
+            # (the encoder maps them to NaN); the clip only keeps the gather in bounds.
+            codes = np.where(np.isnan(codes), self._nominal_missing, codes)
+            codes = np.minimum(codes, self._nominal_missing)
+            index = (codes + self._nominal_offsets).astype(np.int64)
+            gathered = np.take(self._nominal_table, index, axis=0)
+            # A loop of in-place ANDs over 2-D slices beats bitwise_and.reduce(axis=1) 5x here.
+            acc = gathered[:, 0, :].copy()
+            for k in range(1, gathered.shape[1]):
+                acc &= gathered[:, k, :]
+        for j in self._numeric_columns:
+            # NaN sorts past every edge, into the last bin, which no species covers.
+            index = np.searchsorted(self.edges[j], matrix[:, j], side="right")
+            acc &= self.masks[j][index]
+        return acc.any(axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_species": self.n_species,
+            "numeric_margin": self.numeric_margin,
+            "species_ids": self.species_ids,
+            "features": [
+                {
+                    "kind": kind,
+                    "edges": None if e is None else e.tolist(),
+                    "masks": m.tolist(),
+                }
+                for kind, e, m in zip(self.kinds, self.edges, self.masks)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SpeciesGuard":
+        features = data["features"]
+        return cls(
+            n_species=int(data["n_species"]),
+            kinds=[f["kind"] for f in features],
+            edges=[None if f["edges"] is None else np.asarray(f["edges"]) for f in features],
+            masks=[np.asarray(f["masks"], dtype=np.uint64) for f in features],
+            numeric_margin=float(data.get("numeric_margin", 0.0)),
+            species_ids=list(data.get("species_ids", [])),
+        )
+
+
+def decide_verdicts(p_poisonous: np.ndarray, known: np.ndarray, threshold: float) -> list[str]:
+    """Apply the guard and the threshold: unknown beats poisonous beats edible."""
+    verdicts = np.where(
+        known,
+        np.where(p_poisonous >= threshold, VERDICT_POISONOUS, VERDICT_EDIBLE),
+        VERDICT_UNKNOWN,
+    )
+    return verdicts.tolist()
+
+
+@dataclass
+class ModelBundle:
+    """A trained model plus everything needed to serve it; see the module docstring."""
+
+    booster: lgb.Booster
+    encoder: FeatureEncoder
+    guard: SpeciesGuard
+    threshold: float
+    model_name: str = "mushroom-classifier"
+    model_version: str = "0"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        """P(poisonous) for an encoded matrix, in one vectorised call.
+
+        One thread: a Lambda function below 1,769 MB has one vCPU, and on 1,000 rows starting
+        OpenMP workers costs more than it saves (measured here: 3.4 ms vs 6.0 ms).
+        """
+        return self.booster.predict(matrix, num_threads=1)
+
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """P(poisonous) and verdicts for an encoded matrix."""
+        if matrix.shape[0] == 0:
+            return np.empty(0), []
+        p_poisonous = self.predict_proba(matrix)
+        known = self.guard.compatible(matrix)
+        return p_poisonous, decide_verdicts(p_poisonous, known, self.threshold)
+
+    def score_rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, list[str]]:
+        """Convenience: encode validated rows and score them."""
+        return self.score(self.encoder.encode_rows(rows))
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {
+            **self.metadata,
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_file": BUNDLE_MODEL_FILE,
+            **self.encoder.to_dict(),
+            "threshold": self.threshold,
+            "guard": self.guard.to_dict(),
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.txt`` and ``bundle.json`` into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / BUNDLE_MODEL_FILE))
+        (directory / BUNDLE_METADATA_FILE).write_text(json.dumps(self.to_metadata()))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ModelBundle":
+        """Load a bundle directory; raises BundleError with the reason when it is unusable."""
+        directory = Path(directory)
+        metadata_path = directory / BUNDLE_METADATA_FILE
+        try:
+            metadata = json.loads(metadata_path.read_text())
+        except FileNotFoundError as exc:
+            raise BundleError(
+                f"model bundle has no {BUNDLE_METADATA_FILE}: {metadata_path}"
+            ) from exc
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"{metadata_path} is not valid JSON: {exc}") from exc
+        if metadata.get("format_version") != BUNDLE_FORMAT_VERSION:
+            raise BundleError(
+                f"{metadata_path}: format_version {metadata.get('format_version')!r} is not "
+                f"supported (expected {BUNDLE_FORMAT_VERSION})"
+            )
+        _check_schema_compatible(metadata, metadata_path)
+        model_path = directory / metadata.get("model_file", BUNDLE_MODEL_FILE)
+        if not model_path.is_file():
+            raise BundleError(f"model bundle has no model file: {model_path}")
+        booster = lgb.Booster(model_file=str(model_path))
+        encoder = FeatureEncoder(metadata["feature_order"], metadata["vocabularies"])
+        guard = SpeciesGuard.from_dict(metadata["guard"])
+        known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file"}
+        return cls(
+            booster=booster,
+            encoder=encoder,
+            guard=guard,
+            threshold=float(metadata["threshold"]),
+            model_name=str(metadata.get("model_name", "mushroom-classifier")),
+            model_version=str(metadata.get("model_version", "0")),
+            metadata={k: v for k, v in metadata.items() if k not in known_keys},
+        )
+
+
+def _check_schema_compatible(metadata: Mapping[str, Any], source: Path) -> None:
+    """A bundle must use exactly the schema's features, or scoring would silently misalign."""
+    expected: Iterable[str] = schema.FEATURE_NAMES
+    if list(metadata.get("feature_order", [])) != list(expected):
+        raise BundleError(
+            f"{source}: feature_order {metadata.get('feature_order')} does not match the "
+            f"schema's features {list(expected)}"
+        )
