@@ -1,0 +1,133 @@
+"""Plain data types of the local Lambda runtime (no boto3, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: ESM states in which the Lambda service keeps polling (moto only reports Enabled/Disabled).
+POLLING_STATES = frozenset({"Enabled", "Enabling", "Creating", "Updating"})
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One Kinesis record as read by GetRecords, data kept base64-encoded as Lambda sends it."""
+
+    sequence_number: str
+    partition_key: str
+    data_b64: str
+    arrival: float  # ApproximateArrivalTimestamp, epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class InvokeOutcome:
+    """What a synchronous Invoke returns (status, function error and the decoded payload)."""
+
+    request_id: str
+    payload: Any
+    function_error: str | None = None  # "Unhandled" like Lambda, None on success
+    status_code: int = 200
+    executed_version: str = "$LATEST"
+    duration_ms: float = 0.0
+    cold_start: bool = False
+
+    def to_invoke_response(self) -> dict[str, Any]:
+        """The shape `aws lambda invoke` reports, with the payload inlined."""
+        response: dict[str, Any] = {
+            "StatusCode": self.status_code,
+            "ExecutedVersion": self.executed_version,
+        }
+        if self.function_error:
+            response["FunctionError"] = self.function_error
+        response["Payload"] = self.payload
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionConfig:
+    """The parts of GetFunction the runtime needs."""
+
+    name: str
+    arn: str
+    handler: str
+    runtime: str
+    timeout_s: int
+    memory_mb: int
+    package_type: str
+    code_sha256: str
+    role: str
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    version: str = "$LATEST"
+    image_command: tuple[str, ...] = ()
+
+    @property
+    def region(self) -> str:
+        """Region taken from the function ARN (arn:aws:lambda:<region>:...)."""
+        return self.arn.split(":")[3]
+
+
+@dataclass(frozen=True, slots=True)
+class MappingConfig:
+    """A Kinesis event source mapping, with the Lambda service's defaults filled in."""
+
+    uuid: str
+    function_arn: str
+    event_source_arn: str
+    state: str = "Enabled"
+    batch_size: int = 100
+    starting_position: str = "LATEST"
+    starting_position_timestamp: float | None = None
+    report_batch_item_failures: bool = False
+    bisect_on_error: bool = False
+    max_retry_attempts: int = -1  # -1: retry until the record expires
+    max_record_age_s: int = -1  # -1: no age limit
+    on_failure_destination: str | None = None
+    last_modified: float | None = None
+
+    @property
+    def is_polling(self) -> bool:
+        """True when the Lambda service would poll this mapping."""
+        return self.state in POLLING_STATES
+
+    @property
+    def is_kinesis(self) -> bool:
+        """True for Kinesis stream sources (the only kind this runtime polls)."""
+        return self.event_source_arn.split(":")[2] == "kinesis"
+
+    @classmethod
+    def from_api(cls, esm: dict[str, Any]) -> "MappingConfig":
+        """Build from a ListEventSourceMappings entry (moto returns None for unset fields)."""
+
+        def opt(key: str, default: Any) -> Any:
+            value = esm.get(key)
+            return default if value is None else value
+
+        destination = ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
+            "Destination"
+        )
+        return cls(
+            uuid=esm["UUID"],
+            function_arn=esm["FunctionArn"],
+            event_source_arn=esm["EventSourceArn"],
+            state=opt("State", "Enabled"),
+            batch_size=int(opt("BatchSize", 100)),
+            starting_position=opt("StartingPosition", "LATEST"),
+            starting_position_timestamp=_epoch(esm.get("StartingPositionTimestamp")),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (esm.get("FunctionResponseTypes") or []),
+            bisect_on_error=bool(opt("BisectBatchOnFunctionError", False)),
+            max_retry_attempts=int(opt("MaximumRetryAttempts", -1)),
+            max_record_age_s=int(opt("MaximumRecordAgeInSeconds", -1)),
+            on_failure_destination=destination or None,
+            last_modified=_epoch(esm.get("LastModified")),
+        )
+
+
+def _epoch(value: Any) -> float | None:
+    """Datetime (boto3) or number to epoch seconds."""
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)

@@ -1,0 +1,303 @@
+"""The local Lambda runtime against a moto server: deployed zip, ESM semantics, DLQ, integrity."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import socket
+import time
+import zipfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import boto3
+import pytest
+
+from scripts.lambda_runtime import aws as runtime_aws
+from scripts.lambda_runtime import moto_patches
+from scripts.local_lambda import invoke, main, run_until_idle
+
+pytestmark = pytest.mark.integration
+
+REGION = "us-east-1"
+FUNCTION = "local-lambda-test"
+BUCKET = "local-lambda-test-code"
+
+HANDLER_SOURCE = """
+import base64
+import json
+import os
+import sys
+import time
+
+import boto3
+
+_kinesis = boto3.client("kinesis")  # created once per execution environment (cold start)
+_OUT = os.environ["OUTPUT_STREAM_NAME"]
+
+
+def handle(event, context):
+    entries = []
+    for record in event["Records"]:
+        body = json.loads(base64.b64decode(record["kinesis"]["data"]))
+        if body.get("poison"):
+            raise ValueError(f"poison record {body['id']}")
+        if body.get("sleep"):
+            time.sleep(body["sleep"])
+        entries.append({
+            "Data": json.dumps({
+                "id": body["id"],
+                "seq": record["kinesis"]["sequenceNumber"],
+                "eventID": record["eventID"],
+                "function_name": context.function_name,
+                "memory_limit_in_mb": context.memory_limit_in_mb,
+                "remaining_ms": context.get_remaining_time_in_millis(),
+                "request_id": context.aws_request_id,
+                "task_root_first": sys.path[0] == os.environ["LAMBDA_TASK_ROOT"],
+                "handler_env": os.environ["_HANDLER"],
+                "greeting": os.environ.get("GREETING"),
+            }).encode(),
+            "PartitionKey": body["id"],
+        })
+    if entries:
+        _kinesis.put_records(StreamName=_OUT, Records=entries)
+    return {"batchItemFailures": []}
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("testfn/__init__.py", "")
+        archive.writestr("testfn/app.py", source)
+    return buffer.getvalue()
+
+
+def _wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within timeout")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    moto_patches.apply()  # as scripts.lambda_runtime.moto_server runs it
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+        moto_patches.restore()
+
+
+@pytest.fixture()
+def aws_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_endpoint
+
+
+class Stack:
+    """Streams, DLQ, function and mapping created the way Terraform does it."""
+
+    def __init__(self, suffix: str) -> None:
+        self.kinesis = boto3.client("kinesis")
+        self.lambda_ = boto3.client("lambda")
+        self.s3 = boto3.client("s3")
+        self.sqs = boto3.client("sqs")
+        self.iam = boto3.client("iam")
+        self.suffix = suffix
+        self.function = f"{FUNCTION}-{suffix}"
+        self.input = f"in-{suffix}"
+        self.output = f"out-{suffix}"
+        for name in (self.input, self.output):
+            self.kinesis.create_stream(StreamName=name, ShardCount=1)
+        self.input_arn = self.kinesis.describe_stream_summary(StreamName=self.input)[
+            "StreamDescriptionSummary"
+        ]["StreamARN"]
+        self.queue_url = self.sqs.create_queue(QueueName=f"dlq-{suffix}")["QueueUrl"]
+        self.queue_arn = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+
+    def deploy(self, source: str = HANDLER_SOURCE, timeout: int = 30) -> bytes:
+        role = self.iam.create_role(
+            RoleName=f"role-{self.suffix}",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        code = _zip(source)
+        try:
+            self.s3.create_bucket(Bucket=BUCKET)
+        except self.s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        key = f"lambda/{self.function}.zip"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=code)
+        self.lambda_.create_function(
+            FunctionName=self.function,
+            Runtime="python3.12",
+            Role=role,
+            Handler="testfn.app.handle",
+            Code={"S3Bucket": BUCKET, "S3Key": key},
+            Timeout=timeout,
+            MemorySize=256,
+            Environment={"Variables": {"OUTPUT_STREAM_NAME": self.output, "GREETING": "hi"}},
+            Tags={"package_s3_uri": f"s3://{BUCKET}/{key}"},
+        )
+        return code
+
+    def map(self, **settings: Any) -> dict[str, Any]:
+        return self.lambda_.create_event_source_mapping(
+            FunctionName=self.function,
+            EventSourceArn=self.input_arn,
+            StartingPosition="TRIM_HORIZON",
+            **settings,
+        )
+
+    def put(self, bodies: list[dict[str, Any]]) -> list[str]:
+        response = self.kinesis.put_records(
+            StreamName=self.input,
+            Records=[{"Data": json.dumps(b).encode(), "PartitionKey": b["id"]} for b in bodies],
+        )
+        assert response.get("FailedRecordCount", 0) == 0
+        return [r["SequenceNumber"] for r in response["Records"]]
+
+    def outputs(self) -> list[dict[str, Any]]:
+        shard = self.kinesis.list_shards(StreamName=self.output)["Shards"][0]["ShardId"]
+        iterator = self.kinesis.get_shard_iterator(
+            StreamName=self.output, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = self.kinesis.get_records(ShardIterator=iterator, Limit=10000)["Records"]
+        return [json.loads(r["Data"]) for r in records]
+
+    def dlq(self) -> list[dict[str, Any]]:
+        messages = self.sqs.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        ).get("Messages", [])
+        return [json.loads(m["Body"]) for m in messages]
+
+
+def test_poison_record_goes_to_dlq_and_others_are_processed_once(
+    aws_env: str, tmp_path: Path
+) -> None:
+    stack = Stack("poison")
+    stack.deploy()
+    stack.map(
+        BatchSize=10,
+        BisectBatchOnFunctionError=True,
+        MaximumRetryAttempts=2,
+        FunctionResponseTypes=["ReportBatchItemFailures"],
+        DestinationConfig={"OnFailure": {"Destination": stack.queue_arn}},
+    )
+    bodies = [{"id": f"obs-{i:03d}"} for i in range(50)]
+    bodies[23]["poison"] = True
+    sequences = stack.put(bodies)
+
+    stats = run_until_idle(stack.function, idle_seconds=0.5, timeout=60, state_dir=tmp_path)
+
+    outputs = _wait_for(lambda: (o := stack.outputs()) and len(o) >= 49 and o)
+    ids = sorted(o["id"] for o in outputs)
+    assert ids == sorted(b["id"] for b in bodies if not b.get("poison"))  # each exactly once
+    first = outputs[0]
+    assert first["function_name"] == stack.function
+    assert first["memory_limit_in_mb"] == "256"
+    assert 0 < first["remaining_ms"] <= 30_000
+    assert first["task_root_first"] and first["greeting"] == "hi"
+    assert first["eventID"] == f"shardId-000000000000:{first['seq']}"
+
+    dlq = _wait_for(stack.dlq)
+    assert len(dlq) == 1
+    info = dlq[0]["KinesisBatchInfo"]
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == sequences[23]
+    assert info["batchSize"] == 1 and info["streamArn"] == stack.input_arn
+    assert dlq[0]["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert dlq[0]["requestContext"]["approximateInvokeCount"] == 3  # 1 + MaximumRetryAttempts
+    assert dlq[0]["responseContext"]["functionError"] == "Unhandled"
+    assert stats.records_succeeded == 49 and stats.records_discarded == 1
+    assert stats.cold_starts == 1  # one warm environment for all invocations
+    assert stats.checkpoints  # progress reached the end of the shard
+    assert list(stats.checkpoints.values())[0]["shardId-000000000000"] == sequences[-1]
+
+    # A second run resumes from the persisted checkpoint: nothing is processed again.
+    again = run_until_idle(stack.function, idle_seconds=0.3, timeout=30, state_dir=tmp_path)
+    assert again.records_read == 0
+
+
+def test_zip_with_another_sha_is_refused(aws_env: str, tmp_path: Path) -> None:
+    stack = Stack("sha")
+    stack.deploy()
+    uri = f"s3://{BUCKET}/lambda/{stack.function}.zip"
+    bucket, key = runtime_aws.parse_s3_uri(uri)
+    stack.s3.put_object(Bucket=bucket, Key=key, Body=_zip(HANDLER_SOURCE + "\n# tampered\n"))
+
+    with pytest.raises(runtime_aws.CodeIntegrityError, match="CodeSha256"):
+        invoke(stack.function, {"Records": []}, state_dir=tmp_path)
+    assert not list((tmp_path / "code").glob("*/.verified"))
+
+
+def test_invoke_like_aws_cli_reports_function_errors_and_timeouts(
+    aws_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    stack = Stack("invoke")
+    stack.deploy(timeout=1)
+    good = {"Records": [_kinesis_record(stack, {"id": "obs-1"})]}
+    response = invoke(stack.function, good, state_dir=tmp_path)
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert response["Payload"] == {"batchItemFailures": []}
+
+    poison = {"Records": [_kinesis_record(stack, {"id": "obs-2", "poison": True})]}
+    response = invoke(stack.function, poison, state_dir=tmp_path)
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Payload"]["errorType"] == "ValueError"
+    assert response["Payload"]["errorMessage"] == "poison record obs-2"
+
+    slow = {"Records": [_kinesis_record(stack, {"id": "obs-3", "sleep": 5})]}
+    response = invoke(stack.function, slow, state_dir=tmp_path)
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Payload"]["errorType"] == "Sandbox.Timedout"
+
+    # The CLI prints the same response as JSON.
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps(good))
+    monkeypatch.setenv("LOCAL_LAMBDA_STATE_DIR", str(tmp_path))
+    assert main(["invoke", "--event", str(event_file), "--function", stack.function]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["StatusCode"] == 200 and printed["ExecutedVersion"] == "$LATEST"
+
+
+def _kinesis_record(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
+    sequence = "49590338271490256608559692538361571095921575989136588898"
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": body["id"],
+            "sequenceNumber": sequence,
+            "data": base64.b64encode(json.dumps(body).encode()).decode(),
+            "approximateArrivalTimestamp": 1545084650.987,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+        "awsRegion": REGION,
+        "eventSourceARN": stack.input_arn,
+    }
