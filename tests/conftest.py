@@ -1,0 +1,88 @@
+"""Shared fixtures of general use (fast: well under a second each).
+
+- ``tiny_dataset``: a synthetic DataFrame with exactly the columns of
+  ``training.data.load_dataset`` (schema features, ``label``, ``species_id``, ``species_name``,
+  ``family``, ``row_id``), 8 species x 40 rows, each species with its own codes and numeric
+  ranges, like the real data. Build other sizes with :func:`make_tiny_dataset`.
+- ``tiny_bundle``: a ``ModelBundle`` (LightGBM + threshold + species guard) trained on
+  ``tiny_dataset`` and saved to ``tmp_path / "bundle"``; the fixture returns that directory
+  (``ModelBundle.load(tiny_bundle)`` gives the bundle; use it as MODEL_BUNDLE_URI).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lambda_function import schema
+
+
+def make_tiny_dataset(
+    n_species: int = 8, rows_per_species: int = 40, seed: int = 0
+) -> pd.DataFrame:
+    """Synthetic mushrooms in the load_dataset() layout, ordered by species like the real data.
+
+    Each species picks one or two codes per nominal feature (or never observes it) and a
+    numeric range per metrical feature; even species ids are poisonous.
+    """
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list] = {name: [] for name in schema.FEATURE_NAMES}
+    for species in range(n_species):
+        for feature in schema.FEATURES:
+            n = rows_per_species
+            if feature.is_numeric:
+                low = rng.uniform(1, 20)
+                values = rng.uniform(low, low * 1.5, size=n).round(2).tolist()
+            elif rng.random() < 0.25:
+                values = [None] * n
+            else:
+                codes = rng.choice(feature.vocabulary, size=min(2, len(feature.vocabulary)))
+                values = rng.choice(codes, size=n).tolist()
+            columns[feature.name].extend(values)
+    frame = pd.DataFrame(columns)
+    for feature in schema.FEATURES:
+        if not feature.is_numeric:
+            frame[feature.name] = frame[feature.name].astype(object)
+    species_ids = np.repeat(np.arange(n_species), rows_per_species)
+    frame["label"] = np.where(species_ids % 2 == 0, schema.POISONOUS, schema.EDIBLE)
+    frame["species_id"] = species_ids
+    frame["species_name"] = [f"Species {s}" for s in species_ids]
+    frame["family"] = [f"Family {s // 2}" for s in species_ids]
+    frame["row_id"] = np.arange(len(frame))
+    return frame
+
+
+@pytest.fixture
+def tiny_dataset() -> pd.DataFrame:
+    """8 synthetic species x 40 rows in the load_dataset() layout (see module docstring)."""
+    return make_tiny_dataset()
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path: Path, tiny_dataset: pd.DataFrame) -> Path:
+    """Directory of a ModelBundle trained on ``tiny_dataset`` (model.txt + bundle.json)."""
+    from lambda_function.model import FeatureEncoder
+    from training.features import encode_frame, labels
+    from training.train import fit_model, to_bundle
+
+    encoder = FeatureEncoder.from_schema()
+    matrix = encode_frame(tiny_dataset, encoder)
+    fitted = fit_model(
+        matrix,
+        labels(tiny_dataset),
+        tiny_dataset["species_id"].to_numpy(),
+        encoder,
+        seed=0,
+        num_boost_round=10,
+    )
+    bundle = to_bundle(
+        fitted,
+        encoder,
+        "mushroom-classifier",
+        "1",
+        {"mlflow_run_id": "test-run", "data_checksum": "test", "training_metrics": {}},
+    )
+    return bundle.save(tmp_path / "bundle")

@@ -1,0 +1,433 @@
+"""The training pipeline: data -> both evaluations -> MLflow run -> registry + gate -> export.
+
+``python -m training.pipeline`` (``make train``) trains, evaluates, registers the model as a new
+version of ``mushroom-classifier`` (alias ``challenger``), runs the promotion gate and exports the
+bundle; ``--evaluate-only`` (``make evaluate``) runs both evaluations, logs an MLflow run and
+writes ``reports/evaluation.json`` without registering anything. Both print a short summary.
+
+The registered model is the random-split model (fitted on the 80% training part): its 20% test
+rows are then held out from every version trained on the same data, which is what lets the gate
+compare challenger and champion on the same unseen rows. The split is keyed by dataset row
+(stratified by species, fixed seed), so excluding species or adding records does not move the
+other rows between training and test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from lambda_function import schema
+from lambda_function.model import FeatureEncoder
+from training import data as data_mod
+from training import evaluate, registry, train
+from training.export import export_bundle
+from training.features import encode_frame, labels
+from training.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEST_SHARE = 0.2
+IS_TEST = "_is_test"
+# Pseudo species ids for late-labelled records whose species is unknown (see _pseudo_species).
+PSEUDO_SPECIES_BASE = 10_000
+
+
+@dataclass
+class TrainingResult:
+    """What a pipeline run produced; ``model_version`` is None when nothing was registered."""
+
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    gate_reason: str
+    evaluation: dict[str, Any]
+    bundle_dir: Path | None
+    bundle_uri: str | None = None
+    champion_version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- data preparation --------------------------------------------------------------------------
+
+
+def _row_hashes(frame: pd.DataFrame, seed: int) -> np.ndarray:
+    columns = [*schema.FEATURE_NAMES, data_mod.LABEL]
+    key = f"mushroom{seed:08d}"[-16:].rjust(16, "0")
+    return pd.util.hash_pandas_object(frame[columns], index=False, hash_key=key).to_numpy()
+
+
+def normalize_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Bring labelled records (e.g. late labels) to the load_dataset() column conventions."""
+    missing = [c for c in (*schema.NUMERIC_FEATURES, data_mod.LABEL) if c not in records]
+    if missing:
+        raise ValueError(f"extra_records lacks required columns: {missing}")
+    out = pd.DataFrame(index=range(len(records)))
+    for feature in schema.FEATURES:
+        if feature.is_numeric:
+            out[feature.name] = records[feature.name].astype(float).to_numpy()
+            continue
+        column = records[feature.name] if feature.name in records else pd.Series([None] * len(out))
+        values = column.astype(object).where(column.notna(), None).to_numpy()
+        unknown = {v for v in values if v is not None} - set(feature.vocabulary)
+        if unknown:
+            raise ValueError(f"extra_records: {feature.name} has unknown codes {sorted(unknown)}")
+        out[feature.name] = values
+    bad_labels = set(records[data_mod.LABEL]) - {schema.POISONOUS, schema.EDIBLE}
+    if bad_labels:
+        raise ValueError(f"extra_records: labels must be 'p' or 'e', got {sorted(bad_labels)}")
+    out[data_mod.LABEL] = records[data_mod.LABEL].to_numpy()
+    species = records.get(data_mod.SPECIES_ID, pd.Series([-1] * len(out)))
+    out[data_mod.SPECIES_ID] = pd.to_numeric(species).fillna(-1).astype(int).to_numpy()
+    for name in (data_mod.SPECIES_NAME, data_mod.FAMILY):
+        out[name] = records[name].to_numpy() if name in records else None
+    out[data_mod.ROW_ID] = -1
+    return out
+
+
+def _pseudo_species(records: pd.DataFrame) -> np.ndarray:
+    """Group records of unknown species into pseudo species for the guard and the CV.
+
+    In this data a species fixes which nominal features are observed at all, so (label,
+    pattern of observed nominal features) separates most species; merged species only make the
+    guard a little more permissive, never make a record of them "unknown".
+    """
+    observed = records[list(schema.NOMINAL_FEATURES)].notna().astype(int).astype(str)
+    keys = records[data_mod.LABEL].astype(str) + ":" + observed.agg("".join, axis=1)
+    codes, _ = pd.factorize(keys, sort=True)
+    return PSEUDO_SPECIES_BASE + codes
+
+
+def prepare_frame(
+    full: pd.DataFrame,
+    seed: int,
+    exclude_species: Sequence[int] = (),
+    extra_records: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The training frame with an ``_is_test`` column (the random split).
+
+    Dataset rows: a stratified-by-species 80/20 split of the FULL dataset (so it does not depend
+    on exclusions). Extra records: dropped when they duplicate a dataset row (they would leak
+    across the split), otherwise assigned to test by a seeded hash of their content.
+    """
+    _, test_rows = train_test_split(
+        full[data_mod.ROW_ID].to_numpy(),
+        test_size=TEST_SHARE,
+        stratify=full[data_mod.SPECIES_ID].to_numpy(),
+        random_state=seed,
+    )
+    frame = full.copy()
+    frame[IS_TEST] = frame[data_mod.ROW_ID].isin(set(test_rows.tolist()))
+    if exclude_species:
+        unknown_ids = set(exclude_species) - set(frame[data_mod.SPECIES_ID])
+        if unknown_ids:
+            raise ValueError(f"exclude_species: no such species ids {sorted(unknown_ids)}")
+        frame = frame[~frame[data_mod.SPECIES_ID].isin(list(exclude_species))]
+    if extra_records is not None and len(extra_records):
+        extra = normalize_records(extra_records)
+        hashes = _row_hashes(extra, seed)
+        duplicate = np.isin(hashes, _row_hashes(full, seed))
+        if duplicate.any():
+            log.info("dropping %d extra records identical to dataset rows", duplicate.sum())
+        extra, hashes = extra[~duplicate].reset_index(drop=True), hashes[~duplicate]
+        unknown = extra[data_mod.SPECIES_ID].to_numpy() < 0
+        if unknown.any():
+            extra.loc[unknown, data_mod.SPECIES_ID] = _pseudo_species(extra[unknown])
+        extra[IS_TEST] = (hashes % 5) == 0
+        frame = pd.concat([frame, extra], ignore_index=True)
+    return frame.reset_index(drop=True)
+
+
+def frame_checksum(frame: pd.DataFrame) -> str:
+    """SHA-256 over the exact training frame (features, label, species): the data's identity."""
+    columns = [*schema.FEATURE_NAMES, data_mod.LABEL, data_mod.SPECIES_ID]
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False).to_numpy()
+    return hashlib.sha256(hashes.tobytes()).hexdigest()
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in ("per_fold", "confusion")}
+
+
+def _flat_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        f"{prefix}.{k}": float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def run_training(
+    settings: Settings,
+    *,
+    exclude_species: Sequence[int] = (),
+    extra_records: pd.DataFrame | None = None,
+    reason: str = "manual",
+    register: bool = True,
+) -> TrainingResult:
+    """Train, evaluate both ways, log to MLflow and (if ``register``) register + gate + export.
+
+    ``exclude_species`` trains as if those species did not exist; ``extra_records`` (same
+    columns as load_dataset; species_id may be -1) are appended to the data.
+    """
+    import mlflow
+
+    started = time.perf_counter()
+    full = data_mod.load_dataset(settings)
+    frame = prepare_frame(full, settings.seed, exclude_species, extra_records)
+    encoder = FeatureEncoder.from_schema()
+    matrix = encode_frame(frame, encoder)
+    y = labels(frame)
+    species = frame[data_mod.SPECIES_ID].to_numpy()
+    is_test = frame[IS_TEST].to_numpy()
+    data_sha = frame_checksum(frame)
+    load_seconds = time.perf_counter() - started
+
+    random_split = evaluate.evaluate_random_split(
+        matrix, y, species, is_test, encoder, settings.seed
+    )
+    random_seconds = time.perf_counter() - started - load_seconds
+    holdout = evaluate.evaluate_species_holdout(matrix, y, species, encoder, settings.seed)
+    holdout_seconds = time.perf_counter() - started - load_seconds - random_seconds
+    fitted = random_split.fitted
+    predict_ms = train.predict_ms_1000(fitted.booster, matrix[is_test])
+
+    evaluation: dict[str, Any] = {
+        "model_version": "unregistered",
+        "random_split": random_split.metrics,
+        "species_holdout": holdout.metrics,
+        "training_seconds": None,
+        "predict_ms_1000": round(predict_ms, 3),
+        "threshold": fitted.threshold,
+        "n_rows": int(len(frame)),
+        "n_species": int(len(np.unique(species))),
+        "excluded_species": sorted(int(s) for s in exclude_species),
+        "n_extra_records": 0 if extra_records is None else int(len(extra_records)),
+        "dataset_sha256": data_mod.dataset_checksum(),
+        "training_data_sha256": data_sha,
+        "reason": reason,
+        "seed": settings.seed,
+        # Where the time goes (2 shared cores: contention from other processes shows here).
+        "stage_seconds": {
+            "load": round(load_seconds, 2),
+            "random_split": round(random_seconds, 2),
+            "species_holdout": round(holdout_seconds, 2),
+        },
+    }
+    params = {
+        **{f"lgb.{k}": v for k, v in train.lgb_params(settings.seed).items()},
+        "num_boost_round": train.NUM_BOOST_ROUND,
+        "guard_numeric_margin": train.GUARD_NUMERIC_MARGIN,
+        "threshold_default": train.DEFAULT_THRESHOLD,
+        "test_share": TEST_SHARE,
+        "species_folds": evaluate.N_FOLDS,
+        "seed": settings.seed,
+        "n_rows": len(frame),
+        "n_species": evaluation["n_species"],
+        "excluded_species": ",".join(map(str, evaluation["excluded_species"]))[:5000] or "none",
+        "n_extra_records": evaluation["n_extra_records"],
+        "dataset_sha256": evaluation["dataset_sha256"],
+        "training_data_sha256": data_sha,
+        "lightgbm_version": lgb.__version__,
+    }
+
+    client, _ = registry.configure_mlflow(settings)
+    run_tags = {"reason": reason, "mode": "train" if register else "evaluate-only"}
+    with mlflow.start_run(
+        run_name=f"{reason}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", tags=run_tags
+    ) as run:
+        run_id = run.info.run_id
+        mlflow.log_params(params)
+        metrics = {
+            **_flat_metrics("random_split", random_split.metrics),
+            **_flat_metrics("species_holdout", holdout.metrics),
+            "predict_ms_1000": predict_ms,
+            "threshold": fitted.threshold,
+        }
+        for fold in holdout.metrics["per_fold"]:
+            metrics.update(_flat_metrics(f"fold{fold['fold']}", fold))
+        mlflow.log_metrics(metrics)
+
+        test_matrix, y_test = matrix[is_test], y[is_test]
+        challenger_gate = evaluate.evaluate_bundle(
+            train.to_bundle(fitted, encoder, settings.model_name), test_matrix, y_test
+        )
+        champion = registry.get_champion(settings, client)
+        champion_metrics = None
+        champion_note = None
+        if champion is not None:
+            try:
+                champion_bundle = registry.load_champion_bundle(settings, client, champion[0])
+                champion_metrics = evaluate.evaluate_bundle(champion_bundle, test_matrix, y_test)
+            except Exception as exc:  # any failure is recorded in the gate reason, not hidden
+                champion_note = f"champion v{champion[0]} bundle unusable ({exc})"
+                log.warning("%s: comparing against no champion", champion_note)
+        promoted, gate_reason = registry.decide_promotion(challenger_gate, champion_metrics)
+        if champion_note:
+            gate_reason = f"{champion_note}; {gate_reason}"
+        evaluation["gate"] = {
+            "champion_version": champion[0] if champion else None,
+            "would_promote": promoted,
+            "reason": gate_reason,
+            "challenger": _summary(challenger_gate),
+            "champion": _summary(champion_metrics) if champion_metrics else None,
+        }
+        mlflow.log_metrics(_flat_metrics("gate.challenger", challenger_gate))
+        if champion_metrics:
+            mlflow.log_metrics(_flat_metrics("gate.champion", champion_metrics))
+
+        version = None
+        bundle_dir = None
+        bundle_uri = None
+        if register:
+            source = mlflow.get_artifact_uri("bundle")
+            version = registry.register_version(
+                client,
+                settings.model_name,
+                source,
+                run_id,
+                tags={"reason": reason, "training_data_sha256": data_sha},
+            )
+            registry.record_decision(
+                client,
+                settings.model_name,
+                version,
+                run_id,
+                promoted,
+                gate_reason,
+                champion[0] if champion else None,
+            )
+            evaluation["model_version"] = version
+        else:
+            promoted = False
+
+        evaluation["training_seconds"] = round(time.perf_counter() - started, 2)
+        evaluation["stage_seconds"]["mlflow_gate_registry"] = round(
+            evaluation["training_seconds"] - load_seconds - random_seconds - holdout_seconds, 2
+        )
+        mlflow.log_metric("training_seconds", evaluation["training_seconds"])
+        settings.reports_dir.mkdir(parents=True, exist_ok=True)
+        report_path = settings.reports_dir / "evaluation.json"
+        report_path.write_text(json.dumps(evaluation, indent=2) + "\n")
+
+        with tempfile.TemporaryDirectory() as tmp:
+            plots = evaluate.write_plots(
+                Path(tmp), random_split, holdout, list(encoder.feature_order)
+            )
+            for plot in plots:
+                mlflow.log_artifact(str(plot), artifact_path="plots")
+            mlflow.log_artifact(str(report_path))
+            if register:
+                metadata = {
+                    "mlflow_run_id": run_id,
+                    "registered_version": version,
+                    "dataset_sha256": data_mod.dataset_checksum(),
+                    "data_checksum": data_sha,
+                    "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "lightgbm_version": lgb.__version__,
+                    "params": {k: str(v) for k, v in params.items()},
+                    "excluded_species": evaluation["excluded_species"],
+                    "training_metrics": {
+                        "random_split": _summary(random_split.metrics),
+                        "species_holdout": _summary(holdout.metrics),
+                        "predict_ms_1000": evaluation["predict_ms_1000"],
+                    },
+                }
+                bundle = train.to_bundle(fitted, encoder, settings.model_name, version, metadata)
+                mlflow.log_artifacts(str(bundle.save(Path(tmp) / "bundle")), "bundle")
+                bundle_dir, bundle_uri = export_bundle(bundle, settings, champion=promoted)
+
+    total = time.perf_counter() - started
+    return TrainingResult(
+        run_id=run_id,
+        model_version=version,
+        promoted=promoted,
+        gate_reason=gate_reason,
+        evaluation=evaluation,
+        bundle_dir=bundle_dir,
+        bundle_uri=bundle_uri,
+        champion_version=(version if promoted else (champion[0] if champion else None)),
+        extra={"total_seconds": round(total, 2), "report": str(report_path)},
+    )
+
+
+def _print_summary(result: TrainingResult) -> None:
+    ev = result.evaluation
+    rs, sh = ev["random_split"], ev["species_holdout"]
+    print(
+        f"random split   : accuracy {rs['accuracy']:.5f}  f1 {rs['f1']:.5f}  "
+        f"recall_poisonous {rs['recall_poisonous']:.5f}  false_edible {rs['false_edible']}  "
+        f"n_test {rs['n_test']}  threshold {ev['threshold']:.4f}"
+    )
+    print(
+        f"species heldout: {sh['folds']} folds over {sh['n_species']} species  auc {sh['auc']:.3f}"
+        f"  false_edible_rate {sh['false_edible_rate']:.4%}  unknown_rate_unseen "
+        f"{sh['unknown_rate_unseen']:.2%}  unknown_rate_known {sh['unknown_rate_known']:.3%}"
+    )
+    print(
+        f"predict_ms_1000 {ev['predict_ms_1000']:.2f}  training_seconds {ev['training_seconds']}"
+        f"  (total {result.extra['total_seconds']} s)  mlflow run {result.run_id}"
+    )
+    if result.model_version is None:
+        print(f"evaluate-only: nothing registered; gate would say: {ev['gate']['reason']}")
+    else:
+        decision = "PROMOTED to champion" if result.promoted else "not promoted"
+        print(f"model version {result.model_version}: {decision}: {result.gate_reason}")
+        print(
+            f"bundle: {result.bundle_dir}" + (f"  {result.bundle_uri}" if result.bundle_uri else "")
+        )
+    print(f"report: {result.extra['report']}")
+
+
+def _parse_species(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated species ids: {exc}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--evaluate-only", action="store_true", help="evaluate and report, register nothing"
+    )
+    parser.add_argument(
+        "--exclude-species", type=_parse_species, default=[], help="e.g. 1,2,3 (0..172)"
+    )
+    parser.add_argument("--reason", default="manual", help="recorded as the run's reason tag")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    try:
+        result = run_training(
+            settings,
+            exclude_species=args.exclude_species,
+            reason=args.reason,
+            register=not args.evaluate_only,
+        )
+    except (data_mod.DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    _print_summary(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""MLflow tracking setup, model registration, aliases and the promotion gate.
+
+Every run's bundle is logged as run artifacts (``bundle/``: ``model.txt`` + ``bundle.json``) and
+registered as a version of ``mushroom-classifier`` with alias ``challenger``. The gate then moves
+alias ``champion`` only when the challenger is no worse than the current champion on the SAME
+held-out data: the new run's random-split test set, which neither model was trained on when the
+data did not change (the split is keyed by dataset row, so it is the same rows every run). The
+decision and its reason are recorded as tags on the model version and on the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+from lambda_function.model import BundleError, ModelBundle
+from training.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, Settings
+
+log = logging.getLogger(__name__)
+
+TAG_DECISION = "gate.decision"
+TAG_REASON = "gate.reason"
+TAG_CHAMPION_VERSION = "gate.champion_version"
+DECISION_PROMOTED = "promoted"
+DECISION_REJECTED = "rejected"
+# Metrics the gate compares, with the direction that counts as better.
+GATE_METRICS = (("false_edible", "lower"), ("verdict_accuracy", "higher"))
+
+
+def _quiet_mlflow_logs() -> None:
+    # Database migrations and artifact uploads log at INFO on every start; keep output readable.
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def configure_mlflow(settings: Settings) -> tuple[Any, str]:
+    """Point MLflow at the settings' store; return ``(MlflowClient, experiment_id)``.
+
+    Creates the local SQLite directory and the experiment (with the settings' artifact location)
+    when needed. An existing experiment keeps the artifact location it was created with.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    _quiet_mlflow_logs()
+    uri = settings.mlflow_tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        location = settings.mlflow_artifact_location
+        if "://" not in location:
+            Path(location).mkdir(parents=True, exist_ok=True)
+        experiment_id = client.create_experiment(settings.experiment_name, location)
+    else:
+        experiment_id = experiment.experiment_id
+        if experiment.artifact_location.rstrip("/") != settings.mlflow_artifact_location.rstrip(
+            "/"
+        ) and not experiment.artifact_location.endswith(settings.mlflow_artifact_location):
+            log.warning(
+                "experiment %r keeps its artifact location %s (settings say %s); use another "
+                "MLFLOW_EXPERIMENT_NAME to switch",
+                settings.experiment_name,
+                experiment.artifact_location,
+                settings.mlflow_artifact_location,
+            )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return client, experiment_id
+
+
+def _alias_version(client: Any, model_name: str, alias: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def get_champion(settings: Settings, client: Any | None = None) -> tuple[str, str] | None:
+    """``(version, run_id)`` of the model with alias ``champion``, or None if there is none."""
+    if client is None:
+        client, _ = configure_mlflow(settings)
+    version = _alias_version(client, settings.model_name, CHAMPION_ALIAS)
+    if version is None:
+        return None
+    return str(version.version), str(version.run_id)
+
+
+def register_version(
+    client: Any, model_name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None
+) -> str:
+    """Register ``source`` as a new version of ``model_name`` and give it alias ``challenger``."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(
+            model_name, description="Mushroom edibility classifier (LightGBM + species guard)"
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(
+        model_name, source=source, run_id=run_id, tags=dict(tags or {}), await_creation_for=0
+    )
+    client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version.version)
+    return str(version.version)
+
+
+def decide_promotion(
+    challenger: Mapping[str, Any], champion: Mapping[str, Any] | None
+) -> tuple[bool, str]:
+    """The gate: promote when there is no champion, or the challenger is no worse on every
+    gate metric (fewer or equal poisonous-called-edible, equal or higher verdict accuracy)."""
+    if champion is None:
+        return True, "first model: no champion yet"
+    worse = []
+    for name, direction in GATE_METRICS:
+        new, old = float(challenger[name]), float(champion[name])
+        if (direction == "lower" and new > old) or (direction == "higher" and new < old):
+            worse.append(f"{name} {new:g} vs champion {old:g}")
+    summary = ", ".join(
+        f"{name} {float(challenger[name]):g} (champion {float(champion[name]):g})"
+        for name, _ in GATE_METRICS
+    )
+    if worse:
+        return False, "worse than champion on the same held-out data: " + "; ".join(worse)
+    return True, "no worse than champion on the same held-out data: " + summary
+
+
+def record_decision(
+    client: Any,
+    model_name: str,
+    version: str,
+    run_id: str,
+    promoted: bool,
+    reason: str,
+    champion_version: str | None,
+) -> None:
+    """Tag the model version and the run with the decision; move ``champion`` if promoted."""
+    tags = {
+        TAG_DECISION: DECISION_PROMOTED if promoted else DECISION_REJECTED,
+        TAG_REASON: reason[:4000],
+        TAG_CHAMPION_VERSION: champion_version or "none",
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+        client.set_tag(run_id, key, value)
+    if promoted:
+        client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
+    log.info("version %s %s: %s", version, tags[TAG_DECISION], reason)
+
+
+def load_champion_bundle(settings: Settings, client: Any, version: str) -> ModelBundle:
+    """The champion's bundle: the local export if present, else the registered artifacts."""
+    local = settings.model_bundles_dir / str(version)
+    try:
+        return ModelBundle.load(local)
+    except BundleError as local_error:
+        log.info("no usable local bundle for version %s (%s); trying MLflow", version, local_error)
+    import mlflow
+
+    source = client.get_model_version(settings.model_name, version).source
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
+        bundle = ModelBundle.load(path)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return bundle
