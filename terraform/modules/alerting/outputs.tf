@@ -1,0 +1,14 @@
+output "topic_arn" {
+  description = "ARN of the alert topic."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "alarm_names" {
+  description = "Monitoring-metric alarm names by key."
+  value       = { for key, alarm in aws_cloudwatch_metric_alarm.monitoring : key => alarm.alarm_name }
+}
+
+output "scorer_errors_alarm_name" {
+  description = "Name of the scorer-errors alarm."
+  value       = aws_cloudwatch_metric_alarm.scorer_errors.alarm_name
+}

@@ -1,0 +1,226 @@
+# The scorer: ECR repository, DLQ, log group, least-privilege role, the Lambda function (Image or
+# Zip) and its Kinesis event source mapping.
+
+locals {
+  is_zip        = var.package_type == "Zip"
+  zip_file_name = local.is_zip && var.lambda_zip_path != "" ? basename(var.lambda_zip_path) : ""
+  zip_key       = "lambda/${local.zip_file_name}"
+  # Hashes only when the file is there: destroy must work after build/ was cleaned.
+  zip_exists = local.is_zip && var.lambda_zip_path != "" && fileexists(var.lambda_zip_path)
+  zip_md5    = local.zip_exists ? filemd5(var.lambda_zip_path) : null
+  zip_sha256 = local.zip_exists ? filebase64sha256(var.lambda_zip_path) : null
+  log_group  = "/aws/lambda/${var.function_name}"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Container registry (package_type = Image; CD pushes immutable, digest-pinned images)
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_ecr_repository" "this" {
+  # LocalStack Community has no ECR: deploy.py turns it off there.
+  count = var.create_ecr_repository ? 1 : 0
+
+  name                 = var.ecr_repository_name
+  image_tag_mutability = "IMMUTABLE"
+  force_delete         = var.force_delete_repository
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  # KMS with the AWS-managed aws/ecr key: Lambda pulls without extra key policy.
+  encryption_configuration {
+    encryption_type = "KMS"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dead-letter queue: on-failure destination of the event source mapping
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_sqs_queue" "dlq" {
+  name                      = var.dlq_name
+  message_retention_seconds = 1209600 # 14 days, the maximum: time to inspect and replay
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  #checkov:skip=CKV_AWS_158:Logs hold verdicts and validation errors, no secrets; encrypted by CloudWatch by default, a CMK is not needed.
+  #checkov:skip=CKV_AWS_338:Retention is a variable (log_retention_days); a year of debug logs is not needed for a scorer whose outputs are in Kinesis.
+  name              = local.log_group
+  retention_in_days = var.log_retention_days
+}
+
+# ---------------------------------------------------------------------------------------------
+# IAM: exactly what the function does, nothing more
+# ---------------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.function_name}-role"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+data "aws_iam_policy_document" "scorer" {
+  statement {
+    sid = "ReadInputStream"
+    actions = [
+      "kinesis:DescribeStream",
+      "kinesis:DescribeStreamSummary",
+      "kinesis:GetRecords",
+      "kinesis:GetShardIterator",
+      "kinesis:ListShards",
+      "kinesis:SubscribeToShard",
+    ]
+    resources = [var.input_stream_arn]
+  }
+
+  statement {
+    sid       = "WriteOutputStream"
+    actions   = ["kinesis:PutRecord", "kinesis:PutRecords"]
+    resources = [var.output_stream_arn]
+  }
+
+  statement {
+    sid       = "ReadModelBundles"
+    actions   = ["s3:GetObject"]
+    resources = ["${var.models_bucket_arn}/${var.model_prefix}*"]
+  }
+
+  statement {
+    sid       = "ListModelBundles"
+    actions   = ["s3:ListBucket"]
+    resources = [var.models_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.model_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "WriteLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dlq.arn]
+  }
+
+  # PutMetricData has no resource-level permissions; the namespace condition is the restriction.
+  statement {
+    sid       = "PutScorerMetrics"
+    actions   = ["cloudwatch:PutMetricData"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "cloudwatch:namespace"
+      values   = [var.metrics_namespace]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "${var.function_name}-policy"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.scorer.json
+}
+
+# ---------------------------------------------------------------------------------------------
+# The function
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_s3_object" "package" {
+  count = local.is_zip ? 1 : 0
+
+  bucket = var.models_bucket
+  key    = local.zip_key
+  source = var.lambda_zip_path
+  # source_hash (not etag): a large zip is uploaded in parts, whose ETag is not the file's MD5.
+  source_hash = local.zip_md5
+}
+
+resource "aws_lambda_function" "this" {
+  #checkov:skip=CKV_AWS_117:The function only calls Kinesis, S3 and CloudWatch; a VPC would add NAT/endpoints without protecting anything.
+  #checkov:skip=CKV_AWS_173:Environment variables hold names and an S3 URI, no secrets; Lambda encrypts them at rest by default.
+  #checkov:skip=CKV_AWS_272:Code signing needs AWS Signer profiles; the image is pinned by digest and the zip by CodeSha256.
+  #checkov:skip=CKV_AWS_116:Only the Kinesis event source mapping invokes it, and its on-failure destination is the SQS DLQ; a function DLQ applies to async invocations only.
+  #checkov:skip=CKV_AWS_50:X-Ray tracing is optional here; throughput is measured by the project's benchmarks and EMF metrics.
+  function_name = var.function_name
+  description   = "Scores mushroom observations from Kinesis and writes verdicts to Kinesis."
+  role          = aws_iam_role.this.arn
+  package_type  = var.package_type
+  architectures = ["x86_64"]
+  memory_size   = var.memory_mb
+  timeout       = var.timeout_s
+
+  reserved_concurrent_executions = var.reserved_concurrency
+
+  # Image: handler and runtime come from the image (CMD, base image).
+  image_uri = local.is_zip ? null : var.image_uri
+
+  # Zip: deployed through S3 (the package is over the 50 MB direct-upload limit).
+  runtime          = local.is_zip ? "python3.12" : null
+  handler          = local.is_zip ? "lambda_function.handler.lambda_handler" : null
+  s3_bucket        = local.is_zip ? aws_s3_object.package[0].bucket : null
+  s3_key           = local.is_zip ? aws_s3_object.package[0].key : null
+  source_code_hash = local.zip_sha256
+
+  environment {
+    variables = {
+      MODEL_BUNDLE_URI             = var.model_bundle_uri
+      OUTPUT_STREAM_NAME           = var.output_stream_name
+      POWERTOOLS_SERVICE_NAME      = var.function_name
+      POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+      LOG_LEVEL                    = var.log_level
+    }
+  }
+
+  # The local Lambda runtime (scripts/local_lambda.py) fetches the zip from here on emulators
+  # that return an unreachable Code.Location.
+  tags = local.is_zip ? { package_s3_uri = "s3://${var.models_bucket}/${local.zip_key}" } : {}
+
+  lifecycle {
+    precondition {
+      condition     = local.is_zip ? var.lambda_zip_path != "" : var.image_uri != ""
+      error_message = "package_type = Zip needs lambda_zip_path; package_type = Image needs image_uri."
+    }
+  }
+
+  depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kinesis -> Lambda
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_lambda_event_source_mapping" "this" {
+  event_source_arn                   = var.input_stream_arn
+  function_name                      = aws_lambda_function.this.arn
+  starting_position                  = var.starting_position
+  batch_size                         = var.batch_size
+  maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
+  parallelization_factor             = var.parallelization_factor
+  maximum_retry_attempts             = var.maximum_retry_attempts
+  maximum_record_age_in_seconds      = var.maximum_record_age_in_seconds
+  bisect_batch_on_function_error     = var.bisect_batch_on_function_error
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dlq.arn
+    }
+  }
+}

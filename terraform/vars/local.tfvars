@@ -1,0 +1,25 @@
+# Emulators (moto, LocalStack): disposable state, Zip package (no container images).
+# scripts/deploy.py adds aws_endpoint_url, lambda_zip_path and model_bundle_uri.
+environment           = "local"
+name_prefix           = ""
+bucket_suffix         = ""
+package_type          = "Zip"
+force_destroy_buckets = true
+# moto keeps the provider polling lifecycle configurations for about a minute per bucket.
+s3_lifecycle_rules_enabled = false
+
+lambda_memory_mb = 1024
+lambda_timeout_s = 60
+
+batch_size                         = 500
+maximum_batching_window_in_seconds = 1
+starting_position                  = "TRIM_HORIZON"
+maximum_retry_attempts             = 2
+maximum_record_age_in_seconds      = 3600
+bisect_batch_on_function_error     = true
+
+unknown_rate_threshold      = 0.2
+false_edible_rate_threshold = 0.01
+alarm_period_seconds        = 60
+alarm_evaluation_periods    = 1
+alarm_datapoints_to_alarm   = 1

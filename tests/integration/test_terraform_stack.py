@@ -1,0 +1,207 @@
+"""The whole Terraform stack against moto: apply, inspect through boto3, re-plan, destroy.
+
+Uses its own moto server and state under a temporary directory, so a `make up` stack is never
+touched. About 40 s for apply and 30 s for destroy (DESIGN.md), mostly provider polling.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from scripts.deploy import terraform_apply, terraform_destroy, terraform_plan
+from scripts.emulator import EmulatorState, read_stack_env, start_emulator, stop_emulator
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+
+MODEL_VERSION = "7"
+
+
+def placeholder_zip(directory: Path) -> Path:
+    """A minimal deployable package (the real one is ~57 MB and built by scripts.package_lambda)."""
+    path = directory / "mushroom-scorer-placeholder.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("lambda_function/__init__.py", "")
+        archive.writestr(
+            "lambda_function/handler.py",
+            "def lambda_handler(event, context):\n    return {'batchItemFailures': []}\n",
+        )
+    return path
+
+
+class Stack:
+    """An applied stack: its outputs and boto3 clients on its emulator."""
+
+    def __init__(self, emulator: EmulatorState, outputs: dict[str, Any], local_dir: Path) -> None:
+        self.emulator = emulator
+        self.outputs = outputs
+        self.local_dir = local_dir
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.emulator.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    local_dir = tmp_path_factory.mktemp("local")
+    state = start_emulator("moto", local_dir=local_dir)
+    try:
+        outputs = terraform_apply(
+            {
+                "lambda_zip_path": str(placeholder_zip(local_dir)),
+                "model_version": MODEL_VERSION,
+            },
+            target="moto",
+            local_dir=local_dir,
+            capture=True,
+        )
+        yield Stack(state, outputs, local_dir)
+    finally:
+        stop_emulator(local_dir)
+
+
+def test_outputs_reach_stack_env(stack: Stack) -> None:
+    env = read_stack_env(stack.local_dir / "stack.env")
+    assert env["AWS_ENDPOINT_URL"] == stack.emulator.endpoint
+    assert env["FUNCTION_NAME"] == "mushroom-scorer"
+    assert env["INPUT_STREAM_NAME"] == "mushroom-observations"
+    assert env["OUTPUT_STREAM_NAME"] == "mushroom-verdicts"
+    assert env["MODELS_BUCKET"] == "mushroom-local-models"
+    assert env["DLQ_URL"] == stack.outputs["dlq_url"]
+
+
+def test_buckets_are_private_encrypted_and_versioned(stack: Stack) -> None:
+    s3 = stack.client("s3")
+    for purpose in ("data", "mlflow", "models"):
+        bucket = stack.outputs[f"{purpose}_bucket"]
+        assert bucket == f"mushroom-local-{purpose}"
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        assert rules["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+
+
+def test_streams_exist_encrypted(stack: Stack) -> None:
+    kinesis = stack.client("kinesis")
+    for name in ("mushroom-observations", "mushroom-verdicts"):
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        assert summary["StreamStatus"] == "ACTIVE"
+        assert summary["EncryptionType"] == "KMS"
+    assert stack.outputs["input_stream_arn"].endswith(":stream/mushroom-observations")
+
+
+def test_function_configuration(stack: Stack) -> None:
+    function = stack.client("lambda").get_function(FunctionName="mushroom-scorer")
+    config = function["Configuration"]
+    assert config["Runtime"] == "python3.12"
+    assert config["Handler"] == "lambda_function.handler.lambda_handler"
+    assert config["PackageType"] == "Zip"
+    assert config["Environment"]["Variables"] == {
+        "MODEL_BUNDLE_URI": f"s3://mushroom-local-models/mushroom-classifier/{MODEL_VERSION}/",
+        "OUTPUT_STREAM_NAME": "mushroom-verdicts",
+        "POWERTOOLS_SERVICE_NAME": "mushroom-scorer",
+        "POWERTOOLS_METRICS_NAMESPACE": "MushroomScorer",
+        "LOG_LEVEL": "INFO",
+    }
+    package_uri = function["Tags"]["package_s3_uri"]
+    assert package_uri == stack.outputs["lambda_package_s3_uri"]
+    bucket, key = package_uri.removeprefix("s3://").split("/", 1)
+    assert key == "lambda/mushroom-scorer-placeholder.zip"
+    stack.client("s3").head_object(Bucket=bucket, Key=key)
+
+
+def test_role_is_least_privilege(stack: Stack) -> None:
+    iam = stack.client("iam")
+    role = stack.outputs["function_role_arn"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    for statement in document["Statement"]:
+        actions = (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions)
+        if statement["Resource"] == "*":
+            assert actions == ["cloudwatch:PutMetricData"] and "Condition" in statement
+
+
+def test_event_source_mapping(stack: Stack) -> None:
+    # moto returns nothing when filtered by function name: list all and match the ARN.
+    mappings = [
+        m
+        for m in stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
+        if m["FunctionArn"] == stack.outputs["function_arn"]
+    ]
+    assert [m["UUID"] for m in mappings] == [stack.outputs["event_source_mapping_uuid"]]
+    (mapping,) = mappings
+    assert mapping["EventSourceArn"] == stack.outputs["input_stream_arn"]
+    assert mapping["BatchSize"] == 500
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 2
+    assert mapping["MaximumRecordAgeInSeconds"] == 3600
+    assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == stack.outputs["dlq_arn"]
+    assert stack.client("sqs").get_queue_url(QueueName="mushroom-scorer-dlq")["QueueUrl"]
+
+
+def test_alarms_notify_the_topic(stack: Stack) -> None:
+    topic = stack.outputs["sns_topic_arn"]
+    assert topic.endswith(":mushroom-alerts")
+    assert topic in [t["TopicArn"] for t in stack.client("sns").list_topics()["Topics"]]
+    alarms = {
+        a["AlarmName"]: a for a in stack.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    }
+    for name, metric in (
+        ("mushroom-unknown-rate-high", "UnknownRate"),
+        ("mushroom-false-edible-rate-high", "FalseEdibleRate"),
+    ):
+        alarm = alarms[name]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("MushroomClassifier", metric)
+        assert alarm["Dimensions"] == []
+        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic]
+    errors = alarms["mushroom-scorer-errors"]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "mushroom-scorer"}]
+
+
+def test_ecr_repository(stack: Stack) -> None:
+    (repo,) = stack.client("ecr").describe_repositories(repositoryNames=["mushroom-scorer"])[
+        "repositories"
+    ]
+    assert repo["repositoryUri"] == stack.outputs["ecr_repository_url"]
+    assert repo["imageTagMutability"] == "IMMUTABLE"
+
+
+def test_second_plan_has_no_changes(stack: Stack) -> None:
+    assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
+
+
+def test_destroy_leaves_nothing(stack: Stack) -> None:
+    # Destroy must not need the package any more (build/ may have been cleaned).
+    (stack.local_dir / "mushroom-scorer-placeholder.zip").unlink()
+    terraform_destroy(target="moto", local_dir=stack.local_dir, capture=True)
+    assert stack.client("s3").list_buckets()["Buckets"] == []
+    assert stack.client("kinesis").list_streams()["StreamNames"] == []
+    assert stack.client("lambda").list_functions()["Functions"] == []
+    assert stack.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert stack.client("sqs").list_queues().get("QueueUrls", []) == []
+    assert stack.client("sns").list_topics()["Topics"] == []
+    assert stack.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert stack.client("iam").list_roles()["Roles"] == []
+    assert stack.client("ecr").describe_repositories()["repositories"] == []
+    assert stack.client("logs").describe_log_groups()["logGroups"] == []
+    env = read_stack_env(stack.local_dir / "stack.env")
+    assert "FUNCTION_NAME" not in env and env["AWS_ENDPOINT_URL"] == stack.emulator.endpoint
