@@ -121,8 +121,9 @@ def prepare_frame(
     """The training frame with an ``_is_test`` column (the random split).
 
     Dataset rows: a stratified-by-species 80/20 split of the FULL dataset (so it does not depend
-    on exclusions). Extra records: dropped when they duplicate a dataset row (they would leak
-    across the split), otherwise assigned to test by a seeded hash of their content.
+    on exclusions). Extra records: dropped when they duplicate a row still in the frame (they
+    would leak across the split; rows of excluded species are new data to this model),
+    otherwise assigned to test by a seeded hash of their content.
     """
     _, test_rows = train_test_split(
         full[data_mod.ROW_ID].to_numpy(),
@@ -140,7 +141,8 @@ def prepare_frame(
     if extra_records is not None and len(extra_records):
         extra = normalize_records(extra_records)
         hashes = _row_hashes(extra, seed)
-        duplicate = np.isin(hashes, _row_hashes(full, seed))
+        # Only rows still in the frame can leak: records of excluded species are new data.
+        duplicate = np.isin(hashes, _row_hashes(frame, seed))
         if duplicate.any():
             log.info("dropping %d extra records identical to dataset rows", duplicate.sum())
         extra, hashes = extra[~duplicate].reset_index(drop=True), hashes[~duplicate]

@@ -1,0 +1,239 @@
+"""boto3 adapters: the only monitoring module that talks to AWS (or the emulator).
+
+Each adapter is a small class with an injected client, so the domain code depends on the
+methods below, and tests swap in fakes (or moto). No endpoint is hard-coded: boto3 reads
+``AWS_ENDPOINT_URL`` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from botocore.exceptions import ClientError
+
+from monitoring.alarms import AlarmSpec
+
+log = logging.getLogger(__name__)
+
+# PutMetricData accepts up to 1,000 MetricDatum per call.
+_METRICS_PER_CALL = 1000
+_EMPTY_READS_BEFORE_DONE = 1
+
+
+def _client(service: str, client: Any | None) -> Any:
+    if client is not None:
+        return client
+    import boto3  # noqa: PLC0415 - only when no client is injected
+
+    return boto3.client(service)
+
+
+class KinesisStreamReader:
+    """Reads every record of a stream after a per-shard checkpoint."""
+
+    def __init__(self, stream_name: str, client: Any | None = None, page_limit: int = 10_000):
+        self.stream_name = stream_name
+        self.client = _client("kinesis", client)
+        self.page_limit = page_limit
+
+    def shard_ids(self) -> list[str]:
+        shards: list[str] = []
+        kwargs: dict[str, Any] = {"StreamName": self.stream_name}
+        while True:
+            page = self.client.list_shards(**kwargs)
+            shards.extend(s["ShardId"] for s in page["Shards"])
+            if not page.get("NextToken"):
+                return shards
+            kwargs = {"NextToken": page["NextToken"]}
+
+    def read(
+        self, checkpoint: Mapping[str, str], max_records: int = 100_000
+    ) -> tuple[list[bytes], dict[str, str]]:
+        """Data of the records after ``checkpoint`` (shard -> sequence number), oldest first
+        per shard, and the new checkpoint. Stops at the stream's tip or at ``max_records``."""
+        new_checkpoint = dict(checkpoint)
+        data: list[bytes] = []
+        for shard_id in self.shard_ids():
+            if len(data) >= max_records:
+                break
+            after = checkpoint.get(shard_id)
+            if after:
+                iterator_args = {
+                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                    "StartingSequenceNumber": after,
+                }
+            else:
+                iterator_args = {"ShardIteratorType": "TRIM_HORIZON"}
+            iterator = self.client.get_shard_iterator(
+                StreamName=self.stream_name, ShardId=shard_id, **iterator_args
+            )["ShardIterator"]
+            while iterator and len(data) < max_records:
+                page = self.client.get_records(
+                    ShardIterator=iterator, Limit=min(self.page_limit, max_records - len(data))
+                )
+                records = page.get("Records", [])
+                for record in records:
+                    data.append(record["Data"])
+                    new_checkpoint[shard_id] = record["SequenceNumber"]
+                iterator = page.get("NextShardIterator")
+                # At the tip: nothing returned and nothing behind (moto omits the lag field).
+                if not records and not page.get("MillisBehindLatest"):
+                    break
+        return data, new_checkpoint
+
+
+class S3JsonStore:
+    """A JSON document in S3 (the monitoring checkpoint)."""
+
+    def __init__(self, bucket: str, key: str, client: Any | None = None):
+        self.bucket, self.key = bucket, key
+        self.client = _client("s3", client)
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def load(self) -> dict[str, Any] | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(body)
+
+    def save(self, document: Mapping[str, Any]) -> None:
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=self.key,
+            Body=json.dumps(document).encode(),
+            ContentType="application/json",
+        )
+
+
+class LocalJsonStore:
+    """A JSON document in a local file, replaced atomically."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        return json.loads(self.path.read_text())
+
+    def save(self, document: Mapping[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(document))
+        tmp.replace(self.path)
+
+
+class S3Objects:
+    """Listing, reading and writing objects under one bucket (labels, reports, timeline)."""
+
+    def __init__(self, bucket: str, client: Any | None = None):
+        self.bucket = bucket
+        self.client = _client("s3", client)
+
+    def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix))
+        return sorted(keys)
+
+    def read_text(self, key: str) -> str:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        return f"s3://{self.bucket}/{key}"
+
+
+class CloudWatch:
+    """PutMetricData, DescribeAlarms, GetMetricStatistics and SetAlarmState."""
+
+    def __init__(self, client: Any | None = None):
+        self.client = _client("cloudwatch", client)
+
+    def put_metric_data(self, namespace: str, metric_data: Sequence[Mapping[str, Any]]) -> int:
+        for start in range(0, len(metric_data), _METRICS_PER_CALL):
+            self.client.put_metric_data(
+                Namespace=namespace, MetricData=list(metric_data[start : start + _METRICS_PER_CALL])
+            )
+        return len(metric_data)
+
+    def describe_alarms(self, names: Iterable[str]) -> list[dict[str, Any]]:
+        names = list(names)
+        alarms: list[dict[str, Any]] = []
+        paginator = self.client.get_paginator("describe_alarms")
+        for page in paginator.paginate(AlarmNames=names, AlarmTypes=["MetricAlarm"]):
+            alarms.extend(page.get("MetricAlarms", []))
+        return alarms
+
+    def period_statistics(
+        self, spec: AlarmSpec, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        """One value per period with data: (period start, the alarm's statistic)."""
+        kwargs: dict[str, Any] = dict(
+            Namespace=spec.namespace,
+            MetricName=spec.metric_name,
+            Dimensions=[{"Name": k, "Value": v} for k, v in spec.dimensions],
+            StartTime=start,
+            EndTime=end,
+            Period=spec.period,
+        )
+        extended = spec.statistic.startswith("p")
+        if extended:
+            kwargs["ExtendedStatistics"] = [spec.statistic]
+        else:
+            kwargs["Statistics"] = [spec.statistic]
+        points = self.client.get_metric_statistics(**kwargs)["Datapoints"]
+        values = []
+        for point in points:
+            value = (
+                point["ExtendedStatistics"][spec.statistic] if extended else point[spec.statistic]
+            )
+            values.append((point["Timestamp"], float(value)))
+        return values
+
+    def set_alarm_state(self, name: str, state: str, reason: str, reason_data: str) -> None:
+        self.client.set_alarm_state(
+            AlarmName=name, StateValue=state, StateReason=reason[:1023], StateReasonData=reason_data
+        )
+
+
+class Sns:
+    """Publishes alert messages to the alert topic (found by name when no ARN is given)."""
+
+    def __init__(self, topic_arn: str | None, topic_name: str, client: Any | None = None):
+        self.client = _client("sns", client)
+        self._topic_arn = topic_arn
+        self.topic_name = topic_name
+
+    @property
+    def topic_arn(self) -> str:
+        if not self._topic_arn:
+            paginator = self.client.get_paginator("list_topics")
+            for page in paginator.paginate():
+                for topic in page.get("Topics", []):
+                    if topic["TopicArn"].rsplit(":", 1)[-1] == self.topic_name:
+                        self._topic_arn = topic["TopicArn"]
+                        return self._topic_arn
+            raise LookupError(f"SNS topic {self.topic_name!r} not found (set SNS_TOPIC_ARN)")
+        return self._topic_arn
+
+    def publish(self, subject: str, message: str) -> str:
+        response = self.client.publish(
+            TopicArn=self.topic_arn, Subject=subject[:100], Message=message
+        )
+        return response["MessageId"]

@@ -1,0 +1,112 @@
+"""Feature drift of a window against the training reference, computed with Evidently 0.7.
+
+``DriftShare`` is the share of the schema's features Evidently's ``DataDriftPreset`` finds
+drifted (its default per-column tests: K-S / chi-squared on small samples, Wasserstein /
+Jensen-Shannon distance on larger ones). Nominal "not observed" is a value of its own
+(``MISSING_CODE``): for a mushroom, an absent ring is information, and Evidently refuses
+columns that are entirely empty.
+
+The reference is the model's training data: a parquet/CSV the training side saved
+(``MONITORING_REFERENCE``), or a seeded sample of ``training.data.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import pandas as pd
+
+from lambda_function.schema import FEATURE_NAMES, NOMINAL_FEATURES, NUMERIC_FEATURES
+
+log = logging.getLogger(__name__)
+
+MISSING_CODE = "(not observed)"
+
+
+@dataclass
+class DriftResult:
+    """Drift of one window: the share of drifted features and the per-feature details."""
+
+    share: float
+    drifted: list[str] = field(default_factory=list)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rows: int = 0
+    html: str | None = None
+
+
+def features_frame(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
+    """A frame of exactly the schema's features, typed for drift: numeric float, nominal str."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    out = pd.DataFrame(index=range(len(frame)))
+    for name in NUMERIC_FEATURES:
+        column = frame[name] if name in frame else pd.Series([None] * len(frame))
+        out[name] = pd.to_numeric(column, errors="coerce").astype(float).to_numpy()
+    for name in NOMINAL_FEATURES:
+        column = frame[name] if name in frame else pd.Series([None] * len(frame))
+        values = column.astype(object).to_numpy()
+        out[name] = [MISSING_CODE if v is None or v != v else str(v) for v in values]
+    return out[list(FEATURE_NAMES)]
+
+
+def load_reference(
+    path: Path | None,
+    sample: int,
+    seed: int = 42,
+    load_dataset: Callable[[], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """The drift reference: ``path`` (parquet or CSV) if given, else a sample of the dataset."""
+    if path is not None:
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    elif load_dataset is not None:
+        frame = load_dataset()
+    else:
+        raise ValueError("no drift reference: give a reference file or a dataset loader")
+    if len(frame) > sample:
+        frame = frame.sample(n=sample, random_state=seed)
+    return features_frame(frame.reset_index(drop=True))
+
+
+def _is_p_value(method: str) -> bool:
+    return "p_value" in method.lower()
+
+
+def compute_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, with_html: bool = True
+) -> DriftResult:
+    """Run Evidently's DataDriftPreset on the schema features of both frames."""
+    # Evidently imports in seconds; only pay that when drift is computed.
+    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
+    from evidently.presets import DataDriftPreset  # noqa: PLC0415
+
+    reference, current = features_frame(reference), features_frame(current)
+    definition = DataDefinition(
+        numerical_columns=list(NUMERIC_FEATURES), categorical_columns=list(NOMINAL_FEATURES)
+    )
+    snapshot = Report([DataDriftPreset()]).run(
+        current_data=Dataset.from_pandas(current, data_definition=definition),
+        reference_data=Dataset.from_pandas(reference, data_definition=definition),
+    )
+    result = DriftResult(share=0.0, rows=len(current))
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config", {})
+        kind = config.get("type", "")
+        if kind.endswith("DriftedColumnsCount"):
+            result.share = float(metric["value"]["share"])
+        elif kind.endswith("ValueDrift"):
+            column, method = config["column"], str(config.get("method"))
+            threshold, score = float(config["threshold"]), float(metric["value"])
+            drifted = score < threshold if _is_p_value(method) else score >= threshold
+            result.columns[column] = {
+                "method": method,
+                "score": score,
+                "threshold": threshold,
+                "drifted": drifted,
+            }
+            if drifted:
+                result.drifted.append(column)
+    if with_html:
+        result.html = snapshot.get_html_str(as_iframe=False)
+    return result

@@ -1,0 +1,114 @@
+"""Prefect 3 flows: training and monitoring, with tasks that retry and log.
+
+The flows only orchestrate: the work is done by plain functions (``training.pipeline``,
+``monitoring.cycle``) that the unit tests call without Prefect. Dependencies can be injected
+(``deps_factory``, ``run_training``, ``deploy``) so the flows also run against fakes.
+
+- ``training_flow``: train -> (if promoted) deploy; the run's reason is recorded in MLflow.
+- ``monitoring_flow``: one monitoring cycle; retraining and deployment triggered by an alarm run
+  as their own task runs (visible in the Prefect UI), nested in the cycle task.
+
+Retries: reading/publishing are idempotent per cycle (the checkpoint only advances when a cycle
+completes), so the cycle task retries on transient AWS errors; deployment (a Terraform apply)
+retries too; training does not (it registers a model version; a failed run is visible in MLflow).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from monitoring.cycle import CycleDeps, build_deps, describe, run_cycle
+
+
+def _default_run_training(**kwargs: Any) -> Any:
+    from training.pipeline import run_training  # noqa: PLC0415 - heavy
+    from training.settings import Settings  # noqa: PLC0415
+
+    return run_training(Settings.from_env(), **kwargs)
+
+
+def _default_deploy(version: str) -> None:
+    from monitoring.cycle import default_deploy  # noqa: PLC0415
+
+    default_deploy(version)
+
+
+@task(name="train-and-gate", cache_policy=NO_CACHE, log_prints=True)
+def train_task(run_training: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """Train, evaluate, register and run the promotion gate."""
+    logger = get_run_logger()
+    logger.info("training: reason=%s", kwargs.get("reason"))
+    result = (run_training or _default_run_training)(**kwargs)
+    logger.info(
+        "model version %s: %s (%s)",
+        result.model_version,
+        "promoted" if result.promoted else "not promoted",
+        result.gate_reason,
+    )
+    return result
+
+
+@task(name="deploy-champion", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def deploy_task(version: str, deploy: Callable[[str], None] | None = None) -> str:
+    """Point the scorer at a registered version (only called for promoted versions)."""
+    get_run_logger().info("deploying model version %s", version)
+    (deploy or _default_deploy)(version)
+    return version
+
+
+@task(name="monitoring-cycle", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def cycle_task(deps: CycleDeps, window: str | None = None) -> dict[str, Any]:
+    """One cycle: read, metrics, publish, report, alarm check, retrain on ALARM."""
+    logger = get_run_logger()
+    result = run_cycle(deps, window=window)
+    for line in describe(result).splitlines():
+        logger.info(line)
+    if result.errors:
+        logger.warning("cycle finished with errors: %s", "; ".join(result.errors))
+    return result.timeline_entry
+
+
+@flow(name="mushroom-training", log_prints=True)
+def training_flow(
+    exclude_species: Sequence[int] = (),
+    reason: str = "manual",
+    deploy_if_promoted: bool = True,
+    run_training: Callable[..., Any] | None = None,
+    deploy: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Train a challenger; deploy it if the promotion gate makes it champion."""
+    result = train_task(run_training, exclude_species=tuple(exclude_species), reason=reason)
+    deployed = False
+    if deploy_if_promoted and result.promoted and result.model_version:
+        deploy_task(str(result.model_version), deploy)
+        deployed = True
+    return {
+        "run_id": result.run_id,
+        "model_version": result.model_version,
+        "promoted": bool(result.promoted),
+        "gate_reason": result.gate_reason,
+        "deployed": deployed,
+    }
+
+
+@flow(name="mushroom-monitoring", log_prints=True)
+def monitoring_flow(
+    window: str | None = None,
+    deps_factory: Callable[..., CycleDeps] | None = None,
+    run_training: Callable[..., Any] | None = None,
+    deploy: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """One monitoring cycle; alarm-driven retraining and deployment run as tasks."""
+
+    def retrain(**kwargs: Any) -> Any:
+        return train_task(run_training, **kwargs)
+
+    def deploy_version(version: str) -> None:
+        deploy_task(version, deploy)
+
+    deps = (deps_factory or build_deps)(retrain=retrain, deploy=deploy_version)
+    return cycle_task(deps, window)

@@ -1,0 +1,136 @@
+"""Serve the Prefect deployments (``make orchestrate`` = ``python -m monitoring.orchestrate``).
+
+- Uses the Prefect server at ``PREFECT_API_URL`` when one answers there; otherwise starts a local
+  one (``prefect server start`` on a free 127.0.0.1 port, log in .local/prefect-server.log) and
+  stops it again on exit.
+- Serves two deployments from this process: ``mushroom-monitoring/scheduled`` every
+  ``MONITORING_INTERVAL_MINUTES`` (default 5) and ``mushroom-training/on-demand`` (run it from
+  the UI or ``prefect deployment run 'mushroom-training/on-demand'``).
+- Prints the UI address. Ctrl-C stops serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+from typing import Sequence
+
+START_TIMEOUT_S = 120.0
+
+
+def _healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=timeout) as reply:
+            return reply.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``prefect server start`` on a free port; return the process and its API URL."""
+    port = _free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PREFECT_API_URL": api_url},
+    )
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"prefect server exited with {process.returncode}; see {log_path}")
+        if _healthy(api_url):
+            return process, api_url
+        time.sleep(0.5)  # polling a starting server, bounded by the deadline
+    process.terminate()
+    raise RuntimeError(f"prefect server did not answer within {START_TIMEOUT_S:.0f} s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m monitoring.orchestrate", description=__doc__)
+    parser.add_argument(
+        "--interval-minutes",
+        type=float,
+        default=float(os.environ.get("MONITORING_INTERVAL_MINUTES") or 5),
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="register the deployments and exit (no serving)"
+    )
+    args = parser.parse_args(argv)
+
+    from training.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    api_url = os.environ.get("PREFECT_API_URL")
+    server = None
+    if not (api_url and _healthy(api_url)):
+        print("no Prefect server at PREFECT_API_URL; starting a local one ...", flush=True)
+        server, api_url = start_server(settings.local_dir / "prefect-server.log")
+    # Set before Prefect reads its settings, so every client in this process uses this server.
+    os.environ["PREFECT_API_URL"] = api_url
+    ui_url = api_url.removesuffix("/api")
+    print(f"Prefect UI: {ui_url}", flush=True)
+    try:
+        from prefect import serve  # noqa: PLC0415
+        from prefect.client.orchestration import get_client  # noqa: PLC0415
+
+        from monitoring.flows import monitoring_flow, training_flow  # noqa: PLC0415
+
+        monitoring = monitoring_flow.to_deployment(
+            name="scheduled", interval=timedelta(minutes=args.interval_minutes)
+        )
+        training = training_flow.to_deployment(name="on-demand")
+        if args.check:
+            for deployment in (monitoring, training):
+                deployment.apply()
+            with get_client(sync_client=True) as client:
+                names = [d.name for d in client.read_deployments()]
+            print(f"deployments registered: {sorted(names)}")
+            return 0
+        print(
+            f"serving mushroom-monitoring/scheduled (every {args.interval_minutes:g} min) and "
+            "mushroom-training/on-demand; Ctrl-C to stop",
+            flush=True,
+        )
+        serve(monitoring, training)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""What happens when an alarm fires: notify, retrain, deploy only what passed the gate, record.
+
+Plain function with every effect injected (``notify``, ``retrain``, ``deploy``, ``tag_run``,
+``training_records``), so the decision logic is tested with fakes and the Prefect flow or the
+command line wires the real ones (SNS, ``training.pipeline.run_training``, ``scripts.deploy``).
+
+Retraining runs once per *transition* to ALARM (an alarm that stays in ALARM on the next cycle
+does not retrain again; one that goes back to OK and fires again does). If retraining or
+deployment fails, the failure is recorded and the alarm is not marked as handled, so the next
+cycle tries again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import pandas as pd
+
+from monitoring.alarms import ALARM
+
+log = logging.getLogger(__name__)
+
+
+class TrainingResultLike(Protocol):
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    gate_reason: str
+
+
+Retrain = Callable[..., TrainingResultLike]
+Deploy = Callable[[str], None]  # registered model version -> serving it
+Notify = Callable[[str, str], str]  # (subject, message) -> message id
+TagRun = Callable[[str, Mapping[str, str]], None]
+
+
+@dataclass
+class AlarmStatus:
+    """One alarm after the check: ``seen_before`` is the state the last cycle recorded."""
+
+    name: str
+    state: str
+    previous_state: str
+    seen_before: str | None
+    reason: str
+    metric_name: str | None = None
+    threshold: float | None = None
+
+    @property
+    def fired(self) -> bool:
+        """A fresh transition to ALARM (not an alarm that already was in ALARM)."""
+        before = self.seen_before if self.seen_before is not None else self.previous_state
+        return self.state == ALARM and before != ALARM
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "previous_state": self.previous_state,
+            "reason": self.reason,
+            "metric": self.metric_name,
+            "threshold": self.threshold,
+        }
+
+
+@dataclass
+class Response:
+    """Actions taken for one cycle, and which alarms are now handled."""
+
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    handled: dict[str, str] = field(default_factory=dict)  # alarm -> state to remember
+    retrained: bool = False
+    run_id: str | None = None
+    new_version: str | None = None
+    promoted: bool = False
+    deployed: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def act(self, action: str, detail: str, **extra: Any) -> None:
+        self.actions.append({"action": action, "detail": detail, **extra})
+        log.info("%s: %s", action, detail)
+
+
+def alert_message(
+    alarm: AlarmStatus, window: str, values: Mapping[str, float], serving: str | None
+) -> tuple[str, str]:
+    """(subject, message) for the SNS alert of one fired alarm."""
+    subject = f"ALARM: {alarm.name} (window {window})"
+    body = {
+        "alarm": alarm.name,
+        "state": alarm.state,
+        "previous_state": alarm.previous_state,
+        "reason": alarm.reason,
+        "metric": alarm.metric_name,
+        "threshold": alarm.threshold,
+        "window": window,
+        "metrics": dict(values),
+        "serving_model_version": serving,
+        "action": "retraining with the labelled records gathered so far",
+    }
+    return subject, json.dumps(body, indent=2, sort_keys=True)
+
+
+def respond(
+    alarms: Sequence[AlarmStatus],
+    *,
+    window: str,
+    values: Mapping[str, float],
+    serving_version: str | None,
+    notify: Notify,
+    retrain: Retrain,
+    deploy: Deploy,
+    training_records: Callable[[], pd.DataFrame | None],
+    tag_run: TagRun | None = None,
+) -> Response:
+    """Notify for every fired alarm, then retrain once and deploy the new champion if promoted."""
+    response = Response()
+    fired = [a for a in alarms if a.fired]
+    for alarm in alarms:
+        if not alarm.fired:
+            response.handled[alarm.name] = alarm.state
+    if not fired:
+        return response
+
+    for alarm in fired:
+        subject, message = alert_message(alarm, window, values, serving_version)
+        try:
+            message_id = notify(subject, message)
+            response.act("notify", f"SNS {subject} (message {message_id})")
+        except Exception as exc:  # the alert failing must not stop the retraining
+            response.errors.append(f"SNS publish for {alarm.name} failed: {exc}")
+            response.act("notify-failed", f"{alarm.name}: {exc}")
+
+    names = ",".join(a.name for a in fired)
+    reason = f"alarm:{names}"
+    try:
+        records = training_records()
+        n_records = 0 if records is None else len(records)
+        response.act(
+            "retrain",
+            f"{reason}: run_training with {n_records} labelled records as extra_records",
+        )
+        result = retrain(extra_records=records, reason=reason)
+        response.retrained = True
+        response.run_id, response.new_version = result.run_id, result.model_version
+        response.promoted = bool(result.promoted)
+        response.act(
+            "gate",
+            f"version {result.model_version}: "
+            f"{'promoted' if result.promoted else 'not promoted'}: {result.gate_reason}",
+            run_id=result.run_id,
+        )
+        if result.promoted and result.model_version:
+            deploy(str(result.model_version))
+            response.deployed = True
+            response.act("deploy", f"version {result.model_version} is now served ({reason})")
+        else:
+            response.act(
+                "no-deploy",
+                f"gate refused version {result.model_version}; still serving " f"{serving_version}",
+            )
+    except Exception as exc:  # recorded, alarm left unhandled -> retried next cycle
+        log.exception("retraining after %s failed", reason)
+        response.errors.append(f"retraining after {reason} failed: {exc}")
+        response.act("retrain-failed", str(exc))
+        for alarm in fired:
+            # Remember the pre-ALARM state, so the next cycle sees a fresh transition again.
+            response.handled[alarm.name] = alarm.seen_before or alarm.previous_state
+        return response
+
+    for alarm in fired:
+        response.handled[alarm.name] = alarm.state
+    if tag_run is not None and response.run_id:
+        tags = {
+            "monitoring.trigger": reason,
+            "monitoring.window": window,
+            "monitoring.metrics": json.dumps(dict(values), sort_keys=True)[:5000],
+            "monitoring.promoted": str(response.promoted).lower(),
+            "monitoring.deployed": str(response.deployed).lower(),
+            "monitoring.replaced_version": str(serving_version),
+        }
+        try:
+            tag_run(response.run_id, tags)
+            response.act("mlflow-tags", f"run {response.run_id}: {sorted(tags)}")
+        except Exception as exc:
+            response.errors.append(f"tagging MLflow run {response.run_id} failed: {exc}")
+    summary = (
+        f"retrained after {names}: version {response.new_version} "
+        f"{'deployed' if response.deployed else 'NOT deployed (gate)'}"
+    )
+    try:
+        notify(f"Retrained: {names}"[:100], summary)
+    except Exception as exc:
+        response.errors.append(f"SNS publish of the retraining outcome failed: {exc}")
+    return response

@@ -1,0 +1,105 @@
+"""What monitoring remembers between cycles (one JSON document, ``monitoring/checkpoints.json``).
+
+- ``streams``: per stream, per shard, the last sequence number processed; the next cycle reads
+  strictly after it, so each record is processed once (a crash before the save replays the
+  window: metrics at least once, never lost).
+- ``label_keys``: label objects already read.
+- ``pending_verdicts``: verdicts still waiting for their label (mushroom_id -> verdict summary);
+  ``pending_labels``: labels whose verdict has not been read yet. Both are bounded: the oldest
+  entries go first, so a lab that never answers cannot grow the state without limit.
+- ``alarm_states``: the state each alarm had at the end of the last cycle, which tells a fresh
+  transition to ALARM (retrain) from an alarm that simply stays in ALARM (do not retrain again).
+
+The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from monitoring.metrics import LabelledVerdict
+
+STATE_VERSION = 1
+MAX_PENDING = 200_000
+
+
+@dataclass
+class MonitoringState:
+    streams: dict[str, dict[str, str]] = field(default_factory=dict)
+    label_keys: list[str] = field(default_factory=list)
+    pending_verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pending_labels: dict[str, str] = field(default_factory=dict)
+    alarm_states: dict[str, str] = field(default_factory=dict)
+    cycles: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "MonitoringState":
+        if not data:
+            return cls()
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"monitoring state version {data.get('version')!r} is not {STATE_VERSION}"
+            )
+        return cls(
+            streams={k: dict(v) for k, v in data.get("streams", {}).items()},
+            label_keys=list(data.get("label_keys", [])),
+            pending_verdicts=dict(data.get("pending_verdicts", {})),
+            pending_labels=dict(data.get("pending_labels", {})),
+            alarm_states=dict(data.get("alarm_states", {})),
+            cycles=int(data.get("cycles", 0)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "streams": self.streams,
+            "label_keys": self.label_keys,
+            "pending_verdicts": self.pending_verdicts,
+            "pending_labels": self.pending_labels,
+            "alarm_states": self.alarm_states,
+            "cycles": self.cycles,
+        }
+
+    def join_labels(
+        self, verdicts: list[Mapping[str, Any]], labels: Mapping[str, str]
+    ) -> list[LabelledVerdict]:
+        """Add this window's scored verdicts and new labels; return the pairs that now match.
+
+        Matched entries leave the pending maps (a label is counted once). A later verdict for
+        the same id (a re-scored observation) replaces the pending one.
+        """
+        for record in verdicts:
+            mushroom_id = record.get("mushroom_id")
+            if record.get("status") != "scored" or not isinstance(mushroom_id, str):
+                continue
+            self.pending_verdicts.pop(mushroom_id, None)  # re-insert = newest last
+            self.pending_verdicts[mushroom_id] = {
+                "verdict": record.get("verdict"),
+                "model_version": record.get("model_version"),
+            }
+        for mushroom_id, label in labels.items():
+            self.pending_labels.pop(mushroom_id, None)
+            self.pending_labels[mushroom_id] = label
+        pairs: list[LabelledVerdict] = []
+        for mushroom_id in [m for m in self.pending_labels if m in self.pending_verdicts]:
+            verdict = self.pending_verdicts.pop(mushroom_id)
+            pairs.append(
+                LabelledVerdict(
+                    mushroom_id=mushroom_id,
+                    verdict=str(verdict.get("verdict")),
+                    label=self.pending_labels.pop(mushroom_id),
+                    model_version=verdict.get("model_version"),
+                )
+            )
+        _trim(self.pending_verdicts)
+        _trim(self.pending_labels)
+        return pairs
+
+
+def _trim(mapping: dict[str, Any], limit: int = MAX_PENDING) -> None:
+    """Drop the oldest entries (dicts keep insertion order) beyond ``limit``."""
+    excess = len(mapping) - limit
+    if excess > 0:
+        for key in list(mapping)[:excess]:
+            del mapping[key]

@@ -1,0 +1,327 @@
+"""Scenario "new species arrive" (``make demo-drift`` = ``python -m scripts.demo_drift``).
+
+On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up`` stack is not
+touched): Terraform apply, a first champion trained WITHOUT about 20 species, then three phases,
+each = stream observations -> local Lambda runtime scores them -> the lab's labels land in S3 ->
+one monitoring cycle:
+
+1. known species: healthy, alarms OK;
+2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
+   (observed through an SQS queue subscribed to the topic), retraining with the labelled
+   phase-2 records registers a new version that passes the gate and is deployed;
+3. the same species again (other individuals): correct verdicts, healthy, alarm back to OK.
+
+Metric timestamps advance one alarm period per phase (a simulated clock), so the three windows
+land in three CloudWatch periods without waiting minutes between phases. Prints the timeline
+and writes it to ``<reports>/demo-drift/timeline.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from lambda_function.schema import FEATURE_NAMES, ID_FIELD
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LOCAL_DIR = ROOT / ".local" / "demo-drift"
+DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
+PUT_BATCH = 500
+LABEL_KEY = "labels/{phase}.jsonl"
+
+
+@dataclass
+class Phase:
+    name: str
+    frame: pd.DataFrame
+    description: str
+
+
+@dataclass
+class ScenarioResult:
+    excluded_species: list[int]
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    sns_messages: list[dict[str, Any]] = field(default_factory=list)
+    versions: dict[str, str | None] = field(default_factory=dict)
+
+
+def choose_species(frame: pd.DataFrame, count: int, seed: int) -> list[int]:
+    """``count`` species, half poisonous-majority and half edible-majority where possible."""
+    rng = np.random.default_rng(seed)
+    share = frame.groupby("species_id")["label"].agg(lambda s: (s == "p").mean())
+    poisonous = share[share >= 0.5].index.to_numpy()
+    edible = share[share < 0.5].index.to_numpy()
+    n_p = min(len(poisonous), count - count // 2)
+    chosen = list(rng.choice(poisonous, n_p, replace=False)) + list(
+        rng.choice(edible, count - n_p, replace=False)
+    )
+    return sorted(int(s) for s in chosen)
+
+
+def build_phases(
+    frame: pd.DataFrame, excluded: Sequence[int], per_phase: int, seed: int
+) -> list[Phase]:
+    """Known species; half the individuals of the unseen species; their other half."""
+    rng = np.random.default_rng(seed)
+    known = frame[~frame["species_id"].isin(excluded)]
+    unseen = frame[frame["species_id"].isin(excluded)]
+    # Per species, alternate individuals into phase 2 and phase 3, so retraining on phase 2
+    # never sees the exact mushrooms phase 3 scores.
+    order = unseen.groupby("species_id").cumcount()
+    first, second = unseen[order % 2 == 0], unseen[order % 2 == 1]
+
+    def sample(part: pd.DataFrame) -> pd.DataFrame:
+        n = min(per_phase, len(part))
+        return part.iloc[rng.choice(len(part), n, replace=False)].reset_index(drop=True)
+
+    return [
+        Phase("phase1-known", sample(known), "known species"),
+        Phase("phase2-unseen", sample(first), f"{len(excluded)} species the model never saw"),
+        Phase("phase3-after-retrain", sample(second), "the same species, other individuals"),
+    ]
+
+
+def observations(phase: Phase) -> list[dict[str, Any]]:
+    rows = phase.frame[list(FEATURE_NAMES)].astype(object)
+    rows = rows.where(rows.notna(), None)
+    ids = [f"{phase.name}-{int(r)}" for r in phase.frame["row_id"]]
+    return [{ID_FIELD: i, **row} for i, row in zip(ids, rows.to_dict(orient="records"))]
+
+
+def label_lines(phase: Phase, records: Sequence[dict[str, Any]]) -> str:
+    """The lab's answers (monitoring.labels contract): the record, its class and species."""
+    lines = []
+    for record, label, species in zip(records, phase.frame["label"], phase.frame["species_id"]):
+        lines.append(json.dumps({**record, "label": label, "species_id": int(species)}))
+    return "\n".join(lines) + "\n"
+
+
+def put_records(kinesis: Any, stream: str, records: Sequence[dict[str, Any]]) -> None:
+    for start in range(0, len(records), PUT_BATCH):
+        batch = records[start : start + PUT_BATCH]
+        entries = [{"Data": json.dumps(r).encode(), "PartitionKey": r[ID_FIELD]} for r in batch]
+        for attempt in range(5):
+            reply = kinesis.put_records(StreamName=stream, Records=entries)
+            if not reply.get("FailedRecordCount"):
+                break
+            entries = [e for e, r in zip(entries, reply["Records"]) if "ErrorCode" in r]
+            time.sleep(0.2 * (attempt + 1))  # throttled: back off, then resend only the failed
+        else:
+            raise RuntimeError(f"{len(entries)} records could not be put on {stream}")
+
+
+def subscribe_observer(sns: Any, sqs: Any, topic_arn: str) -> str:
+    """An SQS queue subscribed to the alert topic, to observe what SNS publishes."""
+    url = sqs.create_queue(QueueName="demo-drift-alert-observer")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def drain(sqs: Any, url: str) -> list[dict[str, Any]]:
+    messages = []
+    while True:
+        reply = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        batch = reply.get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            body = json.loads(message["Body"])
+            messages.append({"subject": body.get("Subject"), "message": body.get("Message")})
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _apply_env(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def run_scenario(
+    local_dir: Path = DEFAULT_LOCAL_DIR,
+    reports_dir: Path | None = None,
+    per_phase: int = 1500,
+    n_excluded: int = 20,
+    seed: int = 7,
+    lambda_zip: Path | None = None,
+    keep: bool = False,
+    say: Any = print,
+) -> ScenarioResult:
+    """Run the whole scenario on a fresh emulator under ``local_dir``; see the module docstring."""
+    import boto3  # noqa: PLC0415
+
+    from scripts.deploy import terraform_apply  # noqa: PLC0415
+    from scripts.emulator import read_stack_env, start_emulator, stop_emulator  # noqa: PLC0415
+    from scripts.lambda_runtime import run_until_idle  # noqa: PLC0415
+
+    local_dir = Path(local_dir).resolve()
+    reports_dir = Path(reports_dir or DEFAULT_REPORTS_DIR).resolve()
+    local_dir.mkdir(parents=True, exist_ok=True)
+    emulator = start_emulator("moto", local_dir=local_dir)
+    say(f"[demo-drift] emulator {emulator.endpoint} (state in {local_dir})")
+    try:
+        _apply_env(read_stack_env(local_dir / "stack.env"))
+        _apply_env(
+            {
+                "MUSHROOM_LOCAL_DIR": str(local_dir),
+                "MUSHROOM_REPORTS_DIR": str(reports_dir),
+                "MLFLOW_TRACKING_URI": f"sqlite:///{local_dir / 'mlflow' / 'mlflow.db'}",
+                "ALARM_EVALUATION": "local",
+            }
+        )
+        if lambda_zip is None:
+            from scripts.package_lambda import build_lambda_zip  # noqa: PLC0415
+
+            lambda_zip = build_lambda_zip(local_dir / "build")
+        started = time.monotonic()
+        outputs = terraform_apply(
+            {"lambda_zip_path": str(lambda_zip), "model_version": "1"},
+            target="moto",
+            local_dir=local_dir,
+            capture=True,
+        )
+        say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
+        _apply_env(read_stack_env(local_dir / "stack.env"))
+
+        from monitoring.cycle import build_deps, describe, run_cycle  # noqa: PLC0415
+        from monitoring.drift import load_reference  # noqa: PLC0415
+        from training.data import load_dataset  # noqa: PLC0415
+        from training.pipeline import run_training  # noqa: PLC0415
+        from training.settings import Settings  # noqa: PLC0415
+
+        settings = Settings.from_env()
+        dataset = load_dataset(settings)
+        excluded = choose_species(dataset, n_excluded, seed)
+        result = ScenarioResult(excluded_species=excluded)
+        say(f"[demo-drift] first champion trained without species {excluded}")
+
+        def deploy(version: str) -> None:
+            started = time.monotonic()
+            terraform_apply(
+                {"model_version": version, "model_bundle_uri": ""},
+                target="moto",
+                local_dir=local_dir,
+                capture=True,
+            )
+            say(f"[demo-drift] deployed version {version} ({time.monotonic() - started:.0f} s)")
+
+        first = run_training(settings, exclude_species=excluded, reason="demo-drift:initial")
+        if not first.promoted or not first.model_version:
+            raise RuntimeError(f"the first model was not promoted: {first.gate_reason}")
+        result.versions["initial"] = first.model_version
+        if first.model_version != "1":
+            deploy(first.model_version)
+
+        retrain = functools.partial(run_training, settings, exclude_species=excluded)
+        deps = build_deps(retrain=retrain, deploy=deploy)
+        known = dataset[~dataset["species_id"].isin(excluded)]
+        deps.reference = functools.lru_cache(maxsize=1)(
+            lambda: load_reference(None, 5000, seed, load_dataset=lambda: known)
+        )
+        kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
+        sqs, sns = boto3.client("sqs"), boto3.client("sns")
+        queue = subscribe_observer(sns, sqs, outputs["sns_topic_arn"])
+        period = max(
+            int(a["Period"]) for a in deps.cloudwatch.describe_alarms(deps.config.alarm_names)
+        )
+        clock = datetime.now(timezone.utc) - timedelta(seconds=period * 10)
+
+        for index, phase in enumerate(build_phases(dataset, excluded, per_phase, seed)):
+            records = observations(phase)
+            say(f"[demo-drift] {phase.name}: {len(records)} observations ({phase.description})")
+            put_records(kinesis, settings.input_stream_name, records)
+            stats = run_until_idle(
+                outputs["function_name"],
+                idle_seconds=3.0,
+                timeout=600.0,
+                state_dir=local_dir / "lambda-runtime",
+            )
+            say(f"[demo-drift] local Lambda runtime: {stats}")
+            s3.put_object(
+                Bucket=settings.data_bucket,
+                Key=LABEL_KEY.format(phase=phase.name),
+                Body=label_lines(phase, records).encode(),
+            )
+            at = clock + timedelta(seconds=period * index)
+            cycle = run_cycle(deps, at=at, window=phase.name)
+            say(describe(cycle))
+            messages = drain(sqs, queue)
+            result.sns_messages.extend({"window": phase.name, **m} for m in messages)
+            entry = dict(cycle.timeline_entry)
+            entry["sns_subjects"] = [m["subject"] for m in messages]
+            entry["observations"] = len(records)
+            result.timeline.append(entry)
+
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        (reports_dir / "timeline.json").write_text(
+            json.dumps(result.timeline, indent=2, default=str)
+        )
+        say(format_timeline(result.timeline))
+        return result
+    finally:
+        if not keep:
+            stop_emulator(local_dir)
+
+
+def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
+    header = (
+        f"{'window':<22} {'records':>7} {'Unknown':>8} {'FalseEd':>8} {'Accuracy':>8} "
+        f"{'Drift':>6}  {'model':>5}  alarms / actions"
+    )
+    lines = ["", "TIMELINE", header, "-" * len(header)]
+    for e in timeline:
+        m = e["metrics"]
+
+        def f(name: str) -> str:
+            return f"{m[name]:.3f}" if name in m else "-"
+
+        alarms = ", ".join(f"{k.removeprefix('mushroom-')}={v}" for k, v in e["alarms"].items())
+        actions = ""
+        if e.get("retrained"):
+            actions = (
+                f" | retrained -> v{e['new_version']} "
+                f"{'deployed' if e['deployed'] else 'NOT deployed'}"
+            )
+        if e.get("sns_subjects"):
+            actions += f" | SNS: {'; '.join(e['sns_subjects'])}"
+        lines.append(
+            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>8} {f('FalseEdibleRate'):>8} "
+            f"{f('Accuracy'):>8} {f('DriftShare'):>6}  {str(e['model_version']):>5}  "
+            f"{alarms}{actions}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo_drift", description=__doc__)
+    parser.add_argument("--local-dir", type=Path, default=DEFAULT_LOCAL_DIR)
+    parser.add_argument("--per-phase", type=int, default=1500, help="observations per phase")
+    parser.add_argument("--species", type=int, default=20, help="species held back at first")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--lambda-zip", type=Path, help="reuse a built zip (default: build)")
+    parser.add_argument("--keep", action="store_true", help="leave the emulator running")
+    args = parser.parse_args(argv)
+    run_scenario(
+        args.local_dir,
+        per_phase=args.per_phase,
+        n_excluded=args.species,
+        seed=args.seed,
+        lambda_zip=args.lambda_zip,
+        keep=args.keep,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

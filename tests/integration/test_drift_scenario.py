@@ -1,0 +1,86 @@
+"""Scenario "new species arrive", end to end on its own emulator (scripts.demo_drift).
+
+Terraform apply, the real Lambda zip in the local Lambda runtime, MLflow, CloudWatch alarms
+evaluated with CloudWatch semantics, SNS observed through SQS. About 3 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from scripts.demo_drift import run_scenario
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+UNKNOWN = "mushroom-unknown-rate-high"
+FALSE_EDIBLE = "mushroom-false-edible-rate-high"
+UNKNOWN_THRESHOLD, FALSE_EDIBLE_THRESHOLD = 0.2, 0.01  # terraform/vars/local.tfvars
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory):
+    saved = dict(os.environ)  # run_scenario exports the stack's environment
+    local_dir = tmp_path_factory.mktemp("demo-drift")
+    zip_path = os.environ.get("MUSHROOM_LAMBDA_ZIP")  # reuse a built zip to save time
+    try:
+        yield run_scenario(
+            local_dir,
+            reports_dir=local_dir / "reports",
+            per_phase=800,
+            lambda_zip=Path(zip_path) if zip_path else None,
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def by_window(scenario):
+    return {entry["window"]: entry for entry in scenario.timeline}
+
+
+def test_phase1_known_species_healthy(scenario):
+    p1 = by_window(scenario)["phase1-known"]
+    assert len(scenario.excluded_species) == 20
+    assert p1["records"] == p1["observations"] == 800
+    assert p1["metrics"]["UnknownRate"] <= UNKNOWN_THRESHOLD
+    assert p1["metrics"]["FalseEdibleRate"] <= FALSE_EDIBLE_THRESHOLD
+    assert p1["alarms"] == {UNKNOWN: "OK", FALSE_EDIBLE: "OK"}
+    assert p1["model_version"] == scenario.versions["initial"]
+    assert not p1["retrained"] and p1["sns_subjects"] == []
+
+
+def test_phase2_unseen_species_fire_the_alarm_and_retrain(scenario):
+    p2 = by_window(scenario)["phase2-unseen"]
+    assert p2["records"] == 800
+    breached = [
+        name
+        for name, metric, limit in (
+            (UNKNOWN, "UnknownRate", UNKNOWN_THRESHOLD),
+            (FALSE_EDIBLE, "FalseEdibleRate", FALSE_EDIBLE_THRESHOLD),
+        )
+        if p2["metrics"][metric] > limit
+    ]
+    assert breached and all(p2["alarms"][name] == "ALARM" for name in breached)
+    assert p2["metrics"]["DriftShare"] > 0.5
+    assert any(s.startswith("ALARM: ") for s in p2["sns_subjects"])
+    alert = next(m for m in scenario.sns_messages if m["subject"].startswith("ALARM"))
+    body = json.loads(alert["message"])
+    assert body["alarm"] in breached and body["window"] == "phase2-unseen"
+    assert p2["retrained"] and p2["promoted"] and p2["deployed"]
+    assert p2["new_version"] != scenario.versions["initial"]
+    assert [a["action"] for a in p2["actions"]][:4] == ["notify", "retrain", "gate", "deploy"]
+
+
+def test_phase3_retrained_model_is_served_and_healthy(scenario):
+    timeline = by_window(scenario)
+    p2, p3 = timeline["phase2-unseen"], timeline["phase3-after-retrain"]
+    assert p3["model_version"] == p2["new_version"]
+    assert p3["metrics"]["UnknownRate"] <= UNKNOWN_THRESHOLD
+    assert p3["metrics"]["FalseEdibleRate"] <= FALSE_EDIBLE_THRESHOLD
+    assert p3["metrics"]["Accuracy"] >= 0.95
+    assert p3["alarms"] == {UNKNOWN: "OK", FALSE_EDIBLE: "OK"}
+    assert not p3["retrained"]

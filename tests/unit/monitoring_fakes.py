@@ -1,0 +1,228 @@
+"""In-memory fakes of the monitoring adapters (same methods as monitoring.aws), for tests."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from lambda_function.schema import FEATURE_NAMES
+from monitoring import alarms as alarm_eval
+from monitoring.config import MonitoringConfig
+
+UNKNOWN_ALARM = "mushroom-unknown-rate-high"
+FALSE_EDIBLE_ALARM = "mushroom-false-edible-rate-high"
+
+OBSERVATION = {
+    "cap_diameter": 15.26,
+    "cap_shape": "x",
+    "cap_surface": "g",
+    "cap_color": "o",
+    "does_bruise_or_bleed": "f",
+    "gill_attachment": "e",
+    "gill_spacing": None,
+    "gill_color": "w",
+    "stem_height": 16.95,
+    "stem_width": 17.09,
+    "stem_root": "s",
+    "stem_surface": "y",
+    "stem_color": "w",
+    "veil_type": "u",
+    "veil_color": "w",
+    "has_ring": "t",
+    "ring_type": "g",
+    "spore_print_color": None,
+    "habitat": "d",
+    "season": "w",
+}
+assert tuple(OBSERVATION) == FEATURE_NAMES
+
+
+class FakeStream:
+    """A one-shard stream; sequence numbers are positions."""
+
+    def __init__(self, stream_name: str):
+        self.stream_name = stream_name
+        self.records: list[bytes] = []
+
+    def put(self, items: Sequence[Mapping[str, Any]]) -> None:
+        self.records.extend(json.dumps(item).encode() for item in items)
+
+    def read(
+        self, checkpoint: Mapping[str, str], max_records: int = 100_000
+    ) -> tuple[list[bytes], dict[str, str]]:
+        start = int(checkpoint.get("shard-0", "-1")) + 1
+        data = self.records[start : start + max_records]
+        new = dict(checkpoint)
+        if data:
+            new["shard-0"] = str(start + len(data) - 1)
+        return data, new
+
+
+class FakeStore:
+    location = "memory://checkpoints.json"
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] | None = None
+
+    def load(self) -> dict[str, Any] | None:
+        return json.loads(json.dumps(self.document)) if self.document else None
+
+    def save(self, document: Mapping[str, Any]) -> None:
+        self.document = json.loads(json.dumps(document))
+
+
+class FakeObjects:
+    bucket = "mushroom-local-data"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
+
+    def read_text(self, key: str) -> str:
+        return self.objects[key].decode()
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        self.objects[key] = body
+        return f"s3://{self.bucket}/{key}"
+
+    def put_labels(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        self.objects[key] = "\n".join(json.dumps(line) for line in lines).encode()
+
+
+class FakeCloudWatch:
+    """Stores datapoints; alarms as DescribeAlarms returns them (moto-like: never evaluated)."""
+
+    def __init__(self, period: int = 60, unknown: float = 0.2, false_edible: float = 0.01):
+        self.data: list[dict[str, Any]] = []
+        self.alarms = {
+            name: {
+                "AlarmName": name,
+                "Namespace": "MushroomClassifier",
+                "MetricName": metric,
+                "Statistic": "Maximum",
+                "Period": period,
+                "EvaluationPeriods": 1,
+                "DatapointsToAlarm": 1,
+                "Threshold": threshold,
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": "notBreaching",
+                "StateValue": "INSUFFICIENT_DATA",
+                "StateReason": "Unchecked: Initial alarm creation",
+            }
+            for name, metric, threshold in (
+                (UNKNOWN_ALARM, "UnknownRate", unknown),
+                (FALSE_EDIBLE_ALARM, "FalseEdibleRate", false_edible),
+            )
+        }
+        self.state_changes: list[tuple[str, str]] = []
+
+    def put_metric_data(self, namespace: str, metric_data: Sequence[Mapping[str, Any]]) -> int:
+        self.data.extend({**d, "Namespace": namespace} for d in metric_data)
+        return len(metric_data)
+
+    def describe_alarms(self, names: Sequence[str]) -> list[dict[str, Any]]:
+        return [dict(self.alarms[n]) for n in names if n in self.alarms]
+
+    def period_statistics(
+        self, spec: alarm_eval.AlarmSpec, start: datetime, end: datetime
+    ) -> list[tuple[datetime, float]]:
+        buckets: dict[datetime, float] = {}
+        for d in self.data:
+            if d["MetricName"] != spec.metric_name or d.get("Dimensions"):
+                continue
+            ts = d["Timestamp"].astimezone(timezone.utc)
+            if not start <= ts < end:
+                continue
+            key = alarm_eval.period_start(ts, spec.period)
+            buckets[key] = max(buckets.get(key, d["Value"]), d["Value"])
+        return sorted(buckets.items())
+
+    def set_alarm_state(self, name: str, state: str, reason: str, reason_data: str) -> None:
+        json.loads(reason_data)
+        self.alarms[name]["StateValue"] = state
+        self.alarms[name]["StateReason"] = reason
+        self.state_changes.append((name, state))
+
+    def values(self, metric: str, with_dimension: bool = False) -> list[float]:
+        return [
+            d["Value"]
+            for d in self.data
+            if d["MetricName"] == metric and bool(d.get("Dimensions")) == with_dimension
+        ]
+
+
+@dataclass
+class FakeTrainingResult:
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    gate_reason: str
+
+
+class FakeTrainer:
+    def __init__(self, promoted: bool = True, version: str = "2", fail: bool = False):
+        self.calls: list[dict[str, Any]] = []
+        self.promoted, self.version, self.fail = promoted, version, fail
+
+    def __call__(self, **kwargs: Any) -> FakeTrainingResult:
+        self.calls.append(kwargs)
+        if self.fail:
+            raise RuntimeError("training data not reachable")
+        reason = "better on held-out species" if self.promoted else "worse false-edible rate"
+        return FakeTrainingResult("run-" + self.version, self.version, self.promoted, reason)
+
+
+def config(tmp_path: Path, **overrides: Any) -> MonitoringConfig:
+    values = dict(
+        namespace="MushroomClassifier",
+        alarm_names=(UNKNOWN_ALARM, FALSE_EDIBLE_ALARM),
+        topic_arn="arn:aws:sns:us-east-1:123456789012:mushroom-alerts",
+        topic_name="mushroom-alerts",
+        alarm_evaluation="local",
+        aws_target="moto",
+        state_store="local",
+        local_state_path=tmp_path / "state.json",
+        reports_dir=tmp_path / "reports",
+        reference_path=None,
+        reference_sample=1000,
+        read_observations=True,
+        max_records=100_000,
+        drift_min_rows=30,
+    )
+    values.update(overrides)
+    return MonitoringConfig(**values)
+
+
+def verdict(
+    index: int,
+    verdict: str | None,
+    p: float | None = 0.5,
+    version: str = "1",
+    status: str = "scored",
+    prefix: str = "obs",
+) -> dict[str, Any]:
+    return {
+        "mushroom_id": f"{prefix}-{index:05d}",
+        "status": status,
+        "verdict": verdict,
+        "p_poisonous": p,
+        "model_name": "mushroom-classifier",
+        "model_version": version,
+        "input_sequence_number": f"{prefix}-seq-{index}",
+        "scored_at": "2026-11-27T12:00:00.000Z",
+        "errors": [] if status == "scored" else [{"field": "cap_diameter", "message": "bad"}],
+    }
+
+
+def label_line(index: int, label: str, prefix: str = "obs", species: int = 7) -> dict[str, Any]:
+    return {
+        "mushroom_id": f"{prefix}-{index:05d}",
+        "label": label,
+        "species_id": species,
+        **OBSERVATION,
+    }

@@ -1,0 +1,211 @@
+"""A whole monitoring cycle against fakes: read once, publish, evaluate, respond, record."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitoring.cycle import CycleDeps, describe, run_cycle
+from tests.unit.monitoring_fakes import (
+    FALSE_EDIBLE_ALARM,
+    UNKNOWN_ALARM,
+    FakeCloudWatch,
+    FakeObjects,
+    FakeStore,
+    FakeStream,
+    FakeTrainer,
+    config,
+    label_line,
+    verdict,
+)
+
+T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def env(tmp_path):
+    stream = FakeStream("mushroom-verdicts")
+    objects = FakeObjects()
+    cloudwatch = FakeCloudWatch()
+    store = FakeStore()
+    trainer = FakeTrainer()
+    notes: list[tuple[str, str]] = []
+    deployed: list[str] = []
+    tags: dict[str, dict] = {}
+
+    def notify(subject, message):
+        notes.append((subject, message))
+        return f"msg-{len(notes)}"
+
+    deps = CycleDeps(
+        config=config(tmp_path),
+        verdicts=stream,
+        state_store=store,
+        cloudwatch=cloudwatch,
+        notify=notify,
+        retrain=trainer,
+        deploy=deployed.append,
+        objects=objects,
+        tag_run=lambda run_id, t: tags.setdefault(run_id, {}).update(t),
+    )
+    return dict(
+        deps=deps,
+        stream=stream,
+        objects=objects,
+        cloudwatch=cloudwatch,
+        store=store,
+        trainer=trainer,
+        notes=notes,
+        deployed=deployed,
+        tags=tags,
+        tmp_path=tmp_path,
+    )
+
+
+def healthy(stream, start=0, n=20, version="1"):
+    stream.put(
+        [
+            verdict(i, "edible" if i % 2 else "poisonous", 0.1, version)
+            for i in range(start, start + n)
+        ]
+    )
+
+
+def test_healthy_window_publishes_and_stays_ok(env):
+    healthy(env["stream"])
+    result = run_cycle(env["deps"], at=T0, window="w1")
+    cw = env["cloudwatch"]
+    assert result.ok, result.errors
+    assert result.metrics.records == 20 and result.metrics.unknown_rate == 0.0
+    # Each metric without dimensions and with ModelVersion.
+    assert cw.values("UnknownRate") == [0.0] and cw.values("UnknownRate", True) == [0.0]
+    assert [d["Dimensions"] for d in cw.data if d.get("Dimensions")][0] == [
+        {"Name": "ModelVersion", "Value": "1"}
+    ]
+    assert {a.name: a.state for a in result.alarms} == {
+        UNKNOWN_ALARM: "OK",
+        FALSE_EDIBLE_ALARM: "OK",
+    }
+    assert cw.alarms[UNKNOWN_ALARM]["StateValue"] == "OK"
+    assert env["trainer"].calls == [] and env["notes"] == []
+    assert (env["tmp_path"] / "reports" / "w1.html").is_file()
+    assert "monitoring/reports/w1.html" in env["objects"].objects
+    assert "alarm mushroom-unknown-rate-high: INSUFFICIENT_DATA -> OK" in describe(result)
+
+
+def test_each_record_is_processed_once(env):
+    healthy(env["stream"], n=10)
+    run_cycle(env["deps"], at=T0)
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert second.metrics.records == 0
+    healthy(env["stream"], start=10, n=5)
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert third.metrics.records == 5
+    assert env["store"].document["streams"]["mushroom-verdicts"] == {"shard-0": "14"}
+
+
+def test_breach_notifies_retrains_with_labels_and_deploys(env):
+    stream, objects = env["stream"], env["objects"]
+    healthy(stream)
+    run_cycle(env["deps"], at=T0, window="phase1")
+    # Phase 2: new species -> unknown; the lab answers for them.
+    stream.put([verdict(100 + i, "unknown", 0.4) for i in range(20)])
+    objects.put_labels("labels/batch-2.jsonl", [label_line(100 + i, "p") for i in range(20)])
+    result = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="phase2")
+
+    assert result.metrics.unknown_rate == 1.0 and result.metrics.labelled == 20
+    assert {a.name: a.state for a in result.alarms}[UNKNOWN_ALARM] == "ALARM"
+    subject, message = env["notes"][0]
+    assert UNKNOWN_ALARM in subject
+    body = json.loads(message)
+    assert body["window"] == "phase2" and body["metrics"]["UnknownRate"] == 1.0
+    (call,) = env["trainer"].calls
+    assert call["reason"] == f"alarm:{UNKNOWN_ALARM}"
+    assert len(call["extra_records"]) == 20
+    assert set(call["extra_records"]["label"]) == {"p"}
+    assert env["deployed"] == ["2"]
+    assert env["tags"]["run-2"]["monitoring.deployed"] == "true"
+    assert env["tags"]["run-2"]["monitoring.window"] == "phase2"
+    assert [a["action"] for a in result.response.actions] == [
+        "notify",
+        "retrain",
+        "gate",
+        "deploy",
+        "mlflow-tags",
+    ]
+    timeline = [
+        json.loads(line)
+        for line in (env["tmp_path"] / "reports" / "timeline.jsonl").read_text().splitlines()
+    ]
+    assert [e["window"] for e in timeline] == ["phase1", "phase2"]
+    assert timeline[1]["deployed"] and timeline[1]["new_version"] == "2"
+    assert "monitoring/timeline.jsonl" in objects.objects
+
+    # Phase 3: the new version knows them -> healthy, alarm back to OK, no second retraining.
+    healthy(stream, start=200, version="2")
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=2), window="phase3")
+    assert {a.name: a.state for a in third.alarms}[UNKNOWN_ALARM] == "OK"
+    assert third.metrics.dominant_model_version == "2"
+    assert len(env["trainer"].calls) == 1
+
+
+def test_model_failing_the_gate_is_not_deployed(env):
+    env["deps"].retrain = FakeTrainer(promoted=False, version="3")
+    env["stream"].put([verdict(i, "unknown") for i in range(10)])
+    result = run_cycle(env["deps"], at=T0)
+    assert result.response.retrained and not result.response.deployed
+    assert env["deployed"] == []
+    assert "no-deploy" in [a["action"] for a in result.response.actions]
+    assert env["tags"]["run-3"]["monitoring.promoted"] == "false"
+
+
+def test_alarm_staying_in_alarm_does_not_retrain_again(env):
+    env["stream"].put([verdict(i, "unknown") for i in range(10)])
+    run_cycle(env["deps"], at=T0)
+    env["stream"].put([verdict(100 + i, "unknown") for i in range(10)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert {a.name: a.state for a in second.alarms}[UNKNOWN_ALARM] == "ALARM"
+    assert len(env["trainer"].calls) == 1
+
+
+def test_failed_retraining_is_reported_and_retried(env):
+    env["deps"].retrain = failing = FakeTrainer(fail=True)
+    env["stream"].put([verdict(i, "unknown") for i in range(10)])
+    first = run_cycle(env["deps"], at=T0)
+    assert not first.ok and "training data not reachable" in first.errors[0]
+    assert env["deployed"] == []
+    env["stream"].put([verdict(100 + i, "unknown") for i in range(10)])
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert len(failing.calls) == 2
+
+
+def test_false_edible_alarm_from_late_labels(env):
+    # Verdicts first, labels one cycle later: the pair counts when the label arrives.
+    env["stream"].put([verdict(i, "edible", 0.2) for i in range(10)])
+    first = run_cycle(env["deps"], at=T0)
+    assert first.metrics.labelled == 0 and first.metrics.false_edible_rate is None
+    env["objects"].put_labels("labels/late.jsonl", [label_line(i, "p") for i in range(10)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert second.metrics.labelled == 10 and second.metrics.false_edible_rate == 1.0
+    assert {a.name: a.state for a in second.alarms}[FALSE_EDIBLE_ALARM] == "ALARM"
+    assert env["trainer"].calls[0]["reason"] == f"alarm:{FALSE_EDIBLE_ALARM}"
+
+
+def test_service_mode_reads_states_and_acts_on_transitions(env):
+    env["deps"].evaluation_mode = "service"
+    cw = env["cloudwatch"]
+    cw.alarms[UNKNOWN_ALARM]["StateValue"] = "OK"
+    healthy(env["stream"])
+    run_cycle(env["deps"], at=T0)
+    assert cw.state_changes == []  # the service owns the state
+    cw.alarms[UNKNOWN_ALARM]["StateValue"] = "ALARM"
+    result = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert result.response.retrained and env["deployed"] == ["2"]
+
+
+def test_missing_alarm_is_an_error(env):
+    del env["cloudwatch"].alarms[FALSE_EDIBLE_ALARM]
+    result = run_cycle(env["deps"], at=T0)
+    assert any(FALSE_EDIBLE_ALARM in e for e in result.errors)
