@@ -8,6 +8,8 @@
   normal AWS credential chain (emulator endpoint and dummy keys are dropped).
 - State: one local state per target in ``.local/terraform/<target>/`` so that an emulator run never
   touches AWS state (use a remote backend for a shared AWS account).
+- ``apply`` without ``--model-version``/``--model-bundle-uri`` serves the MLflow registry's
+  ``champion`` (``deploy_champion``): a new champion redeploys with a plain ``make deploy``.
 - Variables given once (zip path, model version, ...) are remembered in
   ``.local/terraform/<target>/deploy.tfvars.json``: a later plan or apply reuses them, and a new
   model version redeploys with ``--model-version N`` without editing any file.
@@ -318,6 +320,45 @@ def _cli_variables(args: argparse.Namespace, target: str) -> dict[str, Any]:
     return variables
 
 
+def deploy_champion(
+    variables: Mapping[str, Any] | None = None,
+    target: str | None = None,
+    local_dir: Path = LOCAL_DIR,
+    capture: bool = False,
+) -> dict[str, Any]:
+    """Apply with the registered champion as the served model, and make sure its bundle is in S3.
+
+    The bundle is (re)uploaded after the apply because the models bucket may only exist from
+    this apply on, and an emulator forgets its S3 objects when it stops while the MLflow
+    registry (local SQLite) remembers the champion. Without a champion the function is deployed
+    with no model (it then refuses to score, with a clear error).
+    """
+    from training.export import publish_champion  # lazy: MLflow is slow to import
+    from training.registry import get_champion
+    from training.settings import Settings
+
+    settings = Settings.from_env()
+    champion = get_champion(settings)
+    variables = dict(variables or {})
+    if champion is not None:
+        variables.update(model_version=champion[0], model_bundle_uri="")
+    outputs = terraform_apply(variables, target, local_dir, capture=capture)
+    if champion is not None:
+        os.environ.update(_bucket_env(outputs))
+        publish_champion(Settings.from_env())
+    return outputs
+
+
+def _bucket_env(outputs: Mapping[str, Any]) -> dict[str, str]:
+    """Bucket names from the outputs, for a Settings built in this process after an apply."""
+    names = {
+        "models_bucket": "MODELS_BUCKET",
+        "data_bucket": "DATA_BUCKET",
+        "mlflow_bucket": "MLFLOW_BUCKET",
+    }
+    return {env: str(outputs[key]) for key, env in names.items() if outputs.get(key)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m scripts.deploy", description=__doc__)
@@ -337,7 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             terraform_plan(_cli_variables(args, target), target)
         elif args.command == "apply":
-            outputs = terraform_apply(_cli_variables(args, target), target)
+            variables = _cli_variables(args, target)
+            if args.model_version is None and args.model_bundle_uri is None:
+                outputs = deploy_champion(variables, target)  # the usual `make deploy`
+            else:
+                outputs = terraform_apply(variables, target)
             print(
                 f"deployed {outputs.get('function_name')} ({target}); outputs in {stack_env_path()}"
             )

@@ -1,0 +1,103 @@
+"""A producer, as a forager's app or a lab's batch job would be: observations onto the input
+stream, and later the lab's labels into S3 (the contract in ``monitoring.labels``).
+
+Shared by the demo, the drift scenario, the end-to-end benchmark and the integration tests, so
+they all put records the same way: JSON per the input contract, partition key = mushroom id,
+PutRecords through the scorer's own writer (chunks within Kinesis limits, retries of the
+throttled entries only, an error when records still cannot be written: never a silent loss).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import boto3
+import pandas as pd
+
+from lambda_function.schema import FEATURE_NAMES, ID_FIELD
+from lambda_function.writer import KinesisOutputWriter, OutputBatch
+from monitoring.labels import LABEL_FIELD, LABELS_PREFIX, SPECIES_FIELD
+
+
+class ProducerError(RuntimeError):
+    """Records could not be put on the stream after retries."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as bytes on the wire (malformed ones included) and why it is there."""
+
+    partition_key: str
+    data: bytes
+    note: str = ""
+
+
+def observations(frame: pd.DataFrame, id_prefix: str) -> list[dict[str, Any]]:
+    """Input-contract observations for the rows of a ``training.data.load_dataset`` frame.
+
+    Ids are ``<id_prefix>-<row_id>``: unique per dataset row and traceable back to it.
+    """
+    rows = frame[list(FEATURE_NAMES)].astype(object)
+    rows = rows.where(rows.notna(), None)
+    ids = [f"{id_prefix}-{int(r)}" for r in frame["row_id"]]
+    return [{ID_FIELD: i, **row} for i, row in zip(ids, rows.to_dict(orient="records"))]
+
+
+def to_raw(records: Sequence[dict[str, Any]]) -> list[RawRecord]:
+    """Encode observations as the JSON a producer sends."""
+    return [RawRecord(str(r[ID_FIELD]), json.dumps(r).encode()) for r in records]
+
+
+def malformed_records(id_prefix: str) -> list[RawRecord]:
+    """Records a careless or hostile producer sends; each must come back ``rejected``."""
+    good = {
+        ID_FIELD: f"{id_prefix}-ok-shape",
+        "cap_diameter": 5.0,
+        "stem_height": 6.0,
+        "stem_width": 8.0,
+        "cap_shape": "x",
+    }
+    cases = [
+        ("not-json", b"{this is not json", "malformed JSON"),
+        ("not-object", b"[1, 2, 3]", "a JSON array, not an object"),
+        ("bad-utf8", b"\xff\xfe\x00garbage", "bytes that are not UTF-8"),
+        ("negative", json.dumps({**good, "cap_diameter": -3}).encode(), "negative diameter"),
+        ("unknown-code", json.dumps({**good, "cap_shape": "zz"}).encode(), "unknown code"),
+        ("string-number", json.dumps({**good, "stem_width": "wide"}).encode(), "string number"),
+        ("no-id", json.dumps({k: v for k, v in good.items() if k != ID_FIELD}).encode(), "no id"),
+    ]
+    return [RawRecord(f"{id_prefix}-{key}", data, note) for key, data, note in cases]
+
+
+def put_raw(records: Sequence[RawRecord], stream_name: str, client: Any | None = None) -> int:
+    """Put records on ``stream_name``; returns how many were written, raises if any were not."""
+    client = client or boto3.client("kinesis")
+    writer = KinesisOutputWriter(client, stream_name, max_attempts=6, backoff_max_s=2.0)
+    keys = [r.partition_key for r in records]
+    batch = OutputBatch(sequence_numbers=keys, partition_keys=keys, data=[r.data for r in records])
+    not_written = writer.write(batch)
+    if not_written:
+        raise ProducerError(
+            f"{len(not_written)} of {len(records)} records could not be put on {stream_name} "
+            f"after retries (first: {not_written[:3]})"
+        )
+    return len(records)
+
+
+def label_lines(frame: pd.DataFrame, records: Sequence[dict[str, Any]]) -> str:
+    """The lab's answers for ``records`` (rows of ``frame`` in the same order), as JSON Lines."""
+    lines = [
+        json.dumps({**record, LABEL_FIELD: label, SPECIES_FIELD: int(species)})
+        for record, label, species in zip(records, frame["label"], frame["species_id"])
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_labels(bucket: str, name: str, text: str, client: Any | None = None) -> str:
+    """Store one batch of lab results under ``labels/``; returns its S3 URI."""
+    client = client or boto3.client("s3")
+    key = f"{LABELS_PREFIX}{name}.jsonl"
+    client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/jsonl")
+    return f"s3://{bucket}/{key}"
