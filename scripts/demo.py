@@ -26,6 +26,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 DEFAULT_RECORDS = 2_000
@@ -193,7 +194,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with step("Run the function with the event source mapping's semantics"):
         from scripts.local_lambda import run_until_idle
 
-        stats = run_until_idle(outputs["function_name"], idle_seconds=2.0, timeout=600)
+        log_path = Path(".local/demo-function.log")
+        with log_path.open("w") as function_log:  # the function's JSON logs and EMF metrics
+            stats = run_until_idle(
+                outputs["function_name"], idle_seconds=2.0, timeout=600, log_stream=function_log
+            )
+        print(f"    function logs (JSON, with EMF metrics): {log_path}")
         print(
             f"    {stats.records_read} records in {stats.invocations} invocations, "
             f"{stats.function_errors} function errors, {stats.on_failure_records} sent to the DLQ"
