@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,25 @@ import pandas as pd
 import pytest
 
 from lambda_function import schema
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+def _forget_developer_stack() -> None:
+    """Tests never talk to a developer's running stack.
+
+    The Makefile exports what `make up`/`make deploy` wrote to .local/stack.env (endpoint,
+    bucket and stream names) into every recipe, `make test` included. Unit tests must not see
+    it, and integration tests start emulators of their own and export their own values.
+    """
+    stack_env = _REPO / ".local" / "stack.env"
+    if stack_env.exists():
+        for line in stack_env.read_text().splitlines():
+            if line.startswith("export ") and "=" in line:
+                os.environ.pop(line[len("export ") :].split("=", 1)[0].strip(), None)
+
+
+_forget_developer_stack()
 
 
 def make_tiny_dataset(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -178,6 +180,7 @@ class LambdaWorker:
         self.init_ms: list[float] = []
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: _LineReader | None = None
+        self._tmp_dir: str | None = None
         check_runtime(fn.runtime, self.python)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -203,6 +206,12 @@ class LambdaWorker:
         finally:
             if proc.stdout:
                 proc.stdout.close()
+            self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp_dir:
+            shutil.rmtree(self._tmp_dir, ignore_errors=True)
+            self._tmp_dir = None
 
     def _kill(self) -> None:
         proc = self._proc
@@ -213,6 +222,11 @@ class LambdaWorker:
     def _start(self, request_id: str) -> dict[str, Any] | None:
         """Start and initialise the worker; returns an error payload if init failed."""
         env = worker_environment(self.fn, self.code_dir, self.handler, credentials=self.credentials)
+        # Each execution environment has its own /tmp on Lambda; sharing the host's /tmp would
+        # let one run read another's cached model bundle (same URI, different emulator).
+        self._remove_tmp()
+        self._tmp_dir = tempfile.mkdtemp(prefix=f"lambda-{self.fn.name}-tmp-")
+        env["TMPDIR"] = self._tmp_dir
         self._proc = subprocess.Popen(
             [self.python, "-I", "-u", str(BOOTSTRAP)],
             stdin=subprocess.PIPE,

@@ -1,0 +1,196 @@
+"""The whole path on the embedded emulator: real Terraform apply, real training and registry,
+the real Lambda zip, records through Kinesis and the deployed function to the verdict stream.
+
+One moto server, Terraform state, MLflow store and runtime state of its own under a temporary
+directory, so a developer's `make up` stack is never touched. Set MUSHROOM_LAMBDA_ZIP to a
+built zip to skip the package build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from scripts import producer
+from scripts.demo import held_out_sample, read_verdicts, summarise
+from scripts.deploy import deploy_champion
+from scripts.emulator import read_stack_env, start_emulator, stop_emulator
+from scripts.local_lambda import invoke, run_until_idle
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+REPO = Path(__file__).resolve().parents[2]
+EVENT_FIXTURE = REPO / "tests" / "fixtures" / "kinesis_event.json"
+N_RECORDS = 1_000
+
+
+@dataclass
+class Deployed:
+    local_dir: Path
+    outputs: dict[str, Any]
+    function_log: Path
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service)  # endpoint and test credentials come from the environment
+
+    def verdict_checkpoint(self) -> dict[str, str]:
+        """The verdict stream's current tip: later reads see only new verdicts."""
+        from monitoring.aws import KinesisStreamReader
+
+        return KinesisStreamReader(self.outputs["output_stream_name"]).read({})[1]
+
+    def run_function(self) -> Any:
+        with self.function_log.open("a") as log:
+            return run_until_idle(
+                self.outputs["function_name"], idle_seconds=1.5, timeout=300, log_stream=log
+            )
+
+
+def _lambda_zip(build_dir: Path) -> Path:
+    prebuilt = os.environ.get("MUSHROOM_LAMBDA_ZIP")
+    if prebuilt:
+        return Path(prebuilt)
+    from scripts.package_lambda import build_lambda_zip
+
+    return build_lambda_zip(build_dir)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    saved = dict(os.environ)
+    local_dir = tmp_path_factory.mktemp("e2e")
+    os.environ.update(
+        MUSHROOM_LOCAL_DIR=str(local_dir),
+        MUSHROOM_REPORTS_DIR=str(local_dir / "reports"),
+        LOCAL_LAMBDA_STATE_DIR=str(local_dir / "lambda-runtime"),
+    )
+    try:
+        start_emulator("moto", local_dir=local_dir)
+        os.environ.update(read_stack_env(local_dir / "stack.env"))
+        zip_path = _lambda_zip(REPO / "build")
+
+        from training.pipeline import run_training
+        from training.settings import Settings
+
+        # A fresh registry: the first model becomes champion. Training runs before the first
+        # apply (its S3 export is skipped: no bucket yet); deploy_champion publishes the bundle.
+        result = run_training(Settings.from_env(), reason="integration test")
+        assert result.promoted, result.gate_reason
+
+        outputs = deploy_champion(
+            {"lambda_zip_path": str(zip_path)}, target="moto", local_dir=local_dir, capture=True
+        )
+        os.environ.update(read_stack_env(local_dir / "stack.env"))
+        assert outputs["serving_model_bundle_uri"].endswith(f"/{result.model_version}/")
+        yield Deployed(local_dir, outputs, local_dir / "function.log")
+    finally:
+        stop_emulator(local_dir)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_every_record_yields_exactly_one_correct_verdict(deployed: Deployed) -> None:
+    sample = held_out_sample(N_RECORDS, seed=3)
+    records = producer.observations(sample, "e2e")
+    malformed = producer.malformed_records("e2e")
+    checkpoint = deployed.verdict_checkpoint()
+
+    producer.put_raw(producer.to_raw(records) + malformed, deployed.outputs["input_stream_name"])
+    stats = deployed.run_function()
+    expected = len(records) + len(malformed)
+    verdicts = read_verdicts(
+        deployed.outputs["output_stream_name"], checkpoint, expected, timeout=60
+    )
+
+    assert stats.function_errors == 0 and stats.on_failure_records == 0
+    assert len(verdicts) == expected
+    assert len({v["input_sequence_number"] for v in verdicts}) == expected
+    by_id: dict[str, int] = {}
+    for verdict in verdicts:
+        by_id[verdict["mushroom_id"]] = by_id.get(verdict["mushroom_id"], 0) + 1
+    assert all(by_id.get(r["mushroom_id"]) == 1 for r in records)
+
+    rejected = [v for v in verdicts if v["status"] == "rejected"]
+    assert len(rejected) == len(malformed)
+    assert all(v["verdict"] is None and v["errors"] for v in rejected)
+
+    labels = dict(zip((r["mushroom_id"] for r in records), sample["label"]))
+    summary = summarise(verdicts, labels, {m.partition_key for m in malformed})
+    assert summary["poisonous_called_edible"] == 0
+    assert summary["accuracy_of_decided"] >= 0.999
+    assert summary["unknown_share_of_labelled"] <= 0.01
+    assert summary["model_version"] == deployed.outputs["serving_model_bundle_uri"].split("/")[-2]
+
+
+def test_invoke_returns_what_aws_lambda_invoke_returns(deployed: Deployed) -> None:
+    event = json.loads(EVENT_FIXTURE.read_text())
+    checkpoint = deployed.verdict_checkpoint()
+
+    response = invoke(deployed.outputs["function_name"], event, state_dir=deployed.local_dir)
+
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert response["Payload"] == {"batchItemFailures": []}
+    verdicts = read_verdicts(
+        deployed.outputs["output_stream_name"], checkpoint, len(event["Records"]), timeout=30
+    )
+    assert sorted(v["input_sequence_number"] for v in verdicts) == sorted(
+        r["kinesis"]["sequenceNumber"] for r in event["Records"]
+    )
+
+
+def _dlq_batch_sizes(deployed: Deployed, expected_records: int, timeout: float) -> list[dict]:
+    """On-failure records in the DLQ until they cover ``expected_records`` records."""
+    sqs = deployed.client("sqs")
+    found: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while sum(f["KinesisBatchInfo"]["batchSize"] for f in found) < expected_records:
+        assert time.monotonic() < deadline, f"DLQ holds only {found}"
+        reply = sqs.receive_message(
+            QueueUrl=deployed.outputs["dlq_url"], MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        found.extend(json.loads(m["Body"]) for m in reply.get("Messages", []))
+    return found
+
+
+def test_failing_records_go_to_the_dlq_without_blocking_the_shard(deployed: Deployed) -> None:
+    lambda_client = deployed.client("lambda")
+    name = deployed.outputs["function_name"]
+    environment = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
+    broken = {**environment["Variables"], "OUTPUT_STREAM_NAME": "mushroom-verdicts-missing"}
+    sample = held_out_sample(6, seed=5)
+    stream = deployed.outputs["input_stream_name"]
+
+    # A fault the function cannot work around: its output stream does not exist.
+    lambda_client.update_function_configuration(
+        FunctionName=name, Environment={"Variables": broken}
+    )
+    try:
+        producer.put_raw(producer.to_raw(producer.observations(sample.head(3), "dlq")), stream)
+        stats = deployed.run_function()
+    finally:
+        lambda_client.update_function_configuration(FunctionName=name, Environment=environment)
+
+    assert stats.function_errors + stats.partial_failures > 0
+    assert stats.on_failure_records >= 1
+    failures = _dlq_batch_sizes(deployed, expected_records=3, timeout=30)
+    assert {f["requestContext"]["condition"] for f in failures} == {"RetryAttemptsExhausted"}
+    assert {f["KinesisBatchInfo"]["streamArn"] for f in failures} == {
+        deployed.outputs["input_stream_arn"]
+    }
+
+    # The shard moved on: records put after the failure are scored normally.
+    checkpoint = deployed.verdict_checkpoint()
+    later = producer.observations(sample.tail(3), "after-dlq")
+    producer.put_raw(producer.to_raw(later), stream)
+    deployed.run_function()
+    verdicts = read_verdicts(deployed.outputs["output_stream_name"], checkpoint, 3, timeout=30)
+    assert sorted(v["mushroom_id"] for v in verdicts) == sorted(r["mushroom_id"] for r in later)
+    assert all(v["status"] == "scored" for v in verdicts)
