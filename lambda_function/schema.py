@@ -229,6 +229,13 @@ def _check_id(value: Any) -> tuple[str | None, FieldError | None]:
         return None, field_error(
             ID_FIELD, f"must be 1-{ID_MAX_LENGTH} characters long, got {len(value)}"
         )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # JSON allows escapes like "\ud800" that are not Unicode text; such an id cannot
+            # be written back as UTF-8 (output record, Kinesis partition key).
+            return None, field_error(ID_FIELD, "must be valid Unicode text (lone surrogate escape)")
     return value, None
 
 
@@ -241,7 +248,10 @@ def _check_numeric(feature: Feature, value: Any) -> tuple[float | None, FieldErr
         return None, field_error(
             feature.name, f"must be {expected}, got {type(value).__name__} {_preview(value)}"
         )
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond the float range
+        return None, field_error(feature.name, f"must be {expected}, got {_preview(value)}")
     if not math.isfinite(number):
         return None, field_error(feature.name, f"must be {expected}, got {number!r}")
     if number < 0:

@@ -1,0 +1,97 @@
+"""Where the scorer gets its model bundle: a local directory, or S3 downloaded to /tmp once.
+
+A bundle is ``bundle.json`` plus the model file it names (``model.txt``), see ``model.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lambda_function.model import BUNDLE_METADATA_FILE, BUNDLE_MODEL_FILE, BundleError, ModelBundle
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` -> ``("bucket", "some/prefix/")`` (prefix ends with /)."""
+    rest = uri[len("s3://") :]
+    bucket, _, prefix = rest.partition("/")
+    if not bucket:
+        raise BundleError(f"invalid model bundle URI {uri!r}: expected s3://<bucket>/<prefix>/")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return bucket, prefix
+
+
+def load_bundle(
+    uri: str, cache_dir: str | Path | None = None, s3_client: Any = None
+) -> ModelBundle:
+    """Load the bundle at ``uri`` (``s3://...`` or a local directory) into memory.
+
+    S3 bundles are downloaded under ``cache_dir`` (one subdirectory per URI) unless a complete
+    copy is already there, so a warm container, or a second load, does not download again.
+    """
+    if uri.startswith("s3://"):
+        cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "model-bundle"
+        return ModelBundle.load(download_bundle(uri, cache, s3_client))
+    directory = Path(uri)
+    if not directory.is_dir():
+        raise BundleError(
+            f"model bundle not found at {uri}: not a directory "
+            "(run `make train` to export one, or set MODEL_BUNDLE_URI)"
+        )
+    return ModelBundle.load(directory)
+
+
+def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:
+    """Download ``bundle.json`` and its model file to a local directory; returns the directory."""
+    bucket, prefix = parse_s3_uri(uri)
+    target = cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:16]
+    if (target / ".complete").is_file():
+        return target
+    if s3_client is None:
+        import boto3  # only needed for S3 bundles; boto3 ships with the Lambda runtime
+
+        s3_client = boto3.client("s3")
+
+    partial = target.with_name(target.name + f".partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        metadata_bytes = _get(s3_client, bucket, prefix + BUNDLE_METADATA_FILE)
+        (partial / BUNDLE_METADATA_FILE).write_bytes(metadata_bytes)
+        try:
+            model_file = json.loads(metadata_bytes).get("model_file", BUNDLE_MODEL_FILE)
+        except (ValueError, AttributeError) as exc:
+            raise BundleError(
+                f"s3://{bucket}/{prefix}{BUNDLE_METADATA_FILE} is not a JSON object"
+            ) from exc
+        if "/" in model_file or model_file.startswith("."):
+            raise BundleError(f"{uri}: model_file {model_file!r} must be a plain file name")
+        (partial / model_file).write_bytes(_get(s3_client, bucket, prefix + model_file))
+        (partial / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _get(s3_client: Any, bucket: str, key: str) -> bytes:
+    try:
+        return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:  # botocore ClientError, or a fake's equivalent
+        error = getattr(exc, "response", {}).get("Error", {})
+        code = error.get("Code") or type(exc).__name__
+        message = error.get("Message") or str(exc)
+        if code in ("NoSuchKey", "404", "NoSuchBucket"):
+            raise BundleError(
+                f"model bundle not found at s3://{bucket}/{key}: {code} {message}"
+            ) from exc
+        raise BundleError(
+            f"could not download model bundle file s3://{bucket}/{key}: {code} {message}"
+        ) from exc

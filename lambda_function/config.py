@@ -1,0 +1,75 @@
+"""Settings of the scorer, read from the environment in one place (once per container)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Mapping
+
+SERVICE_NAME = "mushroom-scorer"
+METRICS_NAMESPACE = "MushroomScorer"
+
+
+class SettingsError(ValueError):
+    """A required environment variable is missing or has an invalid value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the scorer reads from its environment.
+
+    Environment variables:
+    - ``MODEL_BUNDLE_URI`` (required): ``s3://<models-bucket>/mushroom-classifier/<version>/``
+      or a local bundle directory.
+    - ``OUTPUT_STREAM_NAME`` (required): the verdicts stream (name or ARN).
+    - ``BUNDLE_CACHE_DIR`` (default ``<temp dir>/model-bundle``, i.e. ``/tmp/model-bundle`` on
+      Lambda): where S3 bundles are downloaded.
+    - ``OUTPUT_MAX_ATTEMPTS`` (default 4): PutRecords attempts per chunk, first one included.
+    - ``OUTPUT_BACKOFF_BASE_MS`` / ``OUTPUT_BACKOFF_MAX_MS`` (default 50 / 1000): exponential
+      backoff with full jitter between attempts.
+    """
+
+    model_bundle_uri: str
+    output_stream_name: str
+    bundle_cache_dir: str = os.path.join(tempfile.gettempdir(), "model-bundle")
+    output_max_attempts: int = 4
+    output_backoff_base_s: float = 0.05
+    output_backoff_max_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Read and check the settings; raises SettingsError naming the offending variable."""
+        env = os.environ if environ is None else environ
+        return cls(
+            model_bundle_uri=_required(
+                env,
+                "MODEL_BUNDLE_URI",
+                "s3://<models-bucket>/mushroom-classifier/<version>/ or a local bundle directory",
+            ),
+            output_stream_name=_required(env, "OUTPUT_STREAM_NAME", "the verdicts stream name"),
+            bundle_cache_dir=env.get("BUNDLE_CACHE_DIR") or cls.bundle_cache_dir,
+            output_max_attempts=_number(env, "OUTPUT_MAX_ATTEMPTS", int, 4, minimum=1),
+            output_backoff_base_s=_number(env, "OUTPUT_BACKOFF_BASE_MS", float, 50, 0) / 1000,
+            output_backoff_max_s=_number(env, "OUTPUT_BACKOFF_MAX_MS", float, 1000, 0) / 1000,
+        )
+
+
+def _required(env: Mapping[str, str], name: str, expected: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set: expected {expected}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: float, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return kind(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be >= {minimum}")
+    return value

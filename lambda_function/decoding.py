@@ -1,0 +1,271 @@
+"""Fast batch decoding of Kinesis record payloads into an encoded feature matrix.
+
+The fast path decodes and validates a whole batch with one call into msgspec, using a Struct
+generated from ``schema.FEATURES`` (vocabularies as ``Literal`` types, finite numbers >= 0,
+unknown fields forbidden). Anything the fast path does not accept goes to the slow path, one
+record at a time: ``json`` + ``schema.validate_record``, which stays the single source of truth
+for what is accepted and for every error message. The fast path is only ever a shortcut: a
+record is accepted only if the schema validator would accept it too (tested with hypothesis).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from itertools import chain, repeat
+from typing import Annotated, Any, Literal, Sequence
+
+import msgspec
+import numpy as np
+
+from lambda_function import schema
+from lambda_function.model import FeatureEncoder
+
+FieldErrors = tuple[schema.FieldError, ...]
+
+# Finite numbers only: msgspec maps 1e400 to inf, which the upper bound rejects.
+_Measurement = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+_MushroomId = Annotated[str, msgspec.Meta(min_length=1, max_length=schema.ID_MAX_LENGTH)]
+
+
+def _observation_struct() -> type[msgspec.Struct]:
+    """The msgspec Struct equivalent of ``schema.validate_record``'s contract.
+
+    Fields follow ``schema.FEATURES`` in order, with ``mushroom_id`` last, so that
+    ``astuple`` yields the features in model order followed by the id.
+    """
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for feature in schema.FEATURES:
+        if feature.is_numeric:
+            fields.append((feature.name, _Measurement))
+        else:
+            fields.append((feature.name, Literal[feature.vocabulary] | None, None))  # type: ignore
+    fields.append((schema.ID_FIELD, _MushroomId))
+    # kw_only: optional nominal fields may precede required numeric ones. gc=False: holds only
+    # str/float/None, so it cannot be part of a reference cycle, and 1,000 fewer objects per
+    # batch for the cyclic garbage collector to track.
+    return msgspec.defstruct(
+        "Observation", fields, kw_only=True, forbid_unknown_fields=True, frozen=True, gc=False
+    )
+
+
+Observation = _observation_struct()
+_batch_decoder = msgspec.json.Decoder(list[Observation])
+_record_decoder = msgspec.json.Decoder(Observation)
+# Joining payloads into one JSON array is only safe if no record can bleed into its neighbour
+# (crafted payloads such as '{"id":"a"' + '"cap_diameter":1}' would merge into one valid
+# object). Three facts make it safe: the separator contains a raw newline, which JSON forbids
+# inside strings, so no string spans two payloads; an Observation is a flat object (its fields
+# are scalars, unknown fields are forbidden), so it closes at its first } outside a string; and
+# every payload starts with { and ends with }. Hence each payload holds >= 1 whole element,
+# and when the decoded list has exactly one element per payload, each holds exactly its own.
+_SEPARATOR = b"\n,"
+
+
+def _ascii_codes() -> tuple[dict[str | None, str] | None, frozenset[str]]:
+    """Code -> itself for every nominal code of the schema, None -> NUL; None if any code is
+    not a single ASCII character (then ``BatchDecoder.encode`` maps column by column)."""
+    nominal = [f for f in schema.FEATURES if not f.is_numeric]
+    codes = {code for f in nominal for code in f.vocabulary}
+    if not all(len(code) == 1 and code.isascii() and code != "\0" for code in codes):
+        return None, frozenset()
+    table: dict[str | None, str] = {code: code for code in codes}
+    table[None] = "\0"
+    return table, frozenset(f.name for f in nominal)
+
+
+_ASCII_CODES, _ASCII_CODES_FEATURES = _ascii_codes()
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """A batch of payloads, decoded and validated; indices refer to the input order."""
+
+    n_records: int
+    mushroom_ids: list[str | None]
+    # Indices of the valid records, and their encoded rows in the same order.
+    accepted: list[int]
+    matrix: np.ndarray
+    # Index -> errors, for every record that was rejected.
+    rejected: dict[int, FieldErrors]
+
+
+def decode_base64(data: Sequence[str]) -> list[bytes | None]:
+    """Decode Kinesis ``data`` fields (base64 text); None where a field is not valid base64."""
+    try:
+        # One C call for the batch: ~4x faster than binascii per record.
+        return msgspec.convert(list(data), list[bytes])
+    except (msgspec.ValidationError, TypeError):
+        return [_decode_base64_one(item) for item in data]
+
+
+def _decode_base64_one(item: Any) -> bytes | None:
+    try:
+        return msgspec.convert(item, bytes)
+    except (msgspec.ValidationError, TypeError):
+        return None
+
+
+class BatchDecoder:
+    """Decodes, validates and encodes batches for one model bundle's encoder."""
+
+    def __init__(self, encoder: FeatureEncoder):
+        self.encoder = encoder
+        nan = float("nan")
+        # Per nominal feature: code (or None = not observed) -> the bundle's float code.
+        self._lookups: dict[str, dict[Any, float]] = {}
+        for name, codes in encoder.vocabularies.items():
+            lookup: dict[Any, float] = {code: float(i) for i, code in enumerate(codes)}
+            lookup[None] = nan
+            self._lookups[name] = lookup
+        # Fast nominal encoding (see encode): per nominal feature, a 128-entry table from the
+        # code's ASCII value to the bundle's float code; NaN for "not observed" (NUL) and for
+        # codes the bundle does not know.
+        self._nominal_rows = [
+            j for j, name in enumerate(encoder.feature_order) if name in encoder.vocabularies
+        ]
+        self._nominal_names = [encoder.feature_order[j] for j in self._nominal_rows]
+        self._tables = np.full((len(self._nominal_rows), 128), nan)
+        for k, name in enumerate(self._nominal_names):
+            for code, value in self._lookups[name].items():
+                if isinstance(code, str) and len(code) == 1 and code.isascii():
+                    self._tables[k, ord(code)] = value
+        self._table_index = np.arange(len(self._nominal_rows))[:, None]
+        self._ascii_codes = _ASCII_CODES is not None and all(
+            name in _ASCII_CODES_FEATURES for name in self._nominal_names
+        )
+
+    def decode(self, data: Sequence[str]) -> DecodedBatch:
+        """Decode Kinesis ``data`` fields (base64 text) into a DecodedBatch."""
+        return self.decode_payloads(decode_base64(data))
+
+    def decode_payloads(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
+        """Validate and encode raw payloads (None = data that was not valid base64)."""
+        n = len(payloads)
+        ids: list[str | None] = [None] * n
+        rejected: dict[int, FieldErrors] = {}
+        if n and None not in payloads and max(map(len, payloads)) <= schema.MAX_RECORD_BYTES:
+            # The common case, checked with C-level scans: every record goes to the decoder.
+            candidates: list[int] = list(range(n))
+            to_decode = payloads
+        else:
+            candidates = []
+            for i, payload in enumerate(payloads):
+                if payload is None:
+                    rejected[i] = (schema.field_error("$", "record data is not valid base64"),)
+                elif len(payload) > schema.MAX_RECORD_BYTES:
+                    message = (
+                        f"record is {len(payload)} bytes; the limit is {schema.MAX_RECORD_BYTES}"
+                    )
+                    rejected[i] = (schema.field_error("$", message),)
+                else:
+                    candidates.append(i)
+            to_decode = [payloads[i] for i in candidates]
+
+        observations = _decode_batch(to_decode)  # type: ignore[arg-type]
+        if observations is not None:
+            accepted = candidates
+        else:
+            accepted, observations = [], []
+            for i in candidates:
+                observation, errors, mushroom_id = _decode_one(payloads[i])  # type: ignore
+                if observation is not None:
+                    accepted.append(i)
+                    observations.append(observation)
+                else:
+                    rejected[i] = errors
+                    ids[i] = mushroom_id
+
+        matrix, accepted_ids = self.encode(observations)
+        if len(accepted) == n:
+            ids = accepted_ids
+        else:
+            for i, mushroom_id in zip(accepted, accepted_ids):
+                ids[i] = mushroom_id
+        return DecodedBatch(n, ids, accepted, matrix, rejected)
+
+    def encode(self, observations: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
+        """Encode Observations into the model's matrix (same result as ``encode_rows``), and ids.
+
+        Column-wise, with C-level loops: ``astuple`` + ``zip(*...)`` transposes the batch, and
+        the nominal codes go through lookup tables (below). About 4x faster than building dict
+        rows and calling ``FeatureEncoder.encode_rows``; tests check both give the same matrix.
+        """
+        n = len(observations)
+        if n == 0:
+            return np.empty((0, self.encoder.n_features), dtype=np.float64), []
+        columns = dict(zip(_FIELD_NAMES, zip(*map(msgspec.structs.astuple, observations))))
+        # Filled feature by feature (contiguous rows), then transposed into a row-major copy:
+        # LightGBM predicts ~4% faster on C-order rows than on the column-major view, and the
+        # 20,000-value copy costs ~20 us.
+        transposed = np.empty((self.encoder.n_features, n), dtype=np.float64)
+        nan = float("nan")
+        for j, name in enumerate(self.encoder.feature_order):
+            lookup = self._lookups.get(name)
+            if lookup is None:
+                transposed[j] = columns[name]
+            elif not self._ascii_codes:
+                # Codes outside the bundle's vocabulary become missing, as in encode_rows.
+                transposed[j] = np.fromiter(
+                    map(lookup.get, columns[name], repeat(nan)), np.float64, n
+                )
+        if self._ascii_codes:
+            # Every schema code is one ASCII character, so all nominal values of the batch
+            # become one string in a single C-level join (None -> NUL), one byte per value,
+            # and one numpy gather through the tables maps the bytes to the bundle's codes:
+            # ~0.5 ms per 1,000 records instead of ~1 ms for 17,000 dict lookups.
+            nominal = chain.from_iterable(columns[name] for name in self._nominal_names)
+            text = "".join(map(_ASCII_CODES.__getitem__, nominal))  # type: ignore[union-attr]
+            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, n)
+            transposed[self._nominal_rows] = self._tables[self._table_index, codes]
+        return np.ascontiguousarray(transposed.T), list(columns[schema.ID_FIELD])
+
+
+def _decode_batch(payloads: list[bytes]) -> list[Any] | None:
+    """All payloads as Observations in one call, or None if any of them is not accepted."""
+    if not payloads:
+        return []
+    if not all(map(bytes.startswith, payloads, repeat(b"{"))) or not all(
+        map(bytes.endswith, payloads, repeat(b"}"))
+    ):
+        return None
+    try:
+        observations = _batch_decoder.decode(b"[" + _SEPARATOR.join(payloads) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return observations if len(observations) == len(payloads) else None
+
+
+def _decode_one(payload: bytes) -> tuple[Any | None, FieldErrors, str | None]:
+    """One payload: fast typed decode, else the schema validator for the full list of errors."""
+    try:
+        observation = _record_decoder.decode(payload)
+        return observation, (), getattr(observation, schema.ID_FIELD)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    result = validate_payload(payload)
+    return None, result.errors, result.mushroom_id
+
+
+def validate_payload(payload: bytes) -> schema.ValidatedRecord:
+    """The slow, thorough path: strict UTF-8, ``json.loads``, ``schema.validate_record``."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _invalid(f"record is not valid UTF-8: {exc.reason} at byte {exc.start}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _invalid(f"record is not valid JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
+    except (ValueError, RecursionError) as exc:
+        # ValueError: integers beyond Python's digit limit; RecursionError: absurd nesting.
+        return _invalid(f"record is not valid JSON: {type(exc).__name__}: {exc}"[:200])
+    return schema.validate_record(value)
+
+
+def _invalid(message: str) -> schema.ValidatedRecord:
+    return schema.ValidatedRecord(None, None, (schema.field_error("$", message),))
+
+
+_FIELD_NAMES: tuple[str, ...] = Observation.__struct_fields__

@@ -1,0 +1,149 @@
+"""The scoring service: Kinesis records in, exactly one verdict record out per input record.
+
+Plain domain code with injected dependencies (model bundle, output writer, clock): no boto3,
+no Powertools. The whole batch is decoded in one call, scored in one vectorised predict, and
+its outputs are written in as few PutRecords calls as the Kinesis limits allow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any, Callable, Mapping, Sequence
+
+import msgspec
+import numpy as np
+
+from lambda_function.decoding import BatchDecoder
+from lambda_function.model import VERDICT_UNKNOWN, ModelBundle
+from lambda_function.writer import OutputBatch, OutputWriter
+
+STATUS_SCORED = "scored"
+STATUS_REJECTED = "rejected"
+
+
+class VerdictRecord(msgspec.Struct, gc=False):
+    """One output record (DESIGN.md output contract), fields in contract order.
+
+    ``gc=False``: it holds strings, numbers and a tuple of error dicts, never itself, so it
+    cannot be part of a reference cycle; not tracking it spares the garbage collector work.
+    """
+
+    mushroom_id: str | None
+    status: str
+    verdict: str | None
+    p_poisonous: float | None
+    model_name: str
+    model_version: str
+    input_sequence_number: str
+    scored_at: str
+    errors: tuple[dict[str, str], ...]
+
+
+# A shared empty tuple: scored records have no errors, and tuples cannot be mutated.
+_NO_ERRORS: tuple[dict[str, str], ...] = ()
+# msgspec Structs rather than dicts + orjson: measured here on 1,000 outputs, building dicts and
+# mapping orjson.dumps over them costs ~2.5 ms per batch; Structs + msgspec's encoder ~0.35 ms.
+_json_encode = msgspec.json.Encoder().encode
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, e.g. ``2026-11-27T12:00:00.123Z``."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to one batch; ``failed_sequence_numbers`` must be retried by Lambda."""
+
+    n_records: int
+    n_scored: int
+    n_rejected: int
+    n_unknown: int
+    failed_sequence_numbers: frozenset[str]
+
+
+class ScoringService:
+    """Scores batches of Kinesis records with one model bundle and writes one output each."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        writer: OutputWriter,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.bundle = bundle
+        self.writer = writer
+        self.clock = clock
+        self.decoder = BatchDecoder(bundle.encoder)
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.model_version
+
+    def score_records(self, records: Sequence[Mapping[str, Any]]) -> BatchOutcome:
+        """Score Kinesis event records (``{"kinesis": {"data", "sequenceNumber"}, ...}``)."""
+        # map + itemgetter: C-level loops over the batch.
+        kinesis = list(map(itemgetter("kinesis"), records))
+        sequence_numbers = list(map(itemgetter("sequenceNumber"), kinesis))
+        batch = self.decoder.decode([k.get("data") for k in kinesis])
+        p_poisonous, verdicts = self.bundle.score(batch.matrix)
+
+        model_name, model_version = self.bundle.model_name, self.bundle.model_version
+        scored_at = format_timestamp(self.clock())
+        # Rounded in one vectorised call; tolist() gives Python floats.
+        probabilities = np.round(p_poisonous, 4).tolist()
+        ids = batch.mushroom_ids
+        outputs = [
+            VerdictRecord(
+                ids[i],
+                STATUS_SCORED,
+                verdict,
+                p,
+                model_name,
+                model_version,
+                sequence_numbers[i],
+                scored_at,
+                _NO_ERRORS,
+            )
+            for i, verdict, p in zip(batch.accepted, verdicts, probabilities)
+        ]
+        if batch.rejected:
+            # Back into input order, with one rejection per invalid record.
+            ordered: list[VerdictRecord] = [None] * batch.n_records  # type: ignore[list-item]
+            for i, output in zip(batch.accepted, outputs):
+                ordered[i] = output
+            for i, errors in batch.rejected.items():
+                ordered[i] = VerdictRecord(
+                    ids[i],
+                    STATUS_REJECTED,
+                    None,
+                    None,
+                    model_name,
+                    model_version,
+                    sequence_numbers[i],
+                    scored_at,
+                    errors,
+                )
+            outputs = ordered
+
+        partition_keys = [
+            mushroom_id or sequence_number
+            for mushroom_id, sequence_number in zip(batch.mushroom_ids, sequence_numbers)
+        ]
+        failed = self.writer.write(
+            OutputBatch(sequence_numbers, partition_keys, list(map(_json_encode, outputs)))
+        )
+        return BatchOutcome(
+            n_records=batch.n_records,
+            n_scored=len(batch.accepted),
+            n_rejected=len(batch.rejected),
+            n_unknown=verdicts.count(VERDICT_UNKNOWN),
+            failed_sequence_numbers=frozenset(failed),
+        )

@@ -1,0 +1,416 @@
+"""Scorer benchmarks (``make bench``) -> ``reports/benchmark.json``.
+
+- ``handler_1000_ms``: one 1,000-record Kinesis event through the real ``lambda_handler``
+  (Powertools, metrics, logs), output writer in memory, fake Lambda context;
+- ``raw_predict_1000_ms``: ``Booster.predict(num_threads=1)`` on the same rows, already encoded,
+  measured alternately with the handler so that the ratio compares like with like;
+- ``per_record_pattern_1000_ms``: the common pattern, per record: base64 + ``json.loads``, a
+  one-row pandas DataFrame, ``predict``, one ``put_record`` to an in-memory fake;
+- ``cold_start_ms``: a new process imports the handler, loads the bundle (through the real
+  ``get_service``) and scores one record, with pandas/sklearn/mlflow unimportable as in the
+  Lambda package; PutRecords is answered by a botocore hook, so no network is involved.
+
+Medians of ``--runs`` runs (at least 5). The machine is shared: the report includes the load
+average, and every number of one run is measured in that same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import csv
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BUNDLE = ROOT / ".local" / "bundles" / "mushroom-classifier" / "champion"
+DEFAULT_OUTPUT = ROOT / "reports" / "benchmark.json"
+DATASET_CSV = ROOT / "data" / "secondary_data.csv"
+N_RECORDS = 1000
+TARGETS = {
+    "handler_1000_ms": ("<=", 10.0),
+    "handler_vs_raw_ratio": ("<=", 2.0),
+    "speedup_vs_per_record": (">=", 100.0),
+    "cold_start_ms": ("<=", 1000.0),
+}
+
+
+class FakeContext:
+    function_name = "mushroom-scorer"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1024
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mushroom-scorer"
+    aws_request_id = "bench"
+    log_group_name = "/aws/lambda/mushroom-scorer"
+    log_stream_name = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def sample_records(n: int = N_RECORDS, seed: int = 0) -> tuple[list[dict[str, Any]], str]:
+    """n observations: rows of the dataset when present (data/), else synthetic ones."""
+    from lambda_function import schema
+
+    rng = random.Random(seed)
+    if DATASET_CSV.is_file():
+        with DATASET_CSV.open(newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=";"))
+        records = []
+        for i, row in enumerate(rng.sample(rows, n)):
+            record: dict[str, Any] = {"mushroom_id": f"bench-{i:06d}"}
+            for feature in schema.FEATURES:
+                value = row[feature.dataset_column]
+                record[feature.name] = float(value) if feature.is_numeric else (value or None)
+            records.append(record)
+        return records, "dataset sample"
+    records = []
+    for i in range(n):
+        record = {"mushroom_id": f"bench-{i:06d}"}
+        for feature in schema.FEATURES:
+            if feature.is_numeric:
+                record[feature.name] = round(rng.uniform(0.5, 20), 2)
+            else:
+                record[feature.name] = rng.choice((*feature.vocabulary, None))
+        records.append(record)
+    return records, "synthetic"
+
+
+def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    first = 49590338271490256608559692538361571095921575989136588898
+    return {
+        "Records": [
+            {
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": record["mushroom_id"],
+                    "sequenceNumber": str(first + i),
+                    "data": base64.b64encode(json.dumps(record).encode()).decode(),
+                    "approximateArrivalTimestamp": 1764244800.123,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": f"shardId-000000000000:{first + i}",
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::123456789012:role/mushroom-scorer",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/"
+                "mushroom-observations",
+            }
+            for i, record in enumerate(records)
+        ]
+    }
+
+
+def _lambda_environment(bundle_dir: Path) -> dict[str, str]:
+    """What the function's configuration sets, plus fake credentials (nothing is sent)."""
+    return {
+        "MODEL_BUNDLE_URI": str(bundle_dir),
+        "OUTPUT_STREAM_NAME": "mushroom-verdicts",
+        "POWERTOOLS_SERVICE_NAME": "mushroom-scorer",
+        "POWERTOOLS_METRICS_NAMESPACE": "MushroomScorer",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+
+
+def timed(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return (time.perf_counter() - started) * 1000
+
+
+def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str, Any]:
+    """Handler and raw predict, alternately, ``runs`` times each (after warm-up)."""
+    from lambda_function import handler
+    from lambda_function.writer import InMemoryWriter
+
+    # The container's own service (settings from the environment, bundle, Kinesis client,
+    # gc.freeze), with its Kinesis writer swapped for one in memory.
+    os.environ.update(_lambda_environment(bundle_dir))
+    handler.get_service.cache_clear()
+    service = handler.get_service()
+    writer = InMemoryWriter()
+    service.writer = writer
+    bundle = service.bundle
+    context = FakeContext()
+    matrix = service.decoder.decode([r["kinesis"]["data"] for r in event["Records"]]).matrix
+    matrix = matrix.copy(order="C")
+
+    def invoke() -> None:
+        response = handler.lambda_handler(event, context)
+        assert response == {"batchItemFailures": []}, response
+
+    handler_ms, raw_ms = [], []
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        # Logs and EMF metrics are written as in Lambda (to stdout), here to /dev/null.
+        handler.logger.registered_handler.setStream(sink)
+        for i in range(runs + 3):
+            writer.records.clear()
+            elapsed_handler = timed(invoke)
+            elapsed_raw = timed(lambda: bundle.booster.predict(matrix, num_threads=1))
+            if i >= 3:  # warm-up runs are not counted
+                handler_ms.append(elapsed_handler)
+                raw_ms.append(elapsed_raw)
+        handler.logger.registered_handler.setStream(sys.stdout)
+    outputs = [json.loads(data) for _, _, data in writer.records]
+    assert len(outputs) == len(event["Records"])
+    verdicts = {v: sum(o["verdict"] == v for o in outputs) for v in ("edible", "poisonous")}
+    verdicts["unknown"] = sum(o["verdict"] == "unknown" for o in outputs)
+    verdicts["rejected"] = sum(o["status"] == "rejected" for o in outputs)
+    return {
+        "handler_1000_ms": statistics.median(handler_ms),
+        "handler_1000_ms_min": min(handler_ms),
+        "raw_predict_1000_ms": statistics.median(raw_ms),
+        "raw_predict_1000_ms_min": min(raw_ms),
+        "handler_vs_raw_ratio": statistics.median(h / r for h, r in zip(handler_ms, raw_ms)),
+        "verdicts": verdicts,
+        "model_trees": bundle.booster.num_trees(),
+        "model_version": bundle.model_version,
+    }
+
+
+def bench_per_record(bundle_dir: Path, event: dict, runs: int) -> dict[str, float]:
+    """The common per-record pattern; median ms per 1,000 records.
+
+    ``per_record_pattern_1000_ms``: per record, ``json.loads`` of the base64-decoded data, a
+    one-row DataFrame, the categorical codes mapped with pandas, ``predict``, ``put_record``,
+    as a pandas-based handler does it. ``per_record_lean_1000_ms``: the same loop with the
+    encoding done by the bundle's numpy encoder (a lower bound for any per-record handler).
+    """
+    import pandas as pd
+
+    from lambda_function.model import ModelBundle
+
+    bundle = ModelBundle.load(bundle_dir)
+    encoder = bundle.encoder
+    columns = list(encoder.feature_order)
+    lookups = {
+        name: {code: float(i) for i, code in enumerate(codes)}
+        for name, codes in encoder.vocabularies.items()
+    }
+
+    class FakeKinesis:
+        def __init__(self) -> None:
+            self.records: list[dict] = []
+
+        def put_record(self, **kwargs: Any) -> dict:
+            self.records.append(kwargs)
+            return {"SequenceNumber": str(len(self.records)), "ShardId": "shardId-000000000000"}
+
+    def pandas_features(observation: dict) -> Any:
+        frame = pd.DataFrame([observation], columns=columns)
+        for name, lookup in lookups.items():
+            frame[name] = frame[name].map(lookup)
+        return frame.astype("float64")
+
+    def lean_features(observation: dict) -> Any:
+        return pd.DataFrame(encoder.encode_rows([observation]), columns=columns)
+
+    def run(features: Callable[[dict], Any]) -> None:
+        client = FakeKinesis()
+        for record in event["Records"]:
+            observation = json.loads(base64.b64decode(record["kinesis"]["data"]))
+            p = float(bundle.booster.predict(features(observation), num_threads=1)[0])
+            output = {
+                "mushroom_id": observation["mushroom_id"],
+                "verdict": "poisonous" if p >= bundle.threshold else "edible",
+                "p_poisonous": round(p, 4),
+                "input_sequence_number": record["kinesis"]["sequenceNumber"],
+            }
+            client.put_record(
+                StreamName="mushroom-verdicts",
+                Data=json.dumps(output).encode(),
+                PartitionKey=observation["mushroom_id"],
+            )
+
+    results = {}
+    for key, features in (
+        ("per_record_pattern_1000_ms", pandas_features),
+        ("per_record_lean_1000_ms", lean_features),
+    ):
+        run(features)  # warm-up
+        results[key] = statistics.median(timed(lambda: run(features)) for _ in range(runs))
+    return results
+
+
+COLD_START_SCRIPT = """
+import time
+started = time.perf_counter()
+import importlib.abc, sys
+
+class Blocker(importlib.abc.MetaPathFinder):
+    # Not in the Lambda package: make them unimportable, as they are there.
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("pandas", "sklearn", "mlflow"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+
+import base64, json
+from lambda_function import handler
+imported = time.perf_counter()
+
+
+def answer(request, **_):
+    # Answer PutRecords inside botocore (after serialisation, before HTTP).
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_):
+            n = len(json.loads(request.body)["Records"])
+            yield json.dumps({"FailedRecordCount": 0, "Records": [
+                {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"} for i in range(n)
+            ]}).encode()
+
+    return AWSResponse(request.url, 200, {}, Raw())
+
+
+service = handler.get_service()
+service.writer.client.meta.events.register("before-send.kinesis.PutRecords", answer)
+loaded = time.perf_counter()
+event = json.loads(sys.argv[1])
+context = type("Context", (), {
+    "function_name": "mushroom-scorer", "function_version": "$LATEST",
+    "memory_limit_in_mb": 1024, "aws_request_id": "cold", "log_group_name": "g",
+    "log_stream_name": "s",
+    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mushroom-scorer",
+    "get_remaining_time_in_millis": lambda self: 60000,
+})()
+response = handler.lambda_handler(event, context)
+done = time.perf_counter()
+assert response == {"batchItemFailures": []}, response
+leaked = [m for m in ("pandas", "sklearn", "mlflow") if m in sys.modules]
+print("COLD " + json.dumps({
+    "import_ms": (imported - started) * 1000,
+    "load_ms": (loaded - imported) * 1000,
+    "first_invocation_ms": (done - loaded) * 1000,
+    "total_ms": (done - started) * 1000,
+    "leaked": leaked,
+}))
+"""
+
+
+def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any]:
+    """New processes: import handler, load the bundle, score one record (medians)."""
+    env = {**os.environ, **_lambda_environment(bundle_dir), "PYTHONPATH": str(ROOT)}
+    event = json.dumps(kinesis_event([record]))
+    results, process_ms = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        completed = subprocess.run(
+            [sys.executable, "-c", COLD_START_SCRIPT, event],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        process_ms.append((time.perf_counter() - started) * 1000)
+        if completed.returncode != 0:
+            raise SystemExit(f"cold start run failed:\n{completed.stderr}")
+        line = next(x for x in completed.stdout.splitlines() if x.startswith("COLD "))
+        results.append(json.loads(line[len("COLD ") :]))
+    leaked = sorted({m for r in results for m in r["leaked"]})
+    medians = {
+        key: statistics.median(r[key] for r in results)
+        for key in ("import_ms", "load_ms", "first_invocation_ms", "total_ms")
+    }
+    return {
+        "cold_start_ms": medians["total_ms"],
+        "cold_start_breakdown_ms": {k: v for k, v in medians.items() if k != "total_ms"},
+        "cold_start_process_ms": statistics.median(process_ms),
+        "cold_start_leaked_modules": leaked,
+    }
+
+
+def check_targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    checks = {}
+    for key, (op, limit) in TARGETS.items():
+        value = report[key]
+        checks[key] = {
+            "target": f"{op} {limit:g}",
+            "value": round(value, 3),
+            "met": value <= limit if op == "<=" else value >= limit,
+        }
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the scorer")
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--runs", type=int, default=31, help="handler/raw runs (>= 5)")
+    parser.add_argument("--slow-runs", type=int, default=5, help="per-record and cold-start runs")
+    args = parser.parse_args(argv)
+    if not (args.bundle / "bundle.json").is_file():
+        raise SystemExit(
+            f"model bundle not found at {args.bundle}: run `make train` first "
+            "(or pass --bundle PATH)"
+        )
+    runs, slow_runs = max(5, args.runs), max(5, args.slow_runs)
+    import lightgbm
+    import msgspec
+    import numpy
+
+    records, source = sample_records()
+    event = kinesis_event(records)
+    load_before = os.getloadavg()
+    report: dict[str, Any] = {
+        "records": N_RECORDS,
+        "records_source": source,
+        "bundle": str(args.bundle),
+        "runs": runs,
+        "slow_runs": slow_runs,
+    }
+    report.update(bench_handler_and_raw(args.bundle, event, runs))
+    report.update(bench_per_record(args.bundle, event, slow_runs))
+    report["speedup_vs_per_record"] = (
+        report["per_record_pattern_1000_ms"] / report["handler_1000_ms"]
+    )
+    report["speedup_vs_per_record_lean"] = (
+        report["per_record_lean_1000_ms"] / report["handler_1000_ms"]
+    )
+    report.update(bench_cold_start(args.bundle, records[0], slow_runs))
+    report["targets"] = check_targets(report)
+    report["environment"] = {
+        "python": platform.python_version(),
+        "lightgbm": lightgbm.__version__,
+        "numpy": numpy.__version__,
+        "msgspec": msgspec.__version__,
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "machine": platform.machine(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+    for key in (
+        "handler_1000_ms",
+        "raw_predict_1000_ms",
+        "per_record_pattern_1000_ms",
+        "per_record_lean_1000_ms",
+    ):
+        print(f"{key:28s} {report[key]:10.3f}")
+    for key, check in report["targets"].items():
+        print(f"{key:28s} {check['value']:10.3f}  target {check['target']:8s} met={check['met']}")
+    print(f"model trees {report['model_trees']}, wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Build the Lambda zip (``make package``): cp312 x86_64 wheels + the lambda_function package.
+
+The zip is deterministic: the same requirements and sources give the same bytes (sorted entries,
+fixed timestamps and permissions), so its SHA-256 names it: ``build/mushroom-scorer-<sha12>.zip``.
+Wheels come from PyPI through pip (cached in ``.local/pip-cache``) for the Lambda platform, not
+this machine's: ``--platform manylinux_2_x_x86_64 --python-version 3.12 --implementation cp
+--only-binary=:all:``. The python3.12 runtime is Amazon Linux 2023 (glibc 2.34).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = ROOT / "lambda_function"
+REQUIREMENTS = PACKAGE_DIR / "requirements.txt"
+PIP_CACHE = ROOT / ".local" / "pip-cache"
+ZIP_PREFIX = "mushroom-scorer"
+PYTHON_VERSION = "3.12"
+# pip does not expand manylinux_2_X tags to older glibc versions by itself: list every tag the
+# runtime's glibc 2.34 supports (pip picks the most specific wheel available).
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 16, -1)] + [
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+]
+# Parts of the installed wheels the function never loads. Only the test suites of numpy and
+# scipy are dropped (their import machinery does not need them); everything else is kept.
+STRIP_DIRS = {"__pycache__"}
+STRIP_TEST_DIRS_UNDER = ("numpy", "scipy")
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> None:
+    """pip-install the requirements for the Lambda platform into ``staging``."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(staging),
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--cache-dir",
+        str(PIP_CACHE),
+        "-r",
+        str(requirements),
+    ]
+    for platform in PLATFORMS:
+        command += ["--platform", platform]
+    subprocess.run(command, check=True)
+
+
+def copy_package(staging: Path, package_dir: Path = PACKAGE_DIR) -> None:
+    """Copy the function's own modules (``*.py`` only: no tests, caches or build files)."""
+    target = staging / package_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sorted(package_dir.glob("*.py")):
+        shutil.copyfile(source, target / source.name)
+
+
+def strip_unneeded(staging: Path) -> int:
+    """Remove caches, console scripts and numpy/scipy test suites; returns bytes removed."""
+    removed = 0
+    doomed: list[Path] = []
+    if (staging / "bin").is_dir():
+        doomed.append(staging / "bin")
+    for path in staging.rglob("*"):
+        if not path.is_dir():
+            if path.suffix in (".pyc", ".pyo"):
+                doomed.append(path)
+            continue
+        relative = path.relative_to(staging).parts
+        if path.name in STRIP_DIRS or (
+            path.name == "tests" and relative[0] in STRIP_TEST_DIRS_UNDER
+        ):
+            doomed.append(path)
+    for path in doomed:
+        if not path.exists():
+            continue  # inside a directory removed already
+        if path.is_dir():
+            removed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        else:
+            removed += path.stat().st_size
+            path.unlink()
+    return removed
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        if path.is_file() and not path.is_symlink():
+            yield path
+
+
+def write_deterministic_zip(root: Path, destination: Path) -> Path:
+    """Zip every file under ``root``: sorted names, fixed dates and modes, deflate level 9."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in _files(root):
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=FIXED_DATE)
+            executable = os.access(path, os.X_OK)
+            info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever machine builds it
+            with path.open("rb") as handle:
+                archive.writestr(info, handle.read(), compresslevel=9)
+    return destination
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_size(paths: Iterable[Path]) -> int:
+    return sum(p.stat().st_size for p in paths)
+
+
+def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
+    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` and return its path."""
+    output_dir = Path(output_dir)
+    staging = output_dir / "lambda-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    install_requirements(staging)
+    copy_package(staging)
+    stripped = strip_unneeded(staging)
+    unzipped = tree_size(_files(staging))
+
+    temporary = output_dir / f"{ZIP_PREFIX}.zip.partial"
+    write_deterministic_zip(staging, temporary)
+    digest = sha256_file(temporary)
+    final = output_dir / f"{ZIP_PREFIX}-{digest[:12]}.zip"
+    for stale in output_dir.glob(f"{ZIP_PREFIX}-*.zip"):
+        if stale != final:
+            stale.unlink()  # one zip in build/: the current one
+    temporary.replace(final)
+    zipped = final.stat().st_size
+    print(f"{final}  sha256 {digest}")
+    print(
+        f"zipped {zipped / 1e6:.1f} MB, unzipped {unzipped / 1e6:.1f} MB "
+        f"(stripped {stripped / 1e6:.1f} MB; Lambda limits: 50 MB direct upload, 250 MB unzipped)"
+    )
+    if unzipped > 250 * 1024 * 1024:
+        raise SystemExit(f"unzipped size {unzipped} exceeds Lambda's 250 MB limit")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "build")
+    args = parser.parse_args(argv)
+    build_lambda_zip(args.output_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

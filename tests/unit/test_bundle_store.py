@@ -1,0 +1,61 @@
+"""Bundle store: local directories and S3 prefixes (moto), with clear errors when missing."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from lambda_function.bundle_store import load_bundle, parse_s3_uri
+from lambda_function.model import BundleError
+
+BUCKET = "mushroom-local-models"
+
+
+def test_local_directory(tiny_bundle):
+    bundle = load_bundle(str(tiny_bundle))
+    assert bundle.model_name == "mushroom-classifier" and bundle.model_version == "1"
+
+
+def test_missing_local_directory_says_what_to_do(tmp_path):
+    with pytest.raises(BundleError, match="model bundle not found at .*make train"):
+        load_bundle(str(tmp_path / "nope"))
+
+
+def test_parse_s3_uri():
+    assert parse_s3_uri("s3://b/mushroom-classifier/3") == ("b", "mushroom-classifier/3/")
+    assert parse_s3_uri("s3://b/p/") == ("b", "p/")
+    with pytest.raises(BundleError):
+        parse_s3_uri("s3:///p/")
+
+
+@mock_aws
+def test_s3_bundle_is_downloaded_once(tiny_bundle, tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    for path in tiny_bundle.iterdir():
+        s3.put_object(
+            Bucket=BUCKET, Key=f"mushroom-classifier/1/{path.name}", Body=path.read_bytes()
+        )
+
+    uri = f"s3://{BUCKET}/mushroom-classifier/1/"
+    bundle = load_bundle(uri, tmp_path / "cache", s3)
+    assert bundle.model_version == "1"
+
+    class NoS3:
+        def get_object(self, **_):
+            raise AssertionError("downloaded twice")
+
+    assert load_bundle(uri, tmp_path / "cache", NoS3()).model_version == "1"
+
+
+@mock_aws
+def test_missing_s3_bundle_names_the_key(tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    uri = f"s3://{BUCKET}/mushroom-classifier/9/"
+    expected = f"model bundle not found at {uri}bundle.json: NoSuchKey"
+    with pytest.raises(BundleError, match=expected):
+        load_bundle(uri, tmp_path / "cache", s3)
+    assert not any((tmp_path / "cache").glob("*/bundle.json"))

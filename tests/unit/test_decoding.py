@@ -1,0 +1,235 @@
+"""Fast batch decoding agrees with the schema validator, the single source of truth."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lambda_function import schema
+from lambda_function.decoding import BatchDecoder, _decode_one, decode_base64, validate_payload
+from lambda_function.model import FeatureEncoder
+from tests.unit.scorer_fakes import valid_record
+
+ENCODER = FeatureEncoder.from_schema()
+
+
+@pytest.fixture
+def decoder() -> BatchDecoder:
+    return BatchDecoder(ENCODER)
+
+
+def test_valid_batch_takes_the_fast_path_and_matches_encode_rows(decoder):
+    records = [valid_record(i, cap_shape=[None, "b", "x"][i % 3]) for i in range(30)]
+    batch = decoder.decode_payloads([json.dumps(r).encode() for r in records])
+
+    assert batch.accepted == list(range(30))
+    assert batch.rejected == {}
+    assert batch.mushroom_ids == [r["mushroom_id"] for r in records]
+    rows = [schema.validate_record(r).row for r in records]
+    np.testing.assert_array_equal(batch.matrix, ENCODER.encode_rows(rows))
+
+
+def test_absent_nominal_features_mean_not_observed(decoder):
+    record = {"mushroom_id": "a", "cap_diameter": 1, "stem_height": 2, "stem_width": 3}
+    batch = decoder.decode_payloads([json.dumps(record).encode()])
+    assert batch.accepted == [0]
+    np.testing.assert_array_equal(
+        batch.matrix, ENCODER.encode_rows([schema.validate_record(record).row])
+    )
+
+
+def test_one_bad_record_does_not_reject_the_others(decoder):
+    payloads = [
+        json.dumps(valid_record(0)).encode(),
+        b'{"mushroom_id": "x", "cap_diameter": NaN}',
+        json.dumps(valid_record(2)).encode(),
+    ]
+    batch = decoder.decode_payloads(payloads)
+    assert batch.accepted == [0, 2]
+    assert batch.mushroom_ids == ["obs-000000", "x", "obs-000002"]
+    fields = {e["field"] for e in batch.rejected[1]}
+    assert {"cap_diameter", "stem_height", "stem_width"} <= fields
+    assert batch.matrix.shape == (2, len(schema.FEATURES))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (None, "not valid base64"),
+        (b"\xff\xfe{}", "not valid UTF-8"),
+        (b'{"mushroom_id": ', "not valid JSON"),
+        (b"[]", "must be a JSON object, got array"),
+        (b"42", "must be a JSON object, got int"),
+        (b"[" * 5_000 + b"]" * 5_000, "not valid JSON"),
+        (b'{"mushroom_id": "' + b"a" * schema.MAX_RECORD_BYTES + b'"}', "the limit is"),
+    ],
+)
+def test_malformed_records_are_rejected_with_one_clear_error(decoder, payload, expected):
+    batch = decoder.decode_payloads([payload])
+    assert batch.accepted == []
+    (error,) = batch.rejected[0]
+    assert error["field"] == "$"
+    assert expected in error["message"]
+
+
+def test_field_errors_come_from_the_schema_validator(decoder):
+    record = valid_record(0, cap_color="z", stem_width=-1, extra=1)
+    batch = decoder.decode_payloads([json.dumps(record).encode()])
+    assert batch.rejected[0] == schema.validate_record(record).errors
+    assert batch.mushroom_ids == ["obs-000000"]
+
+
+def test_payloads_cannot_merge_across_record_boundaries(decoder):
+    """Two halves of one object, plus a record holding two objects, keep the count at 3: the
+    joined buffer would decode, but each record alone is invalid and must be rejected."""
+    whole = json.dumps(valid_record(0))
+    cut = whole.index(', "stem_height"')
+    first, second = whole[:cut] + "}", "{" + whole[cut + 1 :]
+    payloads = [
+        (whole[:cut]).encode(),
+        (whole[cut + 1 :]).encode(),
+        f"{whole},{whole}".encode(),
+        first.encode(),
+        second.encode(),
+    ]
+    batch = decoder.decode_payloads(payloads)
+    assert batch.accepted == []
+    for i in (0, 1, 2):
+        assert batch.rejected[i][0]["field"] == "$"
+    # first/second are whole objects with an unknown field or missing features: field errors.
+    assert set(batch.rejected) == {0, 1, 2, 3, 4}
+
+
+def test_strings_cannot_span_records(decoder):
+    """A string opened in one record and closed in the next must not glue them together."""
+    tail = json.dumps(valid_record(1))[1:]
+    payloads = [
+        b'{"cap_diameter": 1, "stem_height": 1, "stem_width": 1, "mushroom_id": "}',
+        ('{"},' + tail).encode(),
+    ]
+    batch = decoder.decode_payloads(payloads)
+    assert batch.accepted == []
+    assert set(batch.rejected) == {0, 1}
+
+
+def test_decode_base64_batch_and_fallback():
+    good = base64.b64encode(b'{"a": 1}').decode()
+    assert decode_base64([good, good]) == [b'{"a": 1}', b'{"a": 1}']
+    assert decode_base64([good, "%%%", None]) == [b'{"a": 1}', None, None]
+
+
+def test_lone_surrogate_ids_are_rejected_on_both_paths(decoder):
+    payload = b'{"mushroom_id": "\\ud800", "cap_diameter": 1, "stem_height": 1, "stem_width": 1}'
+    batch = decoder.decode_payloads([payload])
+    assert batch.rejected[0][0]["field"] == "mushroom_id"
+    assert batch.mushroom_ids == [None]
+
+
+def test_integers_beyond_the_float_range_are_rejected(decoder):
+    payload = json.dumps(valid_record(0, cap_diameter=10**400)).encode()
+    batch = decoder.decode_payloads([payload])
+    assert batch.rejected[0][0]["field"] == "cap_diameter"
+
+
+# --- fast path vs slow path, on generated records ----------------------------------------------
+
+_numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.sampled_from([0, -0.0, 1e308, 1.7976931348623157e308]),
+)
+_junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    _numbers,
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+def _feature_value(feature: schema.Feature):
+    if feature.is_numeric:
+        return st.one_of(st.floats(min_value=0, max_value=1e6), _numbers, _junk)
+    return st.one_of(st.sampled_from((*feature.vocabulary, None)), _junk)
+
+
+@st.composite
+def near_valid_records(draw) -> dict:
+    """Records that are mostly valid, with a few fields perturbed, dropped or added."""
+    record: dict = {}
+    for feature in schema.FEATURES:
+        if draw(st.integers(0, 9)) == 0:
+            continue
+        if draw(st.booleans()):
+            record[feature.name] = draw(_feature_value(feature))
+        else:
+            record[feature.name] = valid_record(0)[feature.name]
+    if draw(st.integers(0, 9)):
+        record[schema.ID_FIELD] = draw(
+            st.one_of(st.text(min_size=1, max_size=130), _junk)
+            if draw(st.booleans())
+            else st.just("obs-1")
+        )
+    if draw(st.integers(0, 9)) == 0:
+        record[draw(st.text(max_size=8))] = draw(_junk)
+    return record
+
+
+def _payload(record: dict) -> bytes:
+    # allow_nan: Python writes NaN/Infinity tokens, which strict JSON parsers reject.
+    return json.dumps(record, allow_nan=True).encode()
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(near_valid_records())
+def test_fast_and_slow_paths_agree_on_accept_or_reject(record):
+    payload = _payload(record)
+    observation, _, _ = _decode_one(payload)
+    slow = validate_payload(payload)
+    assert (observation is not None) == slow.ok, (record, slow.errors)
+    if slow.ok:
+        matrix, ids = BatchDecoder(ENCODER).encode([observation])
+        np.testing.assert_array_equal(matrix, ENCODER.encode_rows([slow.row]))
+        assert ids == [slow.mushroom_id]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(near_valid_records(), min_size=1, max_size=8))
+def test_batch_decode_equals_record_by_record(records):
+    payloads = [_payload(r) for r in records]
+    batch = BatchDecoder(ENCODER).decode_payloads(payloads)
+    expected_ok = [i for i, p in enumerate(payloads) if validate_payload(p).ok]
+    assert batch.accepted == expected_ok
+    assert sorted([*batch.accepted, *batch.rejected]) == list(range(len(records)))
+    for i, errors in batch.rejected.items():
+        assert errors and all(set(e) == {"field", "message"} for e in errors)
+    assert not np.isinf(batch.matrix).any()
+    assert all(math.isfinite(v) for v in batch.matrix[:, 0])
+
+
+def test_column_by_column_fallback_encodes_the_same(decoder):
+    records = [valid_record(i, habitat=[None, "g", "d", "u"][i % 4]) for i in range(12)]
+    batch = decoder.decode_payloads([json.dumps(r).encode() for r in records])
+    slow = BatchDecoder(ENCODER)
+    slow._ascii_codes = False  # as if some schema code were not one ASCII character
+    fallback = slow.decode_payloads([json.dumps(r).encode() for r in records])
+    np.testing.assert_array_equal(batch.matrix, fallback.matrix)
+
+
+def test_codes_missing_from_an_older_bundle_become_missing_values():
+    vocabularies = dict(ENCODER.vocabularies)
+    vocabularies["habitat"] = ("g", "l")  # an older model that never saw "d"
+    older = FeatureEncoder(ENCODER.feature_order, vocabularies)
+    records = [valid_record(0, habitat="d"), valid_record(1, habitat="l")]
+    batch = BatchDecoder(older).decode_payloads([json.dumps(r).encode() for r in records])
+    rows = [schema.validate_record(r).row for r in records]
+    np.testing.assert_array_equal(batch.matrix, older.encode_rows(rows))
+    column = older.feature_order.index("habitat")
+    assert math.isnan(batch.matrix[0, column]) and batch.matrix[1, column] == 1.0
