@@ -179,43 +179,42 @@ class SpeciesGuard:
         )
 
     def __post_init__(self) -> None:
-        # Stack every nominal feature's masks into one table so a batch needs one gather and
-        # one AND-reduce for all of them (about 0.2 ms per 1,000 rows instead of 1 ms).
-        self._nominal_columns = np.array(
-            [j for j, kind in enumerate(self.kinds) if kind == "nominal"], dtype=np.int64
-        )
+        # Every feature's masks stacked into one table: a batch then needs one gather and one
+        # AND-reduce over features (0.2 ms per 1,000 rows; feature by feature took 1 ms).
+        self._nominal_columns = [j for j, kind in enumerate(self.kinds) if kind == "nominal"]
         self._numeric_columns = [j for j, kind in enumerate(self.kinds) if kind == "numeric"]
-        nominal_masks = [self.masks[j] for j in self._nominal_columns]
-        sizes = np.array([m.shape[0] for m in nominal_masks], dtype=np.int64)
-        self._nominal_offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.float64)
-        self._nominal_missing = (sizes - 1).astype(np.float64)
-        self._nominal_table = (
-            np.concatenate(nominal_masks)
-            if nominal_masks
+        order = self._nominal_columns + self._numeric_columns
+        sizes = np.array([self.masks[j].shape[0] for j in order], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        n_nominal = len(self._nominal_columns)
+        self._nominal_offsets = offsets[:n_nominal, None].astype(np.float64)
+        self._nominal_missing = (sizes[:n_nominal, None] - 1).astype(np.float64)
+        self._numeric_offsets = offsets[n_nominal:].tolist()
+        self._table = (
+            np.concatenate([self.masks[j] for j in order])
+            if order
             else np.zeros((0, self.n_words), dtype=np.uint64)
         )
 
     def compatible(self, matrix: np.ndarray) -> np.ndarray:
         """Boolean array: True where at least one training species fits every feature."""
-        n_rows = matrix.shape[0]
-        acc = np.full((n_rows, self.n_words), np.iinfo(np.uint64).max, dtype=np.uint64)
-        if len(self._nominal_columns):
-            codes = matrix[:, self._nominal_columns]
+        n_nominal = len(self._nominal_columns)
+        # Row k of `index` holds, for every mushroom, the table row of its value of feature k.
+        index = np.empty((len(self.kinds), matrix.shape[0]), dtype=np.int64)
+        if n_nominal:
+            codes = matrix[:, self._nominal_columns].T
             # Missing (NaN) -> the feature's last row. Codes past the vocabulary cannot occur
             # (the encoder maps them to NaN); the clip only keeps the gather in bounds.
             codes = np.where(np.isnan(codes), self._nominal_missing, codes)
-            codes = np.minimum(codes, self._nominal_missing)
-            index = (codes + self._nominal_offsets).astype(np.int64)
-            gathered = np.take(self._nominal_table, index, axis=0)
-            # A loop of in-place ANDs over 2-D slices beats bitwise_and.reduce(axis=1) 5x here.
-            acc = gathered[:, 0, :].copy()
-            for k in range(1, gathered.shape[1]):
-                acc &= gathered[:, k, :]
-        for j in self._numeric_columns:
+            np.minimum(codes, self._nominal_missing, out=codes)
+            index[:n_nominal] = codes + self._nominal_offsets
+        for k, (j, offset) in enumerate(zip(self._numeric_columns, self._numeric_offsets)):
             # NaN sorts past every edge, into the last bin, which no species covers.
-            index = np.searchsorted(self.edges[j], matrix[:, j], side="right")
-            acc &= self.masks[j][index]
-        return acc.any(axis=1)
+            bins = np.searchsorted(self.edges[j], matrix[:, j], side="right")
+            index[n_nominal + k] = bins + offset
+        # (features, rows, words): reducing over the first axis ANDs contiguous blocks.
+        species = np.bitwise_and.reduce(np.take(self._table, index, axis=0), axis=0)
+        return species.any(axis=1)
 
     def to_dict(self) -> dict[str, Any]:
         return {
