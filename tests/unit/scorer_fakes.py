@@ -10,6 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tests.examples import example_observation
+
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/mushroom-observations"
 FIRST_SEQUENCE = 49590338271490256608559692538361571095921575989136588898
@@ -17,29 +19,8 @@ FIRST_SEQUENCE = 49590338271490256608559692538361571095921575989136588898
 
 def valid_record(i: int = 0, **overrides: Any) -> dict[str, Any]:
     """A record that passes the input contract (values in the style of the dataset)."""
-    record = {
-        "mushroom_id": f"obs-{i:06d}",
-        "cap_diameter": 15.26 + i % 7,
-        "cap_shape": "x",
-        "cap_surface": "g",
-        "cap_color": "o",
-        "does_bruise_or_bleed": "f",
-        "gill_attachment": "e",
-        "gill_spacing": None,
-        "gill_color": "w",
-        "stem_height": 16.95,
-        "stem_width": 17.09,
-        "stem_root": "s",
-        "stem_surface": "y",
-        "stem_color": "w",
-        "veil_type": "u",
-        "veil_color": "w",
-        "has_ring": "t",
-        "ring_type": "g",
-        "spore_print_color": None,
-        "habitat": "d",
-        "season": "w",
-    }
+    record = example_observation()
+    record.update(mushroom_id=f"obs-{i:06d}", cap_diameter=15.26 + i % 7)
     record.update(overrides)
     return record
 

@@ -8,30 +8,9 @@ import pytest
 
 from lambda_function import schema
 from lambda_function.schema import validate_record
+from tests.examples import example_observation
 
-VALID = {
-    "mushroom_id": "obs-000123",
-    "cap_diameter": 15.26,
-    "cap_shape": "x",
-    "cap_surface": "g",
-    "cap_color": "o",
-    "does_bruise_or_bleed": "f",
-    "gill_attachment": "e",
-    "gill_spacing": None,
-    "gill_color": "w",
-    "stem_height": 16.95,
-    "stem_width": 17.09,
-    "stem_root": "s",
-    "stem_surface": "y",
-    "stem_color": "w",
-    "veil_type": "u",
-    "veil_color": "w",
-    "has_ring": "t",
-    "ring_type": "g",
-    "spore_print_color": None,
-    "habitat": "d",
-    "season": "w",
-}
+VALID = example_observation()
 
 
 def _errors(record) -> dict[str, str]:
