@@ -412,11 +412,25 @@ def default_retrain(settings: Any) -> Retrain:
     return retrain
 
 
-def default_deploy(version: str) -> None:
-    """Point the deployed function at ``version`` with Terraform (``scripts.deploy``)."""
-    from scripts.deploy import terraform_apply  # noqa: PLC0415 - only on promotion
+def default_deploy(version: str, settings: Any | None = None) -> None:
+    """Serve the registry's champion, which the gate has just made ``version``.
 
-    terraform_apply({"model_version": version, "model_bundle_uri": ""})
+    ``scripts.deploy.deploy_champion``: Terraform apply with the champion's version, in the
+    Terraform state under ``settings.local_dir`` (``MUSHROOM_LOCAL_DIR``), then the champion's
+    bundle (re)published to S3. Raises when what got deployed is not ``version`` (the champion
+    moved in between): the cycle records that as a failure instead of claiming a deployment.
+    """
+    from scripts.deploy import deploy_champion  # noqa: PLC0415 - only on promotion
+    from training.settings import Settings  # noqa: PLC0415
+
+    settings = settings or Settings.from_env()
+    outputs = deploy_champion(local_dir=settings.local_dir, capture=True)
+    served = str(outputs.get("serving_model_bundle_uri") or "")
+    if served.rstrip("/").rsplit("/", 1)[-1] != str(version):
+        raise RuntimeError(
+            f"deployed {served or 'no model'} instead of version {version}: "
+            "the registry's champion is not the version this cycle promoted"
+        )
 
 
 def mlflow_tagger(settings: Any) -> TagRun:
@@ -474,7 +488,7 @@ def build_deps(
         cloudwatch=aws.CloudWatch(),
         notify=sns.publish,
         retrain=retrain or default_retrain(settings),
-        deploy=deploy or default_deploy,
+        deploy=deploy or functools.partial(default_deploy, settings=settings),
         evaluation_mode=resolve_evaluation_mode(
             config.alarm_evaluation, config.aws_target, settings.aws_endpoint_url
         ),
@@ -488,6 +502,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", help="window name (default: the UTC timestamp)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client
     deps = build_deps()
     where = "here (CloudWatch semantics)" if deps.evaluation_mode == "local" else "by the service"
     print(f"monitoring cycle: alarms evaluated {where}; state in {deps.state_store.location}")

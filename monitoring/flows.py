@@ -21,20 +21,15 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from monitoring.cycle import CycleDeps, build_deps, describe, run_cycle
-
-
-def _default_run_training(**kwargs: Any) -> Any:
-    from training.pipeline import run_training  # noqa: PLC0415 - heavy
-    from training.settings import Settings  # noqa: PLC0415
-
-    return run_training(Settings.from_env(), **kwargs)
-
-
-def _default_deploy(version: str) -> None:
-    from monitoring.cycle import default_deploy  # noqa: PLC0415
-
-    default_deploy(version)
+from monitoring.cycle import (
+    CycleDeps,
+    build_deps,
+    default_deploy,
+    default_retrain,
+    describe,
+    run_cycle,
+)
+from training.settings import Settings
 
 
 @task(name="train-and-gate", cache_policy=NO_CACHE, log_prints=True)
@@ -42,7 +37,7 @@ def train_task(run_training: Callable[..., Any] | None = None, **kwargs: Any) ->
     """Train, evaluate, register and run the promotion gate."""
     logger = get_run_logger()
     logger.info("training: reason=%s", kwargs.get("reason"))
-    result = (run_training or _default_run_training)(**kwargs)
+    result = (run_training or default_retrain(Settings.from_env()))(**kwargs)
     logger.info(
         "model version %s: %s (%s)",
         result.model_version,
@@ -56,7 +51,7 @@ def train_task(run_training: Callable[..., Any] | None = None, **kwargs: Any) ->
 def deploy_task(version: str, deploy: Callable[[str], None] | None = None) -> str:
     """Point the scorer at a registered version (only called for promoted versions)."""
     get_run_logger().info("deploying model version %s", version)
-    (deploy or _default_deploy)(version)
+    (deploy or default_deploy)(version)
     return version
 
 

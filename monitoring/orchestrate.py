@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
@@ -34,15 +32,11 @@ def _healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
     """Start ``prefect server start`` on a free port; return the process and its API URL."""
-    port = _free_port()
+    from scripts.emulator import EmulatorError, free_port, wait_until_ready  # noqa: PLC0415
+
+    port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
@@ -62,15 +56,12 @@ def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.STDOUT,
         env={**os.environ, "PREFECT_API_URL": api_url},
     )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"prefect server exited with {process.returncode}; see {log_path}")
-        if _healthy(api_url):
-            return process, api_url
-        time.sleep(0.5)  # polling a starting server, bounded by the deadline
-    process.terminate()
-    raise RuntimeError(f"prefect server did not answer within {START_TIMEOUT_S:.0f} s")
+    try:
+        wait_until_ready(api_url, START_TIMEOUT_S, path="/health", process=process, interval=0.5)
+    except EmulatorError as exc:
+        process.terminate()
+        raise RuntimeError(f"the Prefect server did not start ({exc}); see {log_path}") from exc
+    return process, api_url
 
 
 def main(argv: Sequence[str] | None = None) -> int:

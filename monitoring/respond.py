@@ -136,6 +136,7 @@ def respond(
 
     names = ",".join(a.name for a in fired)
     reason = f"alarm:{names}"
+    step = "retraining"
     try:
         records = training_records()
         n_records = 0 if records is None else len(records)
@@ -154,6 +155,7 @@ def respond(
             run_id=result.run_id,
         )
         if result.promoted and result.model_version:
+            step = f"deploying version {result.model_version}"
             deploy(str(result.model_version))
             response.deployed = True
             response.act("deploy", f"version {result.model_version} is now served ({reason})")
@@ -163,9 +165,9 @@ def respond(
                 f"gate refused version {result.model_version}; still serving " f"{serving_version}",
             )
     except Exception as exc:  # recorded, alarm left unhandled -> retried next cycle
-        log.exception("retraining after %s failed", reason)
-        response.errors.append(f"retraining after {reason} failed: {exc}")
-        response.act("retrain-failed", str(exc))
+        log.exception("%s after %s failed", step, reason)
+        response.errors.append(f"{step} after {reason} failed: {exc}")
+        response.act("retrain-failed" if step == "retraining" else "deploy-failed", str(exc))
         for alarm in fired:
             # Remember the pre-ALARM state, so the next cycle sees a fresh transition again.
             response.handled[alarm.name] = alarm.seen_before or alarm.previous_state

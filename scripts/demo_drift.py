@@ -1,9 +1,10 @@
 """Scenario "new species arrive" (``make demo-drift`` = ``python -m scripts.demo_drift``).
 
 On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up`` stack is not
-touched): Terraform apply, a first champion trained WITHOUT about 20 species, then three phases,
-each = stream observations -> local Lambda runtime scores them -> the lab's labels land in S3 ->
-one monitoring cycle:
+touched; the state of an earlier run is removed first): Terraform apply, a first champion
+trained WITHOUT about 20 species, then three phases, each = ``scripts.producer`` puts
+observations -> local Lambda runtime scores them -> the lab's labels land in S3 -> one
+monitoring cycle (deploying with the cycle's default, ``scripts.deploy.deploy_champion``):
 
 1. known species: healthy, alarms OK;
 2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
@@ -22,6 +23,7 @@ import argparse
 import functools
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,13 +34,12 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from lambda_function.schema import FEATURE_NAMES, ID_FIELD
-
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_LOCAL_DIR = ROOT / ".local" / "demo-drift"
 DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
-PUT_BATCH = 500
-LABEL_KEY = "labels/{phase}.jsonl"
+# Run state a scenario creates under its local dir; removed first, so that every run starts
+# from an empty registry (version 1 is the first champion) and an empty Terraform state.
+RUN_STATE = ("mlflow", "bundles", "terraform", "lambda-runtime", "monitoring", "build")
 
 
 @dataclass
@@ -92,35 +93,6 @@ def build_phases(
     ]
 
 
-def observations(phase: Phase) -> list[dict[str, Any]]:
-    rows = phase.frame[list(FEATURE_NAMES)].astype(object)
-    rows = rows.where(rows.notna(), None)
-    ids = [f"{phase.name}-{int(r)}" for r in phase.frame["row_id"]]
-    return [{ID_FIELD: i, **row} for i, row in zip(ids, rows.to_dict(orient="records"))]
-
-
-def label_lines(phase: Phase, records: Sequence[dict[str, Any]]) -> str:
-    """The lab's answers (monitoring.labels contract): the record, its class and species."""
-    lines = []
-    for record, label, species in zip(records, phase.frame["label"], phase.frame["species_id"]):
-        lines.append(json.dumps({**record, "label": label, "species_id": int(species)}))
-    return "\n".join(lines) + "\n"
-
-
-def put_records(kinesis: Any, stream: str, records: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(records), PUT_BATCH):
-        batch = records[start : start + PUT_BATCH]
-        entries = [{"Data": json.dumps(r).encode(), "PartitionKey": r[ID_FIELD]} for r in batch]
-        for attempt in range(5):
-            reply = kinesis.put_records(StreamName=stream, Records=entries)
-            if not reply.get("FailedRecordCount"):
-                break
-            entries = [e for e, r in zip(entries, reply["Records"]) if "ErrorCode" in r]
-            time.sleep(0.2 * (attempt + 1))  # throttled: back off, then resend only the failed
-        else:
-            raise RuntimeError(f"{len(entries)} records could not be put on {stream}")
-
-
 def subscribe_observer(sns: Any, sqs: Any, topic_arn: str) -> str:
     """An SQS queue subscribed to the alert topic, to observe what SNS publishes."""
     url = sqs.create_queue(QueueName="demo-drift-alert-observer")["QueueUrl"]
@@ -148,6 +120,31 @@ def _apply_env(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
+def fresh_state(local_dir: Path, reports_dir: Path) -> None:
+    """Stop this scenario's own emulator if a ``--keep`` run left it up; remove its run state."""
+    from scripts.emulator import stop_emulator  # noqa: PLC0415
+
+    stop_emulator(local_dir)
+    for name in RUN_STATE:
+        shutil.rmtree(local_dir / name, ignore_errors=True)
+    shutil.rmtree(reports_dir / "monitoring", ignore_errors=True)
+
+
+def private_zip(lambda_zip: Path | None, local_dir: Path) -> Path:
+    """The Lambda zip in this scenario's own directory.
+
+    A zip under ``build/`` is replaced whenever someone runs ``make package``; the deploys of a
+    running scenario must not depend on it (Terraform remembers the path).
+    """
+    from scripts.package_lambda import build_lambda_zip  # noqa: PLC0415
+
+    build = local_dir / "build"
+    build.mkdir(parents=True, exist_ok=True)
+    if lambda_zip is None:
+        return Path(build_lambda_zip(build))
+    return Path(shutil.copy2(lambda_zip, build / Path(lambda_zip).name))
+
+
 def run_scenario(
     local_dir: Path = DEFAULT_LOCAL_DIR,
     reports_dir: Path | None = None,
@@ -161,6 +158,7 @@ def run_scenario(
     """Run the whole scenario on a fresh emulator under ``local_dir``; see the module docstring."""
     import boto3  # noqa: PLC0415
 
+    from scripts import producer  # noqa: PLC0415
     from scripts.deploy import terraform_apply  # noqa: PLC0415
     from scripts.emulator import read_stack_env, start_emulator, stop_emulator  # noqa: PLC0415
     from scripts.lambda_runtime import run_until_idle  # noqa: PLC0415
@@ -168,6 +166,7 @@ def run_scenario(
     local_dir = Path(local_dir).resolve()
     reports_dir = Path(reports_dir or DEFAULT_REPORTS_DIR).resolve()
     local_dir.mkdir(parents=True, exist_ok=True)
+    fresh_state(local_dir, reports_dir)
     emulator = start_emulator("moto", local_dir=local_dir)
     say(f"[demo-drift] emulator {emulator.endpoint} (state in {local_dir})")
     try:
@@ -180,11 +179,10 @@ def run_scenario(
                 "ALARM_EVALUATION": "local",
             }
         )
-        if lambda_zip is None:
-            from scripts.package_lambda import build_lambda_zip  # noqa: PLC0415
-
-            lambda_zip = build_lambda_zip(local_dir / "build")
+        lambda_zip = private_zip(lambda_zip, local_dir)
         started = time.monotonic()
+        # The registry is empty, so the first champion will be version 1: point the function
+        # at it now and save an apply (its bundle is uploaded when it is promoted).
         outputs = terraform_apply(
             {"lambda_zip_path": str(lambda_zip), "model_version": "1"},
             target="moto",
@@ -194,7 +192,7 @@ def run_scenario(
         say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
         _apply_env(read_stack_env(local_dir / "stack.env"))
 
-        from monitoring.cycle import build_deps, describe, run_cycle  # noqa: PLC0415
+        from monitoring import cycle as monitoring_cycle  # noqa: PLC0415
         from monitoring.drift import load_reference  # noqa: PLC0415
         from training.data import load_dataset  # noqa: PLC0415
         from training.pipeline import run_training  # noqa: PLC0415
@@ -207,13 +205,9 @@ def run_scenario(
         say(f"[demo-drift] first champion trained without species {excluded}")
 
         def deploy(version: str) -> None:
+            """The monitoring cycle's own default deploy (the registry's champion), timed."""
             started = time.monotonic()
-            terraform_apply(
-                {"model_version": version, "model_bundle_uri": ""},
-                target="moto",
-                local_dir=local_dir,
-                capture=True,
-            )
+            monitoring_cycle.default_deploy(version, settings)
             say(f"[demo-drift] deployed version {version} ({time.monotonic() - started:.0f} s)")
 
         first = run_training(settings, exclude_species=excluded, reason="demo-drift:initial")
@@ -224,44 +218,49 @@ def run_scenario(
             deploy(first.model_version)
 
         retrain = functools.partial(run_training, settings, exclude_species=excluded)
-        deps = build_deps(retrain=retrain, deploy=deploy)
+        deps = monitoring_cycle.build_deps(retrain=retrain, deploy=deploy)
         known = dataset[~dataset["species_id"].isin(excluded)]
         deps.reference = functools.lru_cache(maxsize=1)(
             lambda: load_reference(None, 5000, seed, load_dataset=lambda: known)
         )
-        kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
         queue = subscribe_observer(sns, sqs, outputs["sns_topic_arn"])
         period = max(
             int(a["Period"]) for a in deps.cloudwatch.describe_alarms(deps.config.alarm_names)
         )
         clock = datetime.now(timezone.utc) - timedelta(seconds=period * 10)
+        function_log = local_dir / "function.log"
 
         for index, phase in enumerate(build_phases(dataset, excluded, per_phase, seed)):
-            records = observations(phase)
+            records = producer.observations(phase.frame, phase.name)
             say(f"[demo-drift] {phase.name}: {len(records)} observations ({phase.description})")
-            put_records(kinesis, settings.input_stream_name, records)
-            stats = run_until_idle(
-                outputs["function_name"],
-                idle_seconds=3.0,
-                timeout=600.0,
-                state_dir=local_dir / "lambda-runtime",
+            producer.put_raw(producer.to_raw(records), settings.input_stream_name)
+            with function_log.open("a") as log_stream:  # JSON logs + EMF, out of the way
+                stats = run_until_idle(
+                    outputs["function_name"],
+                    idle_seconds=2.0,
+                    timeout=600.0,
+                    state_dir=local_dir / "lambda-runtime",
+                    log_stream=log_stream,
+                )
+            say(
+                f"[demo-drift] local Lambda runtime: {stats.records_read} records in "
+                f"{stats.invocations} invocations, {stats.function_errors} function errors "
+                f"({stats.elapsed_s:.1f} s; logs in {function_log})"
             )
-            say(f"[demo-drift] local Lambda runtime: {stats}")
-            s3.put_object(
-                Bucket=settings.data_bucket,
-                Key=LABEL_KEY.format(phase=phase.name),
-                Body=label_lines(phase, records).encode(),
+            producer.write_labels(
+                settings.data_bucket, phase.name, producer.label_lines(phase.frame, records)
             )
             at = clock + timedelta(seconds=period * index)
-            cycle = run_cycle(deps, at=at, window=phase.name)
-            say(describe(cycle))
+            cycle = monitoring_cycle.run_cycle(deps, at=at, window=phase.name)
+            say(monitoring_cycle.describe(cycle))
             messages = drain(sqs, queue)
             result.sns_messages.extend({"window": phase.name, **m} for m in messages)
             entry = dict(cycle.timeline_entry)
             entry["sns_subjects"] = [m["subject"] for m in messages]
             entry["observations"] = len(records)
             result.timeline.append(entry)
+        result.versions["champion"] = _champion(settings)
 
         reports_dir.mkdir(parents=True, exist_ok=True)
         (reports_dir / "timeline.json").write_text(
@@ -272,6 +271,13 @@ def run_scenario(
     finally:
         if not keep:
             stop_emulator(local_dir)
+
+
+def _champion(settings: Any) -> str | None:
+    from training.registry import get_champion  # noqa: PLC0415
+
+    champion = get_champion(settings)
+    return champion[0] if champion else None
 
 
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:

@@ -209,3 +209,39 @@ def test_missing_alarm_is_an_error(env):
     del env["cloudwatch"].alarms[FALSE_EDIBLE_ALARM]
     result = run_cycle(env["deps"], at=T0)
     assert any(FALSE_EDIBLE_ALARM in e for e in result.errors)
+
+
+def test_failed_deployment_is_reported_as_such_and_retried(env):
+    def broken_deploy(version):
+        raise RuntimeError("Lambda zip does not exist")
+
+    env["deps"].deploy = broken_deploy
+    env["stream"].put([verdict(i, "unknown") for i in range(10)])
+    first = run_cycle(env["deps"], at=T0)
+    assert first.response.promoted and not first.response.deployed
+    assert first.errors == [
+        f"deploying version 2 after alarm:{UNKNOWN_ALARM} failed: Lambda zip does not exist"
+    ]
+    assert [a["action"] for a in first.response.actions][-1] == "deploy-failed"
+    env["stream"].put([verdict(100 + i, "unknown") for i in range(10)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert len(env["trainer"].calls) == 2 and second.response.retrained
+
+
+def test_default_deploy_serves_the_champion_and_checks_its_version(monkeypatch, tmp_path):
+    import scripts.deploy
+    from monitoring.cycle import default_deploy
+    from training.settings import Settings
+
+    calls = []
+
+    def deploy_champion(**kwargs):
+        calls.append(kwargs)
+        return {"serving_model_bundle_uri": "s3://models/mushroom-classifier/2/"}
+
+    monkeypatch.setattr(scripts.deploy, "deploy_champion", deploy_champion)
+    settings = Settings.from_env({"MUSHROOM_LOCAL_DIR": str(tmp_path)})
+    default_deploy("2", settings)
+    assert calls == [{"local_dir": tmp_path, "capture": True}]
+    with pytest.raises(RuntimeError, match="instead of version 3"):
+        default_deploy("3", settings)
