@@ -8,35 +8,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from lambda_function.schema import FEATURE_NAMES
+from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
 from monitoring.config import MonitoringConfig
+from tests.examples import example_observation
 
 UNKNOWN_ALARM = "mushroom-unknown-rate-high"
 FALSE_EDIBLE_ALARM = "mushroom-false-edible-rate-high"
 
-OBSERVATION = {
-    "cap_diameter": 15.26,
-    "cap_shape": "x",
-    "cap_surface": "g",
-    "cap_color": "o",
-    "does_bruise_or_bleed": "f",
-    "gill_attachment": "e",
-    "gill_spacing": None,
-    "gill_color": "w",
-    "stem_height": 16.95,
-    "stem_width": 17.09,
-    "stem_root": "s",
-    "stem_surface": "y",
-    "stem_color": "w",
-    "veil_type": "u",
-    "veil_color": "w",
-    "has_ring": "t",
-    "ring_type": "g",
-    "spore_print_color": None,
-    "habitat": "d",
-    "season": "w",
-}
+OBSERVATION = {k: v for k, v in example_observation().items() if k != ID_FIELD}
 assert tuple(OBSERVATION) == FEATURE_NAMES
 
 
