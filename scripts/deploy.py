@@ -165,6 +165,11 @@ class _Terraform:
             zip_path = merged.get("lambda_zip_path")
             if not zip_path:
                 raise DeployError("no Lambda zip: run make package, or pass --lambda-zip PATH")
+            if not Path(zip_path).is_file() and "lambda_zip_path" not in (variables or {}):
+                # The remembered zip was replaced by a newer build (make package keeps one):
+                # build again; the build is deterministic, so unchanged code redeploys nothing.
+                zip_path = _default_lambda_zip(self.target) or zip_path
+                merged["lambda_zip_path"] = zip_path
             if not Path(zip_path).is_file():
                 raise DeployError(f"Lambda zip {zip_path} does not exist: run make package")
         merged["aws_endpoint_url"] = self.endpoint

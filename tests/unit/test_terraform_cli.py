@@ -152,3 +152,26 @@ def test_outputs_go_to_stack_env_next_to_emulator_lines(tmp_path: Path) -> None:
     }
     saved = json.loads((state_dir("moto", tmp_path) / deploy.OUTPUTS_NAME).read_text())
     assert saved["batch_size"] == 500
+
+
+def test_a_remembered_zip_that_was_rebuilt_away_is_built_again(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    tf = deploy._Terraform("moto", tmp_path)
+    tf.dir.mkdir(parents=True)
+    tf.saved_vars_path.write_text(json.dumps({"lambda_zip_path": str(tmp_path / "old.zip")}))
+    rebuilt = tmp_path / "new.zip"
+    rebuilt.write_bytes(b"zip")
+    monkeypatch.setattr(deploy, "_default_lambda_zip", lambda target: str(rebuilt))
+
+    tf.write_vars({"model_version": "3"})
+
+    saved = json.loads(tf.saved_vars_path.read_text())
+    assert saved["lambda_zip_path"] == str(rebuilt)
+    assert saved["model_version"] == "3"
+
+
+def test_an_explicit_zip_that_does_not_exist_is_an_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    tf = deploy._Terraform("moto", tmp_path)
+    with pytest.raises(deploy.DeployError, match="does not exist"):
+        tf.write_vars({"lambda_zip_path": str(tmp_path / "missing.zip")})
