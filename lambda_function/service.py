@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, Callable, Mapping, Sequence
 
@@ -89,10 +90,14 @@ class ScoringService:
 
     def score_records(self, records: Sequence[Mapping[str, Any]]) -> BatchOutcome:
         """Score Kinesis event records (``{"kinesis": {"data", "sequenceNumber"}, ...}``)."""
-        # map + itemgetter: C-level loops over the batch.
+        # map + itemgetter/repeat: C-level loops over the batch (no per-record bytecode).
         kinesis = list(map(itemgetter("kinesis"), records))
         sequence_numbers = list(map(itemgetter("sequenceNumber"), kinesis))
-        batch = self.decoder.decode([k.get("data") for k in kinesis])
+        try:
+            data = list(map(itemgetter("data"), kinesis))
+        except KeyError:  # not a Kinesis record shape Lambda sends; reject just those records
+            data = [k.get("data") for k in kinesis]
+        batch = self.decoder.decode(data)
         p_poisonous, verdicts = self.bundle.score(batch.matrix)
 
         model_name, model_version = self.bundle.model_name, self.bundle.model_version
@@ -100,20 +105,27 @@ class ScoringService:
         # Rounded in one vectorised call; tolist() gives Python floats.
         probabilities = np.round(p_poisonous, 4).tolist()
         ids = batch.mushroom_ids
-        outputs = [
-            VerdictRecord(
-                ids[i],
-                STATUS_SCORED,
-                verdict,
-                p,
-                model_name,
-                model_version,
-                sequence_numbers[i],
-                scored_at,
-                _NO_ERRORS,
+        every_record_accepted = len(batch.accepted) == batch.n_records
+        accepted_ids = ids if every_record_accepted else [ids[i] for i in batch.accepted]
+        accepted_sequence_numbers = (
+            sequence_numbers
+            if every_record_accepted
+            else [sequence_numbers[i] for i in batch.accepted]
+        )
+        outputs = list(
+            map(
+                VerdictRecord,
+                accepted_ids,
+                repeat(STATUS_SCORED),
+                verdicts,
+                probabilities,
+                repeat(model_name),
+                repeat(model_version),
+                accepted_sequence_numbers,
+                repeat(scored_at),
+                repeat(_NO_ERRORS),
             )
-            for i, verdict, p in zip(batch.accepted, verdicts, probabilities)
-        ]
+        )
         if batch.rejected:
             # Back into input order, with one rejection per invalid record.
             ordered: list[VerdictRecord] = [None] * batch.n_records  # type: ignore[list-item]
@@ -133,10 +145,15 @@ class ScoringService:
                 )
             outputs = ordered
 
-        partition_keys = [
-            mushroom_id or sequence_number
-            for mushroom_id, sequence_number in zip(batch.mushroom_ids, sequence_numbers)
-        ]
+        # Partition key: the mushroom id, or the sequence number when there is no usable id.
+        partition_keys = (
+            ids
+            if every_record_accepted
+            else [
+                mushroom_id or sequence_number
+                for mushroom_id, sequence_number in zip(ids, sequence_numbers)
+            ]
+        )
         failed = self.writer.write(
             OutputBatch(sequence_numbers, partition_keys, list(map(_json_encode, outputs)))
         )
