@@ -24,16 +24,12 @@ UNKNOWN_THRESHOLD, FALSE_EDIBLE_THRESHOLD = 0.2, 0.01  # terraform/vars/local.tf
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
+def scenario(tmp_path_factory, lambda_zip: Path):
     saved = dict(os.environ)  # run_scenario exports the stack's environment
     local_dir = tmp_path_factory.mktemp("demo-drift")
-    zip_path = os.environ.get("MUSHROOM_LAMBDA_ZIP")  # reuse a built zip to save time
     try:
         yield run_scenario(
-            local_dir,
-            reports_dir=local_dir / "reports",
-            per_phase=800,
-            lambda_zip=Path(zip_path) if zip_path else None,
+            local_dir, reports_dir=local_dir / "reports", per_phase=800, lambda_zip=lambda_zip
         )
     finally:
         os.environ.clear()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,17 +55,8 @@ class Deployed:
             )
 
 
-def _lambda_zip(build_dir: Path) -> Path:
-    prebuilt = os.environ.get("MUSHROOM_LAMBDA_ZIP")
-    if prebuilt:
-        return Path(prebuilt)
-    from scripts.package_lambda import build_lambda_zip
-
-    return build_lambda_zip(build_dir)
-
-
 @pytest.fixture(scope="module")
-def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+def deployed(tmp_path_factory: pytest.TempPathFactory, lambda_zip: Path) -> Iterator[Deployed]:
     saved = dict(os.environ)
     local_dir = tmp_path_factory.mktemp("e2e")
     os.environ.update(
@@ -75,7 +67,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     try:
         start_emulator("moto", local_dir=local_dir)
         os.environ.update(read_stack_env(local_dir / "stack.env"))
-        zip_path = _lambda_zip(REPO / "build")
+        # A copy of its own: a later build in build/ replaces the zip the deploy remembers.
+        zip_path = Path(shutil.copy(lambda_zip, local_dir / lambda_zip.name))
 
         from training.pipeline import run_training
         from training.settings import Settings
