@@ -27,13 +27,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
+from lambda_function.model import VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN
 from lambda_function.schema import EDIBLE, POISONOUS
+from lambda_function.service import STATUS_REJECTED, STATUS_SCORED
 
-STATUS_SCORED = "scored"
-STATUS_REJECTED = "rejected"
-VERDICT_EDIBLE = "edible"
-VERDICT_POISONOUS = "poisonous"
-VERDICT_UNKNOWN = "unknown"
 VERDICTS = (VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN)
 
 # CloudWatch metric names (team conventions), in the order they are published.

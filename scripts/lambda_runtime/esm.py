@@ -49,6 +49,20 @@ class FailureSink(Protocol):
     def send(self, destination_arn: str, record: dict[str, Any]) -> None: ...
 
 
+# The counters a poller keeps per shard and a run adds up (ShardStats, RunStats).
+COUNTERS = (
+    "records_read",
+    "records_succeeded",
+    "records_discarded",
+    "invocations",
+    "function_errors",
+    "partial_failures",
+    "retries",
+    "bisections",
+    "on_failure_records",
+)
+
+
 @dataclass
 class ShardStats:
     """Counters for one shard (summed into run statistics)."""
@@ -67,17 +81,7 @@ class ShardStats:
 
     def add(self, other: "ShardStats") -> None:
         """Accumulate another shard's counters (not the checkpoint or discard log)."""
-        for name in (
-            "records_read",
-            "records_succeeded",
-            "records_discarded",
-            "invocations",
-            "function_errors",
-            "partial_failures",
-            "retries",
-            "bisections",
-            "on_failure_records",
-        ):
+        for name in COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 

@@ -15,7 +15,7 @@ from typing import IO, Any, Callable
 import boto3
 
 from scripts.lambda_runtime import aws
-from scripts.lambda_runtime.esm import ShardBatchRunner, ShardStats
+from scripts.lambda_runtime.esm import COUNTERS, ShardBatchRunner, ShardStats
 from scripts.lambda_runtime.model import FunctionConfig, InvokeOutcome, MappingConfig
 from scripts.lambda_runtime.sandbox import LambdaWorker
 
@@ -449,17 +449,7 @@ def _summarise(stats: RunStats, pollers: list[MappingPoller]) -> None:
         total.add(shard_stats)
         total.discarded.extend(shard_stats.discarded)
         stats.checkpoints[poller.mapping.uuid] = dict(poller.checkpoints.shards)
-    for name in (
-        "records_read",
-        "records_succeeded",
-        "records_discarded",
-        "invocations",
-        "function_errors",
-        "partial_failures",
-        "retries",
-        "bisections",
-        "on_failure_records",
-    ):
+    for name in COUNTERS:
         setattr(stats, name, getattr(total, name))
     stats.discarded = total.discarded
 
