@@ -129,7 +129,10 @@ def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> 
     for item in summary["rejections"][:10]:
         reasons = "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"])
         print(f"      - {reasons[:150]}")
-    print(f"    throughput: {records_put / seconds:,.0f} records/s (put -> function -> verdicts)")
+    print(
+        f"    {records_put} records from put to verdicts read in {seconds:.1f} s, including the "
+        "function's cold start and the runtime's idle wait; steady state: make bench-e2e"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,9 +170,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         holdout = result.evaluation.get("species_holdout", {})
         random_split = result.evaluation.get("random_split", {})
         print(
-            f"    random split accuracy {random_split.get('accuracy')}, false edible "
-            f"{random_split.get('false_edible')}; unseen species: false edible rate "
-            f"{holdout.get('false_edible_rate')}, unknown {holdout.get('unknown_rate_unseen')}"
+            f"    random split: accuracy {random_split.get('accuracy', 0):.4%}, poisonous "
+            f"called edible {random_split.get('false_edible')} of {random_split.get('n_test')}"
+        )
+        print(
+            f"    species held out: poisonous called edible "
+            f"{holdout.get('false_edible_rate', 0):.2%} (without the guard "
+            f"{holdout.get('false_edible_rate_without_guard', 0):.1%}), unseen species called "
+            f"unknown {holdout.get('unknown_rate_unseen', 0):.1%}, known species called unknown "
+            f"{holdout.get('unknown_rate_known', 0):.2%}"
         )
 
     with step("Deploy the champion"):
