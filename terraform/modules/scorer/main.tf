@@ -34,6 +34,37 @@ resource "aws_ecr_repository" "this" {
   }
 }
 
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+# Only the Lambda service may pull, and only for this function (same-account image functions
+# need BatchGetImage and GetDownloadUrlForLayer in the repository policy).
+data "aws_iam_policy_document" "ecr_lambda_pull" {
+  count = var.create_ecr_repository ? 1 : 0
+
+  statement {
+    sid     = "LambdaImageRetrieval"
+    actions = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:sourceArn"
+      values   = ["arn:${data.aws_partition.current.partition}:lambda:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:function:${var.function_name}"]
+    }
+  }
+}
+
+resource "aws_ecr_repository_policy" "lambda_pull" {
+  count = var.create_ecr_repository ? 1 : 0
+
+  repository = aws_ecr_repository.this[0].name
+  policy     = data.aws_iam_policy_document.ecr_lambda_pull[0].json
+}
+
 # ---------------------------------------------------------------------------------------------
 # Dead-letter queue: on-failure destination of the event source mapping
 # ---------------------------------------------------------------------------------------------
