@@ -142,12 +142,14 @@ demo-drift: setup ## Scenario: new species arrive, the alarm fires, retraining d
 	$(PY) -m scripts.demo_drift
 
 .PHONY: clean
-clean: ## Remove build outputs, reports and local run state (keeps .venv and data/)
-	rm -rf build reports/*.json reports/*.html .local .pytest_cache .hypothesis
+clean: ## Stop the emulator; remove build outputs, reports and .local (MLflow registry, Terraform state)
+	if [ -x $(PY) ]; then $(PY) -m scripts.emulator down; fi
+	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf build .local .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 .PHONY: help
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
-	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
+	  /^[a-zA-Z0-9_-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } \
 	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)

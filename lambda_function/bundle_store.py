@@ -70,7 +70,7 @@ def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:
             raise BundleError(
                 f"s3://{bucket}/{prefix}{BUNDLE_METADATA_FILE} is not a JSON object"
             ) from exc
-        if "/" in model_file or model_file.startswith("."):
+        if not isinstance(model_file, str) or "/" in model_file or model_file.startswith("."):
             raise BundleError(f"{uri}: model_file {model_file!r} must be a plain file name")
         (partial / model_file).write_bytes(_get(s3_client, bucket, prefix + model_file))
         (partial / ".complete").touch()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ def _number(env: Mapping[str, str], name: str, kind: type, default: float, minim
         value = kind(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if not math.isfinite(value):  # float("nan") and float("inf") parse, but no pause is that
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
     if value < minimum:
         raise SettingsError(f"{name}={raw!r} must be >= {minimum}")
     return value

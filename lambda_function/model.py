@@ -329,6 +329,8 @@ class ModelBundle:
             ) from exc
         except json.JSONDecodeError as exc:
             raise BundleError(f"{metadata_path} is not valid JSON: {exc}") from exc
+        if not isinstance(metadata, dict):
+            raise BundleError(f"{metadata_path} is not a JSON object")
         if metadata.get("format_version") != BUNDLE_FORMAT_VERSION:
             raise BundleError(
                 f"{metadata_path}: format_version {metadata.get('format_version')!r} is not "
@@ -338,15 +340,24 @@ class ModelBundle:
         model_path = directory / metadata.get("model_file", BUNDLE_MODEL_FILE)
         if not model_path.is_file():
             raise BundleError(f"model bundle has no model file: {model_path}")
-        booster = lgb.Booster(model_file=str(model_path))
-        encoder = FeatureEncoder(metadata["feature_order"], metadata["vocabularies"])
-        guard = SpeciesGuard.from_dict(metadata["guard"])
+        try:
+            booster = lgb.Booster(model_file=str(model_path))
+        except lgb.basic.LightGBMError as exc:
+            raise BundleError(f"{model_path} is not a LightGBM model file: {exc}") from exc
+        try:
+            encoder = FeatureEncoder(metadata["feature_order"], metadata["vocabularies"])
+            guard = SpeciesGuard.from_dict(metadata["guard"])
+            threshold = float(metadata["threshold"])
+        except KeyError as exc:
+            raise BundleError(f"{metadata_path} lacks the key {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"{metadata_path} is malformed: {exc}") from exc
         known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file"}
         return cls(
             booster=booster,
             encoder=encoder,
             guard=guard,
-            threshold=float(metadata["threshold"]),
+            threshold=threshold,
             model_name=str(metadata.get("model_name", "mushroom-classifier")),
             model_version=str(metadata.get("model_version", "0")),
             metadata={k: v for k, v in metadata.items() if k not in known_keys},

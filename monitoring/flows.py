@@ -8,9 +8,11 @@ The flows only orchestrate: the work is done by plain functions (``training.pipe
 - ``monitoring_flow``: one monitoring cycle; retraining and deployment triggered by an alarm run
   as their own task runs (visible in the Prefect UI), nested in the cycle task.
 
-Retries: reading/publishing are idempotent per cycle (the checkpoint only advances when a cycle
-completes), so the cycle task retries on transient AWS errors; deployment (a Terraform apply)
-retries too; training does not (it registers a model version; a failed run is visible in MLflow).
+Retries: deployment (a Terraform apply of the registry's champion) is idempotent and retries.
+The cycle task does not: its checkpoint only advances when a cycle completes, so a retry after a
+failure late in the cycle would publish the window's metrics twice and could retrain again; the
+next scheduled cycle re-reads the same records instead, so nothing is lost. Training does not
+retry either (it registers a model version; a failed run is visible in MLflow).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def deploy_task(version: str, deploy: Callable[[str], None] | None = None) -> st
     return version
 
 
-@task(name="monitoring-cycle", retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+@task(name="monitoring-cycle", cache_policy=NO_CACHE)
 def cycle_task(deps: CycleDeps, window: str | None = None) -> dict[str, Any]:
     """One cycle: read, metrics, publish, report, alarm check, retrain on ALARM."""
     logger = get_run_logger()

@@ -162,7 +162,7 @@ def respond(
         else:
             response.act(
                 "no-deploy",
-                f"gate refused version {result.model_version}; still serving " f"{serving_version}",
+                f"gate refused version {result.model_version}; still serving {serving_version}",
             )
     except Exception as exc:  # recorded, alarm left unhandled -> retried next cycle
         log.exception("%s after %s failed", step, reason)

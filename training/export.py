@@ -81,7 +81,9 @@ def upload_bundle_dir(local_dir: Path, settings: Settings, version: str) -> str 
         log.info("S3 export skipped: bucket %s not available (%s)", bucket, exc)
         return None
     except BotoCoreError as exc:
-        log.info("S3 export skipped: cannot reach S3 for bucket %s (%s)", bucket, exc)
+        # An endpoint is configured but does not answer (emulator down?): say so loudly, the
+        # bundle stays local and `make deploy` publishes it once S3 is back.
+        log.warning("S3 export skipped: cannot reach S3 for bucket %s (%s)", bucket, exc)
         return None
     prefix = bundle_prefix(settings, version)
     # Model first, metadata last: a reader that finds bundle.json finds a complete bundle.

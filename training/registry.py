@@ -11,7 +11,6 @@ decision and its reason are recorded as tags on the model version and on the run
 from __future__ import annotations
 
 import logging
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -171,6 +170,4 @@ def load_champion_bundle(settings: Settings, client: Any, version: str) -> Model
     source = client.get_model_version(settings.model_name, version).source
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
-        bundle = ModelBundle.load(path)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return bundle
+        return ModelBundle.load(path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -59,3 +61,15 @@ def test_missing_s3_bundle_names_the_key(tmp_path):
     with pytest.raises(BundleError, match=expected):
         load_bundle(uri, tmp_path / "cache", s3)
     assert not any((tmp_path / "cache").glob("*/bundle.json"))
+
+
+@pytest.mark.parametrize("model_file", [7, None, "../model.txt", "dir/model.txt", ".hidden"])
+@mock_aws
+def test_bundle_json_must_name_a_plain_model_file(tmp_path, model_file):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    body = ('{"model_file": %s}' % json.dumps(model_file)).encode()
+    s3.put_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json", Body=body)
+
+    with pytest.raises(BundleError, match="must be a plain file name"):
+        load_bundle(f"s3://{BUCKET}/mushroom-classifier/2/", tmp_path / "cache", s3)

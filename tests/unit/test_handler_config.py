@@ -39,6 +39,8 @@ def test_overrides():
         ({"MODEL_BUNDLE_URI": "/b", "OUTPUT_STREAM_NAME": " "}, "OUTPUT_STREAM_NAME is not set"),
         ({**REQUIRED, "OUTPUT_MAX_ATTEMPTS": "many"}, "OUTPUT_MAX_ATTEMPTS='many' is not a valid"),
         ({**REQUIRED, "OUTPUT_MAX_ATTEMPTS": "0"}, "must be >= 1"),
+        ({**REQUIRED, "OUTPUT_BACKOFF_BASE_MS": "nan"}, "must be a finite number"),
+        ({**REQUIRED, "OUTPUT_BACKOFF_MAX_MS": "inf"}, "must be a finite number"),
     ],
 )
 def test_errors_name_the_variable(environ, message):

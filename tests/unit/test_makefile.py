@@ -1,0 +1,28 @@
+"""`make help` lists every documented target (the README's target table relies on it)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_help_lists_every_documented_target():
+    documented = re.findall(r"^([A-Za-z0-9_.-]+):[^\n]*## ", (ROOT / "Makefile").read_text(), re.M)
+    assert "bench-e2e" in documented
+    shown = subprocess.run(
+        ["make", "--no-print-directory", "help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    listed = re.findall(r"^ +(?:\x1b\[[0-9;]*m)?([A-Za-z0-9_.-]+)", shown, re.M)
+    assert sorted(listed) == sorted(documented)
