@@ -51,9 +51,13 @@ class AlarmStatus:
 
     @property
     def fired(self) -> bool:
-        """A fresh transition to ALARM (not an alarm that already was in ALARM)."""
-        before = self.seen_before if self.seen_before is not None else self.previous_state
-        return self.state == ALARM and before != ALARM
+        """In ALARM, and not already in ALARM when this monitor last looked.
+
+        An alarm this monitor has never recorded counts as fresh, even if CloudWatch says it
+        was in ALARM before: nobody has acted on it yet (e.g. the first cycle against AWS,
+        where the service evaluated the alarm between deploy and the first cycle).
+        """
+        return self.state == ALARM and self.seen_before != ALARM
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -245,3 +245,19 @@ def test_default_deploy_serves_the_champion_and_checks_its_version(monkeypatch, 
     assert calls == [{"local_dir": tmp_path, "capture": True}]
     with pytest.raises(RuntimeError, match="instead of version 3"):
         default_deploy("3", settings)
+
+
+def test_an_alarm_already_in_alarm_but_never_seen_is_acted_on():
+    from monitoring.respond import AlarmStatus
+
+    def status(state, previous, seen):
+        return AlarmStatus("a", state, previous, seen, reason="")
+
+    # First cycle against a service that evaluated the alarm before this monitor ever looked.
+    assert status("ALARM", "ALARM", None).fired
+    assert status("ALARM", "OK", None).fired
+    assert status("ALARM", "OK", "OK").fired
+    # Already handled when it went to ALARM: not again.
+    assert not status("ALARM", "ALARM", "ALARM").fired
+    assert not status("OK", "ALARM", "ALARM").fired
+    assert not status("INSUFFICIENT_DATA", "OK", None).fired
