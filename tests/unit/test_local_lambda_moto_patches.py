@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import boto3
 import pytest
-from moto import mock_aws
 
 from scripts.lambda_runtime import moto_patches
 
 
 @pytest.fixture()
-def kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        client = boto3.client("kinesis")
-        client.create_stream(StreamName="s", ShardCount=1)
-        yield client
+def kinesis(moto_aws: None) -> object:
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    return client
 
 
 def _pages(client: object, iterator_type: str, limit: int, **kwargs: str) -> list[list[str]]:

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from monitoring import alarms as alarm_eval
 from monitoring.aws import (
@@ -26,16 +25,8 @@ REGION = "us-east-1"
 
 
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch):
-    for key, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield
+def aws_env(moto_aws):
+    """Every test here runs against moto in-process (tests/unit/conftest.py)."""
 
 
 def test_kinesis_reader_resumes_after_checkpoint():
