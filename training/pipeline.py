@@ -277,7 +277,11 @@ def run_training(
         if champion is not None:
             try:
                 champion_bundle = registry.load_champion_bundle(settings, client, champion[0])
-                champion_metrics = evaluate.evaluate_bundle(champion_bundle, test_matrix, y_test)
+                # Encoded with the champion's own vocabularies: codes may differ between versions.
+                champion_matrix = encode_frame(frame[is_test], champion_bundle.encoder)
+                champion_metrics = evaluate.evaluate_bundle(
+                    champion_bundle, champion_matrix, y_test
+                )
             except Exception as exc:  # any failure is recorded in the gate reason, not hidden
                 champion_note = f"champion v{champion[0]} bundle unusable ({exc})"
                 log.warning("%s: comparing against no champion", champion_note)
