@@ -21,7 +21,8 @@ FALSE_EDIBLE_RATE_ALARM = "mushroom-false-edible-rate-high"
 TOPIC_NAME = "mushroom-alerts"
 STATE_KEY = "monitoring/checkpoints.json"
 REPORTS_PREFIX = "monitoring/reports/"
-TIMELINE_KEY = "monitoring/timeline.jsonl"
+# One immutable object per window: several monitors sharing the bucket never overwrite history.
+TIMELINE_PREFIX = "monitoring/timeline/"
 EVALUATION_MODES = ("auto", "local", "service")
 STATE_STORES = ("auto", "s3", "local")
 

@@ -25,7 +25,7 @@ from monitoring import alarms as alarm_eval
 from monitoring.config import (
     REPORTS_PREFIX,
     STATE_KEY,
-    TIMELINE_KEY,
+    TIMELINE_PREFIX,
     MonitoringConfig,
     resolve_evaluation_mode,
 )
@@ -359,7 +359,9 @@ def _write_outputs(
     append_timeline(timeline, entry)
     if deps.objects is not None:
         deps.objects.put(f"{REPORTS_PREFIX}{window}.html", document.encode(), "text/html")
-        deps.objects.put(TIMELINE_KEY, timeline.read_bytes(), "application/x-ndjson")
+        deps.objects.put(
+            f"{TIMELINE_PREFIX}{window}.json", json.dumps(entry).encode(), "application/json"
+        )
     return path, uri
 
 

@@ -141,7 +141,7 @@ def test_breach_notifies_retrains_with_labels_and_deploys(env):
     ]
     assert [e["window"] for e in timeline] == ["phase1", "phase2"]
     assert timeline[1]["deployed"] and timeline[1]["new_version"] == "2"
-    assert "monitoring/timeline.jsonl" in objects.objects
+    assert json.loads(objects.objects["monitoring/timeline/phase2.json"])["new_version"] == "2"
 
     # Phase 3: the new version knows them -> healthy, alarm back to OK, no second retraining.
     healthy(stream, start=200, version="2")
