@@ -36,9 +36,11 @@ test: setup ## Run all tests (unit + integration; starts and stops its own emula
 .PHONY: setup
 setup: $(SETUP_STAMP) ## Install pipenv if missing and sync the locked environment (.venv)
 
+# pipenv runs as a module of python3, so a fresh install works without a new PATH entry (or
+# a pyenv rehash).
 $(SETUP_STAMP): Pipfile.lock
-	command -v pipenv >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
-	pipenv sync --dev
+	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
+	python3 -m pipenv sync --dev
 	rm -f $(VENV)/.synced-*
 	touch $@
 
