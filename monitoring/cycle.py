@@ -282,9 +282,14 @@ def run_cycle(
         deploy=deps.deploy,
         training_records=functools.partial(all_training_records, deps.objects),
         tag_run=deps.tag_run,
+        refused_with_labels=state.refused_with_labels,
     )
     errors.extend(response.errors)
     state.alarm_states.update(response.handled)
+    if response.retrained:
+        state.refused_with_labels = None if response.promoted else response.labels_used
+    if not any(a.state == alarm_eval.ALARM for a in statuses):
+        state.refused_with_labels = None
 
     entry = {
         "window": window,

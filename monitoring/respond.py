@@ -81,6 +81,7 @@ class Response:
     new_version: str | None = None
     promoted: bool = False
     deployed: bool = False
+    labels_used: int | None = None  # labelled records the retraining saw
     errors: list[str] = field(default_factory=list)
 
     def act(self, action: str, detail: str, **extra: Any) -> None:
@@ -119,17 +120,35 @@ def respond(
     deploy: Deploy,
     training_records: Callable[[], pd.DataFrame | None],
     tag_run: TagRun | None = None,
+    refused_with_labels: int | None = None,
 ) -> Response:
-    """Notify for every fired alarm, then retrain once and deploy the new champion if promoted."""
+    """Notify for every fired alarm, then retrain once and deploy the new champion if promoted.
+
+    An alarm that stays in ALARM after the gate refused a retrained model (``refused_with_labels``
+    records were used then) is retried, without a new alert, once more labels have arrived.
+    """
     response = Response()
     fired = [a for a in alarms if a.fired]
     for alarm in alarms:
         if not alarm.fired:
             response.handled[alarm.name] = alarm.state
+    records: pd.DataFrame | None = None
+    still_alarming = [a for a in alarms if a.state == ALARM and not a.fired]
+    if not fired and still_alarming and refused_with_labels is not None:
+        records = training_records()
+        n_records = 0 if records is None else len(records)
+        if n_records <= refused_with_labels:
+            return response
+        response.act(
+            "retry",
+            f"{', '.join(a.name for a in still_alarming)} still in ALARM; {n_records} labelled "
+            f"records now, {refused_with_labels} when the gate last refused",
+        )
+        fired = still_alarming
     if not fired:
         return response
 
-    for alarm in fired:
+    for alarm in [a for a in fired if a.fired]:  # a retry after a refusal is not a new alert
         subject, message = alert_message(alarm, window, values, serving_version)
         try:
             message_id = notify(subject, message)
@@ -142,8 +161,10 @@ def respond(
     reason = f"alarm:{names}"
     step = "retraining"
     try:
-        records = training_records()
+        if records is None:
+            records = training_records()
         n_records = 0 if records is None else len(records)
+        response.labels_used = n_records
         response.act(
             "retrain",
             f"{reason}: run_training with {n_records} labelled records as extra_records",

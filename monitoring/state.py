@@ -9,6 +9,10 @@
   entries go first, so a lab that never answers cannot grow the state without limit.
 - ``alarm_states``: the state each alarm had at the end of the last cycle, which tells a fresh
   transition to ALARM (retrain) from an alarm that simply stays in ALARM (do not retrain again).
+- ``refused_with_labels``: how many labelled records the last retraining used when the gate
+  refused its model while an alarm stayed in ALARM. Retraining is tried again only once more
+  labels than that have arrived (the same data would give the same refused model); None when
+  nothing is pending.
 
 The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``.
 """
@@ -31,6 +35,7 @@ class MonitoringState:
     pending_verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     pending_labels: dict[str, str] = field(default_factory=dict)
     alarm_states: dict[str, str] = field(default_factory=dict)
+    refused_with_labels: int | None = None
     cycles: int = 0
 
     @classmethod
@@ -47,6 +52,7 @@ class MonitoringState:
             pending_verdicts=dict(data.get("pending_verdicts", {})),
             pending_labels=dict(data.get("pending_labels", {})),
             alarm_states=dict(data.get("alarm_states", {})),
+            refused_with_labels=data.get("refused_with_labels"),
             cycles=int(data.get("cycles", 0)),
         )
 
@@ -58,6 +64,7 @@ class MonitoringState:
             "pending_verdicts": self.pending_verdicts,
             "pending_labels": self.pending_labels,
             "alarm_states": self.alarm_states,
+            "refused_with_labels": self.refused_with_labels,
             "cycles": self.cycles,
         }
 

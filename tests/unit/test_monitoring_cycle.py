@@ -261,3 +261,30 @@ def test_an_alarm_already_in_alarm_but_never_seen_is_acted_on():
     assert not status("ALARM", "ALARM", "ALARM").fired
     assert not status("OK", "ALARM", "ALARM").fired
     assert not status("INSUFFICIENT_DATA", "OK", None).fired
+
+
+def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
+    stream, objects = env["stream"], env["objects"]
+    env["deps"].retrain = refusing = FakeTrainer(promoted=False, version="3")
+    stream.put([verdict(i, "unknown") for i in range(10)])
+    objects.put_labels("labels/a.jsonl", [label_line(i, "p") for i in range(10)])
+    first = run_cycle(env["deps"], at=T0)
+    assert first.response.retrained and not first.response.promoted
+    assert env["store"].load()["refused_with_labels"] == 10
+
+    # Still in ALARM, no new labels: the same data would give the same refused model.
+    stream.put([verdict(100 + i, "unknown") for i in range(10)])
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert len(refusing.calls) == 1
+
+    # New labels: retrain again, without a second alert; this model passes and is deployed.
+    env["deps"].retrain = passing = FakeTrainer(promoted=True, version="4")
+    stream.put([verdict(200 + i, "unknown") for i in range(10)])
+    objects.put_labels("labels/b.jsonl", [label_line(200 + i, "p") for i in range(10)])
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert [a["action"] for a in third.response.actions][0] == "retry"
+    assert len(passing.calls[0]["extra_records"]) == 20
+    assert env["deployed"] == ["4"]
+    alerts = [subject for subject, _ in env["notes"] if subject.startswith("ALARM")]
+    assert len(alerts) == 1, "a retry is not a new alert"
+    assert env["store"].load()["refused_with_labels"] is None
