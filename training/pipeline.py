@@ -272,22 +272,15 @@ def run_training(
             train.to_bundle(fitted, encoder, settings.model_name), test_matrix, y_test
         )
         champion = registry.get_champion(settings, client)
-        champion_metrics = None
-        champion_note = None
-        if champion is not None:
-            try:
-                champion_bundle = registry.load_champion_bundle(settings, client, champion[0])
-                # Encoded with the champion's own vocabularies: codes may differ between versions.
-                champion_matrix = encode_frame(frame[is_test], champion_bundle.encoder)
-                champion_metrics = evaluate.evaluate_bundle(
-                    champion_bundle, champion_matrix, y_test
-                )
-            except Exception as exc:  # any failure is recorded in the gate reason, not hidden
-                champion_note = f"champion v{champion[0]} bundle unusable ({exc})"
-                log.warning("%s: comparing against no champion", champion_note)
-        promoted, gate_reason = registry.decide_promotion(challenger_gate, champion_metrics)
-        if champion_note:
-            gate_reason = f"{champion_note}; {gate_reason}"
+        champion_metrics, champion_error = _evaluate_champion(
+            settings, client, champion, frame[is_test], y_test
+        )
+        promoted, gate_reason = registry.decide_promotion(
+            challenger_gate,
+            champion_metrics,
+            champion_version=champion[0] if champion else None,
+            champion_error=champion_error,
+        )
         evaluation["gate"] = {
             "champion_version": champion[0] if champion else None,
             "would_promote": promoted,
@@ -372,6 +365,32 @@ def run_training(
         champion_version=(version if promoted else (champion[0] if champion else None)),
         extra={"total_seconds": round(total, 2), "report": str(report_path)},
     )
+
+
+def _evaluate_champion(
+    settings: Settings,
+    client: Any,
+    champion: tuple[str, str] | None,
+    test_rows: pd.DataFrame,
+    y_test: np.ndarray,
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The champion's gate metrics on the challenger's test rows, or the reason it failed.
+
+    Any failure (bundle missing, corrupt or failing its checksums, artifacts unreachable) is
+    returned as a reason, which makes the gate refuse: a challenger is never promoted because
+    the model it should beat could not be scored.
+    """
+    if champion is None:
+        return None, None
+    try:
+        bundle = registry.load_champion_bundle(settings, client, champion[0])
+        # Encoded with the champion's own vocabularies: codes may differ between versions.
+        matrix = encode_frame(test_rows, bundle.encoder)
+        return evaluate.evaluate_bundle(bundle, matrix, y_test), None
+    except Exception as exc:  # noqa: BLE001 - every failure must close the gate, with its reason
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        log.error("champion v%s cannot be evaluated (%s): the gate refuses", champion[0], reason)
+        return None, reason
 
 
 def _print_summary(result: TrainingResult) -> None:

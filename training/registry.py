@@ -11,6 +11,7 @@ decision and its reason are recorded as tags on the model version and on the run
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -115,12 +116,34 @@ def register_version(
 
 
 def decide_promotion(
-    challenger: Mapping[str, Any], champion: Mapping[str, Any] | None
+    challenger: Mapping[str, Any],
+    champion: Mapping[str, Any] | None,
+    *,
+    champion_version: str | None = None,
+    champion_error: str | None = None,
 ) -> tuple[bool, str]:
     """The gate: promote when there is no champion, or the challenger is no worse on every
-    gate metric (fewer or equal poisonous-called-edible, equal or higher verdict accuracy)."""
+    gate metric (fewer or equal poisonous-called-edible, equal or higher verdict accuracy).
+
+    It fails closed: a champion that exists but could not be evaluated (``champion_error``),
+    or a gate metric that is not a finite number on either side, refuses the promotion. Only
+    "there is no champion" (``champion`` and ``champion_error`` both None) promotes blindly.
+    """
+    if champion_error is not None:
+        return False, (
+            f"champion v{champion_version or '?'} could not be evaluated ({champion_error}); "
+            "refusing to promote without a comparison (fail closed)"
+        )
     if champion is None:
         return True, "first model: no champion yet"
+    unusable = [
+        f"{side} {name} is not a finite number ({metrics.get(name)!r})"
+        for side, metrics in (("challenger", challenger), ("champion", champion))
+        for name, _ in GATE_METRICS
+        if not _is_finite_number(metrics.get(name))
+    ]
+    if unusable:
+        return False, "cannot compare on the gate metrics (fail closed): " + "; ".join(unusable)
     worse = []
     for name, direction in GATE_METRICS:
         new, old = float(challenger[name]), float(champion[name])
@@ -133,6 +156,14 @@ def decide_promotion(
     if worse:
         return False, "worse than champion on the same held-out data: " + "; ".join(worse)
     return True, "no worse than champion on the same held-out data: " + summary
+
+
+def _is_finite_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def record_decision(

@@ -49,6 +49,28 @@ def test_decide_promotion_rules():
     assert registry.decide_promotion({**good, "verdict_accuracy": 1.0}, good)[0]
 
 
+def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
+    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    promoted, reason = registry.decide_promotion(
+        good, None, champion_version="4", champion_error="model.txt checksum differs"
+    )
+    assert not promoted
+    assert reason.startswith("champion v4 could not be evaluated (model.txt checksum differs)")
+    assert "fail closed" in reason
+
+
+@pytest.mark.parametrize("side", ["challenger", "champion"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None, "n/a"])
+def test_gate_refuses_metrics_it_cannot_compare(side, value):
+    # NaN compares False both ways: without a check, "not worse" would promote a broken model.
+    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    broken = {**good, "verdict_accuracy": value}
+    challenger, champion = (broken, good) if side == "challenger" else (good, broken)
+    promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
+    assert not promoted
+    assert f"{side} verdict_accuracy is not a finite number" in reason
+
+
 def test_registration_aliases_and_tags(settings, tiny_bundle):
     import mlflow
 
@@ -101,8 +123,23 @@ def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
     assert tags[registry.TAG_CHAMPION_VERSION] == "1"
     assert registry.get_champion(settings) == ("1", first.run_id)
 
+    # The champion's bundle breaks (corrupt export, missing artifacts): fail closed.
+    def broken_champion(*_args, **_kwargs):
+        raise RuntimeError("bundle.json checksum mismatch")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "load_champion_bundle", broken_champion)
+        blind = pipeline.run_training(settings, reason="test")
+    assert not blind.promoted and blind.model_version == "3"
+    assert blind.gate_reason.startswith("champion v1 could not be evaluated")
+    assert blind.evaluation["gate"]["would_promote"] is False
+    tags = client.get_model_version(settings.model_name, "3").tags
+    assert tags[registry.TAG_DECISION] == "rejected"
+    assert registry.get_champion(settings) == ("1", first.run_id)
+    assert ModelBundle.load(settings.model_bundles_dir / "champion").model_version == "1"
+
     equal = pipeline.run_training(settings, reason="test")
-    assert equal.promoted and equal.model_version == "3"
-    assert registry.get_champion(settings) == ("3", equal.run_id)
+    assert equal.promoted and equal.model_version == "4"
+    assert registry.get_champion(settings) == ("4", equal.run_id)
     loaded = ModelBundle.load(settings.model_bundles_dir / "champion")
-    assert loaded.model_version == "3" and loaded.metadata["mlflow_run_id"] == equal.run_id
+    assert loaded.model_version == "4" and loaded.metadata["mlflow_run_id"] == equal.run_id
