@@ -24,6 +24,7 @@ module "storage" {
   force_destroy                      = local.disposable
   noncurrent_version_expiration_days = var.noncurrent_version_expiration_days
   lifecycle_rules_enabled            = var.s3_lifecycle_rules_enabled
+  deny_insecure_transport            = var.s3_deny_insecure_transport
 }
 
 module "streams" {
@@ -58,6 +59,7 @@ module "scorer" {
   output_stream_arn  = module.streams.arns["output"]
   output_stream_name = module.streams.names["output"]
   metrics_namespace  = var.scorer_metrics_namespace
+  stream_kms_key_arn = startswith(var.stream_kms_key_id, "arn:") ? var.stream_kms_key_id : null
 
   memory_mb            = var.lambda_memory_mb
   timeout_s            = var.lambda_timeout_s

@@ -89,10 +89,22 @@ variable "stream_retention_hours" {
   }
 }
 
+variable "s3_deny_insecure_transport" {
+  type        = bool
+  description = "Deny every S3 request to the project's buckets that is not made over TLS. Only the emulators, which serve plain HTTP, turn it off."
+  default     = true
+}
+
 variable "stream_kms_key_id" {
   type        = string
-  description = "KMS key for Kinesis server-side encryption (alias or ARN); the AWS-managed key by default."
+  description = "KMS key for Kinesis server-side encryption: the AWS-managed alias/aws/kinesis (default), or the ARN of a customer-managed key, which the scorer is then granted Decrypt and GenerateDataKey on."
   default     = "alias/aws/kinesis"
+
+  validation {
+    # An alias other than the AWS-managed one cannot be granted in IAM by ARN: ask for the key ARN.
+    condition     = var.stream_kms_key_id == "alias/aws/kinesis" || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.stream_kms_key_id))
+    error_message = "stream_kms_key_id must be \"alias/aws/kinesis\" or a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)."
+  }
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ package_type          = "Zip"
 force_destroy_buckets = true
 # moto keeps the provider polling lifecycle configurations for about a minute per bucket.
 s3_lifecycle_rules_enabled = false
+# The emulators serve plain HTTP, and moto enforces a bucket policy's Deny on object requests:
+# the TLS-only policy would refuse every upload. AWS (vars/aws.tfvars) keeps the default, on.
+s3_deny_insecure_transport = false
 
 lambda_memory_mb = 1024
 lambda_timeout_s = 60

@@ -6,12 +6,14 @@ touched. About 40 s for apply and 30 s for destroy (DESIGN.md), mostly provider 
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import pytest
 
 from scripts.deploy import terraform_apply, terraform_destroy, terraform_plan
@@ -127,13 +129,18 @@ def test_role_is_least_privilege(stack: Stack) -> None:
     role = stack.outputs["function_role_arn"].rsplit("/", 1)[1]
     (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
     document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    granted = set()
     for statement in document["Statement"]:
         actions = (
             statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         )
         assert "*" not in actions and not any(a.endswith(":*") for a in actions)
-        if statement["Resource"] == "*":
-            assert actions == ["cloudwatch:PutMetricData"] and "Condition" in statement
+        assert statement["Resource"] != "*"
+        granted.update(actions)
+    # Metrics go out as EMF log lines and the mapping polls: neither right is used.
+    assert not granted & {"cloudwatch:PutMetricData", "kinesis:SubscribeToShard"}
+    # The default stream key is AWS-managed: no key rights are needed or granted.
+    assert not any(action.startswith("kms:") for action in granted)
 
 
 def test_event_source_mapping(stack: Stack) -> None:
@@ -187,6 +194,59 @@ def test_ecr_repository(stack: Stack) -> None:
 
 def test_second_plan_has_no_changes(stack: Stack) -> None:
     assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
+
+
+def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> None:
+    """What vars/aws.tfvars gets and the emulator cannot serve: TLS-only bucket policies, and a
+    customer-managed stream key granted to the function through Kinesis only.
+
+    Runs after the no-changes plan, and puts the emulator settings back at the end.
+    """
+    s3, iam = stack.client("s3"), stack.client("iam")
+    key_arn = stack.client("kms").create_key(Description="mushroom streams")["KeyMetadata"]["Arn"]
+    terraform_apply(
+        {"stream_kms_key_id": key_arn, "s3_deny_insecure_transport": True},
+        target="moto",
+        local_dir=stack.local_dir,
+        capture=True,
+    )
+    buckets = [stack.outputs[f"{purpose}_bucket"] for purpose in ("data", "mlflow", "models")]
+    for bucket in buckets:
+        (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+        assert deny["Principal"] == "*"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert sorted(deny["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    # The emulator speaks plain HTTP, and moto enforces the Deny: the policy is in effect.
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        s3.put_object(Bucket=buckets[0], Key="labels/plain-http.jsonl", Body=b"{}")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    role = stack.outputs["function_role_arn"].rsplit("/", 1)[1]
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]["Statement"]
+    (key,) = [s for s in statements if s.get("Sid") == "UseStreamKeyThroughKinesis"]
+    assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert key["Resource"] == key_arn
+    assert key["Condition"] == {
+        "StringEquals": {"kms:ViaService": "kinesis.us-east-1.amazonaws.com"}
+    }
+    summary = stack.client("kinesis").describe_stream_summary(StreamName="mushroom-verdicts")
+    assert summary["StreamDescriptionSummary"]["KeyId"] == key_arn
+
+    # Back to the emulator settings. Terraform cannot refresh the package object through the
+    # Deny, so the policies go first, as an operator with bucket rights would remove them.
+    for bucket in buckets:
+        s3.delete_bucket_policy(Bucket=bucket)
+    terraform_apply(
+        {"s3_deny_insecure_transport": False},
+        target="moto",
+        local_dir=stack.local_dir,
+        capture=True,
+    )
+    for bucket in buckets:
+        with pytest.raises(botocore.exceptions.ClientError):
+            s3.get_bucket_policy(Bucket=bucket)
 
 
 def test_destroy_leaves_nothing(stack: Stack) -> None:

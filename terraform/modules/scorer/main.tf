@@ -110,7 +110,6 @@ data "aws_iam_policy_document" "scorer" {
       "kinesis:GetRecords",
       "kinesis:GetShardIterator",
       "kinesis:ListShards",
-      "kinesis:SubscribeToShard",
     ]
     resources = [var.input_stream_arn]
   }
@@ -150,15 +149,21 @@ data "aws_iam_policy_document" "scorer" {
     resources = [aws_sqs_queue.dlq.arn]
   }
 
-  # PutMetricData has no resource-level permissions; the namespace condition is the restriction.
-  statement {
-    sid       = "PutScorerMetrics"
-    actions   = ["cloudwatch:PutMetricData"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "cloudwatch:namespace"
-      values   = [var.metrics_namespace]
+  # No cloudwatch:PutMetricData: the function's metrics are EMF lines in its log (Powertools),
+  # which CloudWatch Logs turns into metrics with the log-writing rights above.
+
+  # A customer-managed stream key needs key rights; the AWS-managed aws/kinesis key does not.
+  dynamic "statement" {
+    for_each = var.stream_kms_key_arn == null ? [] : [var.stream_kms_key_arn]
+    content {
+      sid       = "UseStreamKeyThroughKinesis"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
+      }
     }
   }
 }

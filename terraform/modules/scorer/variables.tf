@@ -78,6 +78,12 @@ variable "metrics_namespace" {
   description = "Namespace of the scorer's own metrics (POWERTOOLS_METRICS_NAMESPACE)."
 }
 
+variable "stream_kms_key_arn" {
+  type        = string
+  description = "ARN of a customer-managed KMS key of the streams, or null for the AWS-managed aws/kinesis key (no key rights needed)."
+  default     = null
+}
+
 variable "memory_mb" {
   type        = number
   description = "Memory, MB."

@@ -21,6 +21,40 @@ resource "aws_s3_bucket_public_access_block" "this" {
   restrict_public_buckets = true
 }
 
+# TLS only: any request over plain HTTP is denied, whoever makes it.
+data "aws_iam_policy_document" "tls_only" {
+  for_each = var.deny_insecure_transport ? aws_s3_bucket.this : {}
+
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    resources = [
+      each.value.arn,
+      "${each.value.arn}/*",
+    ]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "tls_only" {
+  for_each = var.deny_insecure_transport ? aws_s3_bucket.this : {}
+
+  bucket = each.value.id
+  policy = data.aws_iam_policy_document.tls_only[each.key].json
+
+  # The public access block must exist first, or S3 may judge the policy before it applies.
+  depends_on = [aws_s3_bucket_public_access_block.this]
+}
+
 resource "aws_s3_bucket_ownership_controls" "this" {
   for_each = aws_s3_bucket.this
 

@@ -17,3 +17,9 @@ variable "lifecycle_rules_enabled" {
   type        = bool
   description = "Expire non-current versions and abort stale multipart uploads."
 }
+
+variable "deny_insecure_transport" {
+  type        = bool
+  description = "Attach a bucket policy that denies every request not made over TLS (aws:SecureTransport)."
+  default     = true
+}
