@@ -232,24 +232,37 @@ def _decode_batch(payloads: list[bytes]) -> list[Any] | None:
         return None
     try:
         observations = _batch_decoder.decode(b"[" + _SEPARATOR.join(payloads) + b"]")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except Exception:
+        # Not only msgspec's errors: invalid UTF-8 inside a string raises UnicodeDecodeError,
+        # and whatever else one hostile record triggers must not fail the batch. The record by
+        # record path finds the culprit and rejects it alone.
         return None
     return observations if len(observations) == len(payloads) else None
 
 
 def _decode_one(payload: bytes) -> tuple[Any | None, FieldErrors, str | None]:
-    """One payload: fast typed decode, else the schema validator for the full list of errors."""
+    """One payload: fast typed decode, else the schema validator for the full list of errors.
+
+    Total: any exception of the fast decoder (msgspec's errors, UnicodeDecodeError for invalid
+    UTF-8 inside a string, MemoryError...) makes the record rejected, never the batch failed.
+    """
     try:
         observation = _record_decoder.decode(payload)
         return observation, (), getattr(observation, schema.ID_FIELD)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+    except Exception as exc:
+        refusal = exc
     result = validate_payload(payload)
-    return None, result.errors, result.mushroom_id
+    # A rejected record always says why: should the validator find nothing wrong with a record
+    # the fast decoder refused (they are meant to agree, see the tests), report the refusal.
+    errors = result.errors or (_decoder_refusal(refusal),)
+    return None, errors, result.mushroom_id
 
 
 def validate_payload(payload: bytes) -> schema.ValidatedRecord:
-    """The slow, thorough path: strict UTF-8, ``json.loads``, ``schema.validate_record``."""
+    """The slow, thorough path: strict UTF-8, ``json.loads``, ``schema.validate_record``.
+
+    Total: every exception becomes a ``$`` error of this record.
+    """
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -258,10 +271,23 @@ def validate_payload(payload: bytes) -> schema.ValidatedRecord:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         return _invalid(f"record is not valid JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
-    except (ValueError, RecursionError) as exc:
+    except Exception as exc:
         # ValueError: integers beyond Python's digit limit; RecursionError: absurd nesting.
-        return _invalid(f"record is not valid JSON: {type(exc).__name__}: {exc}"[:200])
-    return schema.validate_record(value)
+        return _invalid(f"record is not valid JSON: {_describe(exc)}")
+    try:
+        return schema.validate_record(value)
+    except Exception as exc:  # a validator bug must cost one record, not the batch
+        return _invalid(f"record could not be validated: {_describe(exc)}")
+
+
+def _decoder_refusal(exc: Exception) -> schema.FieldError:
+    return schema.field_error("$", f"record could not be decoded: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, short, and always encodable as UTF-8 (no lone surrogates)."""
+    text = f"{type(exc).__name__}: {exc}"[:200]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _invalid(message: str) -> schema.ValidatedRecord:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambda_function import schema
+from lambda_function import decoding, schema
 from lambda_function.decoding import BatchDecoder, _decode_one, decode_base64, validate_payload
 from lambda_function.model import FeatureEncoder
 from tests.unit.scorer_fakes import valid_record
@@ -233,3 +233,67 @@ def test_codes_missing_from_an_older_bundle_become_missing_values():
     np.testing.assert_array_equal(batch.matrix, older.encode_rows(rows))
     column = older.feature_order.index("habitat")
     assert math.isnan(batch.matrix[0, column]) and batch.matrix[1, column] == 1.0
+
+
+# --- every exception of the decoders becomes one record's rejection ------------------------------
+
+_MEASUREMENTS = b'"cap_diameter": 5, "stem_height": 1, "stem_width": 1'
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"mushroom_id": "\xff\xfe", ' + _MEASUREMENTS + b"}",  # invalid UTF-8 in a value
+        b'{"mushroom_id": "a", "cap\xff": 1, ' + _MEASUREMENTS + b"}",  # ... in a key
+        b'{"mushroom_id": "\xed\xa0\x80", ' + _MEASUREMENTS + b"}",  # CESU-8 surrogate
+        b'{"mushroom_id": "\xc0\x80", ' + _MEASUREMENTS + b"}",  # overlong NUL
+    ],
+)
+def test_invalid_utf8_inside_strings_is_that_records_rejection(decoder, payload):
+    valid = json.dumps(valid_record(0)).encode()
+    for payloads, bad in (([payload], 0), ([valid, payload, valid], 1)):
+        batch = decoder.decode_payloads(payloads)
+        assert batch.accepted == [i for i in range(len(payloads)) if i != bad]
+        (error,) = batch.rejected[bad]
+        assert error["field"] == "$" and "not valid UTF-8" in error["message"]
+
+
+class _Raising:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def decode(self, _payload):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), RecursionError("deep"), ValueError("x"), TypeError()]
+)
+def test_any_batch_decode_failure_falls_back_to_record_by_record(decoder, monkeypatch, exc):
+    monkeypatch.setattr(decoding, "_batch_decoder", _Raising(exc))
+    records = [valid_record(i) for i in range(3)]
+    batch = decoder.decode_payloads([json.dumps(r).encode() for r in records])
+    assert batch.accepted == [0, 1, 2] and batch.rejected == {}
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), RecursionError("deep"), ValueError("x"), TypeError()]
+)
+def test_a_record_the_fast_decoder_cannot_decode_is_rejected_with_an_error(monkeypatch, exc):
+    """Even when the schema validator finds nothing wrong, a refusal is never an empty list."""
+    monkeypatch.setattr(decoding, "_batch_decoder", _Raising(exc))
+    monkeypatch.setattr(decoding, "_record_decoder", _Raising(exc))
+    batch = BatchDecoder(ENCODER).decode_payloads([json.dumps(valid_record(0)).encode()])
+    (error,) = batch.rejected[0]
+    assert error["field"] == "$" and type(exc).__name__ in error["message"]
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RecursionError("deep"), KeyError("k")])
+def test_the_schema_validator_path_is_total(monkeypatch, exc):
+    def explode(_value):
+        raise exc
+
+    monkeypatch.setattr(schema, "validate_record", explode)
+    result = validate_payload(json.dumps(valid_record(0)).encode())
+    (error,) = result.errors
+    assert error["field"] == "$" and type(exc).__name__ in error["message"]

@@ -15,7 +15,13 @@ from lambda_function import handler
 from lambda_function.bundle_store import load_bundle
 from lambda_function.service import ScoringService
 from lambda_function.writer import InMemoryWriter, KinesisOutputWriter
-from tests.unit.scorer_fakes import FakeKinesisClient, FakeLambdaContext, load_event
+from tests.unit.scorer_fakes import (
+    FakeKinesisClient,
+    FakeLambdaContext,
+    kinesis_event,
+    load_event,
+    valid_record,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +55,19 @@ def test_mixed_event_scores_and_rejects_without_failing(service, capsys):
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"RecordsScored", "RecordsRejected", "UnknownVerdicts", "BatchLatencyMs"} <= names
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MushroomScorer"
+
+
+def test_invalid_utf8_in_a_string_is_rejected_without_failing_the_batch(service):
+    bad = b'{"mushroom_id":"\xff\xfe","cap_diameter":5,"stem_height":1,"stem_width":1}'
+    event = kinesis_event([json.dumps(valid_record(0)).encode(), bad])
+
+    response = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    scored, rejected = [json.loads(data) for _, _, data in service.writer.records]
+    assert scored["status"] == "scored"
+    assert rejected["status"] == "rejected" and rejected["errors"][0]["field"] == "$"
+    assert "not valid UTF-8" in rejected["errors"][0]["message"]
 
 
 def test_unwritable_outputs_become_batch_item_failures(tiny_bundle, monkeypatch):
