@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -104,6 +105,42 @@ def test_missing_settings_fail_with_a_clear_message(monkeypatch):
     with pytest.raises(ValueError, match="MODEL_BUNDLE_URI is not set"):
         handler.lambda_handler(load_event("kinesis_valid.json"), FakeLambdaContext())
     handler.get_service.cache_clear()
+
+
+def _logged_records(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("environ", "exception_name", "message"),
+    [
+        ({}, "SettingsError", "MODEL_BUNDLE_URI is not set"),
+        ({"MODEL_BUNDLE_URI": "/nonexistent/bundle"}, "BundleError", "model bundle not found"),
+    ],
+)
+def test_a_cold_start_failure_is_logged_as_structured_json_and_raised(
+    monkeypatch, environ, exception_name, message
+):
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    monkeypatch.delenv("MODEL_BUNDLE_URI", raising=False)
+    monkeypatch.setenv("OUTPUT_STREAM_NAME", "mushroom-verdicts")
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    handler.get_service.cache_clear()
+    event = load_event("kinesis_valid.json")
+    try:
+        with pytest.raises(Exception, match=message):
+            handler.lambda_handler(event, FakeLambdaContext())
+    finally:
+        handler.get_service.cache_clear()
+
+    (record,) = [r for r in _logged_records(stream) if r["level"] == "ERROR"]
+    assert record["exception_name"] == exception_name
+    assert message in record["exception"] and "Traceback" in record["exception"]
+    assert record["function_name"] == "mushroom-scorer"  # the Lambda context is attached
+    assert record["records"] == len(event["Records"])
+    assert "retry" in record["message"]
 
 
 # A cold start in a fresh interpreter, with pandas, sklearn and mlflow unimportable (as in the
