@@ -1,19 +1,26 @@
 """Where the scorer gets its model bundle: a local directory, or S3 downloaded to /tmp once.
 
-A bundle is ``bundle.json`` plus the model file it names (``model.txt``), see ``model.py``.
+A bundle is ``bundle.json`` plus the files it lists with their size and SHA-256 (``model.txt``),
+see ``model.py``. Downloaded files are verified before they are cached, and again on load.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from lambda_function.model import BUNDLE_METADATA_FILE, BUNDLE_MODEL_FILE, BundleError, ModelBundle
+from lambda_function.model import (
+    BUNDLE_METADATA_FILE,
+    BundleError,
+    ModelBundle,
+    bundle_files,
+    parse_metadata,
+    verify_file,
+)
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
@@ -48,7 +55,11 @@ def load_bundle(
 
 
 def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:
-    """Download ``bundle.json`` and its model file to a local directory; returns the directory."""
+    """Download ``bundle.json`` and the files it lists to a local directory; returns it.
+
+    Each file is checked against its size and SHA-256 in bundle.json before it is written, so
+    a truncated or corrupt object raises BundleError naming it, and nothing is cached.
+    """
     bucket, prefix = parse_s3_uri(uri)
     target = cache_dir / hashlib.sha256(uri.encode()).hexdigest()[:16]
     if (target / ".complete").is_file():
@@ -63,16 +74,14 @@ def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:
     partial.mkdir(parents=True)
     try:
         metadata_bytes = _get(s3_client, bucket, prefix + BUNDLE_METADATA_FILE)
+        source = f"s3://{bucket}/{prefix}{BUNDLE_METADATA_FILE}"
+        _, files = bundle_files(parse_metadata(metadata_bytes, source), source)
+        for name, expected in files.items():
+            data = _get(s3_client, bucket, prefix + name)
+            # Verified before it is written: a bad download is never cached as complete.
+            verify_file(data, expected, f"s3://{bucket}/{prefix}{name}")
+            (partial / name).write_bytes(data)
         (partial / BUNDLE_METADATA_FILE).write_bytes(metadata_bytes)
-        try:
-            model_file = json.loads(metadata_bytes).get("model_file", BUNDLE_MODEL_FILE)
-        except (ValueError, AttributeError) as exc:
-            raise BundleError(
-                f"s3://{bucket}/{prefix}{BUNDLE_METADATA_FILE} is not a JSON object"
-            ) from exc
-        if not isinstance(model_file, str) or "/" in model_file or model_file.startswith("."):
-            raise BundleError(f"{uri}: model_file {model_file!r} must be a plain file name")
-        (partial / model_file).write_bytes(_get(s3_client, bucket, prefix + model_file))
         (partial / ".complete").touch()
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
 import numpy as np
+from msgspec import UNSET, UnsetType
 
 from lambda_function import schema
 from lambda_function.model import FeatureEncoder
@@ -40,10 +42,12 @@ def _observation_struct() -> type[msgspec.Struct]:
         if feature.is_numeric:
             fields.append((feature.name, _Measurement))
         else:
-            fields.append((feature.name, Literal[feature.vocabulary] | None, None))  # type: ignore
+            # UNSET when absent (same meaning as null): _keys_distinct counts the fields present.
+            nominal = Literal[feature.vocabulary] | None | UnsetType  # type: ignore[valid-type]
+            fields.append((feature.name, nominal, UNSET))
     fields.append((schema.ID_FIELD, _MushroomId))
     # kw_only: optional nominal fields may precede required numeric ones. gc=False: holds only
-    # str/float/None, so it cannot be part of a reference cycle, and 1,000 fewer objects per
+    # str/float/None/UNSET, so it cannot be part of a reference cycle, and 1,000 fewer objects per
     # batch for the cyclic garbage collector to track.
     return msgspec.defstruct(
         "Observation", fields, kw_only=True, forbid_unknown_fields=True, frozen=True, gc=False
@@ -63,15 +67,15 @@ _record_decoder = msgspec.json.Decoder(Observation)
 _SEPARATOR = b"\n,"
 
 
-def _ascii_codes() -> tuple[dict[str | None, str] | None, frozenset[str]]:
-    """Code -> itself for every nominal code of the schema, None -> NUL; None if any code is
-    not a single ASCII character (then ``BatchDecoder.encode`` maps column by column)."""
+def _ascii_codes() -> tuple[dict[Any, str] | None, frozenset[str]]:
+    """Code -> itself for every nominal code of the schema, None and UNSET -> NUL; None if any
+    code is not a single ASCII character (then ``BatchDecoder.encode`` maps column by column)."""
     nominal = [f for f in schema.FEATURES if not f.is_numeric]
     codes = {code for f in nominal for code in f.vocabulary}
     if not all(len(code) == 1 and code.isascii() and code != "\0" for code in codes):
         return None, frozenset()
-    table: dict[str | None, str] = {code: code for code in codes}
-    table[None] = "\0"
+    table: dict[Any, str] = {code: code for code in codes}
+    table[None] = table[UNSET] = "\0"
     return table, frozenset(f.name for f in nominal)
 
 
@@ -113,11 +117,11 @@ class BatchDecoder:
     def __init__(self, encoder: FeatureEncoder):
         self.encoder = encoder
         nan = float("nan")
-        # Per nominal feature: code (or None = not observed) -> the bundle's float code.
+        # Per nominal feature: code (or None/UNSET = not observed) -> the bundle's float code.
         self._lookups: dict[str, dict[Any, float]] = {}
         for name, codes in encoder.vocabularies.items():
             lookup: dict[Any, float] = {code: float(i) for i, code in enumerate(codes)}
-            lookup[None] = nan
+            lookup[None] = lookup[UNSET] = nan
             self._lookups[name] = lookup
         # Fast nominal encoding (see encode): per nominal feature, a 128-entry table from the
         # code's ASCII value to the bundle's float code; NaN for "not observed" (NUL) and for
@@ -163,9 +167,10 @@ class BatchDecoder:
                     candidates.append(i)
             to_decode = [payloads[i] for i in candidates]
 
-        observations = _decode_batch(to_decode)  # type: ignore[arg-type]
-        if observations is not None:
+        decoded = _decode_batch(to_decode)  # type: ignore[arg-type]
+        if decoded is not None:
             accepted = candidates
+            observations, columns = decoded
         else:
             accepted, observations = [], []
             for i in candidates:
@@ -176,8 +181,9 @@ class BatchDecoder:
                 else:
                     rejected[i] = errors
                     ids[i] = mushroom_id
+            columns = _columns(observations)
 
-        matrix, accepted_ids = self.encode(observations)
+        matrix, accepted_ids = self._encode_columns(columns, len(observations))
         if len(accepted) == n:
             ids = accepted_ids
         else:
@@ -192,10 +198,11 @@ class BatchDecoder:
         the nominal codes go through lookup tables (below). About 4x faster than building dict
         rows and calling ``FeatureEncoder.encode_rows``; tests check both give the same matrix.
         """
-        n = len(observations)
+        return self._encode_columns(_columns(observations), len(observations))
+
+    def _encode_columns(self, columns: dict[str, tuple], n: int) -> tuple[np.ndarray, list[str]]:
         if n == 0:
             return np.empty((0, self.encoder.n_features), dtype=np.float64), []
-        columns = dict(zip(_FIELD_NAMES, zip(*map(msgspec.structs.astuple, observations))))
         # Filled feature by feature (contiguous rows), then transposed into a row-major copy:
         # LightGBM predicts ~4% faster on C-order rows than on the column-major view, and the
         # 20,000-value copy costs ~20 us.
@@ -222,46 +229,122 @@ class BatchDecoder:
         return np.ascontiguousarray(transposed.T), list(columns[schema.ID_FIELD])
 
 
-def _decode_batch(payloads: list[bytes]) -> list[Any] | None:
-    """All payloads as Observations in one call, or None if any of them is not accepted."""
+def _columns(observations: Sequence[Any]) -> dict[str, tuple]:
+    """Field name -> the batch's values, in input order (one C-level transposition)."""
+    if not observations:
+        return {}
+    return dict(zip(_FIELD_NAMES, zip(*map(msgspec.structs.astuple, observations))))
+
+
+def _keys_distinct(payload: bytes, columns: dict[str, tuple]) -> bool:
+    """True when no object of ``payload`` (one or more decoded records) held a key twice.
+
+    msgspec silently keeps the last value of a repeated key, which the schema forbids. Every
+    member of a flat JSON object has exactly one colon outside strings, so ``payload`` holds
+    at least one colon per decoded field present (not UNSET), and a repeated key adds one.
+    Raw colons inside ids are counted from the decoded ids, unless an escaped colon
+    (backslash-u003a) could be among them; colons in any other string only make the count
+    fail. Any doubt returns False, and the schema validator decides.
+    """
+    present = sum(len(values) - values.count(UNSET) for values in columns.values())
+    extra = payload.count(b":") - present
+    if extra == 0:
+        return True
+    if b"\\u003a" in payload or b"\\u003A" in payload:
+        return False
+    return extra == sum(map(str.count, columns[schema.ID_FIELD], repeat(":")))
+
+
+def _decode_batch(payloads: list[bytes]) -> tuple[list[Any], dict[str, tuple]] | None:
+    """All payloads as Observations and their columns in one call, or None if any of them is
+    not accepted (or might hold a repeated key)."""
     if not payloads:
-        return []
+        return [], {}
     if not all(map(bytes.startswith, payloads, repeat(b"{"))) or not all(
         map(bytes.endswith, payloads, repeat(b"}"))
     ):
         return None
+    buffer = b"[" + _SEPARATOR.join(payloads) + b"]"
     try:
-        observations = _batch_decoder.decode(b"[" + _SEPARATOR.join(payloads) + b"]")
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        observations = _batch_decoder.decode(buffer)
+    except Exception:
+        # Not only msgspec's errors: invalid UTF-8 inside a string raises UnicodeDecodeError,
+        # and whatever else one hostile record triggers must not fail the batch. The record by
+        # record path finds the culprit and rejects it alone.
         return None
-    return observations if len(observations) == len(payloads) else None
+    if len(observations) != len(payloads):
+        return None
+    columns = _columns(observations)
+    return (observations, columns) if _keys_distinct(buffer, columns) else None
 
 
 def _decode_one(payload: bytes) -> tuple[Any | None, FieldErrors, str | None]:
-    """One payload: fast typed decode, else the schema validator for the full list of errors."""
+    """One payload: fast typed decode, else the schema validator for the full list of errors.
+
+    Total: any exception of the fast decoder (msgspec's errors, UnicodeDecodeError for invalid
+    UTF-8 inside a string, MemoryError...) makes the record rejected, never the batch failed.
+    """
+    refusal: Exception | None = None
     try:
         observation = _record_decoder.decode(payload)
-        return observation, (), getattr(observation, schema.ID_FIELD)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        pass
+    except Exception as exc:
+        refusal = exc
+    else:
+        if _keys_distinct(payload, _columns([observation])):
+            return observation, (), getattr(observation, schema.ID_FIELD)
     result = validate_payload(payload)
-    return None, result.errors, result.mushroom_id
+    if result.ok and refusal is None:  # the doubt about repeated keys was unfounded
+        return observation, (), result.mushroom_id
+    # A rejected record always says why: should the validator find nothing wrong with a record
+    # the fast decoder refused (they are meant to agree, see the tests), report the refusal.
+    errors = result.errors or (_decoder_refusal(refusal),)  # type: ignore[arg-type]
+    return None, errors, result.mushroom_id
 
 
 def validate_payload(payload: bytes) -> schema.ValidatedRecord:
-    """The slow, thorough path: strict UTF-8, ``json.loads``, ``schema.validate_record``."""
+    """The slow, thorough path: strict UTF-8, ``json.loads``, ``schema.validate_record``.
+
+    Total: every exception becomes a ``$`` error of this record.
+    """
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         return _invalid(f"record is not valid UTF-8: {exc.reason} at byte {exc.start}")
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_JSONObject.from_pairs)
     except json.JSONDecodeError as exc:
         return _invalid(f"record is not valid JSON: {exc.msg} at line {exc.lineno} col {exc.colno}")
-    except (ValueError, RecursionError) as exc:
+    except Exception as exc:
         # ValueError: integers beyond Python's digit limit; RecursionError: absurd nesting.
-        return _invalid(f"record is not valid JSON: {type(exc).__name__}: {exc}"[:200])
-    return schema.validate_record(value)
+        return _invalid(f"record is not valid JSON: {_describe(exc)}")
+    try:
+        return schema.validate_record(value, getattr(value, "duplicate_keys", ()))
+    except Exception as exc:  # a validator bug must cost one record, not the batch
+        return _invalid(f"record could not be validated: {_describe(exc)}")
+
+
+class _JSONObject(dict):
+    """A decoded JSON object that remembers the keys it held more than once."""
+
+    duplicate_keys: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pairs(cls, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        value = cls(pairs)
+        if len(value) < len(pairs):
+            counts = Counter(key for key, _ in pairs)
+            value.duplicate_keys = tuple(k for k, n in counts.items() if n > 1)
+        return value
+
+
+def _decoder_refusal(exc: Exception) -> schema.FieldError:
+    return schema.field_error("$", f"record could not be decoded: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, short, and always encodable as UTF-8 (no lone surrogates)."""
+    text = f"{type(exc).__name__}: {exc}"[:200]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _invalid(message: str) -> schema.ValidatedRecord:

@@ -2,8 +2,8 @@
 
 Settings, the model bundle and the Kinesis client are built once per container, on the first
 invocation (``get_service``), and kept; a bad setting or a missing bundle fails that invocation
-with a clear message and is retried on the next one. Everything else lives in ``service`` (the
-domain) and ``batch`` (Powertools glue).
+with a clear message (logged as structured JSON) and is retried on the next one. Everything
+else lives in ``service`` (the domain) and ``batch`` (Powertools glue).
 """
 
 from __future__ import annotations
@@ -60,4 +60,15 @@ def get_service() -> ScoringService:
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Score a Kinesis batch; returns ``{"batchItemFailures": [...]}``."""
-    return process_event(event, context, get_service(), metrics, logger)
+    try:
+        return process_event(event, context, get_service(), metrics, logger)
+    except Exception:
+        # Bad input never gets here (it is rejected per record); this is a fault of the
+        # container (settings, bundle) or of the code. Logged as one JSON record with the
+        # traceback and the Lambda context, then raised so that Lambda retries the batch.
+        records = event.get("Records") if isinstance(event, dict) else None
+        logger.exception(
+            "batch failed; Lambda will retry it",
+            extra={"records": len(records) if isinstance(records, list) else None},
+        )
+        raise

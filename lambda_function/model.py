@@ -2,8 +2,10 @@
 
 A bundle is a directory (locally, or a prefix in S3) holding the native LightGBM model file and
 ``bundle.json``: feature order, category vocabularies and their integer codes, the decision
-threshold, the out-of-distribution guard and the provenance of the model (MLflow run, registered
-version, data checksum, metrics). Loading one needs numpy and lightgbm only: no MLflow, no pandas.
+threshold, the out-of-distribution guard, the provenance of the model (MLflow run, registered
+version, data checksum, metrics) and the size and SHA-256 of every other file (``files``).
+Loading one needs numpy and lightgbm only: no MLflow, no pandas. Files are verified before they
+are parsed: LightGBM may spin forever or crash on a truncated model file.
 
 Verdicts, in order of precedence:
 - ``unknown``: the species guard finds no training species the mushroom is compatible with;
@@ -13,7 +15,9 @@ Verdicts, in order of precedence:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -23,7 +27,8 @@ import numpy as np
 
 from lambda_function import schema
 
-BUNDLE_FORMAT_VERSION = 1
+# 2: bundle.json lists every file with its size and SHA-256; format 1 bundles are refused.
+BUNDLE_FORMAT_VERSION = 2
 BUNDLE_METADATA_FILE = "bundle.json"
 BUNDLE_MODEL_FILE = "model.txt"
 
@@ -296,63 +301,66 @@ class ModelBundle:
 
     # --- persistence -------------------------------------------------------------------------
 
-    def to_metadata(self) -> dict[str, Any]:
+    def to_metadata(self, files: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         return {
             **self.metadata,
             "format_version": BUNDLE_FORMAT_VERSION,
             "model_name": self.model_name,
             "model_version": self.model_version,
             "model_file": BUNDLE_MODEL_FILE,
+            "files": dict(files),
             **self.encoder.to_dict(),
             "threshold": self.threshold,
             "guard": self.guard.to_dict(),
         }
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.txt`` and ``bundle.json`` into ``directory`` (created if needed)."""
+        """Write ``model.txt`` and ``bundle.json`` (with its checksum) into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(directory / BUNDLE_MODEL_FILE))
-        (directory / BUNDLE_METADATA_FILE).write_text(json.dumps(self.to_metadata()))
+        # Checksummed from the very bytes written, not from a re-read of the file.
+        model = self.booster.model_to_string().encode("utf-8")
+        (directory / BUNDLE_MODEL_FILE).write_bytes(model)
+        files = {BUNDLE_MODEL_FILE: file_entry(model)}
+        (directory / BUNDLE_METADATA_FILE).write_text(json.dumps(self.to_metadata(files)))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "ModelBundle":
-        """Load a bundle directory; raises BundleError with the reason when it is unusable."""
+        """Load a bundle directory; raises BundleError with the reason when it is unusable.
+
+        Every file listed in ``files`` is checked (size, then SHA-256) before anything parses it.
+        """
         directory = Path(directory)
         metadata_path = directory / BUNDLE_METADATA_FILE
         try:
-            metadata = json.loads(metadata_path.read_text())
+            raw = metadata_path.read_bytes()
         except FileNotFoundError as exc:
             raise BundleError(
                 f"model bundle has no {BUNDLE_METADATA_FILE}: {metadata_path}"
             ) from exc
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{metadata_path} is not valid JSON: {exc}") from exc
-        if not isinstance(metadata, dict):
-            raise BundleError(f"{metadata_path} is not a JSON object")
-        if metadata.get("format_version") != BUNDLE_FORMAT_VERSION:
-            raise BundleError(
-                f"{metadata_path}: format_version {metadata.get('format_version')!r} is not "
-                f"supported (expected {BUNDLE_FORMAT_VERSION})"
-            )
+        except OSError as exc:  # a directory, no permission, ...
+            raise BundleError(f"cannot read {metadata_path}: {exc}") from exc
+        metadata = parse_metadata(raw, metadata_path)
+        model_file, files = bundle_files(metadata, metadata_path)
         _check_schema_compatible(metadata, metadata_path)
-        model_path = directory / metadata.get("model_file", BUNDLE_MODEL_FILE)
-        if not model_path.is_file():
-            raise BundleError(f"model bundle has no model file: {model_path}")
+        contents = {name: _read_verified(directory, name, files[name]) for name in files}
         try:
-            booster = lgb.Booster(model_file=str(model_path))
-        except lgb.basic.LightGBMError as exc:
-            raise BundleError(f"{model_path} is not a LightGBM model file: {exc}") from exc
+            booster = lgb.Booster(model_str=contents[model_file].decode("utf-8"))
+        except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+            raise BundleError(
+                f"{directory / model_file} is not a LightGBM model file: {exc}"
+            ) from exc
         try:
             encoder = FeatureEncoder(metadata["feature_order"], metadata["vocabularies"])
             guard = SpeciesGuard.from_dict(metadata["guard"])
             threshold = float(metadata["threshold"])
         except KeyError as exc:
             raise BundleError(f"{metadata_path} lacks the key {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise BundleError(f"{metadata_path} is malformed: {exc}") from exc
-        known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file"}
+        except Exception as exc:  # any malformed value: TypeError, ValueError, IndexError...
+            raise BundleError(f"{metadata_path} is malformed: {type(exc).__name__}: {exc}") from exc
+        _check_servable(booster, encoder, guard, threshold, metadata_path)
+        known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file", "files"}
         return cls(
             booster=booster,
             encoder=encoder,
@@ -364,11 +372,150 @@ class ModelBundle:
         )
 
 
+def file_entry(data: bytes) -> dict[str, Any]:
+    """The ``files`` entry of bundle.json for one file's contents."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+
+def parse_metadata(raw: bytes, source: Any) -> dict[str, Any]:
+    """bundle.json's bytes as a dict of a supported format; BundleError naming ``source``."""
+    try:
+        metadata = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BundleError(f"{source} is not valid UTF-8 JSON: {exc}") from exc
+    if not isinstance(metadata, dict):
+        raise BundleError(f"{source} is not a JSON object")
+    version = metadata.get("format_version")
+    if version == 1:
+        raise BundleError(
+            f"{source}: format_version 1 bundles carry no file checksums and are refused "
+            f"(this code reads format {BUNDLE_FORMAT_VERSION}); train the model again with this "
+            "code (for a local registry: `make clean && make train`)"
+        )
+    if version != BUNDLE_FORMAT_VERSION:
+        raise BundleError(
+            f"{source}: format_version {version!r} is not supported "
+            f"(expected {BUNDLE_FORMAT_VERSION})"
+        )
+    return metadata
+
+
+def bundle_files(metadata: Mapping[str, Any], source: Any) -> tuple[str, dict[str, dict]]:
+    """The model file's name and ``files`` (name -> size and sha256), checked.
+
+    Every name must be a plain file name: the bundle is a flat directory or S3 prefix, and a
+    name like ``../x`` or ``/etc/x`` must never make the loader read outside it.
+    """
+    model_file = check_file_name(metadata.get("model_file", BUNDLE_MODEL_FILE), source)
+    if "files" not in metadata:
+        raise BundleError(f"{source} lacks the key 'files' (the size and sha256 of each file)")
+    files = metadata["files"]
+    if not isinstance(files, dict):
+        raise BundleError(f"{source}: files must be an object of name -> size and sha256")
+    for name, entry in files.items():
+        check_file_name(name, source)
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("size"), int)
+            and not isinstance(entry.get("size"), bool)
+            and isinstance(entry.get("sha256"), str)
+            and len(entry["sha256"]) == 64
+        ):
+            raise BundleError(
+                f"{source}: files[{name!r}] must hold size (bytes) and sha256 (64 hex digits)"
+            )
+    if model_file not in files:
+        raise BundleError(f"{source}: model file {model_file!r} is not listed in files")
+    return model_file, files
+
+
+def check_file_name(name: Any, source: Any) -> str:
+    """``name`` if it is a plain file name (no path, no NUL, not hidden), else BundleError."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name.startswith(".")
+        or any(c in name for c in "/\\\0")
+    ):
+        raise BundleError(f"{source}: model_file {name!r} must be a plain file name")
+    return name
+
+
+def verify_file(data: bytes, expected: Mapping[str, Any], source: Any) -> None:
+    """BundleError naming ``source`` unless ``data`` has the expected size and SHA-256."""
+    if len(data) != expected["size"]:
+        raise BundleError(
+            f"{source} is corrupt or truncated: expected {expected['size']} bytes, "
+            f"found {len(data)}"
+        )
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected["sha256"]:
+        raise BundleError(f"{source} is corrupt: sha256 {actual}, expected {expected['sha256']}")
+
+
+def _read_verified(directory: Path, name: str, expected: Mapping[str, Any]) -> bytes:
+    path = directory / name
+    try:
+        resolved = path.resolve(strict=True)
+        if not resolved.is_relative_to(directory.resolve(strict=True)):
+            raise BundleError(f"{path} points outside the bundle directory (to {resolved})")
+        if not resolved.is_file():
+            raise BundleError(f"{path} is not a regular file")
+        # The size first, from the directory entry: a wrong-sized file is refused unread.
+        size = resolved.stat().st_size
+        if size != expected["size"]:
+            raise BundleError(
+                f"{path} is corrupt or truncated: expected {expected['size']} bytes, "
+                f"found {size}"
+            )
+        data = resolved.read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"model bundle has no model file: {path}") from exc
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from exc
+    verify_file(data, expected, path)
+    return data
+
+
 def _check_schema_compatible(metadata: Mapping[str, Any], source: Path) -> None:
     """A bundle must use exactly the schema's features, or scoring would silently misalign."""
     expected: Iterable[str] = schema.FEATURE_NAMES
-    if list(metadata.get("feature_order", [])) != list(expected):
+    if metadata.get("feature_order") != list(expected):
         raise BundleError(
             f"{source}: feature_order {metadata.get('feature_order')} does not match the "
             f"schema's features {list(expected)}"
+        )
+    vocabularies = metadata.get("vocabularies")
+    if not isinstance(vocabularies, dict) or sorted(vocabularies) != sorted(
+        schema.NOMINAL_FEATURES
+    ):
+        names = sorted(vocabularies) if isinstance(vocabularies, dict) else vocabularies
+        raise BundleError(
+            f"{source}: vocabularies {names} do not match the schema's nominal features "
+            f"{sorted(schema.NOMINAL_FEATURES)}"
+        )
+
+
+def _check_servable(
+    booster: lgb.Booster,
+    encoder: FeatureEncoder,
+    guard: SpeciesGuard,
+    threshold: float,
+    source: Path,
+) -> None:
+    """Refuse at load what would otherwise fail (or mislead) every batch."""
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise BundleError(f"{source}: threshold {threshold!r} must be within [0, 1]")
+    if booster.num_feature() != encoder.n_features:
+        raise BundleError(
+            f"{source}: the model has {booster.num_feature()} features, the bundle "
+            f"{encoder.n_features}"
+        )
+    kinds = [
+        "nominal" if name in encoder.vocabularies else "numeric" for name in encoder.feature_order
+    ]
+    if guard.kinds != kinds:
+        raise BundleError(
+            f"{source}: the guard describes {len(guard.kinds)} features {guard.kinds}, "
+            f"expected {kinds}"
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Collection, Final, Literal
 
 LABEL_COLUMN: Final = "class"
 POISONOUS: Final = "p"
@@ -218,6 +218,12 @@ def _preview(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+def _keys(keys: list[str]) -> str:
+    """At most five keys, escaped (an arbitrary key may not even be valid Unicode)."""
+    shown = ", ".join(_preview(k, 30) for k in keys[:5])
+    return shown + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
 def _check_id(value: Any) -> tuple[str | None, FieldError | None]:
     if value is None:
         return None, field_error(ID_FIELD, "is required: a string of 1-128 characters")
@@ -275,11 +281,16 @@ def _check_nominal(feature: Feature, value: Any) -> tuple[str | None, FieldError
     return value, None
 
 
-def validate_record(payload: Any) -> ValidatedRecord:
+DUPLICATE_KEY_MESSAGE: Final = "appears more than once; the value is ambiguous"
+
+
+def validate_record(payload: Any, duplicate_keys: Collection[str] = ()) -> ValidatedRecord:
     """Validate one decoded JSON value against the input contract.
 
     Collects every error instead of stopping at the first, so a producer can fix a record in
     one round trip. Absent nominal features mean "not observed" (same as null).
+    ``duplicate_keys``: keys the JSON object held more than once (a JSON parser keeps one of
+    the values, so the parser reports them); each is an error, and a repeated id is no id.
     """
     if not isinstance(payload, dict):
         kind = "array" if isinstance(payload, list) else type(payload).__name__
@@ -288,15 +299,21 @@ def validate_record(payload: Any) -> ValidatedRecord:
         )
 
     errors: list[FieldError] = []
+    repeated = [key for key in duplicate_keys if key not in ALLOWED_FIELDS]
+    errors.extend(
+        field_error(k, DUPLICATE_KEY_MESSAGE) for k in duplicate_keys if k in ALLOWED_FIELDS
+    )
+    if repeated:
+        errors.append(field_error("$", f"key(s) {_keys(repeated)} {DUPLICATE_KEY_MESSAGE}"))
     unknown = [key for key in payload if key not in ALLOWED_FIELDS]
     if unknown:
-        shown = ", ".join(_preview(k, 30) for k in unknown[:5])
-        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
-        errors.append(field_error("$", f"unknown field(s): {shown}{more}"))
+        errors.append(field_error("$", f"unknown field(s): {_keys(unknown)}"))
 
     mushroom_id, error = _check_id(payload.get(ID_FIELD))
     if error:
         errors.append(error)
+    if ID_FIELD in duplicate_keys:
+        mushroom_id = None
 
     row: FeatureRow = {}
     for feature in FEATURES:

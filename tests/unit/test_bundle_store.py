@@ -63,13 +63,51 @@ def test_missing_s3_bundle_names_the_key(tmp_path):
     assert not any((tmp_path / "cache").glob("*/bundle.json"))
 
 
-@pytest.mark.parametrize("model_file", [7, None, "../model.txt", "dir/model.txt", ".hidden"])
+@pytest.mark.parametrize(
+    "model_file", [7, None, "", "a\0b", "../model.txt", "dir/model.txt", "/etc/hostname", ".."]
+)
 @mock_aws
 def test_bundle_json_must_name_a_plain_model_file(tmp_path, model_file):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=BUCKET)
-    body = ('{"model_file": %s}' % json.dumps(model_file)).encode()
-    s3.put_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json", Body=body)
+    entry = {"size": 1, "sha256": "0" * 64}
+    metadata = {"format_version": 2, "model_file": model_file, "files": {"model.txt": entry}}
+    s3.put_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json", Body=json.dumps(metadata))
 
     with pytest.raises(BundleError, match="must be a plain file name"):
         load_bundle(f"s3://{BUCKET}/mushroom-classifier/2/", tmp_path / "cache", s3)
+
+
+def _upload(s3, directory, prefix: str, **replace: bytes) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    for path in directory.iterdir():
+        body = replace.get(path.name, path.read_bytes())
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}{path.name}", Body=body)
+
+
+@mock_aws
+def test_a_truncated_model_file_in_s3_is_refused_and_not_cached(tiny_bundle, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    model = (tiny_bundle / "model.txt").read_bytes()
+    _upload(s3, tiny_bundle, "mushroom-classifier/4/", **{"model.txt": model[:-44]})
+
+    uri = f"s3://{BUCKET}/mushroom-classifier/4/"
+    expected = (
+        f"{uri}model.txt is corrupt or truncated: expected {len(model)} bytes, "
+        f"found {len(model) - 44}"
+    )
+    with pytest.raises(BundleError, match=expected):
+        load_bundle(uri, tmp_path / "cache", s3)
+    assert not list((tmp_path / "cache").glob("*/.complete"))
+
+
+@mock_aws
+def test_a_bundle_without_checksums_in_s3_is_refused(tiny_bundle, tmp_path):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    metadata = json.loads((tiny_bundle / "bundle.json").read_text())
+    metadata["format_version"] = 1
+    del metadata["files"]
+    _upload(s3, tiny_bundle, "mushroom-classifier/5/", **{"bundle.json": json.dumps(metadata)})
+
+    with pytest.raises(BundleError, match="format_version 1 bundles carry no file checksums"):
+        load_bundle(f"s3://{BUCKET}/mushroom-classifier/5/", tmp_path / "cache", s3)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lambda_function import schema
+from lambda_function import decoding, schema
 from lambda_function.decoding import BatchDecoder, _decode_one, decode_base64, validate_payload
 from lambda_function.model import FeatureEncoder
 from tests.unit.scorer_fakes import valid_record
@@ -162,24 +162,35 @@ def _feature_value(feature: schema.Feature):
 
 @st.composite
 def near_valid_records(draw) -> dict:
-    """Records that are mostly valid, with a few fields perturbed, dropped or added."""
+    """Records that are mostly valid, with a few fields perturbed, dropped or added.
+
+    Each feature keeps its valid value unless drawn for a change (about 1 in 8 each), so about
+    a third of the records stay valid and both outcomes are exercised.
+    """
     record: dict = {}
     for feature in schema.FEATURES:
-        if draw(st.integers(0, 9)) == 0:
+        change = draw(st.integers(0, 15))
+        if change == 0:
             continue
-        if draw(st.booleans()):
+        if change == 1:
             record[feature.name] = draw(_feature_value(feature))
         else:
-            record[feature.name] = valid_record(0)[feature.name]
-    if draw(st.integers(0, 9)):
+            record[feature.name] = draw(_valid_value(feature))
+    if draw(st.integers(0, 19)):
         record[schema.ID_FIELD] = draw(
             st.one_of(st.text(min_size=1, max_size=130), _junk)
-            if draw(st.booleans())
-            else st.just("obs-1")
+            if draw(st.integers(0, 3)) == 0
+            else st.text(min_size=1, max_size=20)
         )
     if draw(st.integers(0, 9)) == 0:
         record[draw(st.text(max_size=8))] = draw(_junk)
     return record
+
+
+def _valid_value(feature: schema.Feature):
+    if feature.is_numeric:
+        return st.floats(min_value=0, max_value=1e6)
+    return st.sampled_from((*feature.vocabulary, None))
 
 
 def _payload(record: dict) -> bytes:
@@ -187,13 +198,31 @@ def _payload(record: dict) -> bytes:
     return json.dumps(record, allow_nan=True).encode()
 
 
+@st.composite
+def near_valid_payloads(draw) -> bytes:
+    """Serialised near-valid records, some with a key repeated (json.dumps cannot write that)."""
+    members = list(draw(near_valid_records()).items())
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2])) if members else 0):
+        name = draw(st.sampled_from([k for k, _ in members]))
+        feature = schema.FEATURES_BY_NAME.get(name)
+        value = draw(_feature_value(feature) if feature else st.just("obs-2"))
+        members.insert(draw(st.integers(0, len(members))), (name, value))
+    body = ", ".join(f"{json.dumps(k)}: {json.dumps(v, allow_nan=True)}" for k, v in members)
+    return ("{" + body + "}").encode()
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(near_valid_records())
-def test_fast_and_slow_paths_agree_on_accept_or_reject(record):
-    payload = _payload(record)
-    observation, _, _ = _decode_one(payload)
+@given(near_valid_payloads())
+def test_fast_and_slow_paths_agree_on_accept_or_reject(payload):
+    observation, errors, _ = _decode_one(payload)
     slow = validate_payload(payload)
-    assert (observation is not None) == slow.ok, (record, slow.errors)
+    assert (observation is not None) == slow.ok, (payload, slow.errors)
+    assert observation is not None or errors
+    try:
+        decoding._record_decoder.decode(payload)
+    except Exception as exc:
+        # What msgspec refuses, the validator rejects too (no generic "$" fallback needed).
+        assert not slow.ok, (payload, exc)
     if slow.ok:
         matrix, ids = BatchDecoder(ENCODER).encode([observation])
         np.testing.assert_array_equal(matrix, ENCODER.encode_rows([slow.row]))
@@ -201,9 +230,9 @@ def test_fast_and_slow_paths_agree_on_accept_or_reject(record):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(near_valid_records(), min_size=1, max_size=8))
-def test_batch_decode_equals_record_by_record(records):
-    payloads = [_payload(r) for r in records]
+@given(st.lists(near_valid_payloads(), min_size=1, max_size=8))
+def test_batch_decode_equals_record_by_record(payloads):
+    records = payloads
     batch = BatchDecoder(ENCODER).decode_payloads(payloads)
     expected_ok = [i for i, p in enumerate(payloads) if validate_payload(p).ok]
     assert batch.accepted == expected_ok
@@ -233,3 +262,107 @@ def test_codes_missing_from_an_older_bundle_become_missing_values():
     np.testing.assert_array_equal(batch.matrix, older.encode_rows(rows))
     column = older.feature_order.index("habitat")
     assert math.isnan(batch.matrix[0, column]) and batch.matrix[1, column] == 1.0
+
+
+# --- every exception of the decoders becomes one record's rejection ------------------------------
+
+_MEASUREMENTS = b'"cap_diameter": 5, "stem_height": 1, "stem_width": 1'
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"mushroom_id": "\xff\xfe", ' + _MEASUREMENTS + b"}",  # invalid UTF-8 in a value
+        b'{"mushroom_id": "a", "cap\xff": 1, ' + _MEASUREMENTS + b"}",  # ... in a key
+        b'{"mushroom_id": "\xed\xa0\x80", ' + _MEASUREMENTS + b"}",  # CESU-8 surrogate
+        b'{"mushroom_id": "\xc0\x80", ' + _MEASUREMENTS + b"}",  # overlong NUL
+    ],
+)
+def test_invalid_utf8_inside_strings_is_that_records_rejection(decoder, payload):
+    valid = json.dumps(valid_record(0)).encode()
+    for payloads, bad in (([payload], 0), ([valid, payload, valid], 1)):
+        batch = decoder.decode_payloads(payloads)
+        assert batch.accepted == [i for i in range(len(payloads)) if i != bad]
+        (error,) = batch.rejected[bad]
+        assert error["field"] == "$" and "not valid UTF-8" in error["message"]
+
+
+class _Raising:
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def decode(self, _payload):
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), RecursionError("deep"), ValueError("x"), TypeError()]
+)
+def test_any_batch_decode_failure_falls_back_to_record_by_record(decoder, monkeypatch, exc):
+    monkeypatch.setattr(decoding, "_batch_decoder", _Raising(exc))
+    records = [valid_record(i) for i in range(3)]
+    batch = decoder.decode_payloads([json.dumps(r).encode() for r in records])
+    assert batch.accepted == [0, 1, 2] and batch.rejected == {}
+
+
+@pytest.mark.parametrize(
+    "exc", [MemoryError(), RecursionError("deep"), ValueError("x"), TypeError()]
+)
+def test_a_record_the_fast_decoder_cannot_decode_is_rejected_with_an_error(monkeypatch, exc):
+    """Even when the schema validator finds nothing wrong, a refusal is never an empty list."""
+    monkeypatch.setattr(decoding, "_batch_decoder", _Raising(exc))
+    monkeypatch.setattr(decoding, "_record_decoder", _Raising(exc))
+    batch = BatchDecoder(ENCODER).decode_payloads([json.dumps(valid_record(0)).encode()])
+    (error,) = batch.rejected[0]
+    assert error["field"] == "$" and type(exc).__name__ in error["message"]
+
+
+@pytest.mark.parametrize("exc", [MemoryError(), RecursionError("deep"), KeyError("k")])
+def test_the_schema_validator_path_is_total(monkeypatch, exc):
+    def explode(*_args):
+        raise exc
+
+    monkeypatch.setattr(schema, "validate_record", explode)
+    result = validate_payload(json.dumps(valid_record(0)).encode())
+    (error,) = result.errors
+    assert error["field"] == "$" and type(exc).__name__ in error["message"]
+
+
+# --- duplicate keys ----------------------------------------------------------------------------
+
+_DUPLICATE = "appears more than once; the value is ambiguous"
+
+
+@pytest.mark.parametrize(
+    ("members", "field"),
+    [
+        (b'"cap_diameter": -5, "cap_diameter": 5', "cap_diameter"),  # fast path refuses the first
+        (b'"cap_diameter": 5, "cap_diameter": 6', "cap_diameter"),  # fast path keeps the last
+        (b'"cap_diameter": 5, "cap\\u005fdiameter": 5', "cap_diameter"),  # same key, escaped
+        (b'"cap_diameter": 5, "cap_shape": "x", "cap_shape": null', "cap_shape"),
+        (b'"cap_diameter": 5, "mushroom_id": "e"', "mushroom_id"),
+    ],
+)
+def test_duplicate_keys_are_rejected_naming_the_key(decoder, members, field):
+    payload = b'{"mushroom_id": "d", ' + members + b', "stem_height": 1, "stem_width": 1}'
+    valid = json.dumps(valid_record(0)).encode()
+    for payloads, bad in (([payload], 0), ([valid, payload, valid], 1)):
+        batch = decoder.decode_payloads(payloads)
+        assert batch.accepted == [i for i in range(len(payloads)) if i != bad]
+        assert {"field": field, "message": _DUPLICATE} in batch.rejected[bad]
+    # An ambiguous id is no id.
+    assert batch.mushroom_ids[1] == (None if field == "mushroom_id" else "d")
+
+
+def test_duplicate_unknown_keys_are_named_safely(decoder):
+    payload = b'{"mushroom_id": "d", "\\ud800": 1, "\\ud800": 2, ' + _MEASUREMENTS + b"}"
+    errors = decoder.decode_payloads([payload]).rejected[0]
+    duplicate = next(e for e in errors if "more than once" in e["message"])
+    assert duplicate == {"field": "$", "message": f"key(s) '\\ud800' {_DUPLICATE}"}
+    json.dumps(errors).encode("utf-8")  # no lone surrogate reaches the output
+
+
+def test_colons_inside_strings_do_not_reject_a_valid_record(decoder):
+    record = valid_record(0, mushroom_id='a:b:"c":d')
+    batch = decoder.decode_payloads([json.dumps(record).encode()] * 2)
+    assert batch.accepted == [0, 1] and batch.mushroom_ids == ['a:b:"c":d'] * 2

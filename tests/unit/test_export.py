@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
+from lambda_function.bundle_store import load_bundle
 from lambda_function.model import ModelBundle
 from training import export
 from training.settings import Settings
@@ -92,6 +93,8 @@ def test_export_to_s3_and_republish(tmp_path, tiny_bundle, monkeypatch):
     assert uri == "s3://models-test/mushroom-classifier/3/"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models-test")["Contents"]}
     assert keys == {"mushroom-classifier/3/model.txt", "mushroom-classifier/3/bundle.json"}
+    # What the Lambda downloads passes its size and checksum verification.
+    assert load_bundle(uri, tmp_path / "cache", s3).model_version == "3"
 
     s3.delete_object(Bucket="models-test", Key="mushroom-classifier/3/bundle.json")
     assert export.publish_champion(settings) == uri

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -15,7 +16,13 @@ from lambda_function import handler
 from lambda_function.bundle_store import load_bundle
 from lambda_function.service import ScoringService
 from lambda_function.writer import InMemoryWriter, KinesisOutputWriter
-from tests.unit.scorer_fakes import FakeKinesisClient, FakeLambdaContext, load_event
+from tests.unit.scorer_fakes import (
+    FakeKinesisClient,
+    FakeLambdaContext,
+    kinesis_event,
+    load_event,
+    valid_record,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +56,19 @@ def test_mixed_event_scores_and_rejects_without_failing(service, capsys):
     names = {m["Name"] for m in emf["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"RecordsScored", "RecordsRejected", "UnknownVerdicts", "BatchLatencyMs"} <= names
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MushroomScorer"
+
+
+def test_invalid_utf8_in_a_string_is_rejected_without_failing_the_batch(service):
+    bad = b'{"mushroom_id":"\xff\xfe","cap_diameter":5,"stem_height":1,"stem_width":1}'
+    event = kinesis_event([json.dumps(valid_record(0)).encode(), bad])
+
+    response = handler.lambda_handler(event, FakeLambdaContext())
+
+    assert response == {"batchItemFailures": []}
+    scored, rejected = [json.loads(data) for _, _, data in service.writer.records]
+    assert scored["status"] == "scored"
+    assert rejected["status"] == "rejected" and rejected["errors"][0]["field"] == "$"
+    assert "not valid UTF-8" in rejected["errors"][0]["message"]
 
 
 def test_unwritable_outputs_become_batch_item_failures(tiny_bundle, monkeypatch):
@@ -85,6 +105,42 @@ def test_missing_settings_fail_with_a_clear_message(monkeypatch):
     with pytest.raises(ValueError, match="MODEL_BUNDLE_URI is not set"):
         handler.lambda_handler(load_event("kinesis_valid.json"), FakeLambdaContext())
     handler.get_service.cache_clear()
+
+
+def _logged_records(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("environ", "exception_name", "message"),
+    [
+        ({}, "SettingsError", "MODEL_BUNDLE_URI is not set"),
+        ({"MODEL_BUNDLE_URI": "/nonexistent/bundle"}, "BundleError", "model bundle not found"),
+    ],
+)
+def test_a_cold_start_failure_is_logged_as_structured_json_and_raised(
+    monkeypatch, environ, exception_name, message
+):
+    stream = io.StringIO()
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    monkeypatch.delenv("MODEL_BUNDLE_URI", raising=False)
+    monkeypatch.setenv("OUTPUT_STREAM_NAME", "mushroom-verdicts")
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    handler.get_service.cache_clear()
+    event = load_event("kinesis_valid.json")
+    try:
+        with pytest.raises(Exception, match=message):
+            handler.lambda_handler(event, FakeLambdaContext())
+    finally:
+        handler.get_service.cache_clear()
+
+    (record,) = [r for r in _logged_records(stream) if r["level"] == "ERROR"]
+    assert record["exception_name"] == exception_name
+    assert message in record["exception"] and "Traceback" in record["exception"]
+    assert record["function_name"] == "mushroom-scorer"  # the Lambda context is attached
+    assert record["records"] == len(event["Records"])
+    assert "retry" in record["message"]
 
 
 # A cold start in a fresh interpreter, with pandas, sklearn and mlflow unimportable (as in the
