@@ -50,7 +50,7 @@ class LocalFunction:
         self.python = python
         self.lambda_client = lambda_client or boto3.client("lambda")
         self.s3_client = s3_client
-        self.credentials = aws.resolve_credentials()
+        self._sts, self._iam = boto3.client("sts"), boto3.client("iam")
         self.config: FunctionConfig = aws.get_function(function_name, self.lambda_client)
         self.worker = self._make_worker(self.config)
         self._retired_cold_starts = 0
@@ -61,10 +61,15 @@ class LocalFunction:
         return LambdaWorker(
             config,
             code_dir,
+            # A new role session (and the role's current policies) for each environment.
+            identity=lambda: aws.assume_execution_role(config, self._sts, self._iam),
             handler=handler,
             python=self.python,
-            credentials=self.credentials,
             log=self.log_stream,
+            # An image cannot run here: its code runs from the source tree with the host's
+            # packages, as before (emulators deploy the zip).
+            isolated=config.package_type == "Zip",
+            state_dir=self.state_dir,
         )
 
     @property
