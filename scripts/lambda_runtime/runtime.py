@@ -208,8 +208,10 @@ class MappingPoller:
         sink: aws.DestinationSink,
         checkpoints: CheckpointStore,
         latest_from: str = "mapping",
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.mapping = mapping
+        self.should_stop = should_stop
         self.function = function
         self.sink = sink
         self.checkpoints = checkpoints
@@ -230,6 +232,7 @@ class MappingPoller:
                 region=self.function.config.region,
                 invoke_identity_arn=self.function.config.role,
                 on_checkpoint=self.checkpoints.set,
+                should_stop=self.should_stop,
             )
 
     def _first_iterator(self, shard_id: str) -> str:
@@ -322,6 +325,11 @@ def run(
     stop = stop or threading.Event()
     say = progress or (lambda message: None)
     stats = RunStats(function_name=function_name)
+
+    def should_stop() -> bool:  # asked before every invocation, retries included
+        out_of_time = max_seconds is not None and time.monotonic() - started >= max_seconds
+        return stop.is_set() or out_of_time
+
     with LocalFunction(function_name, state_dir=state_dir, log_stream=log_stream) as function:
         mappings = aws.list_kinesis_mappings(function.config.arn, function.lambda_client)
         sink = aws.DestinationSink()
@@ -332,7 +340,7 @@ def run(
                 continue
             path = state_dir / "checkpoints" / f"{mapping.uuid}.json"
             store = CheckpointStore(path if persist_checkpoints else None)
-            poller = MappingPoller(mapping, function, sink, store, latest_from)
+            poller = MappingPoller(mapping, function, sink, store, latest_from, should_stop)
             poller.start()
             pollers.append(poller)
             stats.mappings.append(mapping.uuid)
