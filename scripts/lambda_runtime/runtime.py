@@ -73,6 +73,11 @@ class LocalFunction:
         )
 
     @property
+    def max_memory_used_mb(self) -> float:
+        """Peak RSS of the current environment's worker (Lambda's "Max Memory Used")."""
+        return self.worker.max_memory_used_mb
+
+    @property
     def cold_starts(self) -> int:
         """Cold starts so far (worker processes started), across redeployments."""
         return self._retired_cold_starts + self.worker.cold_starts
@@ -289,6 +294,7 @@ class RunStats:
     bisections: int = 0
     on_failure_records: int = 0
     cold_starts: int = 0
+    max_memory_used_mb: float = 0.0  # peak RSS of the worker (MemorySize applies to it)
     elapsed_s: float = 0.0
     busy_s: float = 0.0  # time spent invoking (reads overlap with it)
     active_s: float = 0.0  # from the start of polling to the last record processed
@@ -377,6 +383,7 @@ def run(
             for reader in readers:
                 reader.join(timeout=5)
             stats.cold_starts = function.cold_starts
+            stats.max_memory_used_mb = function.max_memory_used_mb
             _summarise(stats, pollers)
     stats.elapsed_s = time.monotonic() - started
     stats.records_per_s = stats.records_read / stats.active_s if stats.active_s else 0.0
