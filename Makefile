@@ -147,6 +147,7 @@ demo-drift: setup ## Scenario: new species arrive, the alarm fires, retraining d
 clean: ## Stop the emulator; remove build outputs, reports and .local (MLflow registry, Terraform state)
 	if [ -x $(PY) ]; then $(PY) -m scripts.emulator down; fi
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
+	if [ -d .local ]; then chmod -R u+w .local; fi  # the local runtime's code cache is read-only
 	rm -rf build .local .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

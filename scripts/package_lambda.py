@@ -5,6 +5,13 @@ fixed timestamps and permissions), so its SHA-256 names it: ``build/mushroom-sco
 Wheels come from PyPI through pip (cached in ``.local/pip-cache``) for the Lambda platform, not
 this machine's: ``--platform manylinux_2_x_x86_64 --python-version 3.12 --implementation cp
 --only-binary=:all:``. The python3.12 runtime is Amazon Linux 2023 (glibc 2.34).
+
+LightGBM's ``lib_lightgbm.so`` needs ``libgomp.so.1``, which its wheel does not bundle and the
+runtime does not ship. The build takes the manylinux libgomp that scikit-learn's wheel vendors
+(``scikit_learn.libs/libgomp-<hash>.so.1.0.0``, pinned by version and SHA-256) and puts it in
+the zip as ``lib/libgomp.so.1`` (Lambda puts ``/var/task/lib`` on ``LD_LIBRARY_PATH``). Then
+every ELF object in the package is audited (``scripts/elf_audit.py``) and the build fails on a
+library the runtime would not find or a symbol version it does not have.
 """
 
 from __future__ import annotations
@@ -15,9 +22,12 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Iterable, Iterator
+
+from scripts.elf_audit import PACKAGE_LIB_DIR, AuditReport, audit_package, read_elf, too_new
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "lambda_function"
@@ -37,20 +47,20 @@ PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 16, -1)] + [
 STRIP_DIRS = {"__pycache__"}
 STRIP_TEST_DIRS_UNDER = ("numpy", "scipy")
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+# OpenMP runtime for lib_lightgbm.so: the libgomp (GCC's, manylinux_2_28, glibc >= 2.17 only)
+# that this scikit-learn wheel vendors, checked byte for byte.
+LIBGOMP_WHEEL = "scikit-learn==1.9.1"
+LIBGOMP_MEMBER_PREFIX = "scikit_learn.libs/libgomp-"
+LIBGOMP_SHA256 = "a43904e4fa297301d4640dc1bb3c8a3480b406f99e498eba9b1914b68aab604a"
+LIBGOMP_NAME = "libgomp.so.1"
 
 
-def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> None:
-    """pip-install the requirements for the Lambda platform into ``staging``."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--target",
-        str(staging),
+class PackageError(RuntimeError):
+    """The package cannot be built, or would not load on the Lambda runtime."""
+
+
+def _pip_platform_args() -> list[str]:
+    args = [
         "--python-version",
         PYTHON_VERSION,
         "--implementation",
@@ -58,12 +68,66 @@ def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> No
         "--only-binary=:all:",
         "--cache-dir",
         str(PIP_CACHE),
-        "-r",
-        str(requirements),
     ]
     for platform in PLATFORMS:
-        command += ["--platform", platform]
-    subprocess.run(command, check=True)
+        args += ["--platform", platform]
+    return args
+
+
+def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> None:
+    """pip-install the requirements for the Lambda platform into ``staging``."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-compile", "--target", str(staging), *_pip_platform_args()]
+    subprocess.run(command + ["-r", str(requirements)], check=True)
+
+
+def extract_libgomp(wheel: Path, destination: Path, expected_sha256: str = LIBGOMP_SHA256) -> str:
+    """Copy the wheel's vendored libgomp to ``destination`` after checking its SHA-256 and
+    that it needs no glibc symbol version newer than the runtime's; returns the SHA-256."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [n for n in archive.namelist() if n.startswith(LIBGOMP_MEMBER_PREFIX)]
+        if len(members) != 1:
+            raise PackageError(
+                f"{wheel.name}: expected one {LIBGOMP_MEMBER_PREFIX}* file, got {members}"
+            )
+        data = archive.read(members[0])
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise PackageError(
+            f"{wheel.name}:{members[0]} has SHA-256 {digest}, expected {expected_sha256}"
+        )
+    info = read_elf(data)
+    newer = sorted(v for vs in info.version_needs.values() for v in vs if too_new(v))
+    if newer:
+        raise PackageError(f"{members[0]} requires {newer}, newer than the python3.12 runtime")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(data)  # a plain file: the zip keeps no symlinks
+    destination.chmod(0o755)
+    return digest
+
+
+def bundle_libgomp(staging: Path) -> str:
+    """Download the pinned wheel (through pip's cache) and bundle ``lib/libgomp.so.1``."""
+    with tempfile.TemporaryDirectory(prefix="libgomp-wheel-") as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--quiet"]
+        command += ["--disable-pip-version-check", "--no-deps", "--dest", tmp]
+        subprocess.run(command + _pip_platform_args() + [LIBGOMP_WHEEL], check=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise PackageError(f"pip download {LIBGOMP_WHEEL} gave {wheels}")
+        return extract_libgomp(wheels[0], staging / PACKAGE_LIB_DIR / LIBGOMP_NAME)
+
+
+def audit(staging: Path) -> AuditReport:
+    """Audit the staged package; print the report and raise PackageError when it fails."""
+    report = audit_package(staging)
+    print(report.summary())
+    if not report.ok:
+        raise PackageError(
+            f"the package would not load on the python3.12 runtime: {len(report.problems)} "
+            "problem(s) above"
+        )
+    return report
 
 
 def copy_package(staging: Path, package_dir: Path = PACKAGE_DIR) -> None:
@@ -144,6 +208,9 @@ def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
     install_requirements(staging)
     copy_package(staging)
     stripped = strip_unneeded(staging)
+    libgomp_sha256 = bundle_libgomp(staging)
+    print(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME} from {LIBGOMP_WHEEL}  sha256 {libgomp_sha256}")
+    audit(staging)
     unzipped = tree_size(_files(staging))
 
     temporary = output_dir / f"{ZIP_PREFIX}.zip.partial"
@@ -169,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=ROOT / "build")
     args = parser.parse_args(argv)
-    build_lambda_zip(args.output_dir)
+    try:
+        build_lambda_zip(args.output_dir)
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import shutil
 import tempfile
 import zipfile
@@ -21,7 +20,15 @@ from typing import Any
 import boto3
 import botocore.session
 
-from scripts.lambda_runtime.model import FunctionConfig, MappingConfig, StreamRecord
+from scripts.lambda_runtime.model import (
+    ExecutionIdentity,
+    FunctionConfig,
+    MappingConfig,
+    StreamRecord,
+)
+from scripts.lambda_runtime.sandbox import default_state_dir
+
+__all__ = ["default_state_dir"]  # re-exported: the runtime's state directory
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +86,68 @@ def list_kinesis_mappings(function_arn: str, client: Any = None) -> list[Mapping
     return mappings
 
 
-def resolve_credentials() -> dict[str, str]:
-    """The caller's credentials, as the environment variables Lambda sets from the role."""
-    credentials = boto3.Session().get_credentials()
-    if credentials is None:
-        return {}
-    frozen = credentials.get_frozen_credentials()
-    return {
-        "AWS_ACCESS_KEY_ID": frozen.access_key,
-        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
-        "AWS_SESSION_TOKEN": frozen.token or "",
-    }
+class ExecutionRoleError(RuntimeError):
+    """The function's execution role cannot be assumed or read: the function does not run."""
+
+
+def role_statements(role_arn: str, iam: Any = None) -> tuple[dict[str, Any], ...]:
+    """Statements of the role's inline and attached (default version) identity policies."""
+    iam = iam or boto3.client("iam")
+    role_name = role_arn.rsplit("/", 1)[-1]
+    documents = []
+    for page in iam.get_paginator("list_role_policies").paginate(RoleName=role_name):
+        for name in page["PolicyNames"]:
+            documents.append(
+                iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+            )
+    for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=role_name):
+        for attached in page["AttachedPolicies"]:
+            policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+            version = iam.get_policy_version(
+                PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"]
+            )
+            documents.append(version["PolicyVersion"]["Document"])
+    statements: list[dict[str, Any]] = []
+    for document in documents:
+        if isinstance(document, str):  # moto and IAM return URL-encoded or parsed JSON
+            from urllib.parse import unquote
+
+            document = json.loads(unquote(document))
+        statements += [s for s in _as_list(document.get("Statement", []))]
+    return tuple(statements)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def assume_execution_role(
+    fn: FunctionConfig, sts: Any = None, iam: Any = None
+) -> ExecutionIdentity:
+    """sts:AssumeRole on the function's role, as the Lambda service does for each environment,
+    plus the role's policies for the worker's IAM check."""
+    if not fn.role:
+        raise ExecutionRoleError(f"function {fn.name} has no execution role")
+    sts = sts or boto3.client("sts")
+    try:
+        response = sts.assume_role(
+            RoleArn=fn.role, RoleSessionName=fn.name[:64], DurationSeconds=3600
+        )
+        statements = role_statements(fn.role, iam)
+    except Exception as exc:  # fail closed: no role, no run
+        raise ExecutionRoleError(
+            f"cannot assume or read the execution role {fn.role} of {fn.name}: {exc}"
+        ) from exc
+    creds = response["Credentials"]
+    return ExecutionIdentity(
+        credentials={
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+        },
+        principal_arn=response["AssumedRoleUser"]["Arn"],
+        statements=statements,
+    )
 
 
 # -- code ------------------------------------------------------------------------------------
@@ -134,7 +192,8 @@ def prepare_code(fn: FunctionConfig, cache_root: Path, s3: Any = None) -> Path:
     digest_hex = base64.b64decode(fn.code_sha256).hex()
     target = Path(cache_root) / digest_hex
     if (target / ".verified").exists():
-        return target  # extracted earlier from a zip with exactly this hash
+        make_read_only(target)  # extracted earlier from a zip with exactly this hash
+        return target
     uri = fn.tags.get(PACKAGE_TAG)
     if not uri:
         raise CodeIntegrityError(
@@ -151,6 +210,7 @@ def prepare_code(fn: FunctionConfig, cache_root: Path, s3: Any = None) -> Path:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             archive.extractall(staging)
         (staging / ".verified").write_text(json.dumps({"CodeSha256": fn.code_sha256, "from": uri}))
+        make_read_only(staging)
         try:
             staging.rename(target)
         except OSError:  # another process extracted it first
@@ -158,9 +218,24 @@ def prepare_code(fn: FunctionConfig, cache_root: Path, s3: Any = None) -> Path:
                 raise
     finally:
         if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(staging)
     log.info("extracted %s (%d bytes) to %s", uri, len(data), target)
     return target
+
+
+def make_read_only(root: Path) -> None:
+    """chmod -R a-w: /var/task is read-only on Lambda (only /tmp is writable)."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode & ~0o222)
+
+
+def remove_tree(root: Path) -> None:
+    """rm -rf for a read-only tree (restores write permission first)."""
+    for path in [root, *root.rglob("*")]:
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o700)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def source_tree() -> Path:
@@ -305,11 +380,3 @@ class DestinationSink:
             self._sns.publish(TopicArn=destination_arn, Message=body)
         else:
             raise ValueError(f"unsupported on-failure destination {destination_arn!r}")
-
-
-def default_state_dir() -> Path:
-    """Where the runtime keeps its code cache and checkpoints: <repo>/.local/lambda-runtime."""
-    override = os.environ.get("LOCAL_LAMBDA_STATE_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / ".local" / "lambda-runtime"

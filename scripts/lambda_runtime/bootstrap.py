@@ -1,8 +1,14 @@
 """Worker process: plays the Lambda Python runtime for one warm execution environment.
 
-Started by ``sandbox.LambdaWorker`` as ``python -I bootstrap.py``; standard library only, it never
-imports the ``scripts`` package. Protocol: one JSON object per line on the original stdin/stdout
-(duplicated to private descriptors); the handler's own stdout goes to stderr, i.e. the log.
+Started by ``sandbox.LambdaWorker`` as ``python -I -S bootstrap.py``; standard library only, it
+never imports the ``scripts`` package. Before it imports the handler it builds the runtime's
+``sys.path`` (task root, standard library, the runtime's SDK directory), limits the address
+space (RLIMIT_AS backstop; the sandbox enforces MemorySize on the peak RSS), makes the task
+root read-only for a root worker too (drops the capabilities that bypass file modes), and
+installs the execution role's IAM check (``iam_policy.py``, loaded by path).
+
+Protocol: one JSON object per line on the original stdin/stdout (duplicated to private
+descriptors); the handler's own stdout goes to stderr, i.e. the log.
 
 Lines out: ``{"type": "ready", "init_ms": ...}`` or ``{"type": "init_error", "error": {...}}``
 once, then per request ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ..., "ok": false,
@@ -10,13 +16,20 @@ once, then per request ``{"id": ..., "ok": true, "result": ...}`` or ``{"id": ..
 "trace_id"}``.
 """
 
+import ctypes
 import decimal
 import importlib
+import importlib.util
 import json
 import os
+import resource
 import sys
 import time
 import traceback
+
+#: Capabilities that let root ignore file modes: CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH,
+#: CAP_FOWNER. Lambda runs functions as an unprivileged user.
+_FILE_MODE_CAPABILITIES = (1, 2, 3)
 
 
 class LambdaContext:
@@ -116,6 +129,61 @@ def _load_handler(spec):
     return handler
 
 
+def _prepare_environment(task_root):
+    """sys.path, address-space limit, read-only task root and IAM check, as on Lambda."""
+    runtime_path = os.environ.pop("_LOCAL_LAMBDA_RUNTIME_PATH", None)
+    iam = json.loads(os.environ.pop("_LOCAL_LAMBDA_IAM", "null") or "null")
+    limit_mb = os.environ.pop("_LOCAL_LAMBDA_AS_LIMIT_MB", None)
+    if runtime_path is not None:
+        # python3.12 on Lambda: /var/task, the standard library, then the runtime's boto3.
+        stdlib = [p for p in sys.path if p and "site-packages" not in p]
+        sys.path[:] = [task_root] + stdlib + [p for p in runtime_path.split(os.pathsep) if p]
+    else:
+        sys.path.insert(0, task_root)  # /var/task comes first, before the runtime's boto3
+    if limit_mb:
+        limit = int(limit_mb) << 20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if os.geteuid() == 0:
+        _drop_file_mode_capabilities()
+    if iam is None:
+        raise _InitError(
+            {
+                "errorMessage": "no execution role policies given: refusing to run unchecked",
+                "errorType": "Runtime.LocalIamUnavailable",
+                "stackTrace": [],
+            }
+        )
+    guard_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "iam_policy.py")
+    spec = importlib.util.spec_from_file_location("_local_lambda_iam_policy", guard_path)
+    guard = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(guard)
+    try:
+        guard.install_guard(iam["principal"], iam["statements"])
+    except ImportError:
+        pass  # no botocore on sys.path: the function cannot call AWS through the SDK
+
+
+def _drop_file_mode_capabilities():
+    """capset(2) without the capabilities that bypass file modes (root stays uid 0)."""
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget failed")
+    mask = ~sum(1 << bit for bit in _FILE_MODE_CAPABILITIES) & 0xFFFFFFFF
+    data[0].effective &= mask
+    data[0].permitted &= mask
+    data[0].inheritable &= mask
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset failed")
+
+
 class _InitError(Exception):
     def __init__(self, error):
         super().__init__(error["errorMessage"])
@@ -136,16 +204,20 @@ def main():
         proto_out.flush()
 
     task_root = os.environ["LAMBDA_TASK_ROOT"]
-    # /var/task comes first on Lambda's sys.path, before the runtime's boto3.
-    sys.path.insert(0, task_root)
     os.chdir(task_root)
 
     started = time.perf_counter()
     try:
+        _prepare_environment(task_root)
         handler = _load_handler(os.environ["_HANDLER"])
     except _InitError as exc:
         _log_error(exc.error)
         send({"type": "init_error", "error": exc.error})
+        return 1
+    except Exception as exc:  # the sandbox itself could not be set up: fail closed
+        error = _error(exc, "Runtime.LocalSandboxError")
+        _log_error(error)
+        send({"type": "init_error", "error": error})
         return 1
     send({"type": "ready", "init_ms": (time.perf_counter() - started) * 1000.0})
 
@@ -156,6 +228,11 @@ def main():
         context = LambdaContext(request_id, request["invoked_function_arn"], request["deadline_ms"])
         try:
             result = handler(request["event"], context)
+        except MemoryError as exc:  # RLIMIT_AS reached: on Lambda the sandbox is killed
+            error = _error(exc, "Runtime.OutOfMemory", "Runtime exited: out of memory", request_id)
+            _log_error(error)
+            send({"id": request_id, "ok": False, "error": error})
+            os._exit(137)
         except Exception as exc:
             error = _error(exc, request_id=request_id)
             _log_error(error)

@@ -14,7 +14,10 @@ Kinesis", "partial batch responses", "on-failure destinations"):
   retries; exhausted or expired records are discarded, their batch metadata goes to the
   on-failure destination, and the shard moves on: it is never blocked.
 
-Retries here run immediately (no back-off): the emulator has no throttling to wait out.
+Retries here run immediately (no back-off): the emulator has no throttling to wait out. A stop
+request (``should_stop``) is checked before every invocation, retries included, so one poison
+record under unlimited retries and age cannot keep the runtime from stopping; what was not
+acknowledged stays after the checkpoint and is read again by the next run.
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ class ShardBatchRunner:
         invoke_identity_arn: str,
         on_checkpoint: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.mapping = mapping
         self.invoker = invoker
@@ -116,23 +120,36 @@ class ShardBatchRunner:
         self.invoke_identity_arn = invoke_identity_arn
         self.on_checkpoint = on_checkpoint
         self.clock = clock
+        self.should_stop = should_stop
+        self.stopped = False  # a stop request ended processing before every record was done
         self.stats = ShardStats()
 
     def process(self, records: Sequence[StreamRecord]) -> None:
-        """Process records (in shard order) until each is acknowledged or discarded."""
+        """Process records (in shard order) until each is acknowledged or discarded, or until
+        a stop request (then the rest stays unacknowledged)."""
         self.stats.records_read += len(records)
         for batch in split_batches(records, self.mapping.batch_size):
-            self._process_batch(batch)
+            if not self._process_batch(batch):
+                return
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _process_batch(self, records: list[StreamRecord]) -> None:
+    def _process_batch(self, records: list[StreamRecord]) -> bool:
+        """False when a stop request interrupted the batch."""
         pending: deque[_Batch] = deque([_Batch(records)])
         while pending:
             batch = pending.popleft()
             batch.records = self._drop_expired(batch)
             if not batch.records:
                 continue
+            if self.should_stop():
+                self.stopped = True
+                log.info(
+                    "shard %s: stop requested; %d record(s) left unprocessed",
+                    self.shard_id,
+                    sum(len(b.records) for b in [batch, *pending]),
+                )
+                return False
             outcome = self.invoker.invoke(self._event(batch.records))
             batch.invocations += 1
             batch.last_outcome = outcome
@@ -165,6 +182,7 @@ class ShardBatchRunner:
                 pending.appendleft(_Batch(batch.records[:middle], retries=batch.retries))
                 continue
             self._retry_or_discard(batch, pending)
+        return True
 
     def _first_failed(self, outcome: InvokeOutcome, records: list[StreamRecord]) -> int | None:
         if not self.mapping.report_batch_item_failures:

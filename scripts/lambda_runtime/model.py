@@ -44,6 +44,15 @@ class InvokeOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionIdentity:
+    """Who the function runs as: its execution role's session and that role's policies."""
+
+    credentials: dict[str, str]  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+    principal_arn: str  # arn:aws:sts::<account>:assumed-role/<role>/<session>
+    statements: tuple[dict[str, Any], ...]  # identity-policy statements (inline + attached)
+
+
+@dataclass(frozen=True, slots=True)
 class FunctionConfig:
     """The parts of GetFunction the runtime needs."""
 

@@ -50,7 +50,7 @@ class LocalFunction:
         self.python = python
         self.lambda_client = lambda_client or boto3.client("lambda")
         self.s3_client = s3_client
-        self.credentials = aws.resolve_credentials()
+        self._sts, self._iam = boto3.client("sts"), boto3.client("iam")
         self.config: FunctionConfig = aws.get_function(function_name, self.lambda_client)
         self.worker = self._make_worker(self.config)
         self._retired_cold_starts = 0
@@ -61,11 +61,21 @@ class LocalFunction:
         return LambdaWorker(
             config,
             code_dir,
+            # A new role session (and the role's current policies) for each environment.
+            identity=lambda: aws.assume_execution_role(config, self._sts, self._iam),
             handler=handler,
             python=self.python,
-            credentials=self.credentials,
             log=self.log_stream,
+            # An image cannot run here: its code runs from the source tree with the host's
+            # packages, as before (emulators deploy the zip).
+            isolated=config.package_type == "Zip",
+            state_dir=self.state_dir,
         )
+
+    @property
+    def max_memory_used_mb(self) -> float:
+        """Peak RSS of the current environment's worker (Lambda's "Max Memory Used")."""
+        return self.worker.max_memory_used_mb
 
     @property
     def cold_starts(self) -> int:
@@ -203,8 +213,10 @@ class MappingPoller:
         sink: aws.DestinationSink,
         checkpoints: CheckpointStore,
         latest_from: str = "mapping",
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.mapping = mapping
+        self.should_stop = should_stop
         self.function = function
         self.sink = sink
         self.checkpoints = checkpoints
@@ -225,6 +237,7 @@ class MappingPoller:
                 region=self.function.config.region,
                 invoke_identity_arn=self.function.config.role,
                 on_checkpoint=self.checkpoints.set,
+                should_stop=self.should_stop,
             )
 
     def _first_iterator(self, shard_id: str) -> str:
@@ -281,6 +294,7 @@ class RunStats:
     bisections: int = 0
     on_failure_records: int = 0
     cold_starts: int = 0
+    max_memory_used_mb: float = 0.0  # peak RSS of the worker (MemorySize applies to it)
     elapsed_s: float = 0.0
     busy_s: float = 0.0  # time spent invoking (reads overlap with it)
     active_s: float = 0.0  # from the start of polling to the last record processed
@@ -317,6 +331,11 @@ def run(
     stop = stop or threading.Event()
     say = progress or (lambda message: None)
     stats = RunStats(function_name=function_name)
+
+    def should_stop() -> bool:  # asked before every invocation, retries included
+        out_of_time = max_seconds is not None and time.monotonic() - started >= max_seconds
+        return stop.is_set() or out_of_time
+
     with LocalFunction(function_name, state_dir=state_dir, log_stream=log_stream) as function:
         mappings = aws.list_kinesis_mappings(function.config.arn, function.lambda_client)
         sink = aws.DestinationSink()
@@ -327,7 +346,7 @@ def run(
                 continue
             path = state_dir / "checkpoints" / f"{mapping.uuid}.json"
             store = CheckpointStore(path if persist_checkpoints else None)
-            poller = MappingPoller(mapping, function, sink, store, latest_from)
+            poller = MappingPoller(mapping, function, sink, store, latest_from, should_stop)
             poller.start()
             pollers.append(poller)
             stats.mappings.append(mapping.uuid)
@@ -364,6 +383,7 @@ def run(
             for reader in readers:
                 reader.join(timeout=5)
             stats.cold_starts = function.cold_starts
+            stats.max_memory_used_mb = function.max_memory_used_mb
             _summarise(stats, pollers)
     stats.elapsed_s = time.monotonic() - started
     stats.records_per_s = stats.records_read / stats.active_s if stats.active_s else 0.0

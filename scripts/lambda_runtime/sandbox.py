@@ -1,7 +1,18 @@
-"""One warm Lambda execution environment: a separate worker process running the handler."""
+"""One warm Lambda execution environment: a separate worker process running the handler.
+
+The worker sees what the python3.12 runtime gives a function, not the host's virtualenv:
+``python -I -S`` (no site-packages, no PYTHON* variables), ``sys.path`` = task root, the
+standard library, then a directory of the runtime's SDK (boto3, botocore, s3transfer,
+jmespath, python-dateutil, urllib3, six: symlinks to the worker interpreter's copies of
+exactly those distributions); ``LD_LIBRARY_PATH`` = task root and its ``lib/``. Its memory
+is limited to MemorySize (peak RSS, checked while it runs), and it runs with the
+credentials of the function's execution role.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import select
 import shutil
@@ -13,9 +24,9 @@ import uuid
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
-from scripts.lambda_runtime.model import FunctionConfig, InvokeOutcome
+from scripts.lambda_runtime.model import ExecutionIdentity, FunctionConfig, InvokeOutcome
 
 try:  # orjson is in the project env; the worker itself only needs the standard library
     import orjson
@@ -27,7 +38,6 @@ try:  # orjson is in the project env; the worker itself only needs the standard 
         return orjson.loads(data)
 
 except ImportError:  # pragma: no cover - fallback outside the project env
-    import json
 
     def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
@@ -43,6 +53,30 @@ INIT_TIMEOUT_S = 10.0
 #: Variables passed from the caller's environment so the code reaches the same emulator.
 PASSTHROUGH_PREFIXES = ("AWS_ENDPOINT_URL",)
 PASSTHROUGH_KEYS = ("PATH", "LANG", "S3_HOSTNAME")
+#: What the python3.12 runtime provides besides the standard library (the AWS SDK).
+RUNTIME_DISTRIBUTIONS = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "urllib3",
+    "six",
+)
+#: How often the worker's peak RSS is read while it runs.
+MEMORY_POLL_S = 0.02
+#: Address space allowed beyond MemorySize (hard backstop, RLIMIT_AS): the real function
+#: reserves ~400 MB of virtual memory it never touches (thread stacks, malloc arenas, OpenBLAS
+#: buffers), so the limit that matters is the peak RSS check.
+ADDRESS_SPACE_HEADROOM_MB = 1024
+
+
+def default_state_dir() -> Path:
+    """Where the runtime keeps its code cache and checkpoints: <repo>/.local/lambda-runtime."""
+    override = os.environ.get("LOCAL_LAMBDA_STATE_DIR")
+    if override:
+        return Path(override)
+    return REPO_ROOT / ".local" / "lambda-runtime"
 
 
 class RuntimeMismatch(RuntimeError):
@@ -85,6 +119,45 @@ def check_runtime(runtime: str, python: str) -> None:
         )
 
 
+_LIST_DISTRIBUTIONS = """
+import importlib.metadata as md, json, sys
+out = {}
+for name in sys.argv[1:]:
+    dist = md.distribution(name)
+    tops = sorted({str(f).split("/")[0] for f in dist.files or () if not str(f).startswith("..")})
+    out[name] = [dist.version, [str(dist.locate_file(t)) for t in tops if t != "__pycache__"]]
+print(json.dumps(out))
+"""
+
+
+@lru_cache(maxsize=8)
+def runtime_packages(python: str, state_dir: Path) -> Path:
+    """A directory holding exactly the runtime's SDK distributions of ``python`` (symlinks to
+    its copies, top-level packages and dist-info), built once per set of versions."""
+    out = subprocess.run(
+        [python, "-I", "-c", _LIST_DISTRIBUTIONS, *RUNTIME_DISTRIBUTIONS],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    listing = json.loads(out.stdout)
+    key = hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()[:12]
+    target = Path(state_dir) / "runtime-packages" / key
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".runtime-", dir=target.parent))
+    for _, paths in listing.values():
+        for path in paths:
+            (staging / Path(path).name).symlink_to(path)
+    (staging / "DISTRIBUTIONS.json").write_text(json.dumps(listing, indent=1))
+    try:
+        staging.rename(target)
+    except OSError:  # built by another process meanwhile
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def worker_environment(
     fn: FunctionConfig,
     code_dir: Path,
@@ -95,8 +168,8 @@ def worker_environment(
 ) -> dict[str, str]:
     """The environment Lambda gives the runtime: function variables plus reserved ones.
 
-    Reserved variables win over function variables, as on Lambda. The caller's emulator
-    endpoint and credentials stand in for the execution role's.
+    Reserved variables win over function variables, as on Lambda. ``credentials`` are the
+    execution role's (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
     """
     parent = os.environ if parent_env is None else parent_env
     env: dict[str, str] = dict(fn.environment)
@@ -118,6 +191,9 @@ def worker_environment(
             "AWS_LAMBDA_LOG_STREAM_NAME": f"{today}/[{fn.version}]{uuid.uuid4().hex}",
             "LAMBDA_TASK_ROOT": str(code_dir),
             "LAMBDA_RUNTIME_DIR": str(BOOTSTRAP.parent),
+            # Lambda: /var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:
+            # /var/task/lib:/opt/lib. The host's system directories cannot be taken away.
+            "LD_LIBRARY_PATH": f"{code_dir}:{code_dir}/lib",
             "TZ": ":UTC",
         }
     )
@@ -158,30 +234,37 @@ class _LineReader:
 
 class LambdaWorker:
     """A warm execution environment: started on the first invoke, reused, restarted after a
-    timeout or crash (the next invoke is a cold start again)."""
+    timeout, crash or out-of-memory (the next invoke is a cold start again)."""
 
     def __init__(
         self,
         fn: FunctionConfig,
         code_dir: Path,
         *,
+        identity: ExecutionIdentity | Callable[[], ExecutionIdentity],
         handler: str | None = None,
         python: str | None = None,
-        credentials: Mapping[str, str] | None = None,
         log: IO[Any] | int | None = None,
+        isolated: bool = True,
+        state_dir: Path | None = None,
     ) -> None:
         self.fn = fn
         self.code_dir = Path(code_dir)
         self.handler = handler or fn.handler
         self.python = python or resolve_python()
-        self.credentials = dict(credentials or {})
+        self.identity = identity
         self.log = log
+        self.isolated = isolated
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.cold_starts = 0
         self.init_ms: list[float] = []
+        self.max_memory_used_mb = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: _LineReader | None = None
         self._tmp_dir: str | None = None
         check_runtime(fn.runtime, self.python)
+        if not Path("/proc/self/status").is_file():  # fail closed: no way to measure memory
+            raise RuntimeMismatch("no /proc on this host: the MemorySize limit cannot be enforced")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -219,16 +302,37 @@ class LambdaWorker:
             proc.kill()
         self.close()
 
+    def _command_and_env(self) -> tuple[list[str], dict[str, str]]:
+        identity = self.identity() if callable(self.identity) else self.identity
+        env = worker_environment(
+            self.fn, self.code_dir, self.handler, credentials=identity.credentials
+        )
+        # Private settings of the local bootstrap (it removes them before loading the code).
+        env["_LOCAL_LAMBDA_IAM"] = json.dumps(
+            {"principal": identity.principal_arn, "statements": list(identity.statements)}
+        )
+        env["_LOCAL_LAMBDA_AS_LIMIT_MB"] = str(self.fn.memory_mb + ADDRESS_SPACE_HEADROOM_MB)
+        flags = ["-I", "-u"]
+        if self.isolated:
+            flags.insert(1, "-S")  # no site-packages: only what the runtime provides
+            env["_LOCAL_LAMBDA_RUNTIME_PATH"] = str(runtime_packages(self.python, self.state_dir))
+        return [self.python, *flags, str(BOOTSTRAP)], env
+
     def _start(self, request_id: str) -> dict[str, Any] | None:
         """Start and initialise the worker; returns an error payload if init failed."""
-        env = worker_environment(self.fn, self.code_dir, self.handler, credentials=self.credentials)
+        try:
+            command, env = self._command_and_env()
+        except Exception as exc:  # no role session or policies: the function does not run
+            return _runtime_error(
+                "Runtime.ExecutionRoleError", f"RequestId: {request_id} Error: {exc}"
+            )
         # Each execution environment has its own /tmp on Lambda; sharing the host's /tmp would
         # let one run read another's cached model bundle (same URI, different emulator).
         self._remove_tmp()
         self._tmp_dir = tempfile.mkdtemp(prefix=f"lambda-{self.fn.name}-tmp-")
         env["TMPDIR"] = self._tmp_dir
         self._proc = subprocess.Popen(
-            [self.python, "-I", "-u", str(BOOTSTRAP)],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.log,
@@ -238,14 +342,16 @@ class LambdaWorker:
         assert self._proc.stdout is not None
         self._reader = _LineReader(self._proc.stdout.fileno())
         self.cold_starts += 1
-        deadline = time.monotonic() + max(INIT_TIMEOUT_S, float(self.fn.timeout_s))
-        line = self._reader.readline(deadline)
+        init_timeout = max(INIT_TIMEOUT_S, float(self.fn.timeout_s))
+        line = self._await(time.monotonic() + init_timeout)
+        if line is _OUT_OF_MEMORY:
+            return self._out_of_memory(request_id)
         if line is None:
             self._kill()
             return _runtime_error(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: INIT phase timed out after "
-                f"{max(INIT_TIMEOUT_S, float(self.fn.timeout_s)):.2f} seconds",
+                f"{init_timeout:.2f} seconds",
             )
         if not line:
             return self._exit_error(request_id)
@@ -255,6 +361,40 @@ class LambdaWorker:
             return message.get("error") or _runtime_error("Runtime.Unknown", str(message))
         self.init_ms.append(float(message.get("init_ms", 0.0)))
         return None
+
+    def _peak_memory_mb(self) -> float:
+        """The worker's peak RSS (VmHWM) so far, in MB; 0 once it has exited."""
+        proc = self._proc
+        try:
+            with open(f"/proc/{proc.pid}/status", "rb") as status:  # type: ignore[union-attr]
+                for line in status:
+                    if line.startswith(b"VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except (OSError, AttributeError):
+            pass
+        return 0.0
+
+    def _await(self, deadline: float) -> Any:
+        """The worker's next line (None on timeout), or _OUT_OF_MEMORY as soon as its peak
+        RSS exceeds MemorySize (checked every MEMORY_POLL_S and after each message)."""
+        assert self._reader is not None
+        while True:
+            line = self._reader.readline(min(deadline, time.monotonic() + MEMORY_POLL_S))
+            peak = self._peak_memory_mb()
+            self.max_memory_used_mb = max(self.max_memory_used_mb, peak)
+            if peak > self.fn.memory_mb:
+                return _OUT_OF_MEMORY
+            if line is not None or time.monotonic() >= deadline:
+                return line
+
+    def _out_of_memory(self, request_id: str) -> dict[str, Any]:
+        peak = self._peak_memory_mb()
+        self._kill()  # as Lambda's cgroup limit does: the environment is gone
+        return _runtime_error(
+            "Runtime.OutOfMemory",
+            f"RequestId: {request_id} Error: Runtime exited with error: signal: killed "
+            f"(max memory used {peak:.0f} MB, MemorySize {self.fn.memory_mb} MB)",
+        )
 
     def _exit_error(self, request_id: str) -> dict[str, Any]:
         proc, code = self._proc, None
@@ -300,7 +440,9 @@ class LambdaWorker:
             self._proc.stdin.flush()
         except BrokenPipeError:
             return self._outcome(request_id, self._exit_error(request_id), started, cold, True)
-        line = self._reader.readline(deadline)
+        line = self._await(deadline)
+        if line is _OUT_OF_MEMORY:
+            return self._outcome(request_id, self._out_of_memory(request_id), started, cold, True)
         if line is None:
             self._kill()  # Lambda throws the environment away after a timeout
             error = _runtime_error(
@@ -326,6 +468,10 @@ class LambdaWorker:
             duration_ms=(time.perf_counter() - started) * 1000.0,
             cold_start=cold,
         )
+
+
+#: Returned by LambdaWorker._await when the worker went over MemorySize.
+_OUT_OF_MEMORY = object()
 
 
 def _runtime_error(error_type: str, message: str) -> dict[str, Any]:

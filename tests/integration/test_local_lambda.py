@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import socket
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -43,6 +44,9 @@ def handle(event, context):
         body = json.loads(base64.b64decode(record["kinesis"]["data"]))
         if body.get("poison"):
             raise ValueError(f"poison record {body['id']}")
+        if body.get("write_input"):  # not allowed by the role: PutRecords on the input stream
+            _kinesis.put_records(StreamName=os.environ["INPUT_STREAM_NAME"], Records=[
+                {"Data": b"{}", "PartitionKey": "x"}])
         if body.get("sleep"):
             time.sleep(body["sleep"])
         entries.append({
@@ -57,6 +61,7 @@ def handle(event, context):
                 "task_root_first": sys.path[0] == os.environ["LAMBDA_TASK_ROOT"],
                 "handler_env": os.environ["_HANDLER"],
                 "greeting": os.environ.get("GREETING"),
+                "access_key": os.environ["AWS_ACCESS_KEY_ID"],
             }).encode(),
             "PartitionKey": body["id"],
         })
@@ -140,10 +145,32 @@ class Stack:
         )["Attributes"]["QueueArn"]
 
     def deploy(self, source: str = HANDLER_SOURCE, timeout: int = 30) -> bytes:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
         role = self.iam.create_role(
-            RoleName=f"role-{self.suffix}",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+            RoleName=f"role-{self.suffix}", AssumeRolePolicyDocument=json.dumps(trust)
         )["Role"]["Arn"]
+        output_arn = self.kinesis.describe_stream_summary(StreamName=self.output)[
+            "StreamDescriptionSummary"
+        ]["StreamARN"]
+        # What the function does, nothing more (the way Terraform scopes the scorer's role).
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "kinesis:PutRecords", "Resource": output_arn}
+            ],
+        }
+        self.iam.put_role_policy(
+            RoleName=f"role-{self.suffix}", PolicyName="fn", PolicyDocument=json.dumps(policy)
+        )
         code = _zip(source)
         try:
             self.s3.create_bucket(Bucket=BUCKET)
@@ -159,7 +186,13 @@ class Stack:
             Code={"S3Bucket": BUCKET, "S3Key": key},
             Timeout=timeout,
             MemorySize=256,
-            Environment={"Variables": {"OUTPUT_STREAM_NAME": self.output, "GREETING": "hi"}},
+            Environment={
+                "Variables": {
+                    "OUTPUT_STREAM_NAME": self.output,
+                    "INPUT_STREAM_NAME": self.input,
+                    "GREETING": "hi",
+                }
+            },
             Tags={"package_s3_uri": f"s3://{BUCKET}/{key}"},
         )
         return code
@@ -281,6 +314,54 @@ def test_invoke_like_aws_cli_reports_function_errors_and_timeouts(
     assert main(["invoke", "--event", str(event_file), "--function", stack.function]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["StatusCode"] == 200 and printed["ExecutedVersion"] == "$LATEST"
+
+
+def test_a_call_outside_the_role_fails_and_the_credentials_are_the_roles(
+    aws_env: str, tmp_path: Path
+) -> None:
+    stack = Stack("iam")
+    stack.deploy()
+    refused = {"Records": [_kinesis_record(stack, {"id": "obs-1", "write_input": True})]}
+    response = invoke(stack.function, refused, state_dir=tmp_path)
+    assert response["FunctionError"] == "Unhandled"
+    assert response["Payload"]["errorType"] == "ClientError"
+    message = response["Payload"]["errorMessage"]
+    assert "(AccessDeniedException) when calling the PutRecords operation" in message
+    assert f"assumed-role/role-iam/{stack.function} is not authorized to perform: " in message
+    assert f"kinesis:PutRecords on resource: {stack.input_arn}" in message
+    assert stack.outputs() == []  # nothing written before the refusal either
+    allowed = {"Records": [_kinesis_record(stack, {"id": "obs-2"})]}
+    assert "FunctionError" not in invoke(stack.function, allowed, state_dir=tmp_path)
+    (output,) = stack.outputs()
+    assert output["id"] == "obs-2"
+    # sts:AssumeRole credentials of the role, not the caller's ("test"): moto's ASIA... keys.
+    assert output["access_key"].startswith("ASIA")
+
+
+def test_a_stop_request_ends_endless_retries_of_a_poison_record(
+    aws_env: str, tmp_path: Path
+) -> None:
+    stack = Stack("stop")
+    stack.deploy()
+    stack.map(BatchSize=10, MaximumRetryAttempts=-1, MaximumRecordAgeInSeconds=-1)
+    sequences = stack.put([{"id": "obs-0"}, {"id": "obs-1", "poison": True}, {"id": "obs-2"}])
+    stop = threading.Event()
+    timer = threading.Timer(2.0, stop.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        stats = run_until_idle(
+            stack.function, idle_seconds=0.5, timeout=120, state_dir=tmp_path, stop=stop
+        )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 10
+    assert stats.stopped_because == "stopped" and stats.retries > 0
+    assert stats.records_discarded == 0 and stats.records_succeeded == 0
+    assert stats.checkpoints == {next(iter(stats.checkpoints)): {}}  # nothing acknowledged
+    # max_seconds is honoured mid-retry too, and the next run starts at the same record.
+    again = run_until_idle(stack.function, idle_seconds=0.5, timeout=2, state_dir=tmp_path)
+    assert again.stopped_because == "max-seconds" and again.records_read == len(sequences)
 
 
 def _kinesis_record(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:

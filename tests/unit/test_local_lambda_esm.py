@@ -243,3 +243,29 @@ def test_without_destination_discarded_records_are_counted_not_sent(
     shard.process(records(2))
     assert destination.sent == [] and shard.stats.records_discarded == 2
     assert checkpoints == ["2"] and "no on-failure destination" in caplog.text
+
+
+def test_a_stop_request_is_honoured_mid_retry_with_unlimited_retries_and_age():
+    # MaximumRetryAttempts -1 and MaximumRecordAgeInSeconds -1: one poison record would retry
+    # forever; a stop must end the retries without acknowledging or discarding anything.
+    config = mapping(max_retry_attempts=-1, max_record_age_s=-1, bisect_on_error=False)
+    function, destination, checkpoints = FakeFunction(_always_fails), FakeDestination(), []
+    invocations = iter(range(1_000))
+    shard = ShardBatchRunner(
+        config,
+        function,
+        destination,
+        shard_id="shardId-000000000000",
+        region="us-east-1",
+        invoke_identity_arn="arn:aws:iam::123456789012:role/r",
+        on_checkpoint=lambda shard_id, seq: checkpoints.append(seq),
+        should_stop=lambda: next(invocations) >= 3,  # asked before each invocation
+    )
+    shard.process(records(5) + records(5))
+    assert len(function.calls) == 3 and shard.stopped
+    assert checkpoints == [] and destination.sent == []  # retried from the same place next run
+    assert shard.stats.records_discarded == 0 and shard.stats.retries == 3
+
+
+def _always_fails(sequences: list[str]) -> Any:
+    raise ValueError("poison")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from scripts.lambda_runtime import aws
-from scripts.lambda_runtime.model import FunctionConfig
+from scripts.lambda_runtime.model import ExecutionIdentity, FunctionConfig
 from scripts.lambda_runtime.sandbox import LambdaWorker, RuntimeMismatch, worker_environment
 
 HANDLER = """
@@ -71,16 +72,33 @@ def config(**overrides) -> FunctionConfig:
     return FunctionConfig(**base)
 
 
+ALLOW_ALL = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+
+
+def identity(*statements: dict) -> ExecutionIdentity:
+    return ExecutionIdentity(
+        credentials={"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+        principal_arn="arn:aws:sts::123456789012:assumed-role/r/fn",
+        statements=statements or (ALLOW_ALL,),
+    )
+
+
+def make_worker(code_dir: Path, tmp_path: Path, **overrides) -> LambdaWorker:
+    ident = overrides.pop("identity", None) or identity()
+    return LambdaWorker(config(**overrides), code_dir, identity=ident, state_dir=tmp_path / "state")
+
+
 @pytest.fixture()
 def code_dir(tmp_path: Path) -> Path:
-    (tmp_path / "app.py").write_text(HANDLER)
-    return tmp_path
+    root = tmp_path / "task"
+    root.mkdir()
+    (root / "app.py").write_text(HANDLER)
+    return root
 
 
 @pytest.fixture()
-def worker(code_dir: Path):
-    credentials = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
-    with LambdaWorker(config(), code_dir, credentials=credentials) as w:
+def worker(code_dir: Path, tmp_path: Path):
+    with make_worker(code_dir, tmp_path) as w:
         yield w
 
 
@@ -140,19 +158,19 @@ def test_unserializable_result_and_crash(worker: LambdaWorker) -> None:
     assert worker.invoke({}).cold_start
 
 
-def test_import_error_is_reported_like_lambda(code_dir: Path) -> None:
-    with LambdaWorker(config(handler="missing_module.handle"), code_dir) as w:
+def test_import_error_is_reported_like_lambda(code_dir: Path, tmp_path: Path) -> None:
+    with make_worker(code_dir, tmp_path, handler="missing_module.handle") as w:
         outcome = w.invoke({})
     assert outcome.function_error == "Unhandled"
     assert outcome.payload["errorType"] == "Runtime.ImportModuleError"
     assert "Unable to import module 'missing_module'" in outcome.payload["errorMessage"]
-    with LambdaWorker(config(handler="app.nope"), code_dir) as w:
+    with make_worker(code_dir, tmp_path, handler="app.nope") as w:
         assert w.invoke({}).payload["errorType"] == "Runtime.HandlerNotFound"
 
 
-def test_other_runtime_is_refused(code_dir: Path) -> None:
+def test_other_runtime_is_refused(code_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(RuntimeMismatch):
-        LambdaWorker(config(runtime="python3.9"), code_dir)
+        make_worker(code_dir, tmp_path, runtime="python3.9")
 
 
 def test_worker_environment_passes_the_emulator_endpoint(code_dir: Path) -> None:
@@ -165,21 +183,22 @@ def test_worker_environment_passes_the_emulator_endpoint(code_dir: Path) -> None
     assert env["AWS_ENDPOINT_URL"] == "http://x:1" and "HOME" not in env
 
 
+class FakeS3:
+    def __init__(self, body: bytes) -> None:
+        self.body, self.calls = body, 0
+
+    def get_object(self, Bucket: str, Key: str) -> dict:
+        self.calls += 1
+        assert (Bucket, Key) == ("b", "lambda/fn.zip")
+        return {"Body": io.BytesIO(self.body)}
+
+
 def test_zip_is_verified_then_cached_by_sha(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", HANDLER)
     data = buffer.getvalue()
     sha = aws.code_sha256(data)
-
-    class FakeS3:
-        def __init__(self, body: bytes) -> None:
-            self.body, self.calls = body, 0
-
-        def get_object(self, Bucket: str, Key: str) -> dict:
-            self.calls += 1
-            assert (Bucket, Key) == ("b", "lambda/fn.zip")
-            return {"Body": io.BytesIO(self.body)}
 
     fn = config(code_sha256=sha, tags={"package_s3_uri": "s3://b/lambda/fn.zip"})
     s3 = FakeS3(data)
@@ -197,9 +216,151 @@ def test_zip_is_verified_then_cached_by_sha(tmp_path: Path) -> None:
 
 def test_log_output_does_not_break_the_protocol(code_dir: Path, tmp_path: Path) -> None:
     log_path = tmp_path / "fn.log"
-    with open(log_path, "ab") as log, LambdaWorker(config(), code_dir, log=log) as w:
+    with (
+        open(log_path, "ab") as log,
+        LambdaWorker(config(), code_dir, identity=identity(), log=log, state_dir=tmp_path) as w,
+    ):
         assert w.invoke({}).function_error is None
         w.invoke({"raise": True})
     text = log_path.read_text()
     assert "this goes to the log" in text and "[ERROR] KeyError" in text
     assert '"inits"' not in text  # the protocol (payloads) never reaches the log
+
+
+# -- what AWS would refuse ----------------------------------------------------------------------
+
+
+def deployed(tmp_path: Path, files: dict[str, str], **overrides) -> tuple[FunctionConfig, Path]:
+    """A tiny function zip 'deployed' and unpacked the way the runtime does it."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    data = buffer.getvalue()
+    uri = {"package_s3_uri": "s3://b/lambda/fn.zip"}
+    fn = config(code_sha256=aws.code_sha256(data), tags=uri, **overrides)
+    return fn, aws.prepare_code(fn, tmp_path / "code", FakeS3(data))
+
+
+def run_once(tmp_path: Path, source: str, event: dict | None = None, **overrides):
+    ident = overrides.pop("identity", None) or identity()
+    fn, root = deployed(tmp_path, {"app.py": source}, **overrides)
+    with LambdaWorker(fn, root, identity=ident, state_dir=tmp_path / "state") as w:
+        return w.invoke(event or {}), w
+
+
+def test_a_package_missing_from_the_zip_is_an_import_error_even_if_the_host_has_it(tmp_path):
+    # numpy is in the host virtualenv but not in this package, as on AWS.
+    outcome, _ = run_once(tmp_path, "import numpy\n\ndef handle(e, c):\n    return 1\n")
+    assert outcome.function_error == "Unhandled"
+    assert outcome.payload["errorType"] == "Runtime.ImportModuleError"
+    assert "No module named 'numpy'" in outcome.payload["errorMessage"]
+
+
+def test_the_function_sees_its_package_the_stdlib_and_the_runtime_sdk_only(tmp_path):
+    source = (
+        "import os, sys, boto3, botocore, dateutil, jmespath, s3transfer, six, urllib3\n"
+        "def handle(e, c):\n"
+        "    return {'path': sys.path, 'ld': os.environ.get('LD_LIBRARY_PATH'),\n"
+        "            'boto3': boto3.__version__}\n"
+    )
+    outcome, _ = run_once(tmp_path, source)
+    assert outcome.function_error is None, outcome.payload
+    path = outcome.payload["path"]
+    assert path[0] == os.environ.get("LAMBDA_TASK_ROOT", path[0])
+    assert not [p for p in path if "site-packages" in p]  # not the host's virtualenv
+    assert Path(path[-1]).parent.name == "runtime-packages"
+    assert sorted(p.name for p in Path(path[-1]).iterdir() if p.is_symlink())[:3] == [
+        "boto3",
+        "boto3-" + outcome.payload["boto3"] + ".dist-info",
+        "botocore",
+    ]
+    task_root = path[0]
+    assert outcome.payload["ld"] == f"{task_root}:{task_root}/lib"
+
+
+def test_allocating_past_memory_size_ends_the_invocation_like_aws(tmp_path):
+    source = (
+        "def handle(e, c):\n"
+        "    block = b'x' * (e['mb'] << 20)  # written, so resident\n"
+        "    return len(block)\n"
+    )
+    fn, root = deployed(tmp_path, {"app.py": source}, memory_mb=128)
+    with LambdaWorker(fn, root, identity=identity(), state_dir=tmp_path / "state") as w:
+        assert w.invoke({"mb": 16}).payload == 16 << 20  # within MemorySize: fine
+        outcome = w.invoke({"mb": 600})
+        assert outcome.function_error == "Unhandled"
+        assert outcome.payload["errorType"] == "Runtime.OutOfMemory"
+        assert "MemorySize 128 MB" in outcome.payload["errorMessage"]
+        again = w.invoke({"mb": 1})
+        assert again.cold_start and again.payload == 1 << 20  # a new environment
+
+
+def test_the_task_root_is_read_only_and_tmp_is_writable(tmp_path):
+    source = (
+        "import os, tempfile\n"
+        "def handle(e, c):\n"
+        "    results = {}\n"
+        "    for where in (os.environ['LAMBDA_TASK_ROOT'], tempfile.gettempdir()):\n"
+        "        try:\n"
+        "            with open(os.path.join(where, 'new.txt'), 'w') as f:\n"
+        "                f.write('x')\n"
+        "            results[where] = 'written'\n"
+        "        except OSError as exc:\n"
+        "            results[where] = type(exc).__name__\n"
+        "    try:\n"
+        "        open(os.path.join(os.environ['LAMBDA_TASK_ROOT'], 'app.py'), 'a').close()\n"
+        "        results['app.py'] = 'written'\n"
+        "    except OSError as exc:\n"
+        "        results['app.py'] = type(exc).__name__\n"
+        "    return results\n"
+    )
+    fn, root = deployed(tmp_path, {"app.py": source})
+    with LambdaWorker(fn, root, identity=identity(), state_dir=tmp_path / "state") as w:
+        results = w.invoke({}).payload
+    assert (
+        results.pop(str(root)) == "PermissionError" and results.pop("app.py") == "PermissionError"
+    )
+    assert list(results.values()) == ["written"]  # the environment's own /tmp
+    assert not (root / "new.txt").exists()
+
+
+ROLE_CALLS = """
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=1)
+
+
+def handle(event, context):
+    kinesis = boto3.client("kinesis", endpoint_url="http://127.0.0.1:9", config=CONFIG)
+    results = {}
+    for stream in ("out", "elsewhere"):
+        try:
+            kinesis.put_records(StreamName=stream, Records=[{"Data": b"x", "PartitionKey": "k"}])
+            results[stream] = "sent"
+        except ClientError as exc:
+            results[stream] = [exc.response["Error"]["Code"], exc.response["Error"]["Message"]]
+        except EndpointConnectionError:
+            results[stream] = "allowed (reached the network)"
+    return results
+"""
+
+
+def test_a_call_outside_the_execution_role_is_refused(tmp_path):
+    out_only = {
+        "Effect": "Allow",
+        "Action": ["kinesis:PutRecord", "kinesis:PutRecords"],
+        "Resource": "arn:aws:kinesis:eu-west-1:123456789012:stream/out",
+    }
+    outcome, _ = run_once(tmp_path, ROLE_CALLS, identity=identity(out_only))
+    assert outcome.function_error is None, outcome.payload
+    assert outcome.payload["out"] == "allowed (reached the network)"
+    code, message = outcome.payload["elsewhere"]
+    assert code == "AccessDeniedException"
+    assert message == (
+        "User: arn:aws:sts::123456789012:assumed-role/r/fn is not authorized to perform: "
+        "kinesis:PutRecords on resource: arn:aws:kinesis:eu-west-1:123456789012:stream/elsewhere "
+        "because no identity-based policy allows the kinesis:PutRecords action"
+    )
