@@ -46,7 +46,7 @@ class Deployed:
         """The verdict stream's current tip: later reads see only new verdicts."""
         from monitoring.aws import KinesisStreamReader
 
-        return KinesisStreamReader(self.outputs["output_stream_name"]).read({})[1]
+        return KinesisStreamReader(self.outputs["output_stream_name"]).read({}).checkpoint
 
     def run_function(self) -> Any:
         with self.function_log.open("a") as log:
