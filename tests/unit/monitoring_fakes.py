@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
 from monitoring.config import MonitoringConfig
-from monitoring.inputs import StreamRead
+from monitoring.inputs import CheckpointGap, StreamRead
 from tests.examples import example_observation
 
 UNKNOWN_ALARM = "mushroom-unknown-rate-high"
@@ -36,11 +36,16 @@ class FakeStream:
 
     def read(self, checkpoint: Mapping[str, str], max_records: int = 100_000) -> StreamRead:
         start = int(checkpoint.get("shard-0", "-1")) + 1
+        gaps = []
+        if start > len(self.records):  # past the end (a recreated stream): restart at 0
+            gaps.append(CheckpointGap(self.stream_name, "shard-0", str(start - 1), "past the end"))
+            start = 0
         data = self.records[start : start + max_records]
         new = dict(checkpoint)
         if data:
             new["shard-0"] = str(start + len(data) - 1)
-        return StreamRead(data, new, lag_ms=0)
+        behind = len(self.records) - start - len(data)
+        return StreamRead(data, new, gaps, lag_ms=1000 * behind)  # 1 s per record behind
 
 
 class FakeStore:

@@ -306,3 +306,21 @@ def test_config_from_env(tmp_path):
     assert config.reports_dir == tmp_path / "reports" / "monitoring"
     with pytest.raises(ValueError):
         MonitoringConfig.from_env(Settings.from_env(env), {"ALARM_EVALUATION": "maybe"})
+
+
+def test_the_monitor_lag_alarm_is_never_a_retraining_trigger(tmp_path):
+    env = {
+        "MUSHROOM_REPO_ROOT": str(tmp_path),
+        "MONITOR_LAG_ALARM_NAME": "mushroom-monitor-lag-high",
+    }
+    config = MonitoringConfig.from_env(Settings.from_env(env), env)
+    assert "mushroom-monitor-lag-high" not in config.alarm_names
+    for lag_alarm in ("mushroom-monitor-lag-high", "prod-mushroom-monitor-lag-high"):
+        named = {
+            **env,
+            "NAME_PREFIX": lag_alarm.removesuffix("mushroom-monitor-lag-high"),
+            "MONITOR_LAG_ALARM_NAME": "",
+            "MONITORING_ALARM_NAMES": f"mushroom-unknown-rate-high,{lag_alarm}",
+        }
+        with pytest.raises(ValueError, match="ops alarm"):
+            MonitoringConfig.from_env(Settings.from_env(named), named)

@@ -367,3 +367,21 @@ def test_hostile_records_and_labels_are_counted_and_never_stop_a_cycle(env, tmp_
     assert second.ok, second.errors
     assert second.inputs.observations.count == 1 and second.inputs.labels.count == 0
     assert cw.values("InvalidObservations") == [3.0, 1.0]
+
+
+def test_a_checkpoint_gap_and_the_monitor_lag_are_published_and_reported(env):
+    env["deps"].config = config(env["tmp_path"], max_records=8)
+    healthy(env["stream"], n=10)
+    first = run_cycle(env["deps"], at=T0, window="w1")
+    assert first.inputs.gaps == [] and first.inputs.max_lag_ms == 2000  # 2 records left
+    env["stream"].records = env["stream"].records[:3]  # recreated, 3 records so far
+
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="w2")
+
+    assert second.ok and second.metrics.records == 3
+    cw = env["cloudwatch"]
+    assert cw.values("CheckpointGaps") == [0.0, 1.0]
+    assert cw.values("MonitorLagMs") == [2000.0, 0.0]
+    assert "CHECKPOINT GAP: mushroom-verdicts shard-0: past the end" in describe(second)
+    assert "checkpoint gap" in (env["tmp_path"] / "reports" / "w2.html").read_text()
+    assert second.timeline_entry["inputs"]["gaps"][0]["checkpoint"] == "7"
