@@ -16,12 +16,18 @@ from typing import Any, Iterable, Mapping, Sequence
 from botocore.exceptions import ClientError
 
 from monitoring.alarms import AlarmSpec
+from monitoring.inputs import CheckpointGap, StreamRead
 
 log = logging.getLogger(__name__)
 
 # PutMetricData accepts up to 1,000 MetricDatum per call.
 _METRICS_PER_CALL = 1000
-_EMPTY_READS_BEFORE_DONE = 1
+# The checkpoint of a closed shard read to its end: nothing more to read, and its expiry later
+# (after a reshard) is no gap.
+SHARD_END = "SHARD_END"
+# GetShardIterator's answers to a sequence number that is not (or no longer) in the shard.
+_STALE_CHECKPOINT_ERRORS = ("InvalidArgumentException", "ResourceNotFoundException")
+_RENEWALS = 3  # expired iterators renewed per shard and read before giving up
 
 
 def _client(service: str, client: Any | None) -> Any:
@@ -33,7 +39,17 @@ def _client(service: str, client: Any | None) -> Any:
 
 
 class KinesisStreamReader:
-    """Reads every record of a stream after a per-shard checkpoint."""
+    """Reads every record of a stream after a per-shard checkpoint, and says when it cannot.
+
+    Each shard is read from ``AT_SEQUENCE_NUMBER`` its checkpoint: the first record returned
+    must be the checkpoint's own record (then skipped). When it is not (AWS starts at the trim
+    horizon once the record has expired), when no record comes back at all (a recreated stream:
+    the checkpoint points past its end; moto), when Kinesis refuses the sequence number
+    (``InvalidArgumentException``, ``ResourceNotFoundException``), or when a checkpointed
+    shard is gone, the read reports a :class:`CheckpointGap` and restarts that shard at its
+    oldest record (TRIM_HORIZON), so trimmed data shows up as a counted gap, never as a quiet
+    window. An iterator that expires mid-read is renewed after the last record read.
+    """
 
     def __init__(self, stream_name: str, client: Any | None = None, page_limit: int = 10_000):
         self.stream_name = stream_name
@@ -50,40 +66,108 @@ class KinesisStreamReader:
                 return shards
             kwargs = {"NextToken": page["NextToken"]}
 
-    def read(
-        self, checkpoint: Mapping[str, str], max_records: int = 100_000
-    ) -> tuple[list[bytes], dict[str, str]]:
-        """Data of the records after ``checkpoint`` (shard -> sequence number), oldest first
-        per shard, and the new checkpoint. Stops at the stream's tip or at ``max_records``."""
-        new_checkpoint = dict(checkpoint)
-        data: list[bytes] = []
-        for shard_id in self.shard_ids():
-            if len(data) >= max_records:
-                break
-            after = checkpoint.get(shard_id)
-            if after:
-                iterator_args = {
-                    "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
-                    "StartingSequenceNumber": after,
-                }
-            else:
-                iterator_args = {"ShardIteratorType": "TRIM_HORIZON"}
-            iterator = self.client.get_shard_iterator(
-                StreamName=self.stream_name, ShardId=shard_id, **iterator_args
-            )["ShardIterator"]
-            while iterator and len(data) < max_records:
-                page = self.client.get_records(
-                    ShardIterator=iterator, Limit=min(self.page_limit, max_records - len(data))
+    def read(self, checkpoint: Mapping[str, str], max_records: int = 100_000) -> StreamRead:
+        """The records after ``checkpoint`` (shard -> sequence number), oldest first per shard,
+        the new checkpoint, the gaps found and the lag. Stops at the tip or at ``max_records``
+        (the rest waits for the next read; the lag then says how far behind it is)."""
+        result = StreamRead([], dict(checkpoint))
+        shard_ids = self.shard_ids()
+        gone = [shard for shard in checkpoint if shard not in shard_ids]
+        recreated = bool(gone) and len(gone) == len(checkpoint)
+        for shard_id in gone:
+            position = result.checkpoint.pop(shard_id)
+            if position != SHARD_END:  # a closed shard read to its end may expire quietly
+                reason = (
+                    "none of the checkpoint's shards is in the stream any more (recreated?)"
+                    if recreated
+                    else "the shard is no longer in the stream"
                 )
-                records = page.get("Records", [])
-                for record in records:
-                    data.append(record["Data"])
-                    new_checkpoint[shard_id] = record["SequenceNumber"]
-                iterator = page.get("NextShardIterator")
-                # At the tip: nothing returned and nothing behind (moto omits the lag field).
-                if not records and not page.get("MillisBehindLatest"):
-                    break
-        return data, new_checkpoint
+                result.gaps.append(CheckpointGap(self.stream_name, shard_id, position, reason))
+        lags: list[int] = []
+        for shard_id in shard_ids:
+            if len(result.records) >= max_records:
+                break
+            if checkpoint.get(shard_id) == SHARD_END:
+                continue
+            lag = self._read_shard(shard_id, checkpoint.get(shard_id), result, max_records)
+            if lag is not None:
+                lags.append(lag)
+        result.lag_ms = max(lags) if lags else None
+        return result
+
+    def _read_shard(
+        self, shard_id: str, checkpoint: str | None, result: StreamRead, max_records: int
+    ) -> int | None:
+        """Append one shard's new records to ``result``; return its MillisBehindLatest."""
+
+        def gap(reason: str) -> str:
+            result.gaps.append(CheckpointGap(self.stream_name, shard_id, checkpoint, reason))
+            return self._iterator(shard_id)  # restart at the oldest record
+
+        expected = checkpoint  # the record the first page must start with
+        last: str | None = None  # the last sequence number read (or verified)
+        try:
+            iterator = self._iterator(shard_id, at=checkpoint)
+        except ClientError as exc:
+            if _error_code(exc) not in _STALE_CHECKPOINT_ERRORS:
+                raise
+            iterator, expected = gap(f"Kinesis refused the checkpoint: {_error_code(exc)}"), None
+        lag: int | None = None
+        renewals = 0
+        while iterator and len(result.records) < max_records:
+            try:
+                page = self.client.get_records(
+                    ShardIterator=iterator,
+                    Limit=min(self.page_limit, max_records - len(result.records)),
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "ExpiredIteratorException" or renewals >= _RENEWALS:
+                    raise
+                renewals += 1
+                iterator = self._iterator(shard_id, at=expected, after=last)
+                continue
+            records = returned = page.get("Records", [])
+            lag = page.get("MillisBehindLatest")
+            if expected is not None:
+                if records and records[0]["SequenceNumber"] == expected:
+                    last, expected, records = expected, None, records[1:]
+                elif records:
+                    first = records[0]["SequenceNumber"]
+                    iterator, expected = gap(f"its record is gone; the oldest is {first}"), None
+                    continue
+                elif not lag:  # at the tip, and the checkpoint's record never came back
+                    iterator, expected = gap("its record is not in the shard"), None
+                    continue
+            for record in records:
+                result.records.append(record["Data"])
+                last = result.checkpoint[shard_id] = record["SequenceNumber"]
+            iterator = page.get("NextShardIterator")
+            # At the tip: nothing returned and nothing behind (the lag field may be absent).
+            if not returned and not lag and expected is None:
+                lag = lag or 0
+                break
+        if not iterator:
+            result.checkpoint[shard_id] = SHARD_END  # a closed shard, read to its end
+        return lag
+
+    def _iterator(self, shard_id: str, at: str | None = None, after: str | None = None) -> str:
+        """A shard iterator after ``after``, else at ``at``, else at the oldest record."""
+        if after:
+            position = {
+                "ShardIteratorType": "AFTER_SEQUENCE_NUMBER",
+                "StartingSequenceNumber": after,
+            }
+        elif at:
+            position = {"ShardIteratorType": "AT_SEQUENCE_NUMBER", "StartingSequenceNumber": at}
+        else:
+            position = {"ShardIteratorType": "TRIM_HORIZON"}
+        return self.client.get_shard_iterator(
+            StreamName=self.stream_name, ShardId=shard_id, **position
+        )["ShardIterator"]
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 class S3JsonStore:
@@ -151,8 +235,10 @@ class S3Objects:
             keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix))
         return sorted(keys)
 
-    def read_text(self, key: str) -> str:
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode()
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes, undecoded: what they mean (and whether they are valid UTF-8)
+        is for the domain code to judge, so bad content cannot fail here."""
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)

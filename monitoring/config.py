@@ -18,6 +18,9 @@ from training.settings import Settings
 NAMESPACE = "MushroomClassifier"
 UNKNOWN_RATE_ALARM = "mushroom-unknown-rate-high"
 FALSE_EDIBLE_RATE_ALARM = "mushroom-false-edible-rate-high"
+# An ops alarm on the monitor's own lag (Terraform output MONITOR_LAG_ALARM_NAME): it notifies
+# through SNS by itself and is never a retraining trigger.
+MONITOR_LAG_ALARM = "mushroom-monitor-lag-high"
 TOPIC_NAME = "mushroom-alerts"
 STATE_KEY = "monitoring/checkpoints.json"
 REPORTS_PREFIX = "monitoring/reports/"
@@ -35,7 +38,8 @@ class MonitoringConfig:
         namespace: CloudWatch namespace (``METRICS_NAMESPACE``).
         alarm_names: the model-quality alarms to check and act on (``MONITORING_ALARM_NAMES``,
             comma-separated; default the two Terraform outputs ``UNKNOWN_RATE_ALARM_NAME`` and
-            ``FALSE_EDIBLE_RATE_ALARM_NAME``).
+            ``FALSE_EDIBLE_RATE_ALARM_NAME``). Naming the monitor-lag alarm is an error: an
+            alarm here triggers retraining, and lag is no model problem.
         topic_arn: SNS alert topic (``SNS_TOPIC_ARN``; otherwise looked up by ``topic_name``).
         topic_name: ``NAME_PREFIX`` + ``mushroom-alerts``.
         alarm_evaluation: ``ALARM_EVALUATION`` = auto | local | service (see
@@ -85,6 +89,12 @@ class MonitoringConfig:
                 env.get("FALSE_EDIBLE_RATE_ALARM_NAME") or prefix + FALSE_EDIBLE_RATE_ALARM,
             )
         )
+        lag_alarm = env.get("MONITOR_LAG_ALARM_NAME") or prefix + MONITOR_LAG_ALARM
+        if lag_alarm in alarm_names:
+            raise ValueError(
+                f"MONITORING_ALARM_NAMES includes {lag_alarm}, an ops alarm on the monitor's lag:"
+                " it notifies by itself and must not trigger retraining"
+            )
         mode = (env.get("ALARM_EVALUATION") or "auto").lower()
         if mode not in EVALUATION_MODES:
             raise ValueError(f"ALARM_EVALUATION must be one of {EVALUATION_MODES}, got {mode!r}")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pandas as pd
 
-from lambda_function.schema import validate_record
+from lambda_function.decoding import validate_payload
 from monitoring import alarms as alarm_eval
 from monitoring.config import (
     REPORTS_PREFIX,
@@ -30,8 +30,9 @@ from monitoring.config import (
     resolve_evaluation_mode,
 )
 from monitoring.drift import DriftResult, compute_drift
-from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_lines
-from monitoring.metrics import WindowMetrics, window_metrics
+from monitoring.inputs import InputReport, Rejects, StreamRead, load_json
+from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
+from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
 from monitoring.publish import metric_data
 from monitoring.report import append_timeline, render_html, write_report
 from monitoring.respond import AlarmStatus, Deploy, Response, Retrain, TagRun, respond
@@ -43,9 +44,7 @@ log = logging.getLogger(__name__)
 class StreamReader(Protocol):
     stream_name: str
 
-    def read(
-        self, checkpoint: Mapping[str, str], max_records: int = ...
-    ) -> tuple[list[bytes], dict[str, str]]: ...
+    def read(self, checkpoint: Mapping[str, str], max_records: int = ...) -> StreamRead: ...
 
 
 class JsonStore(Protocol):
@@ -61,7 +60,7 @@ class ObjectStore(Protocol):
 
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]: ...
 
-    def read_text(self, key: str) -> str: ...
+    def read_bytes(self, key: str) -> bytes: ...
 
     def put(self, key: str, body: bytes, content_type: str) -> str: ...
 
@@ -109,8 +108,7 @@ class CycleResult:
     drift: DriftResult | None
     published: int
     labels_read: int
-    invalid_labels: list[str]
-    unparseable: int
+    inputs: InputReport  # unusable records and label lines, checkpoint gaps, lag
     report_path: Path | None
     report_uri: str | None
     timeline_entry: dict[str, Any]
@@ -125,32 +123,29 @@ def window_name(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _decode(records: Sequence[bytes]) -> tuple[list[dict[str, Any]], int]:
-    parsed, bad = [], 0
+def _decode(records: Sequence[bytes]) -> tuple[list[dict[str, Any]], Rejects]:
+    """Verdict records that keep the output contract (``verdict_problem``), and the rest."""
+    parsed, invalid = [], Rejects()
     for data in records:
-        try:
-            item = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            bad += 1
-            continue
-        if isinstance(item, dict):
-            parsed.append(item)
+        item, problem = load_json(data)
+        problem = problem or verdict_problem(item)
+        if problem:
+            invalid.add(problem)
         else:
-            bad += 1
-    return parsed, bad
+            parsed.append(item)
+    return parsed, invalid
 
 
-def _observation_rows(records: Sequence[bytes]) -> list[dict[str, Any]]:
-    """Valid observations' feature rows (invalid ones are the scorer's rejected records)."""
-    rows = []
+def _observation_rows(records: Sequence[bytes]) -> tuple[list[dict[str, Any]], Rejects]:
+    """Valid observations' feature rows, and the invalid ones (the scorer rejected those)."""
+    rows, invalid = [], Rejects()
     for data in records:
-        try:
-            checked = validate_record(json.loads(data))
-        except (ValueError, UnicodeDecodeError):
-            continue
+        checked = validate_payload(data)
         if checked.ok:
             rows.append(checked.row)
-    return rows
+        else:
+            invalid.add("; ".join(f"{e['field']}: {e['message']}" for e in checked.errors[:2]))
+    return rows, invalid
 
 
 def read_labels(objects: ObjectStore | None, seen: Sequence[str]) -> tuple[LabelBatch, list[str]]:
@@ -160,9 +155,16 @@ def read_labels(objects: ObjectStore | None, seen: Sequence[str]) -> tuple[Label
         return batch, []
     done = set(seen)
     keys = [k for k in objects.list_keys(LABELS_PREFIX, LABEL_SUFFIX) if k not in done]
+    read = []
     for key in keys:
-        batch.extend(parse_label_lines(objects.read_text(key).splitlines(), source=key))
-    return batch, keys
+        try:
+            data = objects.read_bytes(key)
+        except Exception as exc:  # noqa: BLE001 - one unreachable object must not stop a cycle
+            batch.unreadable.append(f"label object {key} not read (retried next cycle): {exc}")
+            continue
+        batch.extend(parse_label_object(data, source=key))
+        read.append(key)
+    return batch, read
 
 
 def all_training_records(objects: ObjectStore | None) -> pd.DataFrame | None:
@@ -170,6 +172,8 @@ def all_training_records(objects: ObjectStore | None) -> pd.DataFrame | None:
     if objects is None:
         return None
     batch, _ = read_labels(objects, ())
+    for problem in batch.unreadable:
+        log.warning("retraining without %s", problem)
     if not batch.training_records:
         return None
     # Last answer per mushroom wins (a lab may correct itself).
@@ -241,19 +245,24 @@ def run_cycle(
     errors: list[str] = []
     state = MonitoringState.from_dict(deps.state_store.load())
 
-    raw, verdict_checkpoint = deps.verdicts.read(
-        state.streams.get(deps.verdicts.stream_name, {}), deps.config.max_records
-    )
-    verdicts, unparseable = _decode(raw)
-    rows: list[dict[str, Any]] = []
-    observation_checkpoint = None
-    if deps.observations is not None:
-        raw_obs, observation_checkpoint = deps.observations.read(
-            state.streams.get(deps.observations.stream_name, {}), deps.config.max_records
+    reads = {
+        reader.stream_name: reader.read(
+            state.streams.get(reader.stream_name, {}), deps.config.max_records
         )
-        rows = _observation_rows(raw_obs)
+        for reader in (deps.verdicts, deps.observations)
+        if reader is not None
+    }
+    verdicts, invalid_verdicts = _decode(reads[deps.verdicts.stream_name].records)
+    rows: list[dict[str, Any]] = []
+    invalid_observations = None
+    if deps.observations is not None:
+        rows, invalid_observations = _observation_rows(reads[deps.observations.stream_name].records)
 
     labels, label_keys = read_labels(deps.objects, state.label_keys)
+    errors.extend(labels.unreadable)
+    inputs = InputReport.collect(
+        reads, invalid_verdicts, invalid_observations, labels.invalid if deps.objects else None
+    )
     pairs = state.join_labels(verdicts, labels.labels)
 
     drift: DriftResult | None = None
@@ -264,7 +273,7 @@ def run_cycle(
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")
     metrics = window_metrics(verdicts, pairs, drift.share if drift else None)
-    values = metrics.cloudwatch_values()
+    values = {**metrics.cloudwatch_values(), **inputs.metric_values()}
     serving = metrics.dominant_model_version
     published = deps.cloudwatch.put_metric_data(
         deps.config.namespace, metric_data(values, at, serving)
@@ -305,16 +314,16 @@ def run_cycle(
         "promoted": response.promoted,
         "deployed": response.deployed,
         "actions": response.actions,
+        "inputs": inputs.to_dict(),
         "errors": errors,
     }
     report_path, report_uri = _write_outputs(
-        deps, window, at, metrics, statuses, response, verdicts, drift, entry
+        deps, window, at, metrics, statuses, response, verdicts, drift, entry, inputs
     )
 
     state.label_keys.extend(label_keys)
-    state.streams[deps.verdicts.stream_name] = verdict_checkpoint
-    if deps.observations is not None and observation_checkpoint is not None:
-        state.streams[deps.observations.stream_name] = observation_checkpoint
+    for stream_name, read in reads.items():
+        state.streams[stream_name] = read.checkpoint
     state.cycles += 1
     deps.state_store.save(state.to_dict())
     return CycleResult(
@@ -326,8 +335,7 @@ def run_cycle(
         drift=drift,
         published=published,
         labels_read=len(labels.labels),
-        invalid_labels=labels.invalid,
-        unparseable=unparseable,
+        inputs=inputs,
         report_path=report_path,
         report_uri=report_uri,
         timeline_entry=entry,
@@ -345,6 +353,7 @@ def _write_outputs(
     verdicts: Sequence[Mapping[str, Any]],
     drift: DriftResult | None,
     entry: dict[str, Any],
+    inputs: InputReport | None = None,
 ) -> tuple[Path, str | None]:
     p_values = [
         float(v["p_poisonous"])
@@ -352,7 +361,14 @@ def _write_outputs(
         if v.get("status") == "scored" and isinstance(v.get("p_poisonous"), (int, float))
     ]
     document = render_html(
-        window, at, metrics, [a.to_dict() for a in statuses], response.actions, p_values, drift
+        window,
+        at,
+        metrics,
+        [a.to_dict() for a in statuses],
+        response.actions,
+        p_values,
+        drift,
+        inputs=inputs,
     )
     path = write_report(deps.config.reports_dir, window, document)
     timeline = deps.config.reports_dir / "timeline.jsonl"
@@ -375,7 +391,7 @@ def describe(result: CycleResult) -> str:
     m = result.metrics
     lines = [
         f"window {result.window}: {m.records} verdicts ({m.scored} scored, {m.rejected} rejected,"
-        f" {m.duplicates} duplicates dropped, {result.unparseable} unparseable),"
+        f" {m.duplicates} duplicates dropped),"
         f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
         "metrics: "
         + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.cloudwatch_values().items()),
@@ -392,11 +408,7 @@ def describe(result: CycleResult) -> str:
         )
     for action in result.response.actions:
         lines.append(f"action {action['action']}: {action['detail']}")
-    if result.invalid_labels:
-        lines.append(
-            f"invalid label lines: {len(result.invalid_labels)} (first: "
-            f"{result.invalid_labels[0]})"
-        )
+    lines.extend(result.inputs.summary_lines())
     lines.append(
         f"report: {result.report_path}" + (f" and {result.report_uri}" if result.report_uri else "")
     )

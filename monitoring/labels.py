@@ -17,9 +17,14 @@ Contract (the demo producer writes these; a real lab integration would too):
   (``lambda_function.schema.FEATURES``, same names and codes as the input stream) are what
   retraining learns from; ``species_id`` (optional integer) is the species the lab identified,
   which lets retraining teach the species guard a new species. Other fields are ignored.
-- A line that is not valid JSON, lacks an id, has another label, or whose features fail the
-  schema's validator is counted and reported as invalid, never silently dropped, and never
-  stops the cycle. A label without features still counts for the metrics, not for retraining.
+- A line is at most ``MAX_LINE_BYTES`` (16 KiB, the input contract's record limit; a real
+  line is about 450 bytes). A line that is longer, not UTF-8, not JSON (including absurd
+  nesting or a number beyond Python's digit limit), lacks an id, has another label, or whose
+  features fail the schema's validator is counted and reported as invalid, never silently
+  dropped, and never stops the cycle; the object's other lines are still used. An object that
+  is not UTF-8 at all (a UTF-16 or UTF-32 byte-order mark) counts as one invalid entry. Either
+  way the object is marked read: reading it again would give the same result. A label without
+  features still counts for the metrics, not for retraining.
 
 Labels arrive late: a label joins a verdict whenever both have been seen, in whichever cycle
 that happens (see :class:`monitoring.state.MonitoringState`).
@@ -27,16 +32,33 @@ that happens (see :class:`monitoring.state.MonitoringState`).
 
 from __future__ import annotations
 
-import json
+import codecs
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from lambda_function.schema import EDIBLE, FEATURE_NAMES, ID_FIELD, POISONOUS, validate_record
+from lambda_function.schema import (
+    EDIBLE,
+    FEATURE_NAMES,
+    ID_FIELD,
+    ID_MAX_LENGTH,
+    MAX_RECORD_BYTES,
+    POISONOUS,
+    validate_record,
+)
+from monitoring.inputs import Rejects, load_json
 
 LABEL_FIELD = "label"
 SPECIES_FIELD = "species_id"
 LABELS_PREFIX = "labels/"
 LABEL_SUFFIX = ".jsonl"
+MAX_LINE_BYTES = MAX_RECORD_BYTES
+# Byte-order marks of the encodings that are not UTF-8 (UTF-32 first: it starts like UTF-16).
+_FOREIGN_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 
 @dataclass
@@ -46,36 +68,55 @@ class LabelBatch:
     labels: dict[str, str] = field(default_factory=dict)  # mushroom_id -> "p" | "e"
     # Records usable for training: features + "label" (+ "mushroom_id", "species_id").
     training_records: list[dict[str, Any]] = field(default_factory=list)
-    invalid: list[str] = field(default_factory=list)  # "<key>:<line>: <why>"
+    invalid: Rejects = field(default_factory=Rejects)  # reasons: "<key>:<line>: <why>"
+    unreadable: list[str] = field(default_factory=list)  # objects that could not be fetched
 
     def extend(self, other: "LabelBatch") -> None:
         self.labels.update(other.labels)
         self.training_records.extend(other.training_records)
         self.invalid.extend(other.invalid)
+        self.unreadable.extend(other.unreadable)
 
 
-def parse_label_lines(lines: Iterable[str], source: str = "labels") -> LabelBatch:
+def parse_label_object(data: bytes, source: str = "labels") -> LabelBatch:
+    """Parse one label object's bytes (module docstring); never raises on its content."""
+    for bom, encoding in _FOREIGN_BOMS:
+        if data.startswith(bom):
+            batch = LabelBatch()
+            batch.invalid.add(f"{source}: the object is {encoding} text; labels must be UTF-8")
+            return batch
+    # Split the bytes, not decoded text: a line that is not UTF-8 is one invalid line, and
+    # the other lines of its object still count.
+    return parse_label_lines(data.removeprefix(codecs.BOM_UTF8).split(b"\n"), source)
+
+
+def parse_label_lines(lines: Iterable[bytes | str], source: str = "labels") -> LabelBatch:
     """Parse JSON Lines of the label contract (module docstring) into a :class:`LabelBatch`."""
     batch = LabelBatch()
     for number, line in enumerate(lines, start=1):
-        if not line.strip():
+        raw = line.encode("utf-8", "surrogatepass") if isinstance(line, str) else line
+        if not raw.strip():
             continue
         where = f"{source}:{number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            batch.invalid.append(f"{where}: not JSON ({exc.msg})")
+        if len(raw) > MAX_LINE_BYTES:
+            batch.invalid.add(f"{where}: line is {len(raw)} bytes; the limit is {MAX_LINE_BYTES}")
+            continue
+        item, problem = load_json(raw)
+        if problem:
+            batch.invalid.add(f"{where}: {problem}")
             continue
         if not isinstance(item, dict):
-            batch.invalid.append(f"{where}: not a JSON object")
+            batch.invalid.add(f"{where}: not a JSON object")
             continue
         mushroom_id = item.get(ID_FIELD)
         label = item.get(LABEL_FIELD)
-        if not isinstance(mushroom_id, str) or not mushroom_id:
-            batch.invalid.append(f"{where}: no {ID_FIELD}")
+        if not isinstance(mushroom_id, str) or not 1 <= len(mushroom_id) <= ID_MAX_LENGTH:
+            batch.invalid.add(
+                f"{where}: {ID_FIELD} must be a string of 1-{ID_MAX_LENGTH} characters"
+            )
             continue
         if label not in (POISONOUS, EDIBLE):
-            batch.invalid.append(f"{where}: label must be 'p' or 'e', got {label!r}")
+            batch.invalid.add(f"{where}: label must be 'p' or 'e', got {label!r}")
             continue
         batch.labels[mushroom_id] = label
         if not any(name in item for name in FEATURE_NAMES):
@@ -84,11 +125,12 @@ def parse_label_lines(lines: Iterable[str], source: str = "labels") -> LabelBatc
         checked = validate_record({ID_FIELD: mushroom_id, **features})
         if not checked.ok:
             problems = "; ".join(f"{e['field']} {e['message']}" for e in checked.errors[:3])
-            batch.invalid.append(f"{where}: features not usable for training ({problems})")
+            batch.invalid.add(f"{where}: features not usable for training ({problems})")
             continue
         record: dict[str, Any] = {ID_FIELD: mushroom_id, **checked.row, LABEL_FIELD: label}
         species = item.get(SPECIES_FIELD)
-        if isinstance(species, int) and not isinstance(species, bool):
+        # An id training can store (int32); anything else is ignored like an absent one.
+        if isinstance(species, int) and not isinstance(species, bool) and 0 <= species < 2**31:
             record[SPECIES_FIELD] = species
         batch.training_records.append(record)
     return batch

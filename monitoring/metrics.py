@@ -14,6 +14,10 @@ For the label metrics ``unknown`` counts as "do not eat", i.e. as a poisonous pr
 what the forager does with it, and it keeps a model that answers ``unknown`` to everything from
 looking undefined. ``FalseEdibleRate`` is the number that matters most: it is the harm.
 
+Verdict records come from a stream anyone with write access can put on, so each one is checked
+against the fields these metrics use (:func:`verdict_problem`); one that breaks it is counted as
+invalid, never counted as a verdict, and never breaks the computation.
+
 A metric that cannot be computed (no scored records, no labels) is ``None`` and is not
 published, which CloudWatch treats as missing data (the alarms use ``notBreaching``).
 """
@@ -28,7 +32,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
 from lambda_function.model import VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN
-from lambda_function.schema import EDIBLE, POISONOUS
+from lambda_function.schema import EDIBLE, ID_MAX_LENGTH, POISONOUS
 from lambda_function.service import STATUS_REJECTED, STATUS_SCORED
 
 VERDICTS = (VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN)
@@ -63,6 +67,7 @@ class WindowMetrics:
     """Everything computed for one window; ``None`` = not computable in this window."""
 
     records: int = 0
+    invalid: int = 0  # records that break the verdict contract (verdict_problem), not counted
     scored: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -109,6 +114,58 @@ class WindowMetrics:
         return asdict(self)
 
 
+_SEQUENCE_MAX_LENGTH = 256  # Kinesis sequence numbers have at most 128 digits
+
+
+def _text_problem(value: Any, limit: int) -> str | None:
+    """Why ``value`` is not 1-``limit`` printable characters (None when it is)."""
+    if not isinstance(value, str):
+        return f"must be a string, got {type(value).__name__}"
+    if not 1 <= len(value) <= limit:
+        return f"must be 1-{limit} characters, got {len(value)}"
+    # Printable excludes control characters and lone surrogates, which CloudWatch dimension
+    # values and the UTF-8 state document cannot carry.
+    if not value.isprintable() or not value.strip():
+        return "must be printable text"
+    return None
+
+
+def verdict_problem(record: Any) -> str | None:
+    """Why a decoded verdict record cannot be used (None when it can).
+
+    The output contract as far as monitoring uses it: ``status`` scored or rejected, and an
+    optional string ``input_sequence_number``; a scored record also needs a ``mushroom_id``, a
+    ``verdict`` among ``VERDICTS``, a ``p_poisonous`` in [0, 1] and a ``model_version``.
+    """
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    status = record.get("status")
+    if status not in (STATUS_SCORED, STATUS_REJECTED):
+        return f"status must be {STATUS_SCORED!r} or {STATUS_REJECTED!r}, got {status!r:.40}"
+    sequence = record.get("input_sequence_number")
+    if sequence is not None and (problem := _text_problem(sequence, _SEQUENCE_MAX_LENGTH)):
+        return f"input_sequence_number {problem}"
+    if status == STATUS_REJECTED:
+        return None
+    for name, limit in (("mushroom_id", ID_MAX_LENGTH), ("model_version", 128)):
+        if problem := _text_problem(record.get(name), limit):
+            return f"{name} {problem}"
+    if record.get("verdict") not in VERDICTS:
+        return f"verdict must be one of {VERDICTS}, got {record.get('verdict')!r:.40}"
+    p = record.get("p_poisonous")
+    # bool is an int; an int too large for a float would overflow in the mean.
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not _unit_interval(p):
+        return f"p_poisonous must be a number in [0, 1], got {p!r:.40}"
+    return None
+
+
+def _unit_interval(value: int | float) -> bool:
+    try:
+        return 0.0 <= float(value) <= 1.0  # False for NaN
+    except OverflowError:
+        return False
+
+
 def dedupe_verdicts(records: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
     """Drop repeated outputs of a retried batch (same ``input_sequence_number``).
 
@@ -135,19 +192,17 @@ def _share(numerator: int, denominator: int) -> float | None:
 
 def stream_metrics(records: Sequence[Mapping[str, Any]]) -> WindowMetrics:
     """Label-free metrics of a window of verdict records (see the module docstring)."""
-    unique, dropped = dedupe_verdicts(records)
-    scored = [r for r in unique if r.get("status") == STATUS_SCORED]
-    rejected = sum(1 for r in unique if r.get("status") == STATUS_REJECTED)
-    counts = Counter(str(r.get("verdict")) for r in scored)
+    usable = [r for r in records if verdict_problem(r) is None]
+    unique, dropped = dedupe_verdicts(usable)
+    scored = [r for r in unique if r["status"] == STATUS_SCORED]
+    rejected = len(unique) - len(scored)
+    counts = Counter(r["verdict"] for r in scored)
     verdict_counts = {v: counts.get(v, 0) for v in VERDICTS}
-    probabilities = [
-        float(r["p_poisonous"])
-        for r in scored
-        if isinstance(r.get("p_poisonous"), (int, float)) and math.isfinite(r["p_poisonous"])
-    ]
-    versions = Counter(str(r["model_version"]) for r in scored if r.get("model_version"))
+    probabilities = [float(r["p_poisonous"]) for r in scored]
+    versions = Counter(r["model_version"] for r in scored)
     return WindowMetrics(
         records=len(unique),
+        invalid=len(records) - len(usable),
         scored=len(scored),
         rejected=rejected,
         duplicates=dropped,

@@ -21,6 +21,7 @@ matplotlib.use("Agg")  # headless: reports are written by batch jobs
 import matplotlib.pyplot as plt  # noqa: E402
 
 from monitoring.drift import DriftResult  # noqa: E402
+from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import VERDICTS, WindowMetrics  # noqa: E402
 
 
@@ -104,6 +105,7 @@ def render_html(
     actions: Sequence[Mapping[str, Any]],
     p_poisonous: Sequence[float] = (),
     drift: DriftResult | None = None,
+    inputs: InputReport | None = None,
 ) -> str:
     """The window's report as one HTML document."""
     values = metrics.cloudwatch_values()
@@ -135,6 +137,7 @@ def render_html(
             if actions
             else "<p>None.</p>"
         ),
+        *_inputs_section(inputs),
         "<h2>Plots</h2>",
         "".join(
             f"<figure style='display:inline-block'><img alt='{html.escape(t)}' "
@@ -151,6 +154,30 @@ def render_html(
             parts.append(f'<iframe srcdoc="{html.escape(drift.html, quote=True)}"></iframe>')
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _inputs_section(inputs: InputReport | None) -> list[str]:
+    """What could not be used (counts, first reasons), checkpoint gaps and the monitor's lag."""
+    if inputs is None:
+        return []
+    parts = ["<h2>Unusable input, checkpoint gaps, lag</h2>"]
+    rows = [(name, r.count, " | ".join(r.reasons)) for name, r in inputs.problems()]
+    parts.append(
+        _table(rows, ["input", "invalid (skipped)", "first reasons"])
+        if rows
+        else "<p>Every record and label line read was usable.</p>"
+    )
+    if inputs.gaps:
+        parts.append(_table([(g.describe(),) for g in inputs.gaps], ["checkpoint gap"]))
+    else:
+        parts.append("<p>No checkpoint gaps.</p>")
+    parts.append(
+        _table(
+            [(stream, lag) for stream, lag in inputs.lag_ms.items()],
+            ["stream", "behind its tip after the read (ms)"],
+        )
+    )
+    return parts
 
 
 def write_report(reports_dir: Path, window: str, document: str) -> Path:

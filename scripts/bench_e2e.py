@@ -34,7 +34,8 @@ def _verdict_ids(stream: str, checkpoint: dict[str, str], wanted: set[str], time
     missing = set(wanted)
     deadline = time.monotonic() + timeout
     while missing and time.monotonic() < deadline:
-        data, checkpoint = reader.read(checkpoint)
+        read = reader.read(checkpoint)
+        data, checkpoint = read.records, read.checkpoint
         for item in data:
             missing.discard(json.loads(item)["mushroom_id"])
         if missing and not data:
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         daemon=True,
     )
-    _, checkpoint = KinesisStreamReader(streams["output"]).read({})
+    checkpoint = KinesisStreamReader(streams["output"]).read({}).checkpoint
     runtime.start()
     seconds: list[float] = []
     try:

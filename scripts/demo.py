@@ -70,8 +70,9 @@ def read_verdicts(
     verdicts: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(verdicts) < expected and time.monotonic() < deadline:
-        data, checkpoint = reader.read(checkpoint)
-        verdicts.extend(json.loads(d) for d in data)
+        read = reader.read(checkpoint)
+        checkpoint = read.checkpoint
+        verdicts.extend(json.loads(d) for d in read.records)
         if len(verdicts) < expected:
             time.sleep(0.2)  # polling the emulator: short pause between empty reads
     return verdicts
@@ -188,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from monitoring.aws import KinesisStreamReader
 
-    _, verdict_checkpoint = KinesisStreamReader(outputs["output_stream_name"]).read({})
+    verdict_checkpoint = KinesisStreamReader(outputs["output_stream_name"]).read({}).checkpoint
 
     with step(f"Put {args.records} held-out mushrooms and a few malformed records"):
         sample = held_out_sample(args.records, args.seed)

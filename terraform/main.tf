@@ -104,4 +104,8 @@ module "alerting" {
   scorer_errors_alarm_name     = "${var.name_prefix}mushroom-scorer-errors"
   scorer_errors_threshold      = var.scorer_errors_threshold
   scorer_errors_period_seconds = var.scorer_errors_period_seconds
+
+  monitor_lag_alarm_name     = "${var.name_prefix}mushroom-monitor-lag-high"
+  monitor_lag_threshold_ms   = var.monitor_lag_threshold_ms
+  monitor_lag_period_seconds = var.monitor_lag_period_seconds
 }

@@ -111,6 +111,11 @@ output "scorer_errors_alarm_name" {
   value       = module.alerting.scorer_errors_alarm_name
 }
 
+output "monitor_lag_alarm_name" {
+  description = "Ops alarm on the monitor's own lag (MonitorLagMs); not a retraining trigger."
+  value       = module.alerting.monitor_lag_alarm_name
+}
+
 output "metrics_namespace" {
   description = "Namespace of the monitoring metrics."
   value       = var.metrics_namespace

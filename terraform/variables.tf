@@ -306,3 +306,25 @@ variable "scorer_errors_period_seconds" {
   description = "Period of the scorer-errors alarm, seconds."
   default     = 300
 }
+
+variable "monitor_lag_threshold_ms" {
+  type        = number
+  description = "Alarm when the monitoring job ends its read more than this many ms behind a stream's tip (MonitorLagMs). Default 1 hour: far below the 24-hour minimum stream retention, so a slow monitor is noticed long before records expire unread."
+  default     = 3600000
+
+  validation {
+    condition     = var.monitor_lag_threshold_ms > 0
+    error_message = "monitor_lag_threshold_ms must be positive."
+  }
+}
+
+variable "monitor_lag_period_seconds" {
+  type        = number
+  description = "Period of the monitor-lag alarm, seconds. A period without any MonitorLagMs datapoint counts as breaching (the monitor has stopped), so it must be longer than the monitoring interval. Default 1 hour."
+  default     = 3600
+
+  validation {
+    condition     = var.monitor_lag_period_seconds >= 60 && var.monitor_lag_period_seconds % 60 == 0
+    error_message = "monitor_lag_period_seconds must be a multiple of 60, at least 60."
+  }
+}

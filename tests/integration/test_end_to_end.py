@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ class Deployed:
         """The verdict stream's current tip: later reads see only new verdicts."""
         from monitoring.aws import KinesisStreamReader
 
-        return KinesisStreamReader(self.outputs["output_stream_name"]).read({})[1]
+        return KinesisStreamReader(self.outputs["output_stream_name"]).read({}).checkpoint
 
     def run_function(self) -> Any:
         with self.function_log.open("a") as log:
@@ -187,3 +188,93 @@ def test_failing_records_go_to_the_dlq_without_blocking_the_shard(deployed: Depl
     verdicts = read_verdicts(deployed.outputs["output_stream_name"], checkpoint, 3, timeout=30)
     assert sorted(v["mushroom_id"] for v in verdicts) == sorted(r["mushroom_id"] for r in later)
     assert all(v["status"] == "scored" for v in verdicts)
+
+
+HOSTILE_OBSERVATIONS = [
+    producer.RawRecord("bomb", b'{"a":' * 2000 + b"1" + b"}" * 2000),
+    producer.RawRecord("bad-utf8", b'{"mushroom_id": "\xff\xfe", "cap_diameter": 1}'),
+    producer.RawRecord("huge", b'{"mushroom_id": "huge", "cap_diameter": ' + b"9" * 5000 + b"}"),
+]
+HOSTILE_VERDICTS = [
+    producer.RawRecord("not-json", b"{not json"),
+    producer.RawRecord("p-string", json.dumps({"status": "scored", "p_poisonous": "x"}).encode()),
+]
+
+
+def _lines(*lines: bytes) -> bytes:
+    return b"\n".join(lines)
+
+
+def test_hostile_records_and_labels_never_stop_monitoring(deployed: Deployed) -> None:
+    """Two cycles complete over hostile observations, verdicts and label objects; every
+    unusable one is counted in CloudWatch, the valid label lines are used, and the bad label
+    objects are marked read."""
+    from monitoring.aws import S3JsonStore
+    from monitoring.config import STATE_KEY
+    from monitoring.cycle import build_deps, run_cycle
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no alarm should fire in this test")
+
+    deps = build_deps(retrain=never, deploy=never)
+    deps.reference = None  # drift has its own tests; this one is about unusable input
+    cloudwatch = deployed.client("cloudwatch")
+    at0 = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    run_cycle(deps, at=at0)  # a baseline: whatever earlier tests left on the streams
+
+    sample = held_out_sample(3, seed=11)
+    records = producer.observations(sample, "hostile")
+    streams = deployed.outputs
+    producer.put_raw(producer.to_raw(records), streams["input_stream_name"])
+    deployed.run_function()
+    # After the scorer ran: what the monitor makes of them is the point here (the scorer's
+    # one-verdict-per-record for hostile input has tests of its own).
+    producer.put_raw(HOSTILE_OBSERVATIONS, streams["input_stream_name"])
+    producer.put_raw(HOSTILE_VERDICTS, streams["output_stream_name"])
+    bucket = os.environ["DATA_BUCKET"]
+    s3 = deployed.client("s3")
+    valid = producer.label_lines(sample, records).encode().splitlines()
+    bad = _lines(
+        valid[0],
+        b'{"mushroom_id": "hostile-x", "label": "p", "cap_shape": "\xff"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"mushroom_id": "hostile-y", "label": "p", "species_id": ' + b"7" * 5000 + b"}",
+        *valid[1:],
+    )
+    s3.put_object(Bucket=bucket, Key="labels/hostile-mixed.jsonl", Body=bad)
+    s3.put_object(
+        Bucket=bucket, Key="labels/hostile-utf16.jsonl", Body=valid[0].decode().encode("utf-16")
+    )
+
+    at1 = at0 + timedelta(minutes=2)
+    first = run_cycle(deps, at=at1)
+    assert first.ok, first.errors
+    assert (first.metrics.records, first.metrics.scored) == (3, 3)
+    assert (first.inputs.observations.count, first.inputs.verdicts.count) == (3, 2)
+    assert first.inputs.labels.count == 4  # 3 lines of one object + the UTF-16 object
+    assert first.labels_read == 3 and first.metrics.labelled == 3
+
+    producer.put_raw(HOSTILE_VERDICTS[:1], streams["output_stream_name"])
+    at2 = at1 + timedelta(minutes=2)
+    second = run_cycle(deps, at=at2)
+    assert second.ok, second.errors
+    assert second.inputs.verdicts.count == 1 and second.inputs.labels.count == 0
+
+    def published(metric: str, at: datetime) -> list[float]:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="MushroomClassifier",
+            MetricName=metric,
+            Dimensions=[],
+            StartTime=at,
+            EndTime=at + timedelta(seconds=60),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return [p["Maximum"] for p in points]
+
+    assert published("InvalidObservations", at1) == [3.0]
+    assert published("InvalidVerdicts", at1) == [2.0] and published("InvalidVerdicts", at2) == [1.0]
+    assert published("InvalidLabels", at1) == [4.0] and published("InvalidLabels", at2) == [0.0]
+    assert published("CheckpointGaps", at2) == [0.0]
+    state = S3JsonStore(bucket, STATE_KEY).load()
+    assert {"labels/hostile-mixed.jsonl", "labels/hostile-utf16.jsonl"} <= set(state["label_keys"])

@@ -182,6 +182,11 @@ def test_alarms_notify_the_topic(stack: Stack) -> None:
     errors = alarms["mushroom-scorer-errors"]
     assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": "mushroom-scorer"}]
+    # The monitor's own lag: missing data breaches (a stopped monitor publishes nothing).
+    lag = alarms[stack.outputs["monitor_lag_alarm_name"]]
+    assert (lag["MetricName"], lag["Threshold"]) == ("MonitorLagMs", 3_600_000)
+    assert lag["TreatMissingData"] == "breaching" and lag["AlarmActions"] == [topic]
+    assert lag["StateValue"] == "INSUFFICIENT_DATA"  # moto never evaluates it
 
 
 def test_ecr_repository(stack: Stack) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
 from monitoring.config import MonitoringConfig
+from monitoring.inputs import CheckpointGap, StreamRead
 from tests.examples import example_observation
 
 UNKNOWN_ALARM = "mushroom-unknown-rate-high"
@@ -30,15 +31,21 @@ class FakeStream:
     def put(self, items: Sequence[Mapping[str, Any]]) -> None:
         self.records.extend(json.dumps(item).encode() for item in items)
 
-    def read(
-        self, checkpoint: Mapping[str, str], max_records: int = 100_000
-    ) -> tuple[list[bytes], dict[str, str]]:
+    def put_raw(self, data: Sequence[bytes]) -> None:
+        self.records.extend(data)
+
+    def read(self, checkpoint: Mapping[str, str], max_records: int = 100_000) -> StreamRead:
         start = int(checkpoint.get("shard-0", "-1")) + 1
+        gaps = []
+        if start > len(self.records):  # past the end (a recreated stream): restart at 0
+            gaps.append(CheckpointGap(self.stream_name, "shard-0", str(start - 1), "past the end"))
+            start = 0
         data = self.records[start : start + max_records]
         new = dict(checkpoint)
         if data:
             new["shard-0"] = str(start + len(data) - 1)
-        return data, new
+        behind = len(self.records) - start - len(data)
+        return StreamRead(data, new, gaps, lag_ms=1000 * behind)  # 1 s per record behind
 
 
 class FakeStore:
@@ -63,8 +70,8 @@ class FakeObjects:
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
 
-    def read_text(self, key: str) -> str:
-        return self.objects[key].decode()
+    def read_bytes(self, key: str) -> bytes:
+        return self.objects[key]
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.objects[key] = body

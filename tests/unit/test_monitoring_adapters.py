@@ -7,9 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from monitoring import alarms as alarm_eval
 from monitoring.aws import (
+    SHARD_END,
     CloudWatch,
     KinesisStreamReader,
     LocalJsonStore,
@@ -29,25 +31,171 @@ def aws_env(moto_aws):
     """Every test here runs against moto in-process (tests/unit/conftest.py)."""
 
 
+def put(client, stream, values, key="k"):
+    for i in values:
+        client.put_record(StreamName=stream, Data=json.dumps({"i": i}).encode(), PartitionKey=key)
+
+
+def values(read):
+    return [json.loads(d)["i"] for d in read.records]
+
+
 def test_kinesis_reader_resumes_after_checkpoint():
     client = boto3.client("kinesis")
     client.create_stream(StreamName="mushroom-verdicts", ShardCount=2)
     for i in range(30):
-        client.put_record(
-            StreamName="mushroom-verdicts", Data=json.dumps({"i": i}).encode(), PartitionKey=str(i)
-        )
+        put(client, "mushroom-verdicts", [i], key=str(i))
     reader = KinesisStreamReader("mushroom-verdicts", client, page_limit=7)
-    data, checkpoint = reader.read({})
-    assert sorted(json.loads(d)["i"] for d in data) == list(range(30))
-    assert len(checkpoint) == 2
-    assert reader.read(checkpoint)[0] == []
-    client.put_record(StreamName="mushroom-verdicts", Data=b'{"i": 30}', PartitionKey="x")
-    data, _ = reader.read(checkpoint)
-    assert [json.loads(d)["i"] for d in data] == [30]
+    read = reader.read({})
+    assert sorted(values(read)) == list(range(30))
+    assert len(read.checkpoint) == 2 and read.gaps == [] and read.lag_ms == 0
+    checkpoint = read.checkpoint
+    again = reader.read(checkpoint)
+    assert again.records == [] and again.gaps == [] and again.checkpoint == checkpoint
+    put(client, "mushroom-verdicts", [30], key="x")
+    assert values(reader.read(checkpoint)) == [30]
     # A cap leaves the rest for the next cycle instead of skipping it.
-    first, partial = reader.read({}, max_records=10)
-    rest, _ = reader.read(partial)
-    assert len(first) == 10 and len(first) + len(rest) == 31
+    first = reader.read({}, max_records=10)
+    rest = reader.read(first.checkpoint)
+    assert len(first.records) == 10 and len(first.records) + len(rest.records) == 31
+    assert first.gaps == rest.gaps == []
+
+
+def test_recreated_stream_checkpoint_past_the_end_is_a_gap_and_new_records_are_read():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="mushroom-verdicts", ShardCount=1)
+    put(client, "mushroom-verdicts", range(20))
+    reader = KinesisStreamReader("mushroom-verdicts", client)
+    checkpoint = reader.read({}).checkpoint
+    client.delete_stream(StreamName="mushroom-verdicts")
+    client.create_stream(StreamName="mushroom-verdicts", ShardCount=1)
+    put(client, "mushroom-verdicts", [100, 101, 102])
+
+    read = reader.read(checkpoint)
+
+    assert values(read) == [100, 101, 102]
+    (gap,) = read.gaps
+    assert gap.shard_id == "shardId-000000000000" and gap.checkpoint == checkpoint[gap.shard_id]
+    assert "not in the shard" in gap.describe()
+    assert reader.read(read.checkpoint).gaps == []  # reported once, then read on as usual
+
+
+def moto_shard(stream, shard_id="shardId-000000000000"):
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.kinesis.models import kinesis_backends
+
+    return kinesis_backends[DEFAULT_ACCOUNT_ID][REGION].streams[stream].shards[shard_id]
+
+
+def test_checkpoint_older_than_the_trim_horizon_is_a_gap():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    put(client, "s", range(10))
+    reader = KinesisStreamReader("s", client)
+    checkpoint = reader.read({}).checkpoint
+    put(client, "s", range(10, 15))
+    shard = moto_shard("s")
+    for sequence in list(shard.records)[:12]:  # retention expired records 0-11
+        del shard.records[sequence]
+
+    read = reader.read(checkpoint)
+
+    assert values(read) == [12, 13, 14]
+    (gap,) = read.gaps
+    assert "its record is gone; the oldest is" in gap.reason
+
+
+def test_vanished_shard_is_a_gap_and_leaves_the_checkpoint():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    put(client, "s", [1])
+    reader = KinesisStreamReader("s", client)
+    first = reader.read({})
+    # A closed shard read to its end (SHARD_END) may expire: no gap.
+    read = reader.read(
+        {**first.checkpoint, "shardId-000000000009": "12", "shardId-000000000008": SHARD_END}
+    )
+    assert read.records == [] and read.checkpoint == first.checkpoint
+    assert [(g.shard_id, g.reason) for g in read.gaps] == [
+        ("shardId-000000000009", "the shard is no longer in the stream")
+    ]
+    # None of the checkpoint's shards left: a recreated stream, read from its oldest records.
+    recreated = reader.read({"shardId-000000000009": "12"})
+    assert values(recreated) == [1] and "recreated" in recreated.gaps[0].reason
+
+
+class Faulty:
+    """A Kinesis client that fails the way AWS can (moto does not), then behaves."""
+
+    def __init__(self, client, refuse_checkpoint=False, expire_after_pages=None, lag=True):
+        self.client = client
+        self.refuse_checkpoint, self.expire_after_pages, self.lag = (
+            refuse_checkpoint,
+            expire_after_pages,
+            lag,
+        )
+        self.pages = 0
+        self.iterators: list[dict] = []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def get_shard_iterator(self, **kwargs):
+        self.iterators.append(kwargs)
+        if self.refuse_checkpoint and "StartingSequenceNumber" in kwargs:
+            raise ClientError(
+                {"Error": {"Code": "InvalidArgumentException", "Message": "not this stream"}},
+                "GetShardIterator",
+            )
+        return self.client.get_shard_iterator(**kwargs)
+
+    def get_records(self, **kwargs):
+        self.pages += 1
+        if self.pages == self.expire_after_pages:
+            raise ClientError(
+                {"Error": {"Code": "ExpiredIteratorException", "Message": "expired"}}, "GetRecords"
+            )
+        page = self.client.get_records(**kwargs)
+        if not self.lag:
+            page.pop("MillisBehindLatest", None)
+        return page
+
+
+def test_refused_checkpoint_is_a_gap_and_the_shard_is_read_from_its_oldest_record():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    put(client, "s", range(3))
+    reader = KinesisStreamReader("s", Faulty(client, refuse_checkpoint=True))
+    read = reader.read({"shardId-000000000000": "2"})
+    assert values(read) == [0, 1, 2]
+    (gap,) = read.gaps
+    assert gap.reason == "Kinesis refused the checkpoint: InvalidArgumentException"
+
+
+def test_expired_iterator_is_renewed_after_the_last_record_read():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    put(client, "s", range(10))
+    faulty = Faulty(client, expire_after_pages=3)
+    read = KinesisStreamReader("s", faulty, page_limit=3).read({})
+    assert values(read) == list(range(10)) and read.gaps == []
+    renewed = faulty.iterators[-1]
+    assert renewed["ShardIteratorType"] == "AFTER_SEQUENCE_NUMBER"
+    assert renewed["StartingSequenceNumber"] == str(6)  # moto numbers records from 1
+
+
+def test_lag_is_reported_and_absent_lag_is_handled():
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="s", ShardCount=1)
+    put(client, "s", range(5))
+    assert KinesisStreamReader("s", client).read({}).lag_ms == 0
+    records = list(moto_shard("s").records.values())
+    records[0].created_at = records[-1].created_at - 7.5  # the first record is 7.5 s older
+    assert KinesisStreamReader("s", client).read({}, max_records=1).lag_ms == 7500
+    # Without the field: 0 once the tip is reached, unknown when the cap stopped the read.
+    assert KinesisStreamReader("s", Faulty(client, lag=False)).read({}).lag_ms == 0
+    capped = KinesisStreamReader("s", Faulty(client, lag=False)).read({}, max_records=2)
+    assert len(capped.records) == 2 and capped.lag_ms is None
 
 
 def test_state_stores(tmp_path):
@@ -71,7 +219,9 @@ def test_s3_objects_list_read_put():
     objects.put("labels/a.jsonl", b"", "application/x-ndjson")
     objects.put("labels/readme.txt", b"", "text/plain")
     assert objects.list_keys("labels/", ".jsonl") == ["labels/a.jsonl", "labels/b.jsonl"]
-    assert json.loads(objects.read_text("labels/b.jsonl"))["label"] == "p"
+    assert json.loads(objects.read_bytes("labels/b.jsonl"))["label"] == "p"
+    objects.put("labels/c.jsonl", b'{"mushroom_id": "\xff"}', "application/x-ndjson")
+    assert objects.read_bytes("labels/c.jsonl") == b'{"mushroom_id": "\xff"}'  # undecoded
 
 
 def test_cloudwatch_publish_statistics_alarm_state():
@@ -156,3 +306,21 @@ def test_config_from_env(tmp_path):
     assert config.reports_dir == tmp_path / "reports" / "monitoring"
     with pytest.raises(ValueError):
         MonitoringConfig.from_env(Settings.from_env(env), {"ALARM_EVALUATION": "maybe"})
+
+
+def test_the_monitor_lag_alarm_is_never_a_retraining_trigger(tmp_path):
+    env = {
+        "MUSHROOM_REPO_ROOT": str(tmp_path),
+        "MONITOR_LAG_ALARM_NAME": "mushroom-monitor-lag-high",
+    }
+    config = MonitoringConfig.from_env(Settings.from_env(env), env)
+    assert "mushroom-monitor-lag-high" not in config.alarm_names
+    for lag_alarm in ("mushroom-monitor-lag-high", "prod-mushroom-monitor-lag-high"):
+        named = {
+            **env,
+            "NAME_PREFIX": lag_alarm.removesuffix("mushroom-monitor-lag-high"),
+            "MONITOR_LAG_ALARM_NAME": "",
+            "MONITORING_ALARM_NAMES": f"mushroom-unknown-rate-high,{lag_alarm}",
+        }
+        with pytest.raises(ValueError, match="ops alarm"):
+            MonitoringConfig.from_env(Settings.from_env(named), named)

@@ -10,6 +10,7 @@ import pytest
 from monitoring.cycle import CycleDeps, describe, run_cycle
 from tests.unit.monitoring_fakes import (
     FALSE_EDIBLE_ALARM,
+    OBSERVATION,
     UNKNOWN_ALARM,
     FakeCloudWatch,
     FakeObjects,
@@ -288,3 +289,99 @@ def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
     alerts = [subject for subject, _ in env["notes"] if subject.startswith("ALARM")]
     assert len(alerts) == 1, "a retry is not a new alert"
     assert env["store"].load()["refused_with_labels"] is None
+
+
+# Hostile inputs: each is counted, reported and skipped; none stops the cycle.
+NESTING_BOMB = b'{"a":' * 2000 + b"1" + b"}" * 2000
+HUGE_INTEGER = b'{"mushroom_id": "obs-huge", "cap_diameter": ' + b"9" * 5000 + b"}"
+HOSTILE_OBSERVATIONS = [NESTING_BOMB, b'{"mushroom_id": "\xff\xfe"}', HUGE_INTEGER]
+HOSTILE_VERDICTS = [
+    b"not json",
+    NESTING_BOMB,
+    b"\xff\xfe\x00",
+    b'{"p_poisonous": ' + b"9" * 5000 + b"}",
+    b"[1, 2]",
+]
+
+
+def hostile_verdict_dicts():
+    return [
+        {**verdict(900, "edible"), "p_poisonous": "0.1"},
+        {**verdict(901, "edible"), "p_poisonous": 10**400},
+        {**verdict(902, "edible"), "model_version": ["1"]},
+        {**verdict(903, "edible"), "mushroom_id": {"id": 1}},
+        {**verdict(904, "edible"), "verdict": "tasty"},
+        {**verdict(905, "edible"), "status": None},
+    ]
+
+
+def hostile_label_object():
+    # Two valid lines, labelled as the healthy window scored them (1 edible, 2 poisonous).
+    valid = "\n".join(json.dumps(label_line(i, label)) for i, label in ((1, "e"), (2, "p")))
+    return b"\n".join(
+        [
+            valid.encode(),
+            b'{"mushroom_id": "obs-00090", "label": "p", "cap_shape": "\xff"}',  # not UTF-8
+            b"[" * 100_000 + b"]" * 100_000,
+            b'{"mushroom_id": "obs-00091", "label": "p", "species_id": ' + b"7" * 5000 + b"}",
+        ]
+    )
+
+
+def test_hostile_records_and_labels_are_counted_and_never_stop_a_cycle(env, tmp_path):
+    observations = FakeStream("mushroom-observations")
+    env["deps"].observations = observations
+    observations.put([{"mushroom_id": "obs-00001", **OBSERVATION}])
+    observations.put_raw(HOSTILE_OBSERVATIONS)
+    healthy(env["stream"], n=10)
+    env["stream"].put_raw(HOSTILE_VERDICTS)
+    env["stream"].put(hostile_verdict_dicts())
+    objects = env["objects"]
+    objects.objects["labels/a-hostile.jsonl"] = hostile_label_object()
+    objects.objects["labels/b-utf16.jsonl"] = json.dumps(label_line(3, "p")).encode("utf-16")
+
+    result = run_cycle(env["deps"], at=T0, window="w1")
+
+    assert result.ok, result.errors
+    inputs = result.inputs
+    assert inputs.observations.count == 3 and inputs.verdicts.count == 11
+    assert inputs.labels.count == 4  # 3 lines + the UTF-16 object
+    assert any("RecursionError" in r for r in inputs.observations.reasons)
+    assert result.metrics.records == 10 and result.labels_read == 2
+    assert result.metrics.labelled == 2  # the valid label lines joined their verdicts
+    cw = env["cloudwatch"]
+    assert cw.values("InvalidObservations") == [3.0]
+    assert cw.values("InvalidVerdicts") == [11.0]
+    assert cw.values("InvalidLabels") == [4.0]
+    summary = describe(result)
+    assert "invalid: 3 observations, 11 verdicts, 4 label lines" in summary
+    report = (env["tmp_path"] / "reports" / "w1.html").read_text()
+    assert "Unusable input" in report and "RecursionError" in report
+    document = env["store"].document
+    assert document["label_keys"] == ["labels/a-hostile.jsonl", "labels/b-utf16.jsonl"]
+    assert document["streams"]["mushroom-observations"] == {"shard-0": "3"}
+    assert document["streams"]["mushroom-verdicts"] == {"shard-0": "20"}
+
+    observations.put_raw([NESTING_BOMB])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="w2")
+    assert second.ok, second.errors
+    assert second.inputs.observations.count == 1 and second.inputs.labels.count == 0
+    assert cw.values("InvalidObservations") == [3.0, 1.0]
+
+
+def test_a_checkpoint_gap_and_the_monitor_lag_are_published_and_reported(env):
+    env["deps"].config = config(env["tmp_path"], max_records=8)
+    healthy(env["stream"], n=10)
+    first = run_cycle(env["deps"], at=T0, window="w1")
+    assert first.inputs.gaps == [] and first.inputs.max_lag_ms == 2000  # 2 records left
+    env["stream"].records = env["stream"].records[:3]  # recreated, 3 records so far
+
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="w2")
+
+    assert second.ok and second.metrics.records == 3
+    cw = env["cloudwatch"]
+    assert cw.values("CheckpointGaps") == [0.0, 1.0]
+    assert cw.values("MonitorLagMs") == [2000.0, 0.0]
+    assert "CHECKPOINT GAP: mushroom-verdicts shard-0: past the end" in describe(second)
+    assert "checkpoint gap" in (env["tmp_path"] / "reports" / "w2.html").read_text()
+    assert second.timeline_entry["inputs"]["gaps"][0]["checkpoint"] == "7"

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from monitoring.labels import parse_label_lines
-from monitoring.metrics import LabelledVerdict, window_metrics
+from monitoring.labels import parse_label_lines, parse_label_object
+from monitoring.metrics import LabelledVerdict, verdict_problem, window_metrics
 from monitoring.publish import metric_data
 from monitoring.state import MonitoringState
 from tests.unit.monitoring_fakes import OBSERVATION, label_line, verdict
@@ -37,6 +37,33 @@ def test_stream_metrics_shares_rates_and_duplicates():
         "RejectedRate",
         "MeanPPoisonous",
     }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"p_poisonous": "0.1"},
+        {"p_poisonous": 10**400},  # too large for a float
+        {"p_poisonous": float("nan")},
+        {"p_poisonous": True},
+        {"p_poisonous": 1.5},
+        {"model_version": ["1"]},
+        {"model_version": "\ud800"},  # cannot be a CloudWatch dimension value
+        {"model_version": "x" * 2000},
+        {"mushroom_id": {"id": 1}},
+        {"verdict": "tasty"},
+        {"verdict": ["edible"]},
+        {"status": {"scored": 1}},
+        {"input_sequence_number": 7},
+    ],
+)
+def test_a_verdict_breaking_the_contract_is_counted_not_measured(change):
+    hostile = {**verdict(9, "edible", 0.1, version="1"), **change}
+    m = window_metrics([verdict(0, "poisonous", 0.9), hostile])
+    assert (m.records, m.invalid, m.scored) == (1, 1, 1)
+    assert m.verdict_shares == {"edible": 0.0, "poisonous": 1.0, "unknown": 0.0}
+    assert m.mean_p_poisonous == pytest.approx(0.9) and m.model_versions == {"1": 1}
+    assert verdict_problem(hostile)
 
 
 def test_empty_window_has_only_a_record_count():
@@ -91,9 +118,49 @@ def test_label_contract_parsing():
     (record,) = batch.training_records
     assert record["species_id"] == 7 and record["label"] == "p"
     assert record["cap_diameter"] == OBSERVATION["cap_diameter"]
-    assert len(batch.invalid) == 3
-    assert batch.invalid[0].startswith("labels/a.jsonl:3: label must be")
-    assert "cap_shape" in batch.invalid[2]
+    assert batch.invalid.count == 3
+    assert batch.invalid.reasons[0].startswith("labels/a.jsonl:3: label must be")
+    assert "cap_shape" in batch.invalid.reasons[2]
+
+
+def test_hostile_label_lines_are_invalid_and_the_other_lines_count():
+    good = [json.dumps(label_line(i, "p")).encode() for i in (1, 2)]
+    data = b"\n".join(
+        [
+            good[0],
+            b'{"mushroom_id": "obs-00003", "label": "\xff"}',  # not UTF-8
+            b"[" * 100_000 + b"]" * 100_000,  # too long, and absurdly deep
+            b"[" * 5_000 + b"]" * 5_000,  # within the limit, still too deep
+            b'{"mushroom_id": "obs-00004", "label": "p", "species_id": ' + b"7" * 5000 + b"}",
+            b'{"mushroom_id": "' + b"x" * 200 + b'", "label": "p"}',
+            good[1],
+        ]
+    )
+    batch = parse_label_object(data, source="labels/h.jsonl")
+    assert batch.labels == {"obs-00001": "p", "obs-00002": "p"}
+    assert len(batch.training_records) == 2
+    assert batch.invalid.count == 5
+    reasons = batch.invalid.reasons
+    assert reasons[0].startswith("labels/h.jsonl:2: not valid UTF-8")
+    assert reasons[1].startswith("labels/h.jsonl:3: line is 200000 bytes; the limit is 16384")
+    assert "RecursionError" in reasons[2] and "ValueError" in reasons[3]
+    assert "mushroom_id must be a string of 1-128" in reasons[4]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_label_object_in_another_encoding_is_one_invalid_entry(encoding):
+    text = "\n".join(json.dumps(label_line(i, "p")) for i in range(3))
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    batch = parse_label_object(data, source="labels/u.jsonl")
+    assert batch.labels == {} and batch.invalid.count == 1
+    assert "labels must be UTF-8" in batch.invalid.reasons[0]
+
+
+def test_a_utf8_byte_order_mark_is_tolerated():
+    batch = parse_label_object(b"\xef\xbb\xbf" + json.dumps(label_line(1, "e")).encode())
+    assert batch.labels == {"obs-00001": "e"} and batch.invalid.count == 0
 
 
 def test_state_joins_late_labels_and_round_trips():

@@ -49,3 +49,26 @@ resource "aws_cloudwatch_metric_alarm" "scorer_errors" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
 }
+
+# The monitor's own health: how far behind the streams' tips its last read ended (MonitorLagMs,
+# MillisBehindLatest max over shards and streams). An ops alarm: it notifies, it never triggers
+# retraining (the monitor acts only on MONITORING_ALARM_NAMES, the model-quality alarms).
+resource "aws_cloudwatch_metric_alarm" "monitor_lag" {
+  alarm_name          = var.monitor_lag_alarm_name
+  alarm_description   = "The monitoring job is falling behind the streams, or has stopped: records expire unread after the stream retention."
+  namespace           = var.metrics_namespace
+  metric_name         = "MonitorLagMs"
+  statistic           = "Maximum"
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.monitor_lag_threshold_ms
+  period              = var.monitor_lag_period_seconds
+  evaluation_periods  = 1
+  # breaching, deliberately: a stopped monitor publishes nothing at all, and only missing data
+  # counted as breaching catches it (notBreaching would stay OK forever). A running monitor
+  # publishes MonitorLagMs every cycle, so the period must exceed the monitoring interval.
+  # moto never evaluates alarms, and the monitor evaluates only the model-quality alarms, so
+  # this one stays INSUFFICIENT_DATA on the emulator.
+  treat_missing_data = "breaching"
+  alarm_actions      = [aws_sns_topic.alerts.arn]
+  ok_actions         = [aws_sns_topic.alerts.arn]
+}

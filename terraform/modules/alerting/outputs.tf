@@ -12,3 +12,8 @@ output "scorer_errors_alarm_name" {
   description = "Name of the scorer-errors alarm."
   value       = aws_cloudwatch_metric_alarm.scorer_errors.alarm_name
 }
+
+output "monitor_lag_alarm_name" {
+  description = "Name of the monitor-lag alarm."
+  value       = aws_cloudwatch_metric_alarm.monitor_lag.alarm_name
+}

@@ -57,3 +57,18 @@ variable "scorer_errors_period_seconds" {
   type        = number
   description = "Period of the scorer-errors alarm, seconds."
 }
+
+variable "monitor_lag_alarm_name" {
+  type        = string
+  description = "Name of the monitor-lag alarm."
+}
+
+variable "monitor_lag_threshold_ms" {
+  type        = number
+  description = "MonitorLagMs (ms behind the streams' tips after a monitoring read) above which the alarm fires."
+}
+
+variable "monitor_lag_period_seconds" {
+  type        = number
+  description = "Period of the monitor-lag alarm, seconds; a period without a datapoint (monitor stopped) breaches."
+}
