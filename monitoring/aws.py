@@ -145,13 +145,22 @@ class S3JsonStore:
         return reply["ETag"]
 
     def delete(self, expected: str) -> bool:
-        """Delete if the stored version is still ``expected``; False if it is not (or gone)."""
+        """Delete if the stored version is still ``expected``; False if it is not (or gone).
+
+        Where DeleteObject does not take ``If-Match``, the ETag is checked first (a small race
+        that only matters for a lease that already expired, see ``monitoring.lease``)."""
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=expected)
         except ClientError as exc:
-            if _error_code(exc) in _PRECONDITION_CODES or _error_code(exc) in ("NoSuchKey", "404"):
+            code = _error_code(exc)
+            if code in _PRECONDITION_CODES or code in ("NoSuchKey", "404"):
                 return False
-            raise
+            if code not in ("NotImplemented", "InvalidArgument", "InvalidRequest", "501"):
+                raise
+            _, current = self.load()
+            if current != expected:
+                return False
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
         return True
 
 

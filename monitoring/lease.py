@@ -124,7 +124,16 @@ class CycleLease:
         if self._version is None:
             return
         version, self._version = self._version, None
-        if not self.store.delete(version):
+        try:
+            released = self.store.delete(version)
+        except Exception:  # the cycle's outcome matters more; the lease still expires
+            log.exception(
+                "could not release the lease %s; it expires at its TTL (%s)",
+                self.store.location,
+                self.ttl,
+            )
+            return
+        if not released:
             log.warning(
                 "lease %s was no longer ours (it expired and another cycle took it over)",
                 self.store.location,

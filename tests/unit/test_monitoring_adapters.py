@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from monitoring import alarms as alarm_eval
 from monitoring.aws import (
@@ -275,3 +276,38 @@ def test_config_from_env(tmp_path):
         )
     with pytest.raises(ValueError):
         MonitoringConfig.from_env(Settings.from_env(env), {"ALARM_EVALUATION": "maybe"})
+
+
+def test_s3_release_where_conditional_delete_is_not_supported():
+    """Some S3 implementations reject DeleteObject with If-Match: check the ETag, then delete."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="mushroom-local-data")
+
+    class NoConditionalDelete:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def delete_object(self, **kwargs):
+            if "IfMatch" in kwargs:
+                raise ClientError(
+                    {"Error": {"Code": "NotImplemented", "Message": "If-Match"}}, "DeleteObject"
+                )
+            return s3.delete_object(**kwargs)
+
+    store = S3JsonStore("mushroom-local-data", "monitoring/lease.json", NoConditionalDelete())
+    first = store.save({"holder": "a"}, None)
+    second = store.save({"holder": "b"}, first)
+    assert not store.delete(first) and store.load()[0] == {"holder": "b"}
+    assert store.delete(second) and store.load() == (None, None)
+
+
+def test_a_failed_release_does_not_hide_the_cycle_result(tmp_path, caplog):
+    class Unreachable(LocalJsonStore):
+        def delete(self, expected):
+            raise ConnectionError("endpoint unreachable")
+
+    lease = CycleLease(Unreachable(tmp_path / "lease.json"), timedelta(minutes=15))
+    with lease:
+        result = "cycle result"
+    assert result == "cycle result"
+    assert "could not release" in caplog.text and "expires" in caplog.text
