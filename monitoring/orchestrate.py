@@ -119,8 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             for deployment in (monitoring, training):
                 deployment.apply()
             with get_client(sync_client=True) as client:
-                names = [d.name for d in client.read_deployments()]
-            print(f"deployments registered: {sorted(names)}")
+                limits = {
+                    d.name: (
+                        d.global_concurrency_limit.limit if d.global_concurrency_limit else None,
+                        (
+                            d.concurrency_options.collision_strategy.value
+                            if d.concurrency_options
+                            else None
+                        ),
+                    )
+                    for d in client.read_deployments()
+                }
+            print(f"deployments registered: {sorted(limits)}; concurrency limits: {limits}")
             return 0
         print(
             f"serving mushroom-monitoring/scheduled (every {args.interval_minutes:g} min) and "
