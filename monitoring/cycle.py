@@ -395,7 +395,8 @@ def finish_window(
     """Publish, check alarms, respond, report and clear the pending window, saving the state
     after each step (see the module docstring for what a re-run does after a crash)."""
     pending = state.pending_window
-    assert pending is not None
+    if pending is None:
+        raise ValueError("finish_window needs a state with a pending window")
     writer = _StateWriter(deps.state_store, version)
     at = datetime.fromisoformat(pending.at)
     window, values, serving = pending.window, pending.values, pending.serving_version

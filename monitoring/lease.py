@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Mapping, Protocol
 
@@ -76,7 +76,7 @@ class CycleLease:
     ttl: timedelta
     holder: str = ""
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
-    _version: str | None = None
+    _version: str | None = field(default=None, init=False, repr=False)  # ours, once held
 
     def __post_init__(self) -> None:
         if self.ttl <= timedelta(0):
