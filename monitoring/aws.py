@@ -7,16 +7,21 @@ methods below, and tests swap in fakes (or moto). No endpoint is hard-coded: bot
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import logging
+import os
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from botocore.exceptions import ClientError
 
 from monitoring.alarms import AlarmSpec
 from monitoring.inputs import CheckpointGap, StreamRead
+from monitoring.state import StateConflict
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +175,15 @@ def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+# S3 answers a failed If-Match / If-None-Match with 412, and a conditional write that raced
+# another one on the same key with 409.
+_PRECONDITION_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+
+
 class S3JsonStore:
-    """A JSON document in S3 (the monitoring checkpoint)."""
+    """A JSON document in S3 (the monitoring state, the cycle lease), written with
+    compare-and-swap on its ETag: ``If-Match`` the version read, ``If-None-Match: *`` when
+    there was none."""
 
     def __init__(self, bucket: str, key: str, client: Any | None = None):
         self.bucket, self.key = bucket, key
@@ -181,26 +193,61 @@ class S3JsonStore:
     def location(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
 
-    def load(self) -> dict[str, Any] | None:
+    def load(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The document and its version (ETag); (None, None) when there is none."""
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key)["Body"].read()
+            reply = self.client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
+            if _error_code(exc) in ("NoSuchKey", "404"):
+                return None, None
             raise
-        return json.loads(body)
+        return json.loads(reply["Body"].read()), reply["ETag"]
 
-    def save(self, document: Mapping[str, Any]) -> None:
-        self.client.put_object(
-            Bucket=self.bucket,
-            Key=self.key,
-            Body=json.dumps(document).encode(),
-            ContentType="application/json",
-        )
+    def save(self, document: Mapping[str, Any], expected: str | None) -> str:
+        """Write if the stored version is still ``expected`` (None: if there is none); returns
+        the new version. Raises :class:`StateConflict` otherwise."""
+        condition = {"IfMatch": expected} if expected else {"IfNoneMatch": "*"}
+        try:
+            reply = self.client.put_object(
+                Bucket=self.bucket,
+                Key=self.key,
+                Body=json.dumps(document).encode(),
+                ContentType="application/json",
+                **condition,
+            )
+        except ClientError as exc:
+            if _error_code(exc) in _PRECONDITION_CODES:
+                raise StateConflict(
+                    f"{self.location} changed since it was read (expected version "
+                    f"{expected or 'none'}): another writer saved it"
+                ) from exc
+            raise
+        return reply["ETag"]
+
+    def delete(self, expected: str) -> bool:
+        """Delete if the stored version is still ``expected``; False if it is not (or gone).
+
+        Where DeleteObject does not take ``If-Match``, the ETag is checked first (a small race
+        that only matters for a lease that already expired, see ``monitoring.lease``)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=expected)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in _PRECONDITION_CODES or code in ("NoSuchKey", "404"):
+                return False
+            if code not in ("NotImplemented", "InvalidArgument", "InvalidRequest", "501"):
+                raise
+            _, current = self.load()
+            if current != expected:
+                return False
+            self.client.delete_object(Bucket=self.bucket, Key=self.key)
+        return True
 
 
 class LocalJsonStore:
-    """A JSON document in a local file, replaced atomically."""
+    """A JSON document in a local file with the same compare-and-swap semantics as
+    :class:`S3JsonStore`: the version is a hash of the content, checked and replaced under an
+    exclusive ``fcntl`` lock on a sidecar file (released by the OS if the process dies)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -209,16 +256,58 @@ class LocalJsonStore:
     def location(self) -> str:
         return str(self.path)
 
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.is_file():
-            return None
-        return json.loads(self.path.read_text())
+    @staticmethod
+    def _version(body: bytes) -> str:
+        return hashlib.sha256(body).hexdigest()[:32]
 
-    def save(self, document: Mapping[str, Any]) -> None:
+    def _read(self) -> bytes | None:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(document))
-        tmp.replace(self.path)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
+
+    def _check(self, expected: str | None) -> None:
+        body = self._read()
+        current = None if body is None else self._version(body)
+        if current != expected:
+            raise StateConflict(
+                f"{self.location} changed since it was read (expected version "
+                f"{expected or 'none'}, found {current or 'none'}): another writer saved it"
+            )
+
+    def load(self) -> tuple[dict[str, Any] | None, str | None]:
+        body = self._read()
+        if body is None:
+            return None, None
+        return json.loads(body), self._version(body)
+
+    def save(self, document: Mapping[str, Any], expected: str | None) -> str:
+        body = json.dumps(document).encode()
+        with self._locked():
+            self._check(expected)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(body)
+            tmp.replace(self.path)  # atomic: a reader sees the old or the new document
+        return self._version(body)
+
+    def delete(self, expected: str) -> bool:
+        with self._locked():
+            try:
+                self._check(expected)
+            except StateConflict:
+                return False
+            self.path.unlink()
+        return True
 
 
 class S3Objects:

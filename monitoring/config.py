@@ -23,6 +23,8 @@ FALSE_EDIBLE_RATE_ALARM = "mushroom-false-edible-rate-high"
 MONITOR_LAG_ALARM = "mushroom-monitor-lag-high"
 TOPIC_NAME = "mushroom-alerts"
 STATE_KEY = "monitoring/checkpoints.json"
+LEASE_KEY = "monitoring/lease.json"  # held by the running cycle (monitoring.lease)
+DEFAULT_LEASE_TTL_S = 900
 REPORTS_PREFIX = "monitoring/reports/"
 # One immutable object per window: several monitors sharing the bucket never overwrite history.
 TIMELINE_PREFIX = "monitoring/timeline/"
@@ -57,6 +59,10 @@ class MonitoringConfig:
         max_records: records read per stream per cycle (``MONITORING_MAX_RECORDS``); the rest
             waits for the next cycle, nothing is skipped.
         drift_min_rows: fewer current rows than this -> no drift computed (noise).
+        lease_ttl_seconds: how long a cycle's lease lasts (``MONITORING_LEASE_TTL_SECONDS``,
+            default 15 min): longer than a cycle including retraining, so a crashed cycle
+            blocks the next ones for at most this long.
+        local_lease_path: the lease file next to the local checkpoint file.
     """
 
     namespace: str
@@ -73,6 +79,8 @@ class MonitoringConfig:
     read_observations: bool
     max_records: int
     drift_min_rows: int
+    lease_ttl_seconds: float = DEFAULT_LEASE_TTL_S
+    local_lease_path: Path | None = None
 
     @classmethod
     def from_env(
@@ -104,6 +112,9 @@ class MonitoringConfig:
         if store == "auto":
             store = "s3" if settings.aws_configured else "local"
         reference = env.get("MONITORING_REFERENCE")
+        ttl = float(env.get("MONITORING_LEASE_TTL_SECONDS") or DEFAULT_LEASE_TTL_S)
+        if not ttl > 0:
+            raise ValueError(f"MONITORING_LEASE_TTL_SECONDS must be positive, got {ttl}")
         return cls(
             namespace=env.get("METRICS_NAMESPACE") or NAMESPACE,
             alarm_names=alarm_names,
@@ -120,6 +131,8 @@ class MonitoringConfig:
             not in ("0", "false"),
             max_records=int(env.get("MONITORING_MAX_RECORDS") or 100_000),
             drift_min_rows=int(env.get("MONITORING_DRIFT_MIN_ROWS") or 30),
+            lease_ttl_seconds=ttl,
+            local_lease_path=settings.local_dir / "monitoring" / "lease.json",
         )
 
 

@@ -4,6 +4,34 @@ read -> metrics -> publish -> alarm check -> (on ALARM: notify, retrain, deploy)
 checkpoint. Every step is a function of :class:`CycleDeps`, whose members are small adapters
 (``monitoring.aws``) or injected callables, so the whole cycle runs in the unit tests against
 fakes; :func:`build_deps` wires the real ones from the environment.
+
+One cycle at a time: :func:`run_exclusive` holds the lease (``monitoring.lease``); a second
+cycle is refused (``LeaseHeld``, exit status 3) before it reads or writes anything. Every state
+save is a compare-and-swap, so an update lost to a writer that bypassed the lease fails the
+cycle (``StateConflict``) instead of passing silently.
+
+Publishing is idempotent per window. Once the window's metrics are computed, the state is saved
+with the checkpoints advanced and a *pending window* (name, timestamp, metric values, step);
+each later step saves the state again. A re-run that finds a pending window finishes it
+instead of reading new records. Crash points and what the re-run does:
+
+- after the read, before the pending window is saved: nothing was recorded or published; the
+  re-run reads the same records again.
+- while publishing (step ``publishing``): CloudWatch may or may not have the datapoints and
+  would count a second copy, so they are not published again (noted in the result). If
+  PutMetricData returned an error instead, the step is ``publish-failed``: nothing was
+  accepted, and the next cycle publishes the same datapoints (:class:`PublishFailed`).
+- after publishing, before or during the alarm check: the alarms are checked and the response
+  runs in the re-run (it had not started).
+- during the alarm response (step ``responding``: notify, retrain, deploy): it may have gone
+  as far as a deployment, so it is not repeated and its alarms count as handled; the re-run
+  reports it as an error (no second alert, no second retraining).
+- after the response, during the report or before the final save (step ``reporting``): the
+  re-run writes the report and the timeline object again (same keys; the local
+  ``timeline.jsonl`` may get the line twice) and clears the pending window.
+
+A finished window's report lacks only what was not kept: the p_poisonous histogram and the
+Evidently page when the window was finished by a re-run.
 """
 
 from __future__ import annotations
@@ -13,8 +41,8 @@ import functools
 import json
 import logging
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -23,6 +51,7 @@ import pandas as pd
 from lambda_function.decoding import validate_payload
 from monitoring import alarms as alarm_eval
 from monitoring.config import (
+    LEASE_KEY,
     REPORTS_PREFIX,
     STATE_KEY,
     TIMELINE_PREFIX,
@@ -32,11 +61,20 @@ from monitoring.config import (
 from monitoring.drift import DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, StreamRead, load_json
 from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
+from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
 from monitoring.publish import metric_data
 from monitoring.report import append_timeline, render_html, write_report
 from monitoring.respond import AlarmStatus, Deploy, Response, Retrain, TagRun, respond
-from monitoring.state import MonitoringState
+from monitoring.state import (
+    PUBLISH_FAILED,
+    PUBLISHING,
+    REPORTING,
+    RESPONDING,
+    MonitoringState,
+    PendingWindow,
+    StateConflict,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +86,13 @@ class StreamReader(Protocol):
 
 
 class JsonStore(Protocol):
+    """The state document with compare-and-swap saves (raise ``StateConflict``)."""
+
     location: str
 
-    def load(self) -> dict[str, Any] | None: ...
+    def load(self) -> tuple[dict[str, Any] | None, str | None]: ...
 
-    def save(self, document: Mapping[str, Any]) -> None: ...
+    def save(self, document: Mapping[str, Any], expected: str | None) -> str: ...
 
 
 class ObjectStore(Protocol):
@@ -94,6 +134,7 @@ class CycleDeps:
     reference: Callable[[], pd.DataFrame] | None = None
     tag_run: TagRun | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
+    lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
 
 
 @dataclass
@@ -113,6 +154,8 @@ class CycleResult:
     report_uri: str | None
     timeline_entry: dict[str, Any]
     errors: list[str]
+    counted_before: int = 0  # verdicts an earlier window already counted (retried batches)
+    recovery: list[str] = field(default_factory=list)  # what finishing a pending window did
 
     @property
     def ok(self) -> bool:
@@ -239,11 +282,17 @@ def check_alarms(
 def run_cycle(
     deps: CycleDeps, at: datetime | None = None, window: str | None = None
 ) -> CycleResult:
-    """Run one monitoring cycle; ``at`` is the metrics' timestamp (default: now)."""
+    """Run one monitoring cycle; ``at`` is the metrics' timestamp (default: now).
+
+    A window left pending by an interrupted cycle is finished instead (no new records read).
+    """
     at = (at or deps.clock()).astimezone(timezone.utc)
     window = window or window_name(at)
     errors: list[str] = []
-    state = MonitoringState.from_dict(deps.state_store.load())
+    document, version = deps.state_store.load()
+    state = MonitoringState.from_dict(document)
+    if state.pending_window is not None:
+        return finish_window(deps, state, version, recovered=True)
 
     reads = {
         reader.stream_name: reader.read(
@@ -253,6 +302,7 @@ def run_cycle(
         if reader is not None
     }
     verdicts, invalid_verdicts = _decode(reads[deps.verdicts.stream_name].records)
+    verdicts, counted_before = state.drop_counted(verdicts)
     rows: list[dict[str, Any]] = []
     invalid_observations = None
     if deps.observations is not None:
@@ -273,33 +323,149 @@ def run_cycle(
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")
     metrics = window_metrics(verdicts, pairs, drift.share if drift else None)
-    values = {**metrics.cloudwatch_values(), **inputs.metric_values()}
-    serving = metrics.dominant_model_version
-    published = deps.cloudwatch.put_metric_data(
-        deps.config.namespace, metric_data(values, at, serving)
-    )
 
-    statuses, alarm_errors = check_alarms(deps, at, state)
-    errors.extend(alarm_errors)
-    response = respond(
-        statuses,
+    state.label_keys.extend(label_keys)
+    for stream_name, read in reads.items():
+        state.streams[stream_name] = read.checkpoint
+    state.pending_window = pending_window(
+        window,
+        at,
+        metrics,
+        inputs,
+        labels_read=len(labels.labels),
+        counted_before=counted_before,
+        drift=drift,
+        errors=errors,
+    )
+    return finish_window(deps, state, version, verdicts=verdicts, drift=drift)
+
+
+def pending_window(
+    window: str,
+    at: datetime,
+    metrics: WindowMetrics,
+    inputs: InputReport,
+    *,
+    labels_read: int,
+    counted_before: int,
+    drift: DriftResult | None,
+    errors: Sequence[str],
+) -> PendingWindow:
+    """What a re-run needs to finish this window (its outputs) without its records."""
+    return PendingWindow(
         window=window,
-        values=values,
-        serving_version=serving,
-        notify=deps.notify,
-        retrain=deps.retrain,
-        deploy=deps.deploy,
-        training_records=functools.partial(all_training_records, deps.objects),
-        tag_run=deps.tag_run,
-        refused_with_labels=state.refused_with_labels,
+        at=at.isoformat(),
+        step=PUBLISHING,
+        values={**metrics.cloudwatch_values(), **inputs.metric_values()},
+        serving_version=metrics.dominant_model_version,
+        metrics=metrics.to_dict(),
+        summary={
+            "labels_read": labels_read,
+            "inputs": inputs.to_dict(),
+            "counted_before": counted_before,
+            "drift": (
+                {"share": drift.share, "drifted": list(drift.drifted), "rows": drift.rows}
+                if drift
+                else None
+            ),
+            "errors": list(errors),
+        },
     )
-    errors.extend(response.errors)
-    state.alarm_states.update(response.handled)
-    if response.retrained:
-        state.refused_with_labels = None if response.promoted else response.labels_used
-    if not any(a.state == alarm_eval.ALARM for a in statuses):
-        state.refused_with_labels = None
 
+
+class PublishFailed(RuntimeError):
+    """PutMetricData returned an error: the window stays pending and is published next cycle."""
+
+
+@dataclass
+class _StateWriter:
+    """Saves the state with compare-and-swap, following the version from save to save."""
+
+    store: JsonStore
+    version: str | None
+
+    def save(self, state: MonitoringState) -> None:
+        self.version = self.store.save(state.to_dict(), self.version)
+
+
+def finish_window(
+    deps: CycleDeps,
+    state: MonitoringState,
+    version: str | None,
+    *,
+    verdicts: Sequence[Mapping[str, Any]] = (),
+    drift: DriftResult | None = None,
+    recovered: bool = False,
+) -> CycleResult:
+    """Publish, check alarms, respond, report and clear the pending window, saving the state
+    after each step (see the module docstring for what a re-run does after a crash)."""
+    pending = state.pending_window
+    if pending is None:
+        raise ValueError("finish_window needs a state with a pending window")
+    writer = _StateWriter(deps.state_store, version)
+    at = datetime.fromisoformat(pending.at)
+    window, values, serving = pending.window, pending.values, pending.serving_version
+    errors: list[str] = list(pending.summary.get("errors", []))
+    notes: list[str] = []
+    published = 0
+    if not recovered:
+        # Recorded before publishing: a re-run finds it and does not publish it twice.
+        writer.save(state)
+
+    if pending.step == PUBLISHING and recovered:
+        notes.append(
+            f"window {window} was interrupted while publishing: its metrics may already be in "
+            "CloudWatch, which would count them twice, so they are not published again"
+        )
+    if pending.step == PUBLISH_FAILED or (pending.step == PUBLISHING and not recovered):
+        try:
+            published = deps.cloudwatch.put_metric_data(
+                deps.config.namespace, metric_data(values, at, serving)
+            )
+        except Exception as exc:
+            pending.step = PUBLISH_FAILED
+            writer.save(state)
+            raise PublishFailed(
+                f"publishing window {window} to CloudWatch failed ({exc}); it stays pending "
+                "and the next cycle publishes the same datapoints"
+            ) from exc
+        if pending.step == PUBLISH_FAILED:
+            notes.append(f"window {window}: published now, after the last cycle failed to")
+    if pending.step in (PUBLISHING, PUBLISH_FAILED):
+        statuses, alarm_errors = check_alarms(deps, at, state)
+        errors.extend(alarm_errors)
+        pending.alarms = [asdict(a) for a in statuses]
+        pending.summary["errors"] = errors
+        pending.step = RESPONDING
+        writer.save(state)  # the response runs at most once for this window
+        response = respond_and_record(deps, state, window, values, serving, statuses)
+        pending.response = asdict(response)
+        pending.step = REPORTING
+        writer.save(state)
+    elif pending.step == RESPONDING:
+        # Killed during notify/retrain/deploy: not repeated (it may have got as far as a
+        # deployment), and the alarms count as handled so the next cycle does not start it
+        # again either; the error says what to check.
+        interrupted = Response()
+        for alarm in pending.alarms:
+            interrupted.handled[alarm["name"]] = alarm["state"]
+        state.alarm_states.update(interrupted.handled)
+        interrupted.errors.append(
+            f"the alarm response for window {window} was interrupted and is not repeated: "
+            "check the SNS alert, the MLflow run and the served version (`make train` "
+            "retrains by hand)"
+        )
+        pending.response = asdict(interrupted)
+        pending.step = REPORTING
+        writer.save(state)
+
+    statuses = [AlarmStatus(**a) for a in pending.alarms]
+    response = Response(**(pending.response or {}))
+    errors.extend(response.errors)
+    metrics = WindowMetrics(**pending.metrics)
+    inputs = InputReport.from_dict(pending.summary.get("inputs"))
+    if drift is None and pending.summary.get("drift"):
+        drift = DriftResult(**pending.summary["drift"])
     entry = {
         "window": window,
         "at": at.isoformat(),
@@ -317,15 +483,15 @@ def run_cycle(
         "inputs": inputs.to_dict(),
         "errors": errors,
     }
+    if notes:
+        entry["recovery"] = notes
     report_path, report_uri = _write_outputs(
         deps, window, at, metrics, statuses, response, verdicts, drift, entry, inputs
     )
-
-    state.label_keys.extend(label_keys)
-    for stream_name, read in reads.items():
-        state.streams[stream_name] = read.checkpoint
+    state.pending_window = None
     state.cycles += 1
-    deps.state_store.save(state.to_dict())
+    writer.save(state)
+    summary = pending.summary
     return CycleResult(
         window=window,
         at=at,
@@ -334,13 +500,54 @@ def run_cycle(
         response=response,
         drift=drift,
         published=published,
-        labels_read=len(labels.labels),
+        labels_read=int(summary.get("labels_read", 0)),
         inputs=inputs,
         report_path=report_path,
         report_uri=report_uri,
         timeline_entry=entry,
         errors=errors,
+        counted_before=int(summary.get("counted_before", 0)),
+        recovery=notes,
     )
+
+
+def respond_and_record(
+    deps: CycleDeps,
+    state: MonitoringState,
+    window: str,
+    values: Mapping[str, float],
+    serving: str | None,
+    statuses: Sequence[AlarmStatus],
+) -> Response:
+    """The alarm response (notify, retrain, deploy) and what the state remembers of it."""
+    response = respond(
+        statuses,
+        window=window,
+        values=values,
+        serving_version=serving,
+        notify=deps.notify,
+        retrain=deps.retrain,
+        deploy=deps.deploy,
+        training_records=functools.partial(all_training_records, deps.objects),
+        tag_run=deps.tag_run,
+        refused_with_labels=state.refused_with_labels,
+    )
+    state.alarm_states.update(response.handled)
+    if response.retrained:
+        state.refused_with_labels = None if response.promoted else response.labels_used
+    if not any(a.state == alarm_eval.ALARM for a in statuses):
+        state.refused_with_labels = None
+    return response
+
+
+def run_exclusive(
+    deps: CycleDeps, at: datetime | None = None, window: str | None = None
+) -> CycleResult:
+    """:func:`run_cycle` holding the cycle lease (raises ``LeaseHeld`` if another cycle runs)."""
+    if deps.lease is None:
+        return run_cycle(deps, at, window)
+    with deps.lease:
+        return run_cycle(deps, at, window)
 
 
 def _write_outputs(
@@ -391,7 +598,8 @@ def describe(result: CycleResult) -> str:
     m = result.metrics
     lines = [
         f"window {result.window}: {m.records} verdicts ({m.scored} scored, {m.rejected} rejected,"
-        f" {m.duplicates} duplicates dropped),"
+        f" {m.duplicates} duplicates dropped, {result.counted_before} counted in an earlier"
+        " window),"
         f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
         "metrics: "
         + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.cloudwatch_values().items()),
@@ -412,6 +620,8 @@ def describe(result: CycleResult) -> str:
     lines.append(
         f"report: {result.report_path}" + (f" and {result.report_uri}" if result.report_uri else "")
     )
+    for note in result.recovery:
+        lines.append(f"recovery: {note}")
     for error in result.errors:
         lines.append(f"ERROR: {error}")
     return "\n".join(lines)
@@ -481,6 +691,13 @@ def build_deps(
         if use_s3
         else aws.LocalJsonStore(config.local_state_path)
     )
+    lease_store = (
+        aws.S3JsonStore(settings.data_bucket, LEASE_KEY)
+        if use_s3
+        else aws.LocalJsonStore(
+            config.local_lease_path or config.local_state_path.with_name("lease.json")
+        )
+    )
     sns = aws.Sns(config.topic_arn, config.topic_name)
 
     @functools.lru_cache(maxsize=1)
@@ -513,6 +730,7 @@ def build_deps(
         ),
         reference=reference,
         tag_run=mlflow_tagger(settings),
+        lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
     )
 
 
@@ -525,7 +743,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     deps = build_deps()
     where = "here (CloudWatch semantics)" if deps.evaluation_mode == "local" else "by the service"
     print(f"monitoring cycle: alarms evaluated {where}; state in {deps.state_store.location}")
-    result = run_cycle(deps, window=args.window)
+    try:
+        result = run_exclusive(deps, window=args.window)
+    except LeaseHeld as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return EXIT_LEASE_HELD
+    except (StateConflict, PublishFailed) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
     print(describe(result))
     return 0 if result.ok else 1
 

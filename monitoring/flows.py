@@ -9,10 +9,10 @@ The flows only orchestrate: the work is done by plain functions (``training.pipe
   as their own task runs (visible in the Prefect UI), nested in the cycle task.
 
 Retries: deployment (a Terraform apply of the registry's champion) is idempotent and retries.
-The cycle task does not: its checkpoint only advances when a cycle completes, so a retry after a
-failure late in the cycle would publish the window's metrics twice and could retrain again; the
-next scheduled cycle re-reads the same records instead, so nothing is lost. Training does not
-retry either (it registers a model version; a failed run is visible in MLflow).
+The cycle task does not: the next scheduled cycle finishes a window a failed one left pending
+(``monitoring.cycle``), so nothing is lost or counted twice, and the monitoring deployment
+allows one run at a time (``monitoring.orchestrate``). Training does not retry either (it
+registers a model version; a failed run is visible in MLflow).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from monitoring.cycle import (
     default_deploy,
     default_retrain,
     describe,
-    run_cycle,
+    run_exclusive,
 )
 from training.settings import Settings
 
@@ -59,9 +59,11 @@ def deploy_task(version: str, deploy: Callable[[str], None] | None = None) -> st
 
 @task(name="monitoring-cycle", cache_policy=NO_CACHE)
 def cycle_task(deps: CycleDeps, window: str | None = None) -> dict[str, Any]:
-    """One cycle: read, metrics, publish, report, alarm check, retrain on ALARM."""
+    """One cycle: read, metrics, publish, report, alarm check, retrain on ALARM.
+
+    Holds the cycle lease: fails with ``LeaseHeld`` while another cycle runs."""
     logger = get_run_logger()
-    result = run_cycle(deps, window=window)
+    result = run_exclusive(deps, window=window)
     for line in describe(result).splitlines():
         logger.info(line)
     if result.errors:

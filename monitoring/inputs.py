@@ -152,3 +152,20 @@ class InputReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "InputReport":
+        """The inverse of :meth:`to_dict` (a pending window keeps its report in the state)."""
+        if not data:
+            return cls(verdicts=Rejects())
+
+        def rejects(value: Mapping[str, Any] | None) -> Rejects | None:
+            return None if value is None else Rejects(int(value["count"]), list(value["reasons"]))
+
+        return cls(
+            verdicts=rejects(data.get("verdicts")) or Rejects(),
+            observations=rejects(data.get("observations")),
+            labels=rejects(data.get("labels")),
+            gaps=[CheckpointGap(**gap) for gap in data.get("gaps", [])],
+            lag_ms=dict(data.get("lag_ms", {})),
+        )

@@ -6,6 +6,9 @@
 - Serves two deployments from this process: ``mushroom-monitoring/scheduled`` every
   ``MONITORING_INTERVAL_MINUTES`` (default 5) and ``mushroom-training/on-demand`` (run it from
   the UI or ``prefect deployment run 'mushroom-training/on-demand'``).
+- The monitoring deployment runs one flow at a time (concurrency limit 1): a run scheduled
+  while one is still going is cancelled (``CANCEL_NEW``), the next one reads what it left. The
+  cycle's own lease (``monitoring.lease``) also refuses cycles started outside Prefect.
 - Prints the UI address. Ctrl-C stops serving.
 """
 
@@ -19,7 +22,7 @@ import urllib.error
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 START_TIMEOUT_S = 120.0
 
@@ -64,6 +67,25 @@ def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
     return process, api_url
 
 
+def deployments(interval_minutes: float) -> tuple[Any, Any]:
+    """The monitoring (scheduled, one run at a time) and training (on demand) deployments."""
+    from prefect.client.schemas.objects import (  # noqa: PLC0415
+        ConcurrencyLimitConfig,
+        ConcurrencyLimitStrategy,
+    )
+
+    from monitoring.flows import monitoring_flow, training_flow  # noqa: PLC0415
+
+    monitoring = monitoring_flow.to_deployment(
+        name="scheduled",
+        interval=timedelta(minutes=interval_minutes),
+        concurrency_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+        ),
+    )
+    return monitoring, training_flow.to_deployment(name="on-demand")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitoring.orchestrate", description=__doc__)
     parser.add_argument(
@@ -92,18 +114,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from prefect import serve  # noqa: PLC0415
         from prefect.client.orchestration import get_client  # noqa: PLC0415
 
-        from monitoring.flows import monitoring_flow, training_flow  # noqa: PLC0415
-
-        monitoring = monitoring_flow.to_deployment(
-            name="scheduled", interval=timedelta(minutes=args.interval_minutes)
-        )
-        training = training_flow.to_deployment(name="on-demand")
+        monitoring, training = deployments(args.interval_minutes)
         if args.check:
             for deployment in (monitoring, training):
                 deployment.apply()
             with get_client(sync_client=True) as client:
-                names = [d.name for d in client.read_deployments()]
-            print(f"deployments registered: {sorted(names)}")
+                limits = {
+                    d.name: (
+                        d.global_concurrency_limit.limit if d.global_concurrency_limit else None,
+                        (
+                            d.concurrency_options.collision_strategy.value
+                            if d.concurrency_options
+                            else None
+                        ),
+                    )
+                    for d in client.read_deployments()
+                }
+            print(f"deployments registered: {sorted(limits)}; concurrency limits: {limits}")
             return 0
         print(
             f"serving mushroom-monitoring/scheduled (every {args.interval_minutes:g} min) and "

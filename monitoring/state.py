@@ -13,19 +13,65 @@
   refused its model while an alarm stayed in ALARM. Retraining is tried again only once more
   labels than that have arrived (the same data would give the same refused model); None when
   nothing is pending.
+- ``pending_window``: the window being published (see :class:`PendingWindow` and
+  ``monitoring.cycle``), None between cycles.
+- ``recent_sequence_numbers``: ``input_sequence_number`` of the verdicts counted lately
+  (bounded like ``pending_verdicts``), so a retried Lambda batch whose output lands in two
+  windows is counted once.
 
-The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``.
+The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``. Every
+save is a compare-and-swap on the version read (:class:`StateConflict` when another writer got
+there first), so an update is never lost silently.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
 
 from monitoring.metrics import LabelledVerdict
 
 STATE_VERSION = 1
 MAX_PENDING = 200_000
+MAX_RECENT_SEQUENCE_NUMBERS = 200_000
+
+# Steps of a pending window, in order (see monitoring.cycle for what a re-run does at each).
+PUBLISHING = "publishing"  # recorded, metrics being sent: they may or may not have arrived
+PUBLISH_FAILED = "publish-failed"  # PutMetricData returned an error: nothing was accepted
+RESPONDING = "responding"  # published, alarms checked; the alarm response is running
+REPORTING = "reporting"  # the response is recorded; report and timeline being written
+STEPS = (PUBLISHING, PUBLISH_FAILED, RESPONDING, REPORTING)
+
+
+class StateConflict(RuntimeError):
+    """The stored document changed since this cycle read it (another writer saved in between)."""
+
+
+@dataclass
+class PendingWindow:
+    """A window whose input is consumed (checkpoints advanced) and whose outputs are not all
+    done yet: what a re-run needs to finish it without publishing or responding twice."""
+
+    window: str
+    at: str  # ISO timestamp of the metrics
+    step: str
+    values: dict[str, float]
+    serving_version: str | None
+    metrics: dict[str, Any]  # WindowMetrics.to_dict()
+    summary: dict[str, Any] = field(default_factory=dict)  # labels, unparseable, drift, errors
+    alarms: list[dict[str, Any]] = field(default_factory=list)  # AlarmStatus fields
+    response: dict[str, Any] | None = None  # Response fields, once the response is done
+
+    def __post_init__(self) -> None:
+        if self.step not in STEPS:
+            raise ValueError(f"pending window step {self.step!r} is not one of {STEPS}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "PendingWindow":
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -37,6 +83,8 @@ class MonitoringState:
     alarm_states: dict[str, str] = field(default_factory=dict)
     refused_with_labels: int | None = None
     cycles: int = 0
+    pending_window: PendingWindow | None = None
+    recent_sequence_numbers: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MonitoringState":
@@ -54,6 +102,12 @@ class MonitoringState:
             alarm_states=dict(data.get("alarm_states", {})),
             refused_with_labels=data.get("refused_with_labels"),
             cycles=int(data.get("cycles", 0)),
+            pending_window=(
+                PendingWindow.from_dict(data["pending_window"])
+                if data.get("pending_window")
+                else None
+            ),
+            recent_sequence_numbers=list(data.get("recent_sequence_numbers", [])),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,7 +120,31 @@ class MonitoringState:
             "alarm_states": self.alarm_states,
             "refused_with_labels": self.refused_with_labels,
             "cycles": self.cycles,
+            "pending_window": self.pending_window.to_dict() if self.pending_window else None,
+            "recent_sequence_numbers": self.recent_sequence_numbers,
         }
+
+    def drop_counted(
+        self, verdicts: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[Mapping[str, Any]], int]:
+        """Drop verdicts an earlier window already counted (same ``input_sequence_number``)
+        and remember this window's; returns the rest and how many were dropped."""
+        counted = set(self.recent_sequence_numbers)
+        kept: list[Mapping[str, Any]] = []
+        for record in verdicts:
+            key = record.get("input_sequence_number")
+            if isinstance(key, str) and key in counted:
+                continue
+            kept.append(record)
+        for record in kept:  # oldest first, so trimming drops the oldest
+            key = record.get("input_sequence_number")
+            if isinstance(key, str) and key and key not in counted:
+                counted.add(key)
+                self.recent_sequence_numbers.append(key)
+        excess = len(self.recent_sequence_numbers) - MAX_RECENT_SEQUENCE_NUMBERS
+        if excess > 0:
+            del self.recent_sequence_numbers[:excess]
+        return kept, len(verdicts) - len(kept)
 
     def join_labels(
         self, verdicts: list[Mapping[str, Any]], labels: Mapping[str, str]

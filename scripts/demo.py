@@ -228,9 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs["data_bucket"], run_tag, producer.label_lines(sample, records)
         )
         print(f"    labels: {uri}")
-        from monitoring.cycle import build_deps, describe, run_cycle
+        from monitoring.cycle import build_deps, describe, run_exclusive
 
-        cycle = run_cycle(build_deps())
+        cycle = run_exclusive(build_deps())
         print("    " + describe(cycle).replace("\n", "\n    "))
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "")

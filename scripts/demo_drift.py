@@ -252,7 +252,7 @@ def run_scenario(
                 settings.data_bucket, phase.name, producer.label_lines(phase.frame, records)
             )
             at = clock + timedelta(seconds=period * index)
-            cycle = monitoring_cycle.run_cycle(deps, at=at, window=phase.name)
+            cycle = monitoring_cycle.run_exclusive(deps, at=at, window=phase.name)
             say(monitoring_cycle.describe(cycle))
             messages = drain(sqs, queue)
             result.sns_messages.extend({"window": phase.name, **m} for m in messages)

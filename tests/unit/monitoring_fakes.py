@@ -12,6 +12,7 @@ from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
 from monitoring.config import MonitoringConfig
 from monitoring.inputs import CheckpointGap, StreamRead
+from monitoring.state import StateConflict
 from tests.examples import example_observation
 
 UNKNOWN_ALARM = "mushroom-unknown-rate-high"
@@ -49,16 +50,38 @@ class FakeStream:
 
 
 class FakeStore:
+    """The state store with compare-and-swap on a version counter (like S3's ETag)."""
+
     location = "memory://checkpoints.json"
 
     def __init__(self) -> None:
         self.document: dict[str, Any] | None = None
+        self.version = 0
+        self.saves: list[dict[str, Any]] = []
 
-    def load(self) -> dict[str, Any] | None:
-        return json.loads(json.dumps(self.document)) if self.document else None
+    def load(self) -> tuple[dict[str, Any] | None, str | None]:
+        if self.document is None:
+            return None, None
+        return json.loads(json.dumps(self.document)), str(self.version)
 
-    def save(self, document: Mapping[str, Any]) -> None:
+    def save(self, document: Mapping[str, Any], expected: str | None) -> str:
+        current = str(self.version) if self.document is not None else None
+        if expected != current:
+            raise StateConflict(f"{self.location}: expected {expected}, found {current}")
         self.document = json.loads(json.dumps(document))
+        self.saves.append(self.document)
+        self.version += 1
+        return str(self.version)
+
+    def delete(self, expected: str) -> bool:
+        if self.document is None or expected != str(self.version):
+            return False
+        self.document = None
+        return True
+
+
+class Killed(BaseException):
+    """The process dying at this point (not an Exception: nothing in the cycle catches it)."""
 
 
 class FakeObjects:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 
 import boto3
@@ -20,7 +21,9 @@ from monitoring.aws import (
     Sns,
 )
 from monitoring.config import MonitoringConfig, resolve_evaluation_mode
+from monitoring.lease import CycleLease, LeaseHeld
 from monitoring.publish import metric_data
+from monitoring.state import StateConflict
 from training.settings import Settings
 
 REGION = "us-east-1"
@@ -198,17 +201,123 @@ def test_lag_is_reported_and_absent_lag_is_handled():
     assert len(capped.records) == 2 and capped.lag_ms is None
 
 
-def test_state_stores(tmp_path):
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="mushroom-local-data")
-    store = S3JsonStore("mushroom-local-data", "monitoring/checkpoints.json", s3)
-    assert store.load() is None
-    store.save({"version": 1, "streams": {"a": {"s": "1"}}})
-    assert store.load()["streams"] == {"a": {"s": "1"}}
-    local = LocalJsonStore(tmp_path / "m" / "checkpoints.json")
-    assert local.load() is None
-    local.save({"x": 1})
-    assert local.load() == {"x": 1}
+@pytest.fixture(params=["s3", "local"])
+def versioned_store(request, tmp_path):
+    """A state-store adapter of each kind: S3 (moto) and the local file."""
+
+    def make(key: str = "monitoring/checkpoints.json"):
+        if request.param == "s3":
+            s3 = boto3.client("s3")
+            if not s3.list_buckets()["Buckets"]:
+                s3.create_bucket(Bucket="mushroom-local-data")
+            return S3JsonStore("mushroom-local-data", key, s3)
+        return LocalJsonStore(tmp_path / key)
+
+    return make
+
+
+def test_state_store_saves_with_compare_and_swap(versioned_store):
+    store = versioned_store()
+    assert store.load() == (None, None)
+    first = store.save({"version": 1, "streams": {"a": {"s": "1"}}}, None)
+    assert store.load() == ({"version": 1, "streams": {"a": {"s": "1"}}}, first)
+    # A second creator loses: the document exists now.
+    with pytest.raises(StateConflict, match="changed since it was read"):
+        store.save({"version": 1, "cycles": 99}, None)
+    second = store.save({"version": 1, "cycles": 1}, first)
+    # A lost update: saving on top of the version read before someone else saved.
+    with pytest.raises(StateConflict):
+        store.save({"version": 1, "cycles": 2}, first)
+    assert store.load() == ({"version": 1, "cycles": 1}, second)
+    assert not store.delete(first)
+    assert store.delete(second) and store.load() == (None, None)
+
+
+def _lease(store, holder, now, ttl=timedelta(minutes=15)):
+    return CycleLease(store, ttl, holder=holder, clock=lambda: now)
+
+
+def test_lease_acquire_refuse_expire_takeover_release(versioned_store):
+    store = versioned_store("monitoring/lease.json")
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    first = _lease(store, "host-a:1:aaa", t0)
+    first.acquire()
+    document, _ = store.load()
+    assert document == {
+        "holder": "host-a:1:aaa",
+        "acquired_at": "2026-12-01T12:00:00+00:00",
+        "expires_at": "2026-12-01T12:15:00+00:00",
+    }
+    with pytest.raises(LeaseHeld, match="host-a:1:aaa holds the lease .* until 2026-12-01T12:15"):
+        _lease(store, "host-b:2:bbb", t0 + timedelta(minutes=14)).acquire()
+
+    # The first cycle died: after the TTL its lease is taken over.
+    taker = _lease(store, "host-c:3:ccc", t0 + timedelta(minutes=16))
+    taker.acquire()
+    assert store.load()[0]["holder"] == "host-c:3:ccc"
+    first.release()  # late: no longer its lease, so it must not delete the taker's
+    assert store.load()[0]["holder"] == "host-c:3:ccc"
+    with pytest.raises(LeaseHeld, match="host-c:3:ccc"):
+        _lease(store, "host-d:4:ddd", t0 + timedelta(minutes=17)).acquire()
+    taker.release()
+    assert store.load() == (None, None)
+    with _lease(store, "host-d:4:ddd", t0 + timedelta(minutes=17)):
+        assert store.load()[0]["holder"] == "host-d:4:ddd"
+    assert store.load() == (None, None)
+
+
+def test_two_takers_of_an_expired_lease_cannot_both_win(versioned_store):
+    store = versioned_store("monitoring/lease.json")
+    t0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    _lease(store, "dead:1:x", t0).acquire()
+    later = t0 + timedelta(hours=1)
+    reads = [store.load()]  # what the second taker read, before the first one wrote
+
+    class ReadBeforeTheOtherWrote:
+        location = store.location
+
+        def load(self):
+            return reads.pop() if reads else store.load()
+
+        def save(self, document, expected):
+            return store.save(document, expected)
+
+        def delete(self, expected):
+            return store.delete(expected)
+
+    _lease(store, "first:2:y", later).acquire()
+    with pytest.raises(LeaseHeld, match="first:2:y"):
+        _lease(ReadBeforeTheOtherWrote(), "second:3:z", later).acquire()
+    assert store.load()[0]["holder"] == "first:2:y"
+
+
+def test_a_lease_with_an_unreadable_expiry_is_not_taken(versioned_store):
+    store = versioned_store("monitoring/lease.json")
+    store.save({"holder": "someone", "expires_at": "soon"}, None)
+    with pytest.raises(LeaseHeld, match="someone"):
+        _lease(store, "me:1:x", datetime(2030, 1, 1, tzinfo=timezone.utc)).acquire()
+
+
+def test_local_lease_one_winner_among_threads_starting_together(tmp_path):
+    path = tmp_path / "lease.json"
+    barrier = threading.Barrier(8)
+    won, refused = [], []
+
+    def start(i: int) -> None:
+        lease = CycleLease(LocalJsonStore(path), timedelta(minutes=15), holder=f"t{i}")
+        barrier.wait()
+        try:
+            lease.acquire()
+            won.append(i)
+        except LeaseHeld:
+            refused.append(i)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1 and len(refused) == 7
 
 
 def test_s3_objects_list_read_put():
@@ -304,6 +413,16 @@ def test_config_from_env(tmp_path):
     )
     assert config.state_store == "s3" and config.alarm_evaluation == "local"
     assert config.reports_dir == tmp_path / "reports" / "monitoring"
+    assert config.lease_ttl_seconds == 900
+    assert config.local_lease_path == tmp_path / ".local" / "monitoring" / "lease.json"
+    short = MonitoringConfig.from_env(
+        Settings.from_env(env), {**env, "MONITORING_LEASE_TTL_SECONDS": "60"}
+    )
+    assert short.lease_ttl_seconds == 60
+    with pytest.raises(ValueError, match="MONITORING_LEASE_TTL_SECONDS"):
+        MonitoringConfig.from_env(
+            Settings.from_env(env), {**env, "MONITORING_LEASE_TTL_SECONDS": "0"}
+        )
     with pytest.raises(ValueError):
         MonitoringConfig.from_env(Settings.from_env(env), {"ALARM_EVALUATION": "maybe"})
 
@@ -324,3 +443,38 @@ def test_the_monitor_lag_alarm_is_never_a_retraining_trigger(tmp_path):
         }
         with pytest.raises(ValueError, match="ops alarm"):
             MonitoringConfig.from_env(Settings.from_env(named), named)
+
+
+def test_s3_release_where_conditional_delete_is_not_supported():
+    """Some S3 implementations reject DeleteObject with If-Match: check the ETag, then delete."""
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="mushroom-local-data")
+
+    class NoConditionalDelete:
+        def __getattr__(self, name):
+            return getattr(s3, name)
+
+        def delete_object(self, **kwargs):
+            if "IfMatch" in kwargs:
+                raise ClientError(
+                    {"Error": {"Code": "NotImplemented", "Message": "If-Match"}}, "DeleteObject"
+                )
+            return s3.delete_object(**kwargs)
+
+    store = S3JsonStore("mushroom-local-data", "monitoring/lease.json", NoConditionalDelete())
+    first = store.save({"holder": "a"}, None)
+    second = store.save({"holder": "b"}, first)
+    assert not store.delete(first) and store.load()[0] == {"holder": "b"}
+    assert store.delete(second) and store.load() == (None, None)
+
+
+def test_a_failed_release_does_not_hide_the_cycle_result(tmp_path, caplog):
+    class Unreachable(LocalJsonStore):
+        def delete(self, expected):
+            raise ConnectionError("endpoint unreachable")
+
+    lease = CycleLease(Unreachable(tmp_path / "lease.json"), timedelta(minutes=15))
+    with lease:
+        result = "cycle result"
+    assert result == "cycle result"
+    assert "could not release" in caplog.text and "expires" in caplog.text

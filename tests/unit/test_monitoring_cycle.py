@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitoring.cycle import CycleDeps, describe, run_cycle
+from monitoring.cycle import CycleDeps, PublishFailed, describe, run_cycle
+from monitoring.state import StateConflict
 from tests.unit.monitoring_fakes import (
     FALSE_EDIBLE_ALARM,
     OBSERVATION,
@@ -17,6 +19,7 @@ from tests.unit.monitoring_fakes import (
     FakeStore,
     FakeStream,
     FakeTrainer,
+    Killed,
     config,
     label_line,
     verdict,
@@ -271,7 +274,7 @@ def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
     objects.put_labels("labels/a.jsonl", [label_line(i, "p") for i in range(10)])
     first = run_cycle(env["deps"], at=T0)
     assert first.response.retrained and not first.response.promoted
-    assert env["store"].load()["refused_with_labels"] == 10
+    assert env["store"].document["refused_with_labels"] == 10
 
     # Still in ALARM, no new labels: the same data would give the same refused model.
     stream.put([verdict(100 + i, "unknown") for i in range(10)])
@@ -288,7 +291,188 @@ def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
     assert env["deployed"] == ["4"]
     alerts = [subject for subject, _ in env["notes"] if subject.startswith("ALARM")]
     assert len(alerts) == 1, "a retry is not a new alert"
-    assert env["store"].load()["refused_with_labels"] is None
+    assert env["store"].document["refused_with_labels"] is None
+
+
+# --- one cycle at a time, idempotent publishing ----------------------------------------------
+
+
+def alarm_window(env, n=10):
+    """n unknown verdicts: the unknown-rate alarm fires, retraining is promoted and deployed."""
+    env["stream"].put([verdict(i, "unknown") for i in range(n)])
+
+
+def alerts(env):
+    return [subject for subject, _ in env["notes"] if subject.startswith("ALARM")]
+
+
+def kill_once(obj, name, before=False):
+    """Make ``obj.name`` kill the process once (after doing its work, unless ``before``)."""
+    original = getattr(obj, name)
+    calls = {"n": 0}
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1 and before:
+            raise Killed(name)
+        result = original(*args, **kwargs)
+        if calls["n"] == 1:
+            raise Killed(name)
+        return result
+
+    setattr(obj, name, dying)
+
+
+def kill_at(env, point):
+    deps, cw, objects = env["deps"], env["cloudwatch"], env["objects"]
+    if point == "after read (labels)":
+        kill_once(objects, "list_keys", before=True)
+    elif point == "after publish":
+        kill_once(cw, "put_metric_data")
+    elif point == "at the alarm check":
+        kill_once(cw, "describe_alarms", before=True)
+    elif point == "after notify":
+        kill_once(deps, "notify")
+    elif point == "after retrain":
+        kill_once(deps, "retrain")
+    elif point == "after deploy":
+        kill_once(deps, "deploy")
+    elif point == "after report":
+        kill_once(objects, "put")  # the S3 report is written, the timeline object is not
+    elif point == "before checkpoint":
+        store = env["store"]
+        original = store.save
+
+        def save(document, expected):
+            if document["pending_window"] is None and not getattr(save, "done", False):
+                save.done = True
+                raise Killed("final save")
+            return original(document, expected)
+
+        store.save = save
+
+
+CRASH_POINTS = [
+    "after read (labels)",
+    "after publish",
+    "at the alarm check",
+    "after notify",
+    "after retrain",
+    "after deploy",
+    "after report",
+    "before checkpoint",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_rerun_after_a_crash_publishes_and_responds_once(env, point):
+    alarm_window(env)
+    kill_at(env, point)
+    with pytest.raises(Killed):
+        run_cycle(env["deps"], at=T0, window="w1")
+    rerun = run_cycle(env["deps"], at=T0 + timedelta(seconds=30), window="w1-rerun")
+    # Whatever the crash point, one more cycle leaves nothing pending and reads nothing twice.
+    after = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+
+    cw = env["cloudwatch"]
+    assert sum(cw.values("Records")) == 10, cw.values("Records")
+    assert after.metrics.records == 0
+    state = env["store"].document
+    assert state["pending_window"] is None
+    assert state["streams"]["mushroom-verdicts"] == {"shard-0": "9"}
+    assert len(alerts(env)) == 1
+    # Killed between the alert and the retraining: the response runs at most once, and the
+    # re-run says so.
+    assert len(env["trainer"].calls) == (0 if point == "after notify" else 1)
+    if point in ("after notify", "after retrain", "after deploy"):
+        assert rerun.window == "w1" and "interrupted and is not repeated" in rerun.errors[0]
+    elif point == "after read (labels)":
+        assert rerun.window == "w1-rerun" and rerun.metrics.records == 10
+    else:
+        assert rerun.window == "w1"  # the pending window was finished, not a new one
+    if point not in ("after notify", "after retrain", "after deploy"):
+        assert env["deployed"] == ["2"]
+
+
+def test_a_failed_publish_is_published_once_by_the_next_cycle(env):
+    alarm_window(env)
+    cw = env["cloudwatch"]
+    original = cw.put_metric_data
+
+    def rejected(namespace, data):
+        raise RuntimeError("Throttling: Rate exceeded")
+
+    cw.put_metric_data = rejected
+    with pytest.raises(PublishFailed, match="publishing window w1 to CloudWatch failed"):
+        run_cycle(env["deps"], at=T0, window="w1")
+    assert env["store"].document["pending_window"]["step"] == "publish-failed"
+    cw.put_metric_data = original
+    rerun = run_cycle(env["deps"], at=T0 + timedelta(seconds=30))
+    assert rerun.window == "w1" and rerun.published == len(cw.data)
+    assert sum(cw.values("Records")) == 10 and len(env["trainer"].calls) == 1
+
+
+def test_a_lost_update_is_detected_not_silent(env, tmp_path):
+    """Cycle A reads the state, cycle B runs a whole cycle, then A tries to save."""
+    healthy(env["stream"], n=10)
+    other = dataclasses.replace(env["deps"])
+    stream = env["stream"]
+    original = stream.read
+
+    def read_then_let_b_run(checkpoint, max_records=100_000):
+        stream.read = original
+        run_cycle(other, at=T0, window="b")
+        return original(checkpoint, max_records)
+
+    stream.read = read_then_let_b_run
+    with pytest.raises(StateConflict):
+        run_cycle(env["deps"], at=T0, window="a")
+    # A published nothing: the conflict is found when it records its window, before publishing.
+    assert sum(env["cloudwatch"].values("Records")) == 10
+    assert env["store"].document["cycles"] == 1
+
+
+def test_a_verdict_counted_in_an_earlier_window_is_not_counted_again(env):
+    healthy(env["stream"], n=10)
+    run_cycle(env["deps"], at=T0)
+    # A retried Lambda batch re-emits two verdicts one window later, with one new one.
+    env["stream"].put([verdict(3, "edible", 0.1), verdict(4, "poisonous", 0.1)])
+    healthy(env["stream"], start=10, n=1)
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert second.metrics.records == 1 and second.counted_before == 2
+    assert "2 counted in an earlier window" in describe(second)
+    assert sum(env["cloudwatch"].values("Records")) == 11
+
+
+def test_a_cycle_refused_by_the_lease_publishes_and_writes_nothing(env):
+    from monitoring.cycle import run_exclusive
+    from monitoring.lease import CycleLease, LeaseHeld
+
+    healthy(env["stream"])
+    leases = FakeStore()
+    holder = CycleLease(leases, timedelta(minutes=15), holder="host-a:1:abc")
+    holder.acquire()
+    env["deps"].lease = CycleLease(leases, timedelta(minutes=15), holder="host-b:2:def")
+    with pytest.raises(LeaseHeld, match="host-a:1:abc holds the lease"):
+        run_exclusive(env["deps"], at=T0)
+    assert env["cloudwatch"].data == [] and env["store"].document is None
+    holder.release()
+    assert run_exclusive(env["deps"], at=T0).metrics.records == 20
+    assert leases.document is None  # released after the cycle
+
+
+def test_make_monitor_exits_3_with_who_holds_the_lease(env, monkeypatch, capsys):
+    import monitoring.cycle as cycle
+    from monitoring.lease import CycleLease
+
+    leases = FakeStore()
+    CycleLease(leases, timedelta(minutes=15), holder="host-a:1:abc").acquire()
+    env["deps"].lease = CycleLease(leases, timedelta(minutes=15))
+    monkeypatch.setattr(cycle, "build_deps", lambda: env["deps"])
+    assert cycle.main([]) == 3
+    err = capsys.readouterr().err
+    assert "host-a:1:abc holds the lease" in err and "until" in err
+    assert env["store"].document is None
 
 
 # Hostile inputs: each is counted, reported and skipped; none stops the cycle.
@@ -374,7 +558,8 @@ def test_a_checkpoint_gap_and_the_monitor_lag_are_published_and_reported(env):
     healthy(env["stream"], n=10)
     first = run_cycle(env["deps"], at=T0, window="w1")
     assert first.inputs.gaps == [] and first.inputs.max_lag_ms == 2000  # 2 records left
-    env["stream"].records = env["stream"].records[:3]  # recreated, 3 records so far
+    env["stream"].records = []  # recreated: 3 new verdicts so far, at positions 0..2
+    healthy(env["stream"], start=100, n=3)
 
     second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="w2")
 
@@ -385,3 +570,19 @@ def test_a_checkpoint_gap_and_the_monitor_lag_are_published_and_reported(env):
     assert "CHECKPOINT GAP: mushroom-verdicts shard-0: past the end" in describe(second)
     assert "checkpoint gap" in (env["tmp_path"] / "reports" / "w2.html").read_text()
     assert second.timeline_entry["inputs"]["gaps"][0]["checkpoint"] == "7"
+
+
+def test_a_pending_window_keeps_its_input_report():
+    """A re-run finishes a window from the state alone: the input report must survive it."""
+    from monitoring.inputs import CheckpointGap, InputReport, Rejects
+
+    report = InputReport(
+        verdicts=Rejects(2, ["not valid JSON", "not an object"]),
+        observations=Rejects(1, ["nesting"]),
+        labels=None,
+        gaps=[CheckpointGap("mushroom-verdicts", "shard-0", "7", "past the end")],
+        lag_ms={"mushroom-verdicts": 1500, "mushroom-observations": None},
+    )
+    restored = InputReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert restored == report
+    assert restored.metric_values() == report.metric_values()

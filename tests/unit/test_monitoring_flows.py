@@ -66,3 +66,41 @@ def test_monitoring_flow_runs_a_cycle_with_retraining_tasks(tmp_path):
     assert entry["alarms"][UNKNOWN_ALARM] == "ALARM"
     assert entry["deployed"] and deployed == ["2"]
     assert trainer.calls[0]["reason"] == f"alarm:{UNKNOWN_ALARM}"
+
+
+def test_monitoring_deployment_runs_one_flow_at_a_time():
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+
+    from monitoring.orchestrate import deployments
+
+    monitoring, training = deployments(5)
+    assert monitoring.concurrency_limit == 1
+    assert monitoring.concurrency_options.collision_strategy == ConcurrencyLimitStrategy.CANCEL_NEW
+    assert training.concurrency_limit is None
+
+
+def test_monitoring_flow_is_refused_while_another_cycle_holds_the_lease(tmp_path):
+    from datetime import timedelta
+
+    from monitoring.lease import CycleLease, LeaseHeld
+
+    leases, state, cloudwatch = FakeStore(), FakeStore(), FakeCloudWatch()
+    CycleLease(leases, timedelta(minutes=15), holder="make-monitor:1:abc").acquire()
+    stream = FakeStream("v")
+    stream.put([verdict(i, "edible") for i in range(5)])
+
+    def deps_factory(retrain, deploy):
+        return CycleDeps(
+            config=config(tmp_path),
+            verdicts=stream,
+            state_store=state,
+            cloudwatch=cloudwatch,
+            notify=lambda subject, message: "id",
+            retrain=retrain,
+            deploy=deploy,
+            lease=CycleLease(leases, timedelta(minutes=15)),
+        )
+
+    with pytest.raises(LeaseHeld, match="make-monitor:1:abc"):
+        monitoring_flow(window="w1", deps_factory=deps_factory)
+    assert cloudwatch.data == [] and state.document is None
