@@ -66,8 +66,8 @@ resource "aws_cloudwatch_metric_alarm" "monitor_lag" {
   # breaching, deliberately: a stopped monitor publishes nothing at all, and only missing data
   # counted as breaching catches it (notBreaching would stay OK forever). A running monitor
   # publishes MonitorLagMs every cycle, so the period must exceed the monitoring interval.
-  # moto never evaluates alarms, and the monitor evaluates only the model-quality alarms, so
-  # this one stays INSUFFICIENT_DATA on the emulator.
+  # moto creates alarms in OK and never evaluates them, and the monitor evaluates only the
+  # model-quality alarms, so this one never fires on the emulator.
   treat_missing_data = "breaching"
   alarm_actions      = [aws_sns_topic.alerts.arn]
   ok_actions         = [aws_sns_topic.alerts.arn]
