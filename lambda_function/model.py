@@ -437,7 +437,7 @@ def check_file_name(name: Any, source: Any) -> str:
         or name.startswith(".")
         or any(c in name for c in "/\\\0")
     ):
-        raise BundleError(f"{source}: model_file {name!r} must be a plain file name")
+        raise BundleError(f"{source}: file name {name!r} must be a plain file name")
     return name
 
 
