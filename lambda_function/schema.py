@@ -4,7 +4,7 @@ Feature names are the UCI "Secondary Mushroom" column names with ``-`` replaced 
 nominal values are the dataset's one-letter codes. Training, the Lambda scorer, monitoring
 and the tests all import these definitions; nothing else lists features or codes.
 
-``validate_record`` implements the input contract of DESIGN.md: one decoded JSON value in,
+``validate_record`` implements the input contract (README, Contracts): one decoded JSON value in,
 either a clean feature row or a list of ``{"field", "message"}`` errors a person can act on.
 It is the slow, thorough path; the scorer's fast decoder (``lambda_function.decoding``) is
 generated from the same definitions and falls back to this function for anything it rejects.

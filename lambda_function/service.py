@@ -25,7 +25,7 @@ STATUS_REJECTED = "rejected"
 
 
 class VerdictRecord(msgspec.Struct, gc=False):
-    """One output record (DESIGN.md output contract), fields in contract order.
+    """One output record of the output contract (README, Contracts), fields in contract order.
 
     ``gc=False``: it holds strings, numbers and a tuple of error dicts, never itself, so it
     cannot be part of a reference cycle; not tracking it spares the garbage collector work.

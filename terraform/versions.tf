@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 5.100.0 is the version in the offline filesystem mirror (DESIGN.md); stay within 5.x.
+      # 5.100.0 is the version in the offline filesystem mirror of these machines; stay within 5.x.
       version = ">= 5.60, < 6.0"
     }
   }

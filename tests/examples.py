@@ -10,5 +10,5 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def example_observation() -> dict[str, Any]:
-    """A fresh copy of the input contract's example record (DESIGN.md), which is valid."""
+    """A fresh copy of the input contract's example record (README, Contracts), which is valid."""
     return json.loads((FIXTURES / "observation.json").read_text())

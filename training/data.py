@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 PRIMARY_CSV = "primary_data.csv"
 SECONDARY_CSV = "secondary_data.csv"
-# DESIGN.md: SHA-256 of the CSVs inside the UCI zip.
+# SHA-256 of the CSVs inside the UCI zip (their content is what matters: a zip can be re-packed).
 CSV_SHA256 = {
     SECONDARY_CSV: "c0eb333df5747171cfc4356c966434b4e9ba1f099c4a0aa2c27f545853e6d203",
     PRIMARY_CSV: "3b17b673a568cb0c9181f6c8dfcbaf73c5697da32a7a9a73ee635668f0992b6d",

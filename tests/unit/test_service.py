@@ -1,4 +1,4 @@
-"""ScoringService: one output per input, in the output contract of DESIGN.md."""
+"""ScoringService: one output per input, in the output contract (README, Contracts)."""
 
 from __future__ import annotations
 
