@@ -276,5 +276,5 @@ def test_hostile_records_and_labels_never_stop_monitoring(deployed: Deployed) ->
     assert published("InvalidVerdicts", at1) == [2.0] and published("InvalidVerdicts", at2) == [1.0]
     assert published("InvalidLabels", at1) == [4.0] and published("InvalidLabels", at2) == [0.0]
     assert published("CheckpointGaps", at2) == [0.0]
-    state = S3JsonStore(bucket, STATE_KEY).load()
+    state, _version = S3JsonStore(bucket, STATE_KEY).load()
     assert {"labels/hostile-mixed.jsonl", "labels/hostile-utf16.jsonl"} <= set(state["label_keys"])
