@@ -1,8 +1,10 @@
 """Two `python -m monitoring.cycle` at once against one deployed emulator stack: one runs, the
 other is refused by the lease, and CloudWatch counts every verdict once.
 
-The stack is the Terraform stack with a placeholder function (as in test_terraform_stack.py):
-the verdicts are put on the verdict stream directly, so no model is trained. Both processes
+The emulator holds only what a cycle touches, created directly (Terraform's own stack is
+tested in test_terraform_stack.py): the verdict stream, the data bucket, the alert topic and
+the two model-quality alarms. The verdicts are put on the stream directly, so no model is
+trained. Both processes
 import the cycle first and then wait for a start file, so their cycles begin together rather
 than one interpreter start-up apart.
 """
@@ -21,9 +23,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from scripts.deploy import terraform_apply
 from scripts.emulator import read_stack_env, start_emulator, stop_emulator
-from tests.integration.test_terraform_stack import placeholder_zip
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -41,21 +41,46 @@ sys.exit(cycle.main([]))
 """
 
 
+ALARMS = {
+    "mushroom-unknown-rate-high": "UnknownRate",
+    "mushroom-false-edible-rate-high": "FalseEdibleRate",
+}
+
+
 @pytest.fixture(scope="module")
 def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """An applied stack on its own moto server; the environment a cycle needs to reach it."""
+    """A moto server with the resources a cycle uses; the environment a cycle needs."""
     local_dir = tmp_path_factory.mktemp("monitor-concurrency")
     saved = dict(os.environ)
     try:
         start_emulator("moto", local_dir=local_dir)
-        terraform_apply(
-            {"lambda_zip_path": str(placeholder_zip(local_dir)), "model_version": "7"},
-            target="moto",
-            local_dir=local_dir,
-            capture=True,
-        )
+        os.environ.update(read_stack_env(local_dir / "stack.env"))
+        boto3.client("s3").create_bucket(Bucket="mushroom-local-data")
+        kinesis = boto3.client("kinesis")
+        kinesis.create_stream(StreamName="mushroom-verdicts", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="mushroom-verdicts")
+        topic = boto3.client("sns").create_topic(Name="mushroom-alerts")["TopicArn"]
+        cloudwatch = boto3.client("cloudwatch")
+        for name, metric in ALARMS.items():  # as terraform/modules/alerting creates them
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                Namespace="MushroomClassifier",
+                MetricName=metric,
+                Statistic="Maximum",
+                ComparisonOperator="GreaterThanThreshold",
+                Threshold=0.2,
+                Period=60,
+                EvaluationPeriods=1,
+                DatapointsToAlarm=1,
+                TreatMissingData="notBreaching",
+                AlarmActions=[topic],
+                OKActions=[topic],
+            )
         env = {
             **read_stack_env(local_dir / "stack.env"),
+            "DATA_BUCKET": "mushroom-local-data",
+            "OUTPUT_STREAM_NAME": "mushroom-verdicts",
+            "SNS_TOPIC_ARN": topic,
             "MUSHROOM_LOCAL_DIR": str(local_dir),
             "MUSHROOM_REPORTS_DIR": str(local_dir / "reports"),
             "MONITORING_READ_OBSERVATIONS": "0",  # no drift reference needed
