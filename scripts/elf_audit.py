@@ -223,12 +223,12 @@ def audit_package(root: Path, files: Iterable[Path] | None = None) -> AuditRepor
             continue
         report.objects += 1
         try:
-            parsed[path] = read_elf(path.read_bytes())
+            parsed[path.resolve()] = read_elf(path.read_bytes())
         except ElfError as exc:
             report.problems.append(f"{path.relative_to(root)}: {exc}")
     glibc: list[tuple[int, ...]] = []
     for path, info in parsed.items():
-        where = path.relative_to(root)
+        where = path.relative_to(root.resolve())
         for library in info.needed:
             provider = next(
                 (d / library for d in _search_dirs(root, path, info) if (d / library).is_file()),
@@ -238,7 +238,7 @@ def audit_package(root: Path, files: Iterable[Path] | None = None) -> AuditRepor
                 report.bundled.setdefault(
                     library, str(provider.resolve().relative_to(root.resolve()))
                 )
-                provided = parsed.get(provider) or parsed.get(provider.resolve())
+                provided = parsed.get(provider.resolve())
                 missing = [
                     v
                     for v in info.version_needs.get(library, [])

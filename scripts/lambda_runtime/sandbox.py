@@ -67,8 +67,9 @@ RUNTIME_DISTRIBUTIONS = (
 MEMORY_POLL_S = 0.02
 #: Address space allowed beyond MemorySize (hard backstop, RLIMIT_AS): the real function
 #: reserves ~400 MB of virtual memory it never touches (thread stacks, malloc arenas, OpenBLAS
-#: buffers), so the limit that matters is the peak RSS check.
-ADDRESS_SPACE_HEADROOM_MB = 1024
+#: buffers), and more with more CPUs (a thread and an arena per core), so the limit that
+#: matters is the peak RSS check.
+ADDRESS_SPACE_HEADROOM_MB = 1024 + 128 * (os.cpu_count() or 1)
 
 
 def default_state_dir() -> Path:
@@ -131,16 +132,21 @@ print(json.dumps(out))
 
 
 @lru_cache(maxsize=8)
-def runtime_packages(python: str, state_dir: Path) -> Path:
-    """A directory holding exactly the runtime's SDK distributions of ``python`` (symlinks to
-    its copies, top-level packages and dist-info), built once per set of versions."""
+def _runtime_listing(python: str) -> dict[str, Any]:
+    """{distribution: [version, [top-level paths]]} of the SDK in ``python``'s environment."""
     out = subprocess.run(
         [python, "-I", "-c", _LIST_DISTRIBUTIONS, *RUNTIME_DISTRIBUTIONS],
         check=True,
         capture_output=True,
         text=True,
     )
-    listing = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def runtime_packages(python: str, state_dir: Path) -> Path:
+    """A directory holding exactly the runtime's SDK distributions of ``python`` (symlinks to
+    its copies, top-level packages and dist-info), built once per set of versions."""
+    listing = _runtime_listing(python)
     key = hashlib.sha256(json.dumps(listing, sort_keys=True).encode()).hexdigest()[:12]
     target = Path(state_dir) / "runtime-packages" / key
     if target.is_dir():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -264,10 +263,10 @@ def test_the_function_sees_its_package_the_stdlib_and_the_runtime_sdk_only(tmp_p
         "    return {'path': sys.path, 'ld': os.environ.get('LD_LIBRARY_PATH'),\n"
         "            'boto3': boto3.__version__}\n"
     )
-    outcome, _ = run_once(tmp_path, source)
+    outcome, worker = run_once(tmp_path, source)
     assert outcome.function_error is None, outcome.payload
     path = outcome.payload["path"]
-    assert path[0] == os.environ.get("LAMBDA_TASK_ROOT", path[0])
+    assert path[0] == str(worker.code_dir)
     assert not [p for p in path if "site-packages" in p]  # not the host's virtualenv
     assert Path(path[-1]).parent.name == "runtime-packages"
     assert sorted(p.name for p in Path(path[-1]).iterdir() if p.is_symlink())[:3] == [
