@@ -67,7 +67,10 @@ def mapping(**overrides: Any) -> MappingConfig:
 
 
 def runner(
-    config: MappingConfig, behaviour: Behaviour, clock: Callable[[], float] = lambda: NOW
+    config: MappingConfig,
+    behaviour: Behaviour,
+    clock: Callable[[], float] = lambda: NOW,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> tuple[ShardBatchRunner, FakeFunction, FakeDestination, list[str]]:
     function, destination, checkpoints = FakeFunction(behaviour), FakeDestination(), []
     shard = ShardBatchRunner(
@@ -79,6 +82,7 @@ def runner(
         invoke_identity_arn="arn:aws:iam::123456789012:role/r",
         on_checkpoint=lambda shard_id, seq: checkpoints.append(seq),
         clock=clock,
+        should_stop=should_stop,
     )
     return shard, function, destination, checkpoints
 
@@ -249,17 +253,10 @@ def test_a_stop_request_is_honoured_mid_retry_with_unlimited_retries_and_age():
     # MaximumRetryAttempts -1 and MaximumRecordAgeInSeconds -1: one poison record would retry
     # forever; a stop must end the retries without acknowledging or discarding anything.
     config = mapping(max_retry_attempts=-1, max_record_age_s=-1, bisect_on_error=False)
-    function, destination, checkpoints = FakeFunction(_always_fails), FakeDestination(), []
     invocations = iter(range(1_000))
-    shard = ShardBatchRunner(
-        config,
-        function,
-        destination,
-        shard_id="shardId-000000000000",
-        region="us-east-1",
-        invoke_identity_arn="arn:aws:iam::123456789012:role/r",
-        on_checkpoint=lambda shard_id, seq: checkpoints.append(seq),
-        should_stop=lambda: next(invocations) >= 3,  # asked before each invocation
+    # Asked before each invocation.
+    shard, function, destination, checkpoints = runner(
+        config, _always_fails, should_stop=lambda: next(invocations) >= 3
     )
     shard.process(records(5) + records(5))
     assert len(function.calls) == 3 and shard.stopped
