@@ -29,7 +29,7 @@ demo: setup ## Run everything end to end on the embedded emulator: up, apply, tr
 
 .PHONY: test
 test: setup ## Run all tests (unit + integration; starts and stops its own emulator)
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 ##@ Setup and quality
 
