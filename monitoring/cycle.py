@@ -1,9 +1,9 @@
-"""One monitoring cycle (``make monitor`` = ``python -m monitoring.cycle``).
+"""One monitoring cycle over its ports (``make monitor`` runs it: ``orchestration.monitor``).
 
 read -> metrics -> publish -> alarm check -> (on ALARM: notify, retrain, deploy) -> report ->
 checkpoint. Every step is a function of :class:`CycleDeps`, whose members are small adapters
 (``monitoring.aws``) or injected callables, so the whole cycle runs in the unit tests against
-fakes; :func:`build_deps` wires the real ones from the environment.
+fakes; ``orchestration.monitor.build_deps`` wires the real ones from the settings.
 
 One cycle at a time: :func:`run_exclusive` holds the lease (``monitoring.lease``); a second
 cycle is refused (``LeaseHeld``, exit status 3) before it reads or writes anything. Every state
@@ -36,36 +36,25 @@ Evidently page when the window was finished by a re-run.
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import logging
-import sys
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from lambda_function.decoding import validate_payload
 from monitoring import alarms as alarm_eval
-from monitoring.config import (
-    LEASE_KEY,
-    REPORTS_PREFIX,
-    STATE_KEY,
-    TIMELINE_PREFIX,
-    MonitoringConfig,
-    resolve_evaluation_mode,
-)
 from monitoring.drift import DriftResult, compute_drift
-from monitoring.inputs import InputReport, Rejects, StreamRead, load_json
+from monitoring.inputs import InputReport, Rejects, load_json
 from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
-from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
+from monitoring.outputs import write_outputs
+from monitoring.ports import CycleDeps, JsonStore, ObjectStore
 from monitoring.publish import metric_data
-from monitoring.report import append_timeline, render_html, write_report
-from monitoring.respond import AlarmStatus, Deploy, Response, Retrain, TagRun, respond
+from monitoring.respond import AlarmStatus, Response, respond
 from monitoring.state import (
     PUBLISH_FAILED,
     PUBLISHING,
@@ -73,68 +62,9 @@ from monitoring.state import (
     RESPONDING,
     MonitoringState,
     PendingWindow,
-    StateConflict,
 )
 
 log = logging.getLogger(__name__)
-
-
-class StreamReader(Protocol):
-    stream_name: str
-
-    def read(self, checkpoint: Mapping[str, str], max_records: int = ...) -> StreamRead: ...
-
-
-class JsonStore(Protocol):
-    """The state document with compare-and-swap saves (raise ``StateConflict``)."""
-
-    location: str
-
-    def load(self) -> tuple[dict[str, Any] | None, str | None]: ...
-
-    def save(self, document: Mapping[str, Any], expected: str | None) -> str: ...
-
-
-class ObjectStore(Protocol):
-    bucket: str
-
-    def list_keys(self, prefix: str, suffix: str = "") -> list[str]: ...
-
-    def read_bytes(self, key: str) -> bytes: ...
-
-    def put(self, key: str, body: bytes, content_type: str) -> str: ...
-
-
-class MetricsService(Protocol):
-    def put_metric_data(self, namespace: str, metric_data: Sequence[Mapping[str, Any]]) -> int: ...
-
-    def describe_alarms(self, names: Sequence[str]) -> list[dict[str, Any]]: ...
-
-    def period_statistics(
-        self, spec: alarm_eval.AlarmSpec, start: datetime, end: datetime
-    ) -> list[tuple[datetime, float]]: ...
-
-    def set_alarm_state(self, name: str, state: str, reason: str, reason_data: str) -> None: ...
-
-
-@dataclass
-class CycleDeps:
-    """Everything a cycle touches (see the module docstring)."""
-
-    config: MonitoringConfig
-    verdicts: StreamReader
-    state_store: JsonStore
-    cloudwatch: MetricsService
-    notify: Callable[[str, str], str]
-    retrain: Retrain
-    deploy: Deploy
-    evaluation_mode: str = "local"
-    observations: StreamReader | None = None
-    objects: ObjectStore | None = None  # labels in, reports and timeline out (data bucket)
-    reference: Callable[[], pd.DataFrame] | None = None
-    tag_run: TagRun | None = None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
-    lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
 
 
 @dataclass
@@ -485,8 +415,18 @@ def finish_window(
     }
     if notes:
         entry["recovery"] = notes
-    report_path, report_uri = _write_outputs(
-        deps, window, at, metrics, statuses, response, verdicts, drift, entry, inputs
+    report_path, report_uri = write_outputs(
+        deps.config,
+        deps.objects,
+        window,
+        at,
+        metrics,
+        statuses,
+        response,
+        verdicts,
+        drift,
+        entry,
+        inputs,
     )
     state.pending_window = None
     state.cycles += 1
@@ -548,212 +488,3 @@ def run_exclusive(
         return run_cycle(deps, at, window)
     with deps.lease:
         return run_cycle(deps, at, window)
-
-
-def _write_outputs(
-    deps: CycleDeps,
-    window: str,
-    at: datetime,
-    metrics: WindowMetrics,
-    statuses: Sequence[AlarmStatus],
-    response: Response,
-    verdicts: Sequence[Mapping[str, Any]],
-    drift: DriftResult | None,
-    entry: dict[str, Any],
-    inputs: InputReport | None = None,
-) -> tuple[Path, str | None]:
-    p_values = [
-        float(v["p_poisonous"])
-        for v in verdicts
-        if v.get("status") == "scored" and isinstance(v.get("p_poisonous"), (int, float))
-    ]
-    document = render_html(
-        window,
-        at,
-        metrics,
-        [a.to_dict() for a in statuses],
-        response.actions,
-        p_values,
-        drift,
-        inputs=inputs,
-    )
-    path = write_report(deps.config.reports_dir, window, document)
-    timeline = deps.config.reports_dir / "timeline.jsonl"
-    uri = None
-    entry["report"] = str(path)
-    if deps.objects is not None:
-        uri = f"s3://{deps.objects.bucket}/{REPORTS_PREFIX}{window}.html"
-        entry["report_s3"] = uri
-    append_timeline(timeline, entry)
-    if deps.objects is not None:
-        deps.objects.put(f"{REPORTS_PREFIX}{window}.html", document.encode(), "text/html")
-        deps.objects.put(
-            f"{TIMELINE_PREFIX}{window}.json", json.dumps(entry).encode(), "application/json"
-        )
-    return path, uri
-
-
-def describe(result: CycleResult) -> str:
-    """Human-readable summary of a cycle (what ``make monitor`` prints)."""
-    m = result.metrics
-    lines = [
-        f"window {result.window}: {m.records} verdicts ({m.scored} scored, {m.rejected} rejected,"
-        f" {m.duplicates} duplicates dropped, {result.counted_before} counted in an earlier"
-        " window),"
-        f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
-        "metrics: "
-        + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.cloudwatch_values().items()),
-        f"published {result.published} datapoints; model version {m.dominant_model_version}",
-    ]
-    if result.drift:
-        lines.append(
-            f"drift: share {result.drift.share:.2f} over {result.drift.rows} observations"
-            f" (drifted: {', '.join(result.drift.drifted) or 'none'})"
-        )
-    for alarm in result.alarms:
-        lines.append(
-            f"alarm {alarm.name}: {alarm.previous_state} -> {alarm.state} ({alarm.reason})"
-        )
-    for action in result.response.actions:
-        lines.append(f"action {action['action']}: {action['detail']}")
-    lines.extend(result.inputs.summary_lines())
-    lines.append(
-        f"report: {result.report_path}" + (f" and {result.report_uri}" if result.report_uri else "")
-    )
-    for note in result.recovery:
-        lines.append(f"recovery: {note}")
-    for error in result.errors:
-        lines.append(f"ERROR: {error}")
-    return "\n".join(lines)
-
-
-# --- wiring ------------------------------------------------------------------------------------
-
-
-def default_retrain(settings: Any) -> Retrain:
-    """``training.pipeline.run_training`` bound to the settings (imported when called)."""
-
-    def retrain(**kwargs: Any) -> Any:
-        from training.pipeline import run_training  # noqa: PLC0415 - heavy, only on ALARM
-
-        return run_training(settings, **kwargs)
-
-    return retrain
-
-
-def default_deploy(version: str, settings: Any | None = None) -> None:
-    """Serve the registry's champion, which the gate has just made ``version``.
-
-    ``scripts.deploy.deploy_champion``: Terraform apply with the champion's version, in the
-    Terraform state under ``settings.local_dir`` (``MUSHROOM_LOCAL_DIR``), then the champion's
-    bundle (re)published to S3. Raises when what got deployed is not ``version`` (the champion
-    moved in between): the cycle records that as a failure instead of claiming a deployment.
-    """
-    from scripts.deploy import deploy_champion  # noqa: PLC0415 - only on promotion
-    from training.settings import Settings  # noqa: PLC0415
-
-    settings = settings or Settings.from_env()
-    outputs = deploy_champion(local_dir=settings.local_dir, capture=True)
-    served = str(outputs.get("serving_model_bundle_uri") or "")
-    if served.rstrip("/").rsplit("/", 1)[-1] != str(version):
-        raise RuntimeError(
-            f"deployed {served or 'no model'} instead of version {version}: "
-            "the registry's champion is not the version this cycle promoted"
-        )
-
-
-def mlflow_tagger(settings: Any) -> TagRun:
-    def tag(run_id: str, tags: Mapping[str, str]) -> None:
-        from mlflow import MlflowClient  # noqa: PLC0415
-
-        client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-        for key, value in tags.items():
-            client.set_tag(run_id, key, value)
-
-    return tag
-
-
-def build_deps(
-    env: Mapping[str, str] | None = None,
-    retrain: Retrain | None = None,
-    deploy: Deploy | None = None,
-) -> CycleDeps:
-    """Wire the real adapters from the environment (stack.env, training settings)."""
-    from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
-    from monitoring.drift import load_reference  # noqa: PLC0415
-    from training.settings import Settings  # noqa: PLC0415
-
-    settings = Settings.from_env(env)
-    config = MonitoringConfig.from_env(settings, env)
-    use_s3 = config.state_store == "s3"
-    store: JsonStore = (
-        aws.S3JsonStore(settings.data_bucket, STATE_KEY)
-        if use_s3
-        else aws.LocalJsonStore(config.local_state_path)
-    )
-    lease_store = (
-        aws.S3JsonStore(settings.data_bucket, LEASE_KEY)
-        if use_s3
-        else aws.LocalJsonStore(
-            config.local_lease_path or config.local_state_path.with_name("lease.json")
-        )
-    )
-    sns = aws.Sns(config.topic_arn, config.topic_name)
-
-    @functools.lru_cache(maxsize=1)
-    def reference() -> pd.DataFrame:
-        def dataset() -> pd.DataFrame:
-            from training.data import load_dataset  # noqa: PLC0415
-
-            return load_dataset(settings)
-
-        return load_reference(
-            config.reference_path, config.reference_sample, settings.seed, load_dataset=dataset
-        )
-
-    return CycleDeps(
-        config=config,
-        verdicts=aws.KinesisStreamReader(settings.output_stream_name),
-        observations=(
-            aws.KinesisStreamReader(settings.input_stream_name)
-            if config.read_observations
-            else None
-        ),
-        state_store=store,
-        objects=aws.S3Objects(settings.data_bucket) if settings.aws_configured else None,
-        cloudwatch=aws.CloudWatch(),
-        notify=sns.publish,
-        retrain=retrain or default_retrain(settings),
-        deploy=deploy or functools.partial(default_deploy, settings=settings),
-        evaluation_mode=resolve_evaluation_mode(
-            config.alarm_evaluation, config.aws_target, settings.aws_endpoint_url
-        ),
-        reference=reference,
-        tag_run=mlflow_tagger(settings),
-        lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m monitoring.cycle", description=__doc__)
-    parser.add_argument("--window", help="window name (default: the UTC timestamp)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("botocore").setLevel(logging.WARNING)  # "Found credentials ..." per client
-    deps = build_deps()
-    where = "here (CloudWatch semantics)" if deps.evaluation_mode == "local" else "by the service"
-    print(f"monitoring cycle: alarms evaluated {where}; state in {deps.state_store.location}")
-    try:
-        result = run_exclusive(deps, window=args.window)
-    except LeaseHeld as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return EXIT_LEASE_HELD
-    except (StateConflict, PublishFailed) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
-    print(describe(result))
-    return 0 if result.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Plain function with every effect injected (``notify``, ``retrain``, ``deploy``, ``tag_run``,
 ``training_records``), so the decision logic is tested with fakes and the Prefect flow or the
-command line wires the real ones (SNS, ``training.pipeline.run_training``, ``scripts.deploy``).
+command line wires the real ones (SNS, ``training.pipeline.run_training``, ``deployment.deploy``).
 
 Retraining runs once per *transition* to ALARM (an alarm that stays in ALARM on the next cycle
 does not retrain again; one that goes back to OK and fires again does). If retraining or

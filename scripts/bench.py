@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[1]
+from config.settings import REPO_ROOT
+
+ROOT = REPO_ROOT
 DEFAULT_BUNDLE = ROOT / ".local" / "bundles" / "mushroom-classifier" / "champion"
 DEFAULT_OUTPUT = ROOT / "reports" / "benchmark.json"
 DATASET_CSV = ROOT / "data" / "secondary_data.csv"

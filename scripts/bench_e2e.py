@@ -66,9 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("reports/benchmark_e2e.json"))
     args = parser.parse_args(argv)
 
+    from emulation.local_lambda import run
     from monitoring.aws import KinesisStreamReader
     from scripts.demo import _load_stack_env, held_out_sample
-    from scripts.local_lambda import run
     from scripts.producer import observations
 
     _load_stack_env()

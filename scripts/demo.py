@@ -43,16 +43,16 @@ def step(title: str) -> Iterator[None]:
 
 def _load_stack_env() -> None:
     """Make what `up`/`apply` wrote to .local/stack.env visible to this process."""
-    from scripts.emulator import read_stack_env, stack_env_path
+    from config.stack_env import read_stack_env, stack_env_path
 
     os.environ.update(read_stack_env(stack_env_path()))
 
 
 def held_out_sample(n_records: int, seed: int) -> Any:
     """``n_records`` rows of the random split's test part: mushrooms no model trained on."""
+    from config.settings import Settings
     from training.data import load_dataset
     from training.pipeline import IS_TEST, prepare_frame
-    from training.settings import Settings
 
     settings = Settings.from_env()
     frame = prepare_frame(load_dataset(settings), settings.seed)
@@ -144,10 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
 
+    from deployment.deploy import deploy_champion
+    from deployment.package_lambda import build_lambda_zip
+    from emulation.emulator import start_emulator
     from scripts import producer
-    from scripts.deploy import deploy_champion
-    from scripts.emulator import start_emulator
-    from scripts.package_lambda import build_lambda_zip
 
     with step(f"Start the emulator ({target})"):
         state = start_emulator(target)
@@ -163,8 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"    -> {outputs['output_stream_name']}")
 
     with step("Train, evaluate, register and gate (MLflow)"):
+        from config.settings import Settings
         from training.pipeline import run_training
-        from training.settings import Settings
 
         result = run_training(Settings.from_env(), reason="make demo")
         print(f"    version {result.model_version}: {result.gate_reason}")
@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"    {records_put} records on {outputs['input_stream_name']}")
 
     with step("Run the function with the event source mapping's semantics"):
-        from scripts.local_lambda import run_until_idle
+        from emulation.local_lambda import run_until_idle
 
         log_path = Path(".local/demo-function.log")
         with log_path.open("w") as function_log:  # the function's JSON logs and EMF metrics
@@ -228,7 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs["data_bucket"], run_tag, producer.label_lines(sample, records)
         )
         print(f"    labels: {uri}")
-        from monitoring.cycle import build_deps, describe, run_exclusive
+        from monitoring.cycle import run_exclusive
+        from monitoring.outputs import describe
+        from orchestration.monitor import build_deps
 
         cycle = run_exclusive(build_deps())
         print("    " + describe(cycle).replace("\n", "\n    "))

@@ -4,7 +4,7 @@ On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up
 touched; the state of an earlier run is removed first): Terraform apply, a first champion
 trained WITHOUT about 20 species, then three phases, each = ``scripts.producer`` puts
 observations -> local Lambda runtime scores them -> the lab's labels land in S3 -> one
-monitoring cycle (deploying with the cycle's default, ``scripts.deploy.deploy_champion``):
+monitoring cycle (deploying with the cycle's default, ``deployment.deploy.deploy_champion``):
 
 1. known species: healthy, alarms OK;
 2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
@@ -34,7 +34,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
+from config.settings import REPO_ROOT
+
+ROOT = REPO_ROOT
 DEFAULT_LOCAL_DIR = ROOT / ".local" / "demo-drift"
 DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
 # Run state a scenario creates under its local dir; removed first, so that every run starts
@@ -122,7 +124,7 @@ def _apply_env(env: dict[str, str]) -> None:
 
 def fresh_state(local_dir: Path, reports_dir: Path) -> None:
     """Stop this scenario's own emulator if a ``--keep`` run left it up; remove its run state."""
-    from scripts.emulator import stop_emulator  # noqa: PLC0415
+    from emulation.emulator import stop_emulator  # noqa: PLC0415
 
     stop_emulator(local_dir)
     for name in RUN_STATE:
@@ -136,7 +138,7 @@ def private_zip(lambda_zip: Path | None, local_dir: Path) -> Path:
     A zip under ``build/`` is replaced whenever someone runs ``make package``; the deploys of a
     running scenario must not depend on it (Terraform remembers the path).
     """
-    from scripts.package_lambda import build_lambda_zip  # noqa: PLC0415
+    from deployment.package_lambda import build_lambda_zip  # noqa: PLC0415
 
     build = local_dir / "build"
     build.mkdir(parents=True, exist_ok=True)
@@ -158,10 +160,11 @@ def run_scenario(
     """Run the whole scenario on a fresh emulator under ``local_dir``; see the module docstring."""
     import boto3  # noqa: PLC0415
 
+    from config.stack_env import read_stack_env  # noqa: PLC0415
+    from deployment.deploy import terraform_apply  # noqa: PLC0415
+    from emulation.emulator import start_emulator, stop_emulator  # noqa: PLC0415
+    from emulation.lambda_runtime import run_until_idle  # noqa: PLC0415
     from scripts import producer  # noqa: PLC0415
-    from scripts.deploy import terraform_apply  # noqa: PLC0415
-    from scripts.emulator import read_stack_env, start_emulator, stop_emulator  # noqa: PLC0415
-    from scripts.lambda_runtime import run_until_idle  # noqa: PLC0415
 
     local_dir = Path(local_dir).resolve()
     reports_dir = Path(reports_dir or DEFAULT_REPORTS_DIR).resolve()
@@ -192,11 +195,13 @@ def run_scenario(
         say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
         _apply_env(read_stack_env(local_dir / "stack.env"))
 
+        from config.settings import Settings  # noqa: PLC0415
         from monitoring import cycle as monitoring_cycle  # noqa: PLC0415
         from monitoring.drift import load_reference  # noqa: PLC0415
+        from monitoring.outputs import describe  # noqa: PLC0415
+        from orchestration import monitor  # noqa: PLC0415
         from training.data import load_dataset  # noqa: PLC0415
         from training.pipeline import run_training  # noqa: PLC0415
-        from training.settings import Settings  # noqa: PLC0415
 
         settings = Settings.from_env()
         dataset = load_dataset(settings)
@@ -207,7 +212,7 @@ def run_scenario(
         def deploy(version: str) -> None:
             """The monitoring cycle's own default deploy (the registry's champion), timed."""
             started = time.monotonic()
-            monitoring_cycle.default_deploy(version, settings)
+            monitor.default_deploy(version, settings)
             say(f"[demo-drift] deployed version {version} ({time.monotonic() - started:.0f} s)")
 
         first = run_training(settings, exclude_species=excluded, reason="demo-drift:initial")
@@ -218,7 +223,7 @@ def run_scenario(
             deploy(first.model_version)
 
         retrain = functools.partial(run_training, settings, exclude_species=excluded)
-        deps = monitoring_cycle.build_deps(retrain=retrain, deploy=deploy)
+        deps = monitor.build_deps(retrain=retrain, deploy=deploy)
         known = dataset[~dataset["species_id"].isin(excluded)]
         deps.reference = functools.lru_cache(maxsize=1)(
             lambda: load_reference(None, 5000, seed, load_dataset=lambda: known)
@@ -253,7 +258,7 @@ def run_scenario(
             )
             at = clock + timedelta(seconds=period * index)
             cycle = monitoring_cycle.run_exclusive(deps, at=at, window=phase.name)
-            say(monitoring_cycle.describe(cycle))
+            say(describe(cycle))
             messages = drain(sqs, queue)
             result.sns_messages.extend({"window": phase.name, **m} for m in messages)
             entry = dict(cycle.timeline_entry)

@@ -1,4 +1,4 @@
-# scripts/deploy.py writes every scalar output to .local/stack.env as `export <NAME>=value`
+# deployment/deploy.py writes every scalar output to .local/stack.env as `export <NAME>=value`
 # (output name upper-cased), so keep these flat strings.
 
 output "aws_region" {

@@ -9,7 +9,7 @@ terraform {
     }
   }
 
-  # Local state; scripts/deploy.py passes -backend-config=path=... so that every target
+  # Local state; deployment/deploy.py passes -backend-config=path=... so that every target
   # (moto, localstack, aws) has its own state file under .local/terraform/<target>/.
   backend "local" {}
 }

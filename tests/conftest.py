@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from config.settings import LOCAL_DIR
 from lambda_function import schema
-
-_REPO = Path(__file__).resolve().parent.parent
 
 
 def _forget_developer_stack() -> None:
@@ -30,7 +29,7 @@ def _forget_developer_stack() -> None:
     bucket and stream names) into every recipe, `make test` included. Unit tests must not see
     it, and integration tests start emulators of their own and export their own values.
     """
-    stack_env = _REPO / ".local" / "stack.env"
+    stack_env = LOCAL_DIR / "stack.env"
     if stack_env.exists():
         for line in stack_env.read_text().splitlines():
             if line.startswith("export ") and "=" in line:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from config.settings import Settings
 from lambda_function import schema
-from training.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from config.settings import CHAMPION_ALIAS, Settings
 from lambda_function.model import BUNDLE_METADATA_FILE, BUNDLE_MODEL_FILE, ModelBundle
-from training.settings import CHAMPION_ALIAS, Settings
 
 log = logging.getLogger(__name__)
 

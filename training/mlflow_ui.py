@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from training.settings import Settings
+from config.settings import Settings
 
 
 def ui_command(settings: Settings) -> list[str]:

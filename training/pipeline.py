@@ -31,13 +31,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from config.settings import Settings
 from lambda_function import schema
 from lambda_function.model import FeatureEncoder
 from training import data as data_mod
 from training import evaluate, registry, train
 from training.export import export_bundle
 from training.features import encode_frame, labels
-from training.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from config.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, Settings
 from lambda_function.model import BundleError, ModelBundle
-from training.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 # Emulators (moto, LocalStack): disposable state, Zip package (no container images).
-# scripts/deploy.py adds aws_endpoint_url, lambda_zip_path and model_bundle_uri.
+# deployment/deploy.py adds aws_endpoint_url, lambda_zip_path and model_bundle_uri.
 environment           = "local"
 name_prefix           = ""
 bucket_suffix         = ""

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from config.settings import REPO_ROOT
+
+REPO = REPO_ROOT
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +22,6 @@ def lambda_zip() -> Path:
     prebuilt = os.environ.get("MUSHROOM_LAMBDA_ZIP")
     if prebuilt:
         return Path(prebuilt).resolve()
-    from scripts.package_lambda import build_lambda_zip
+    from deployment.package_lambda import build_lambda_zip
 
     return build_lambda_zip(REPO / "build")

@@ -21,15 +21,17 @@ from typing import Any
 import boto3
 import pytest
 
+from config.settings import REPO_ROOT
+from config.stack_env import read_stack_env
+from deployment.deploy import deploy_champion
+from emulation.emulator import start_emulator, stop_emulator
+from emulation.local_lambda import invoke, run_until_idle
 from scripts import producer
 from scripts.demo import held_out_sample, read_verdicts, summarise
-from scripts.deploy import deploy_champion
-from scripts.emulator import read_stack_env, start_emulator, stop_emulator
-from scripts.local_lambda import invoke, run_until_idle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 EVENT_FIXTURE = REPO / "tests" / "fixtures" / "kinesis_event.json"
 N_RECORDS = 1_000
 
@@ -71,8 +73,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, lambda_zip: Path) -> Iter
         # A copy of its own: a later build in build/ replaces the zip the deploy remembers.
         zip_path = Path(shutil.copy(lambda_zip, local_dir / lambda_zip.name))
 
+        from config.settings import Settings
         from training.pipeline import run_training
-        from training.settings import Settings
 
         # A fresh registry: the first model becomes champion. Training runs before the first
         # apply (its S3 export is skipped: no bucket yet); deploy_champion publishes the bundle.
@@ -211,7 +213,8 @@ def test_hostile_records_and_labels_never_stop_monitoring(deployed: Deployed) ->
     objects are marked read."""
     from monitoring.aws import S3JsonStore
     from monitoring.config import STATE_KEY
-    from monitoring.cycle import build_deps, run_cycle
+    from monitoring.cycle import run_cycle
+    from orchestration.monitor import build_deps
 
     def never(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("no alarm should fire in this test")

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterator
 import boto3
 import pytest
 
-from scripts.lambda_runtime import aws as runtime_aws
-from scripts.lambda_runtime import moto_patches
-from scripts.local_lambda import invoke, main, run_until_idle
+from emulation.lambda_runtime import aws as runtime_aws
+from emulation.lambda_runtime import moto_patches
+from emulation.local_lambda import invoke, main, run_until_idle
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def _wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: flo
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    moto_patches.apply()  # as scripts.lambda_runtime.moto_server runs it
+    moto_patches.apply()  # as emulation.lambda_runtime.moto_server runs it
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

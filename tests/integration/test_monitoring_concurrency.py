@@ -1,4 +1,4 @@
-"""Two `python -m monitoring.cycle` at once against one deployed emulator stack: one runs, the
+"""Two `python -m orchestration.monitor` at once against one deployed emulator stack: one runs, the
 other is refused by the lease, and CloudWatch counts every verdict once.
 
 The emulator holds only what a cycle touches, created directly (Terraform's own stack is
@@ -18,26 +18,27 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import boto3
 import pytest
 
-from scripts.emulator import read_stack_env, start_emulator, stop_emulator
+from config.settings import REPO_ROOT
+from config.stack_env import read_stack_env
+from emulation.emulator import start_emulator, stop_emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = REPO_ROOT
 N_VERDICTS = 1_000
 # Imports the cycle, says it is ready, waits for the start file, then runs `make monitor`'s main.
 STARTER = """
 import pathlib, sys, time
-import monitoring.cycle as cycle
+import orchestration.monitor as monitor
 ready, start = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 ready.touch()
 while not start.exists():
     time.sleep(0.01)
-sys.exit(cycle.main([]))
+sys.exit(monitor.main([]))
 """
 
 
@@ -187,7 +188,7 @@ def test_two_cycles_at_once_one_runs_one_is_refused(stack_env, tmp_path):
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="monitoring/lease.json")
     assert listed.get("KeyCount", 0) == 0
     again = subprocess.run(
-        [sys.executable, "-m", "monitoring.cycle"],
+        [sys.executable, "-m", "orchestration.monitor"],
         cwd=REPO,
         env=env,
         capture_output=True,

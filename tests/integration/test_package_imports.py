@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts.elf_audit import RUNTIME_LIBRARIES, read_elf
-from scripts.lambda_runtime import aws
-from scripts.lambda_runtime.model import ExecutionIdentity, FunctionConfig
-from scripts.lambda_runtime.sandbox import LambdaWorker
+from deployment.elf_audit import RUNTIME_LIBRARIES, read_elf
+from emulation.lambda_runtime import aws
+from emulation.lambda_runtime.model import ExecutionIdentity, FunctionConfig
+from emulation.lambda_runtime.sandbox import LambdaWorker
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,9 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from scripts.deploy import terraform_apply, terraform_destroy, terraform_plan
-from scripts.emulator import EmulatorState, read_stack_env, start_emulator, stop_emulator
+from config.stack_env import EmulatorState, read_stack_env
+from deployment.deploy import terraform_apply, terraform_destroy, terraform_plan
+from emulation.emulator import start_emulator, stop_emulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -25,7 +26,7 @@ MODEL_VERSION = "7"
 
 
 def placeholder_zip(directory: Path) -> Path:
-    """A minimal deployable package (the real one is ~57 MB and built by scripts.package_lambda)."""
+    """A minimal deployable package (the real one, ~57 MB, comes from deployment.package_lambda)."""
     path = directory / "mushroom-scorer-placeholder.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("lambda_function/__init__.py", "")

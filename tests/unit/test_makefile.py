@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from config.settings import REPO_ROOT
+
+ROOT = REPO_ROOT
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")

@@ -224,7 +224,7 @@ resource "aws_lambda_function" "this" {
     }
   }
 
-  # The local Lambda runtime (scripts/local_lambda.py) fetches the zip from here on emulators
+  # The local Lambda runtime (emulation/local_lambda.py) fetches the zip from here on emulators
   # that return an unreachable Code.Location.
   tags = local.is_zip ? { package_s3_uri = "s3://${var.models_bucket}/${local.zip_key}" } : {}
 

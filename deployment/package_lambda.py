@@ -1,0 +1,249 @@
+"""Build the Lambda zip (``make package``): cp312 x86_64 wheels + the lambda_function package.
+
+The zip is deterministic: the same requirements and sources give the same bytes (sorted entries,
+fixed timestamps and permissions), so its SHA-256 names it: ``build/mushroom-scorer-<sha12>.zip``.
+Wheels come from PyPI through pip (cached in ``.local/pip-cache``) for the Lambda platform, not
+this machine's: ``--platform manylinux_2_x_x86_64 --python-version 3.12 --implementation cp
+--only-binary=:all:``. The python3.12 runtime is Amazon Linux 2023 (glibc 2.34).
+
+LightGBM's ``lib_lightgbm.so`` needs ``libgomp.so.1``, which its wheel does not bundle and the
+runtime does not ship. The build takes the manylinux libgomp that scikit-learn's wheel vendors
+(``scikit_learn.libs/libgomp-<hash>.so.1.0.0``, pinned by version and SHA-256) and puts it in
+the zip as ``lib/libgomp.so.1`` (Lambda puts ``/var/task/lib`` on ``LD_LIBRARY_PATH``). Then
+every ELF object in the package is audited (``deployment/elf_audit.py``) and the build fails on a
+library the runtime would not find or a symbol version it does not have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from config.settings import LOCAL_DIR, REPO_ROOT
+from deployment.elf_audit import PACKAGE_LIB_DIR, AuditReport, audit_package, read_elf, too_new
+
+ROOT = REPO_ROOT
+PACKAGE_DIR = ROOT / "lambda_function"
+REQUIREMENTS = PACKAGE_DIR / "requirements.txt"
+PIP_CACHE = LOCAL_DIR / "pip-cache"
+ZIP_PREFIX = "mushroom-scorer"
+PYTHON_VERSION = "3.12"
+# pip does not expand manylinux_2_X tags to older glibc versions by itself: list every tag the
+# runtime's glibc 2.34 supports (pip picks the most specific wheel available).
+PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 16, -1)] + [
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+]
+# Parts of the installed wheels the function never loads. Only the test suites of numpy and
+# scipy are dropped (their import machinery does not need them); everything else is kept.
+STRIP_DIRS = {"__pycache__"}
+STRIP_TEST_DIRS_UNDER = ("numpy", "scipy")
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+# OpenMP runtime for lib_lightgbm.so: the libgomp (GCC's, manylinux_2_28, glibc >= 2.17 only)
+# that this scikit-learn wheel vendors, checked byte for byte.
+LIBGOMP_WHEEL = "scikit-learn==1.9.1"
+LIBGOMP_MEMBER_PREFIX = "scikit_learn.libs/libgomp-"
+LIBGOMP_SHA256 = "a43904e4fa297301d4640dc1bb3c8a3480b406f99e498eba9b1914b68aab604a"
+LIBGOMP_NAME = "libgomp.so.1"
+
+
+class PackageError(RuntimeError):
+    """The package cannot be built, or would not load on the Lambda runtime."""
+
+
+def _pip_platform_args() -> list[str]:
+    args = [
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--only-binary=:all:",
+        "--cache-dir",
+        str(PIP_CACHE),
+    ]
+    for platform in PLATFORMS:
+        args += ["--platform", platform]
+    return args
+
+
+def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> None:
+    """pip-install the requirements for the Lambda platform into ``staging``."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-compile", "--target", str(staging), *_pip_platform_args()]
+    subprocess.run(command + ["-r", str(requirements)], check=True)
+
+
+def extract_libgomp(wheel: Path, destination: Path, expected_sha256: str = LIBGOMP_SHA256) -> str:
+    """Copy the wheel's vendored libgomp to ``destination`` after checking its SHA-256 and
+    that it needs no glibc symbol version newer than the runtime's; returns the SHA-256."""
+    with zipfile.ZipFile(wheel) as archive:
+        members = [n for n in archive.namelist() if n.startswith(LIBGOMP_MEMBER_PREFIX)]
+        if len(members) != 1:
+            raise PackageError(
+                f"{wheel.name}: expected one {LIBGOMP_MEMBER_PREFIX}* file, got {members}"
+            )
+        data = archive.read(members[0])
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected_sha256:
+        raise PackageError(
+            f"{wheel.name}:{members[0]} has SHA-256 {digest}, expected {expected_sha256}"
+        )
+    info = read_elf(data)
+    newer = sorted(v for vs in info.version_needs.values() for v in vs if too_new(v))
+    if newer:
+        raise PackageError(f"{members[0]} requires {newer}, newer than the python3.12 runtime")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(data)  # a plain file: the zip keeps no symlinks
+    destination.chmod(0o755)
+    return digest
+
+
+def bundle_libgomp(staging: Path) -> str:
+    """Download the pinned wheel (through pip's cache) and bundle ``lib/libgomp.so.1``."""
+    with tempfile.TemporaryDirectory(prefix="libgomp-wheel-") as tmp:
+        command = [sys.executable, "-m", "pip", "download", "--quiet"]
+        command += ["--disable-pip-version-check", "--no-deps", "--dest", tmp]
+        subprocess.run(command + _pip_platform_args() + [LIBGOMP_WHEEL], check=True)
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if len(wheels) != 1:
+            raise PackageError(f"pip download {LIBGOMP_WHEEL} gave {wheels}")
+        return extract_libgomp(wheels[0], staging / PACKAGE_LIB_DIR / LIBGOMP_NAME)
+
+
+def audit(staging: Path) -> AuditReport:
+    """Audit the staged package; print the report and raise PackageError when it fails."""
+    report = audit_package(staging)
+    print(report.summary())
+    if not report.ok:
+        raise PackageError(
+            f"the package would not load on the python3.12 runtime: {len(report.problems)} "
+            "problem(s) above"
+        )
+    return report
+
+
+def copy_package(staging: Path, package_dir: Path = PACKAGE_DIR) -> None:
+    """Copy the function's own modules (``*.py`` only: no tests, caches or build files)."""
+    target = staging / package_dir.name
+    target.mkdir(parents=True, exist_ok=True)
+    for source in sorted(package_dir.glob("*.py")):
+        shutil.copyfile(source, target / source.name)
+
+
+def strip_unneeded(staging: Path) -> int:
+    """Remove caches, console scripts and numpy/scipy test suites; returns bytes removed."""
+    removed = 0
+    doomed: list[Path] = []
+    if (staging / "bin").is_dir():
+        doomed.append(staging / "bin")
+    for path in staging.rglob("*"):
+        if not path.is_dir():
+            if path.suffix in (".pyc", ".pyo"):
+                doomed.append(path)
+            continue
+        relative = path.relative_to(staging).parts
+        if path.name in STRIP_DIRS or (
+            path.name == "tests" and relative[0] in STRIP_TEST_DIRS_UNDER
+        ):
+            doomed.append(path)
+    for path in doomed:
+        if not path.exists():
+            continue  # inside a directory removed already
+        if path.is_dir():
+            removed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+        else:
+            removed += path.stat().st_size
+            path.unlink()
+    return removed
+
+
+def _files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
+        if path.is_file() and not path.is_symlink():
+            yield path
+
+
+def write_deterministic_zip(root: Path, destination: Path) -> Path:
+    """Zip every file under ``root``: sorted names, fixed dates and modes, deflate level 9."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for path in _files(root):
+            info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=FIXED_DATE)
+            executable = os.access(path, os.X_OK)
+            info.external_attr = ((0o100755 if executable else 0o100644) & 0xFFFF) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, whatever machine builds it
+            with path.open("rb") as handle:
+                archive.writestr(info, handle.read(), compresslevel=9)
+    return destination
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def tree_size(paths: Iterable[Path]) -> int:
+    return sum(p.stat().st_size for p in paths)
+
+
+def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
+    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` and return its path."""
+    output_dir = Path(output_dir)
+    staging = output_dir / "lambda-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    install_requirements(staging)
+    copy_package(staging)
+    stripped = strip_unneeded(staging)
+    libgomp_sha256 = bundle_libgomp(staging)
+    print(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME} from {LIBGOMP_WHEEL}  sha256 {libgomp_sha256}")
+    audit(staging)
+    unzipped = tree_size(_files(staging))
+
+    temporary = output_dir / f"{ZIP_PREFIX}.zip.partial"
+    write_deterministic_zip(staging, temporary)
+    digest = sha256_file(temporary)
+    final = output_dir / f"{ZIP_PREFIX}-{digest[:12]}.zip"
+    for stale in output_dir.glob(f"{ZIP_PREFIX}-*.zip"):
+        if stale != final:
+            stale.unlink()  # one zip in build/: the current one
+    temporary.replace(final)
+    zipped = final.stat().st_size
+    print(f"{final}  sha256 {digest}")
+    print(
+        f"zipped {zipped / 1e6:.1f} MB, unzipped {unzipped / 1e6:.1f} MB "
+        f"(stripped {stripped / 1e6:.1f} MB; Lambda limits: 50 MB direct upload, 250 MB unzipped)"
+    )
+    if unzipped > 250 * 1024 * 1024:
+        raise SystemExit(f"unzipped size {unzipped} exceeds Lambda's 250 MB limit")
+    return final
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "build")
+    args = parser.parse_args(argv)
+    try:
+        build_lambda_zip(args.output_dir)
+    except PackageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Feature drift with Evidently and the per-window HTML report (Evidently imports in ~5 s)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lambda_function.schema import FEATURE_NAMES, FEATURES
+from monitoring.drift import MISSING_CODE, compute_drift, features_frame, load_reference
+from monitoring.metrics import LabelledVerdict, window_metrics
+from monitoring.report import render_html
+from tests.fakes.monitoring import verdict
+
+
+def frame(n: int, seed: int, shift: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for feature in FEATURES:
+        if feature.is_numeric:
+            columns[feature.name] = rng.gamma(2.0, 3.0, n) + (20.0 if shift else 0.0)
+        else:
+            codes = list(feature.vocabulary[-2:] if shift else feature.vocabulary[:2])
+            columns[feature.name] = rng.choice(codes + [None], n).tolist()
+    return pd.DataFrame(columns)
+
+
+def test_features_frame_types_and_missing_code():
+    out = features_frame([{"cap_diameter": 1, "cap_shape": None}])
+    assert list(out.columns) == list(FEATURE_NAMES)
+    assert out.loc[0, "cap_shape"] == MISSING_CODE and out.loc[0, "cap_diameter"] == 1.0
+    assert np.isnan(out.loc[0, "stem_width"])
+
+
+@pytest.mark.slow
+def test_drift_share_separates_shifted_data(tmp_path):
+    reference_file = tmp_path / "reference.parquet"
+    frame(400, 0, False).to_parquet(reference_file)
+    reference = load_reference(reference_file, sample=300)
+    assert len(reference) == 300
+    same = compute_drift(reference, frame(200, 1, False), with_html=False)
+    shifted = compute_drift(reference, frame(200, 2, True))
+    assert same.share < 0.2
+    assert shifted.share > 0.8 and "cap_diameter" in shifted.drifted
+    assert set(shifted.columns) == set(FEATURE_NAMES)
+    assert shifted.html and "<html" in shifted.html.lower()
+
+    metrics = window_metrics(
+        [verdict(0, "edible", 0.1), verdict(1, "unknown", 0.6)],
+        [LabelledVerdict("obs-00000", "edible", "p")],
+        shifted.share,
+    )
+    document = render_html(
+        "w1",
+        datetime(2026, 11, 27, tzinfo=timezone.utc),
+        metrics,
+        [{"name": "a", "previous_state": "OK", "state": "ALARM", "reason": "x"}],
+        [{"action": "retrain", "detail": "alarm:a"}],
+        [0.1, 0.6],
+        shifted,
+    )
+    assert document.count("data:image/png;base64") == 4
+    assert "<iframe srcdoc=" in document and "FalseEdibleRate" in document

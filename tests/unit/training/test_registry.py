@@ -1,0 +1,145 @@
+"""Registry and promotion gate on a temporary SQLite MLflow store."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from lambda_function.model import ModelBundle
+from training import pipeline, registry
+from training import train as train_mod
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty SQLite MLflow store; creating one takes seconds, copying it does not."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts"))
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Settings:
+    # No AWS target: S3 export must be skipped cleanly.
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(key, raising=False)
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    return Settings.from_env(
+        {
+            "MUSHROOM_REPO_ROOT": str(tmp_path),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        }
+    )
+
+
+def test_decide_promotion_rules():
+    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    assert registry.decide_promotion(good, None) == (True, "first model: no champion yet")
+    promoted, reason = registry.decide_promotion(good, dict(good))
+    assert promoted and reason.startswith("no worse than champion")
+    promoted, reason = registry.decide_promotion({**good, "false_edible": 1}, good)
+    assert not promoted and "false_edible 1 vs champion 0" in reason
+    promoted, reason = registry.decide_promotion({**good, "verdict_accuracy": 0.98}, good)
+    assert not promoted and "verdict_accuracy 0.98 vs champion 0.99" in reason
+    assert registry.decide_promotion({**good, "verdict_accuracy": 1.0}, good)[0]
+
+
+def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
+    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    promoted, reason = registry.decide_promotion(
+        good, None, champion_version="4", champion_error="model.txt checksum differs"
+    )
+    assert not promoted
+    assert reason.startswith("champion v4 could not be evaluated (model.txt checksum differs)")
+    assert "fail closed" in reason
+
+
+@pytest.mark.parametrize("side", ["challenger", "champion"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), None, "n/a"])
+def test_gate_refuses_metrics_it_cannot_compare(side, value):
+    # NaN compares False both ways: without a check, "not worse" would promote a broken model.
+    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    broken = {**good, "verdict_accuracy": value}
+    challenger, champion = (broken, good) if side == "challenger" else (good, broken)
+    promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
+    assert not promoted
+    assert f"{side} verdict_accuracy is not a finite number" in reason
+
+
+def test_registration_aliases_and_tags(settings, tiny_bundle):
+    import mlflow
+
+    client, _ = registry.configure_mlflow(settings)
+    assert registry.get_champion(settings, client) is None
+    versions = []
+    for promoted in (True, False):
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(tiny_bundle), "bundle")
+            source = mlflow.get_artifact_uri("bundle")
+            version = registry.register_version(
+                client, settings.model_name, source, run.info.run_id
+            )
+            registry.record_decision(
+                client, settings.model_name, version, run.info.run_id, promoted, "why", None
+            )
+            versions.append((version, run.info.run_id))
+    assert registry.get_champion(settings, client) == versions[0]
+    challenger = client.get_model_version_by_alias(settings.model_name, "challenger")
+    assert str(challenger.version) == versions[1][0]
+    assert challenger.tags[registry.TAG_DECISION] == "rejected"
+    assert client.get_run(versions[1][1]).data.tags[registry.TAG_REASON] == "why"
+    # No local export: the champion bundle comes from the registered MLflow artifacts.
+    bundle = registry.load_champion_bundle(settings, client, versions[0][0])
+    assert isinstance(bundle, ModelBundle)
+
+
+@pytest.mark.slow
+def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
+    monkeypatch.setattr(pipeline.data_mod, "load_dataset", lambda _settings: tiny_dataset)
+    monkeypatch.setattr(train_mod, "NUM_BOOST_ROUND", 10)
+
+    first = pipeline.run_training(settings, reason="test")
+    assert first.promoted and first.model_version == "1"
+    assert first.gate_reason == "first model: no champion yet"
+    assert (settings.model_bundles_dir / "champion" / "bundle.json").is_file()
+    assert first.bundle_uri is None  # no AWS target: S3 skipped, no crash
+    report = (settings.reports_dir / "evaluation.json").read_text()
+    assert '"model_version": "1"' in report
+
+    # A worse model: a threshold that calls every poisonous mushroom edible.
+    with monkeypatch.context() as patch:
+        patch.setattr(train_mod, "choose_threshold", lambda p, y, default=0.5: 1.0)
+        worse = pipeline.run_training(settings, reason="test")
+    assert not worse.promoted and worse.model_version == "2"
+    assert "worse than champion" in worse.gate_reason
+    client, _ = registry.configure_mlflow(settings)
+    tags = client.get_model_version(settings.model_name, "2").tags
+    assert tags[registry.TAG_DECISION] == "rejected"
+    assert tags[registry.TAG_CHAMPION_VERSION] == "1"
+    assert registry.get_champion(settings) == ("1", first.run_id)
+
+    # The champion's bundle breaks (corrupt export, missing artifacts): fail closed.
+    def broken_champion(*_args, **_kwargs):
+        raise RuntimeError("bundle.json checksum mismatch")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(registry, "load_champion_bundle", broken_champion)
+        blind = pipeline.run_training(settings, reason="test")
+    assert not blind.promoted and blind.model_version == "3"
+    assert blind.gate_reason.startswith("champion v1 could not be evaluated")
+    assert blind.evaluation["gate"]["would_promote"] is False
+    tags = client.get_model_version(settings.model_name, "3").tags
+    assert tags[registry.TAG_DECISION] == "rejected"
+    assert registry.get_champion(settings) == ("1", first.run_id)
+    assert ModelBundle.load(settings.model_bundles_dir / "champion").model_version == "1"
+
+    equal = pipeline.run_training(settings, reason="test")
+    assert equal.promoted and equal.model_version == "4"
+    assert registry.get_champion(settings) == ("4", equal.run_id)
+    loaded = ModelBundle.load(settings.model_bundles_dir / "champion")
+    assert loaded.model_version == "4" and loaded.metadata["mlflow_run_id"] == equal.run_id
