@@ -49,6 +49,7 @@ lint: setup ## Check formatting, imports, style, Terraform, Dockerfile and workf
 	$(PY) -m black --check .
 	$(PY) -m isort --check-only .
 	$(PY) -m flake8
+	$(VENV)/bin/lint-imports
 	terraform fmt -check -recursive terraform
 	$(PY) -m deployment.terraform_cli validate
 	BC_SKIP_MAPPING=TRUE $(VENV)/bin/checkov -d terraform --framework terraform --compact --quiet --skip-download

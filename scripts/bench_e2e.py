@@ -49,7 +49,7 @@ def run_once(
     records: list[dict[str, Any]], streams: dict[str, str], checkpoint: dict[str, str]
 ) -> tuple[float, dict[str, str]]:
     """Seconds from the first put to the last verdict of ``records``; the new checkpoint."""
-    from scripts import producer
+    import producer
 
     raw = producer.to_raw(records)
     wanted = {r["mushroom_id"] for r in records}
@@ -66,12 +66,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("reports/benchmark_e2e.json"))
     args = parser.parse_args(argv)
 
+    from config.settings import Settings
+    from config.stack_env import read_stack_env, stack_env_path
     from emulation.local_lambda import run
     from monitoring.aws import KinesisStreamReader
-    from scripts.demo import _load_stack_env, held_out_sample
-    from scripts.producer import observations
+    from producer import observations
+    from training.pipeline import held_out_sample
 
-    _load_stack_env()
+    # This process's own setup, as `source .local/stack.env` would do for a shell.
+    os.environ.update(read_stack_env(stack_env_path()))
     missing = [
         k for k in ("AWS_ENDPOINT_URL", "INPUT_STREAM_NAME", "FUNCTION_NAME") if k not in os.environ
     ]
@@ -79,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no deployed stack ({', '.join(missing)} unset): run `make demo` first")
         return 2
     streams = {"input": os.environ["INPUT_STREAM_NAME"], "output": os.environ["OUTPUT_STREAM_NAME"]}
-    sample = held_out_sample(args.records, seed=11)
+    sample = held_out_sample(Settings.from_env(), args.records, seed=11)
     tag = time.strftime("bench-%H%M%S")
 
     stop = threading.Event()

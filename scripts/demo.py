@@ -20,7 +20,6 @@ The stack stays up at the end; `make down` stops it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -46,36 +45,6 @@ def _load_stack_env() -> None:
     from config.stack_env import read_stack_env, stack_env_path
 
     os.environ.update(read_stack_env(stack_env_path()))
-
-
-def held_out_sample(n_records: int, seed: int) -> Any:
-    """``n_records`` rows of the random split's test part: mushrooms no model trained on."""
-    from config.settings import Settings
-    from training.data import load_dataset
-    from training.pipeline import IS_TEST, prepare_frame
-
-    settings = Settings.from_env()
-    frame = prepare_frame(load_dataset(settings), settings.seed)
-    test = frame[frame[IS_TEST]]
-    return test.sample(n=min(n_records, len(test)), random_state=seed).reset_index(drop=True)
-
-
-def read_verdicts(
-    stream_name: str, checkpoint: dict[str, str], expected: int, timeout: float
-) -> list[dict[str, Any]]:
-    """Verdicts after ``checkpoint`` until ``expected`` arrived or ``timeout`` passed."""
-    from monitoring.aws import KinesisStreamReader
-
-    reader = KinesisStreamReader(stream_name)
-    verdicts: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(verdicts) < expected and time.monotonic() < deadline:
-        read = reader.read(checkpoint)
-        checkpoint = read.checkpoint
-        verdicts.extend(json.loads(d) for d in read.records)
-        if len(verdicts) < expected:
-            time.sleep(0.2)  # polling the emulator: short pause between empty reads
-    return verdicts
 
 
 def summarise(
@@ -144,10 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
 
+    import producer
     from deployment.deploy import deploy_champion
     from deployment.package_lambda import build_lambda_zip
     from emulation.emulator import start_emulator
-    from scripts import producer
 
     with step(f"Start the emulator ({target})"):
         state = start_emulator(target)
@@ -164,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with step("Train, evaluate, register and gate (MLflow)"):
         from config.settings import Settings
-        from training.pipeline import run_training
+        from training.pipeline import held_out_sample, run_training
 
         result = run_training(Settings.from_env(), reason="make demo")
         print(f"    version {result.model_version}: {result.gate_reason}")
@@ -192,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verdict_checkpoint = KinesisStreamReader(outputs["output_stream_name"]).read({}).checkpoint
 
     with step(f"Put {args.records} held-out mushrooms and a few malformed records"):
-        sample = held_out_sample(args.records, args.seed)
+        sample = held_out_sample(Settings.from_env(), args.records, args.seed)
         records = producer.observations(sample, run_tag)
         malformed = producer.malformed_records(run_tag)
         started = time.monotonic()
@@ -216,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     with step("Read the verdict stream"):
-        verdicts = read_verdicts(
+        verdicts = producer.read_verdicts(
             outputs["output_stream_name"], verdict_checkpoint, records_put, timeout=60
         )
         seconds = time.monotonic() - started

@@ -2,7 +2,7 @@
 
 On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up`` stack is not
 touched; the state of an earlier run is removed first): Terraform apply, a first champion
-trained WITHOUT about 20 species, then three phases, each = ``scripts.producer`` puts
+trained WITHOUT about 20 species, then three phases, each = ``producer`` puts
 observations -> local Lambda runtime scores them -> the lab's labels land in S3 -> one
 monitoring cycle (deploying with the cycle's default, ``deployment.deploy.deploy_champion``):
 
@@ -160,11 +160,11 @@ def run_scenario(
     """Run the whole scenario on a fresh emulator under ``local_dir``; see the module docstring."""
     import boto3  # noqa: PLC0415
 
+    import producer  # noqa: PLC0415
     from config.stack_env import read_stack_env  # noqa: PLC0415
     from deployment.deploy import terraform_apply  # noqa: PLC0415
     from emulation.emulator import start_emulator, stop_emulator  # noqa: PLC0415
     from emulation.lambda_runtime import run_until_idle  # noqa: PLC0415
-    from scripts import producer  # noqa: PLC0415
 
     local_dir = Path(local_dir).resolve()
     reports_dir = Path(reports_dir or DEFAULT_REPORTS_DIR).resolve()

@@ -428,6 +428,13 @@ def _parse_species(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated species ids: {exc}") from exc
 
 
+def held_out_sample(settings: Settings, n_records: int, seed: int) -> pd.DataFrame:
+    """``n_records`` rows of the random split's test part: mushrooms no model trained on."""
+    frame = prepare_frame(data_mod.load_dataset(settings), settings.seed)
+    test = frame[frame[IS_TEST]]
+    return test.sample(n=min(n_records, len(test)), random_state=seed).reset_index(drop=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(

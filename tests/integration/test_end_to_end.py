@@ -21,19 +21,26 @@ from typing import Any
 import boto3
 import pytest
 
-from config.settings import REPO_ROOT
+import producer
+from config.settings import REPO_ROOT, Settings
 from config.stack_env import read_stack_env
 from deployment.deploy import deploy_champion
 from emulation.emulator import start_emulator, stop_emulator
 from emulation.local_lambda import invoke, run_until_idle
-from scripts import producer
-from scripts.demo import held_out_sample, read_verdicts, summarise
+from producer import read_verdicts
+from scripts.demo import summarise
+from training.pipeline import held_out_sample as _held_out_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = REPO_ROOT
 EVENT_FIXTURE = REPO / "tests" / "fixtures" / "kinesis_event.json"
 N_RECORDS = 1_000
+
+
+def held_out_sample(n_records: int, seed: int) -> Any:
+    """Held-out test rows, with the settings of the stack this module deployed."""
+    return _held_out_sample(Settings.from_env(), n_records, seed)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""A producer, as a forager's app or a lab's batch job would be: observations onto the input
-stream, and later the lab's labels into S3 (the contract in ``monitoring.labels``).
+"""The client side of the wire contracts, as a forager's app or a lab's batch job would be:
+observations onto the input stream, verdicts read back, and later the lab's labels into S3 (the
+contract in ``monitoring.labels``).
 
 Shared by the demo, the drift scenario, the end-to-end benchmark and the integration tests, so
 they all put records the same way: JSON per the input contract, partition key = mushroom id,
@@ -10,6 +11,7 @@ throttled entries only, an error when records still cannot be written: never a s
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,6 +20,7 @@ import pandas as pd
 
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from lambda_function.writer import KinesisOutputWriter, OutputBatch
+from monitoring.aws import KinesisStreamReader
 from monitoring.labels import LABEL_FIELD, LABELS_PREFIX, SPECIES_FIELD
 
 
@@ -101,3 +104,19 @@ def write_labels(bucket: str, name: str, text: str, client: Any | None = None) -
     key = f"{LABELS_PREFIX}{name}.jsonl"
     client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/jsonl")
     return f"s3://{bucket}/{key}"
+
+
+def read_verdicts(
+    stream_name: str, checkpoint: dict[str, str], expected: int, timeout: float
+) -> list[dict[str, Any]]:
+    """Verdicts after ``checkpoint`` until ``expected`` arrived or ``timeout`` passed."""
+    reader = KinesisStreamReader(stream_name)
+    verdicts: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(verdicts) < expected and time.monotonic() < deadline:
+        read = reader.read(checkpoint)
+        checkpoint = read.checkpoint
+        verdicts.extend(json.loads(d) for d in read.records)
+        if len(verdicts) < expected:
+            time.sleep(0.2)  # polling the emulator: short pause between empty reads
+    return verdicts
