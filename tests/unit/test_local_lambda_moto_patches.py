@@ -139,3 +139,15 @@ def test_the_pinned_moto_version_is_the_installed_one() -> None:
 
     moto_patches.check_moto_version()  # the installed version passes
     assert moto.__version__ == moto_patches.TARGET_MOTO_VERSION
+
+
+def test_the_patched_server_does_not_start_on_another_moto_version(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import moto
+
+    from scripts.lambda_runtime import moto_server
+
+    monkeypatch.setattr(moto, "__version__", "6.0.0")
+    assert moto_server.main(["-p", "0"]) == 2
+    assert "moto 6.0.0 is installed" in capsys.readouterr().err
