@@ -1,10 +1,11 @@
 """Local Lambda runtime CLI (for emulators that store Lambda functions but cannot run them).
 
     python -m emulation.local_lambda run [--function NAME] [--until-idle S] [--max-seconds N]
-    python -m emulation.local_lambda invoke --event PATH [--function mushroom-scorer]
+    python -m emulation.local_lambda invoke --event PATH [--function mushroom-scorer[:QUALIFIER]]
 
-`run` polls the function's enabled Kinesis event source mappings and invokes the deployed code
-with the Lambda service's semantics (batch size, starting position, ReportBatchItemFailures,
+`run` polls the function's enabled Kinesis event source mappings and invokes the version each
+names ($LATEST, a version, or the version its alias points to now, followed when the alias
+moves) with the Lambda service's semantics (batch size, starting position, ReportBatchItemFailures,
 bisect on error, retry and record-age limits, on-failure destination). `invoke` does what
 `aws lambda invoke` does and prints the response. The endpoint comes from AWS_ENDPOINT_URL
 (`make up` writes it to .local/stack.env). On LocalStack with Docker, or on AWS, the real
@@ -71,7 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     run_p.add_argument("--json", action="store_true", help="print the final statistics as JSON")
     inv_p = sub.add_parser("invoke", help="invoke once with an event file, like aws lambda invoke")
     inv_p.add_argument("--event", type=Path, required=True, help="JSON event file")
-    inv_p.add_argument("--function", default=DEFAULT_FUNCTION)
+    inv_p.add_argument(
+        "--function",
+        default=DEFAULT_FUNCTION,
+        help="name, name:VERSION, name:ALIAS or a function ARN (default %(default)s)",
+    )
     inv_p.add_argument(
         "--log-file", type=Path, default=None, help="function logs (default: stderr)"
     )

@@ -22,10 +22,13 @@ import botocore.session
 
 from config.settings import REPO_ROOT
 from emulation.lambda_runtime.model import (
+    LATEST,
+    AliasTarget,
     ExecutionIdentity,
     FunctionConfig,
     MappingConfig,
     StreamRecord,
+    unqualified_arn,
 )
 from emulation.lambda_runtime.sandbox import default_state_dir
 
@@ -43,14 +46,15 @@ class CodeIntegrityError(RuntimeError):
     """The code found is not the code the Lambda API says is deployed."""
 
 
-def get_function(name: str, client: Any = None) -> FunctionConfig:
-    """GetFunction (configuration and tags) as a FunctionConfig."""
+def get_function(name: str, client: Any = None, version: str = LATEST) -> FunctionConfig:
+    """GetFunction of $LATEST or a published version (configuration and the function's tags)."""
     client = client or boto3.client("lambda")
-    response = client.get_function(FunctionName=name)
+    kwargs = {} if version == LATEST else {"Qualifier": version}
+    response = client.get_function(FunctionName=name, **kwargs)
     cfg = response["Configuration"]
     tags = response.get("Tags")
-    if tags is None:
-        tags = client.list_tags(Resource=cfg["FunctionArn"]).get("Tags", {})
+    if tags is None:  # tags belong to the function, not to one of its versions
+        tags = client.list_tags(Resource=unqualified_arn(cfg["FunctionArn"])).get("Tags", {})
     image_config = (cfg.get("ImageConfigResponse") or {}).get("ImageConfig") or {}
     return FunctionConfig(
         name=cfg["FunctionName"],
@@ -64,8 +68,20 @@ def get_function(name: str, client: Any = None) -> FunctionConfig:
         role=cfg.get("Role") or "",
         environment=dict((cfg.get("Environment") or {}).get("Variables") or {}),
         tags=dict(tags),
-        version=cfg.get("Version") or "$LATEST",
+        version=cfg.get("Version") or LATEST,
         image_command=tuple(image_config.get("Command") or ()),
+        code_size=int(cfg.get("CodeSize") or 0),
+    )
+
+
+def get_alias_target(function_name: str, alias: str, client: Any = None) -> AliasTarget:
+    """GetAlias: the version the alias points to now, and any weighted routing."""
+    client = client or boto3.client("lambda")
+    response = client.get_alias(FunctionName=function_name, Name=alias)
+    weights = (response.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return AliasTarget(
+        function_version=str(response["FunctionVersion"]),
+        additional_weights={str(k): float(v) for k, v in weights.items()},
     )
 
 
@@ -204,6 +220,18 @@ def prepare_code(fn: FunctionConfig, cache_root: Path, s3: Any = None) -> Path:
     bucket, key = parse_s3_uri(uri)
     s3 = s3 or boto3.client("s3")
     data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if fn.version != LATEST and code_sha256(data) != fn.code_sha256:
+        # A published version keeps the code it was published with, while the tag follows
+        # the newest deployment: look for that zip among the bucket's object versions.
+        found = find_published_zip(s3, bucket, key, fn)
+        if found is None:
+            raise CodeIntegrityError(
+                f"version {fn.version} of {fn.name} has CodeSha256 {fn.code_sha256}, but "
+                f"neither {uri} nor any object version under s3://{bucket}/"
+                f"{key.rpartition('/')[0]} has that hash: its code is gone (publish a new "
+                "version and move the alias to it)"
+            )
+        data, uri = found
     verify_zip(data, fn.code_sha256, uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{digest_hex[:12]}-", dir=target.parent))
@@ -222,6 +250,31 @@ def prepare_code(fn: FunctionConfig, cache_root: Path, s3: Any = None) -> Path:
             remove_tree(staging)
     log.info("extracted %s (%d bytes) to %s", uri, len(data), target)
     return target
+
+
+#: Object versions of the package's prefix downloaded at most while looking for a version's zip.
+MAX_ZIP_CANDIDATES = 10
+
+
+def find_published_zip(
+    s3: Any, bucket: str, key: str, fn: FunctionConfig
+) -> tuple[bytes, str] | None:
+    """The zip with the version's CodeSha256 among the object versions (current and
+    noncurrent) next to ``key``, newest first; candidates are those of the version's CodeSize."""
+    prefix = key.rpartition("/")[0] + "/" if "/" in key else ""
+    candidates = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Versions", []):
+            if obj["Key"].endswith(".zip") and (not fn.code_size or obj["Size"] == fn.code_size):
+                candidates.append(obj)
+    candidates.sort(key=lambda obj: obj["LastModified"], reverse=True)
+    for obj in candidates[:MAX_ZIP_CANDIDATES]:
+        data = s3.get_object(Bucket=bucket, Key=obj["Key"], VersionId=obj["VersionId"])[
+            "Body"
+        ].read()
+        if code_sha256(data) == fn.code_sha256:
+            return data, f"s3://{bucket}/{obj['Key']}?versionId={obj['VersionId']}"
+    return None
 
 
 def make_read_only(root: Path) -> None:

@@ -111,8 +111,12 @@ class ShardBatchRunner:
         on_checkpoint: Callable[[str, str], None] | None = None,
         clock: Callable[[], float] = time.time,
         should_stop: Callable[[], bool] = lambda: False,
+        on_batch_start: Callable[[], None] = lambda: None,
     ) -> None:
         self.mapping = mapping
+        # Called before each batch's first invocation (never between a batch's retries): where
+        # an alias move may switch the function version, so no batch mixes versions.
+        self.on_batch_start = on_batch_start
         self.invoker = invoker
         self.failure_sink = failure_sink
         self.shard_id = shard_id
@@ -129,6 +133,7 @@ class ShardBatchRunner:
         a stop request (then the rest stays unacknowledged)."""
         self.stats.records_read += len(records)
         for batch in split_batches(records, self.mapping.batch_size):
+            self.on_batch_start()
             if not self._process_batch(batch):
                 return
 

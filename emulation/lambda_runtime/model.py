@@ -2,11 +2,104 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 #: ESM states in which the Lambda service keeps polling (moto only reports Enabled/Disabled).
 POLLING_STATES = frozenset({"Enabled", "Enabling", "Creating", "Updating"})
+#: The unpublished version (what an unqualified name or ARN runs).
+LATEST = "$LATEST"
+_VERSION = re.compile(r"[0-9]+")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,128}")  # Lambda's alias names: not only digits
+
+
+class QualifierError(ValueError):
+    """A function name or ARN with a qualifier Lambda would not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """What a mapping or an invocation names: a function and an optional qualifier.
+
+    ``qualifier`` is None for $LATEST (unqualified, or ``:$LATEST``), a version number, or an
+    alias name.
+    """
+
+    name: str
+    qualifier: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """'latest', 'version' or 'alias'."""
+        if self.qualifier is None:
+            return "latest"
+        return "version" if _VERSION.fullmatch(self.qualifier) else "alias"
+
+    def arn(self, function_arn: str) -> str:
+        """This reference as an ARN, given any ARN of the function (qualified or not)."""
+        base = unqualified_arn(function_arn)
+        return f"{base}:{self.qualifier}" if self.qualifier else base
+
+
+def parse_function_ref(name_or_arn: str, qualifier: str | None = None) -> FunctionRef:
+    """``f``, ``f:live``, ``arn:aws:lambda:<region>:<account>:function:f[:q]`` -> FunctionRef.
+
+    A qualifier in the name wins over ``qualifier`` (as Lambda's Invoke: both must agree there,
+    here the name's is used); ``$LATEST`` means unqualified.
+    """
+    if name_or_arn.startswith("arn:"):
+        parts = name_or_arn.split(":")
+        if len(parts) not in (7, 8) or parts[2] != "lambda" or parts[5] != "function":
+            raise QualifierError(f"not a Lambda function ARN: {name_or_arn!r}")
+        name, in_name = parts[6], parts[7] if len(parts) == 8 else None
+    else:
+        name, _, in_name = name_or_arn.partition(":")
+        in_name = in_name or None
+    qualifier = in_name or qualifier
+    if not name:
+        raise QualifierError(f"no function name in {name_or_arn!r}")
+    if qualifier is None or qualifier == LATEST:
+        return FunctionRef(name)
+    if not (_VERSION.fullmatch(qualifier) or _ALIAS.fullmatch(qualifier)):
+        raise QualifierError(f"invalid qualifier {qualifier!r} in {name_or_arn!r}")
+    return FunctionRef(name, qualifier)
+
+
+def unqualified_arn(function_arn: str) -> str:
+    """arn:...:function:f[:qualifier] -> arn:...:function:f."""
+    parts = function_arn.split(":")
+    return ":".join(parts[:7])
+
+
+@dataclass(frozen=True, slots=True)
+class AliasTarget:
+    """What GetAlias says an alias points to."""
+
+    function_version: str
+    additional_weights: dict[str, float] = field(default_factory=dict)  # RoutingConfig
+
+
+class WeightedAliasUnsupported(ValueError):
+    """An alias splits traffic between versions: this runtime only runs one version per alias."""
+
+
+def resolve_version(ref: FunctionRef, get_alias: Callable[[str, str], AliasTarget]) -> str:
+    """The version an invocation of ``ref`` runs now: $LATEST, the version, or the version the
+    alias points to (asked through ``get_alias(function_name, alias)``)."""
+    if ref.kind == "latest":
+        return LATEST
+    if ref.kind == "version":
+        return str(ref.qualifier)
+    target = get_alias(ref.name, str(ref.qualifier))
+    if target.additional_weights:
+        # Fail closed: serving only the primary version would silently skip a canary.
+        raise WeightedAliasUnsupported(
+            f"alias {ref.qualifier} of {ref.name} routes {target.additional_weights} of the "
+            f"traffic to other versions than {target.function_version}; the local runtime "
+            "runs one version per alias (remove the RoutingConfig)"
+        )
+    return target.function_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +160,9 @@ class FunctionConfig:
     role: str
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
-    version: str = "$LATEST"
+    version: str = LATEST
     image_command: tuple[str, ...] = ()
+    code_size: int = 0
 
     @property
     def region(self) -> str:

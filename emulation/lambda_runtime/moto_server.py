@@ -9,8 +9,12 @@ from emulation.lambda_runtime import moto_patches
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Apply the patches, then run moto's own server entry point."""
-    moto_patches.apply()
+    """Apply the patches, then run moto's own server entry point (exit 2 on another moto)."""
+    try:
+        moto_patches.apply()
+    except moto_patches.MotoVersionError as exc:
+        print(f"moto_server: {exc}", file=sys.stderr)  # shown in `make up`'s log tail
+        return 2
     from moto.server import main as moto_main
 
     moto_main(sys.argv[1:] if argv is None else argv)

@@ -8,15 +8,26 @@ import os
 import queue
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from emulation.lambda_runtime import aws
 from emulation.lambda_runtime.esm import COUNTERS, ShardBatchRunner, ShardStats
-from emulation.lambda_runtime.model import FunctionConfig, InvokeOutcome, MappingConfig
+from emulation.lambda_runtime.model import (
+    LATEST,
+    AliasTarget,
+    FunctionConfig,
+    FunctionRef,
+    InvokeOutcome,
+    MappingConfig,
+    parse_function_ref,
+    resolve_version,
+)
 from emulation.lambda_runtime.sandbox import LambdaWorker
 
 log = logging.getLogger(__name__)
@@ -29,31 +40,63 @@ IDLE_BACKOFF_MIN_S = 0.02
 IDLE_BACKOFF_MAX_S = 0.25
 #: GetRecords results buffered per shard ahead of processing.
 READ_AHEAD = 2
+#: How often, at most, a mapping on an alias asks where the alias points (before a batch).
+#: GetAlias takes 11-21 ms (median) on moto here: asked before every batch, it would add that
+#: to each one; once a second, a move takes effect within a second, between two batches.
+ALIAS_CHECK_S = 1.0
+#: GetAlias failures in a row after which the run stops instead of keeping the old version.
+MAX_ALIAS_CHECK_FAILURES = 5
 
 
 class LocalFunction:
-    """A deployed function made runnable: configuration, verified code and a warm worker."""
+    """A deployed function made runnable: the version a name, version or alias resolves to,
+    its verified code and a warm worker (one execution environment at a time)."""
 
     def __init__(
         self,
         function_name: str = DEFAULT_FUNCTION,
         *,
+        qualifier: str | None = None,
         state_dir: Path | None = None,
         log_stream: IO[Any] | int | None = None,
         python: str | None = None,
         lambda_client: Any = None,
         s3_client: Any = None,
+        alias_check_s: float = ALIAS_CHECK_S,
+        progress: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.function_name = function_name
+        # ``function_name``: a name, ``name:qualifier`` or an ARN, as Lambda's Invoke takes.
+        self.ref = parse_function_ref(function_name, qualifier)
+        self.function_name = self.ref.name
         self.state_dir = Path(state_dir) if state_dir else aws.default_state_dir()
         self.log_stream = log_stream
         self.python = python
         self.lambda_client = lambda_client or boto3.client("lambda")
         self.s3_client = s3_client
+        self.alias_check_s = alias_check_s
+        self._say = progress or (lambda message: None)
+        self._clock = clock
         self._sts, self._iam = boto3.client("sts"), boto3.client("iam")
-        self.config: FunctionConfig = aws.get_function(function_name, self.lambda_client)
+        self.config: FunctionConfig = self._resolve()
+        self._last_alias_check = clock()
+        self._alias_check_failures = 0
         self.worker = self._make_worker(self.config)
         self._retired_cold_starts = 0
+        self.invocations_by_version: dict[str, int] = {}
+
+    @property
+    def invoked_arn(self) -> str:
+        """The ARN callers invoke (an alias ARN for an alias), not the version's."""
+        return self.ref.arn(self.config.arn)
+
+    def _alias_target(self, function_name: str, alias: str) -> AliasTarget:
+        return aws.get_alias_target(function_name, alias, self.lambda_client)
+
+    def _resolve(self) -> FunctionConfig:
+        """Configuration of the version the reference runs now."""
+        version = resolve_version(self.ref, self._alias_target)
+        return aws.get_function(self.ref.name, self.lambda_client, version)
 
     def _make_worker(self, config: FunctionConfig) -> LambdaWorker:
         code_dir = aws.prepare_code(config, self.state_dir / "code", self.s3_client)
@@ -70,6 +113,7 @@ class LocalFunction:
             # packages, as before (emulators deploy the zip).
             isolated=config.package_type == "Zip",
             state_dir=self.state_dir,
+            invoked_function_arn=self.ref.arn(config.arn),
         )
 
     @property
@@ -83,23 +127,76 @@ class LocalFunction:
         return self._retired_cold_starts + self.worker.cold_starts
 
     def refresh(self) -> bool:
-        """Re-read the configuration; a new deployment replaces the environment (next invoke
-        is a cold start), as on Lambda. Returns True when something changed."""
-        config = aws.get_function(self.function_name, self.lambda_client)
+        """Re-resolve the reference; another version (alias moved) or a new deployment of
+        $LATEST replaces the environment (next invoke is a cold start), as on Lambda.
+        Returns True when something changed.
+
+        A published version is immutable, so an alias still on the same version costs one
+        GetAlias, and a reference to a version nothing at all.
+        """
+        if self.ref.kind == "version":
+            return False
+        if self.ref.kind == "alias":
+            self._last_alias_check = self._clock()
+            version = resolve_version(self.ref, self._alias_target)
+            if version == self.config.version and version != LATEST:
+                return False
+            config = aws.get_function(self.ref.name, self.lambda_client, version)
+        else:
+            config = aws.get_function(self.ref.name, self.lambda_client)
         if config == self.config:
             return False
         worker = self._make_worker(config)  # verify the new code before dropping the old one
+        previous = self.config
         self.worker.close()
         self._retired_cold_starts += self.worker.cold_starts
         self.config, self.worker = config, worker
-        log.info(
-            "function %s changed (CodeSha256 %s); new environment", config.name, config.code_sha256
-        )
+        if previous.version != config.version:
+            message = (
+                f"{self.invoked_arn} now runs version {config.version} (was "
+                f"{previous.version}); new execution environment"
+            )
+        else:
+            message = (
+                f"{config.name} was redeployed (CodeSha256 {config.code_sha256}); "
+                "new execution environment"
+            )
+        log.info(message)
+        self._say(message)
         return True
+
+    def at_batch_boundary(self) -> None:
+        """Before a new batch: follow an alias move, asked at most every ``alias_check_s``.
+
+        A failed GetAlias keeps the current version and is retried before the next batch;
+        after MAX_ALIAS_CHECK_FAILURES in a row the error is raised (the run stops, and what
+        was not acknowledged is read again by the next run).
+        """
+        if self.ref.kind != "alias":
+            return
+        if self._clock() - self._last_alias_check < self.alias_check_s:
+            return
+        try:
+            self.refresh()
+        except (ClientError, BotoCoreError) as exc:
+            self._alias_check_failures += 1
+            if self._alias_check_failures >= MAX_ALIAS_CHECK_FAILURES:
+                raise
+            log.warning(
+                "cannot resolve %s (%s); keeping version %s",
+                self.invoked_arn,
+                exc,
+                self.config.version,
+            )
+            return
+        self._alias_check_failures = 0
 
     def invoke(self, event: Any) -> InvokeOutcome:
         """Synchronous invocation in the warm worker."""
-        return self.worker.invoke(event)
+        outcome = self.worker.invoke(event)
+        version = outcome.executed_version
+        self.invocations_by_version[version] = self.invocations_by_version.get(version, 0) + 1
+        return outcome
 
     def close(self) -> None:
         """Stop the worker process."""
@@ -238,6 +335,7 @@ class MappingPoller:
                 invoke_identity_arn=self.function.config.role,
                 on_checkpoint=self.checkpoints.set,
                 should_stop=self.should_stop,
+                on_batch_start=self.function.at_batch_boundary,
             )
 
     def _first_iterator(self, shard_id: str) -> str:
@@ -294,6 +392,7 @@ class RunStats:
     bisections: int = 0
     on_failure_records: int = 0
     cold_starts: int = 0
+    invocations_by_version: dict[str, int] = field(default_factory=dict)  # ExecutedVersion
     max_memory_used_mb: float = 0.0  # peak RSS of the worker (MemorySize applies to it)
     elapsed_s: float = 0.0
     busy_s: float = 0.0  # time spent invoking (reads overlap with it)
@@ -320,8 +419,13 @@ def run(
     stop: threading.Event | None = None,
     latest_from: str = "mapping",
     refresh_s: float = 5.0,
+    alias_check_s: float = ALIAS_CHECK_S,
 ) -> RunStats:
     """Poll the function's enabled Kinesis mappings and invoke it, like the Lambda service.
+
+    Each mapping invokes what its FunctionArn names: $LATEST (unqualified), a version, or an
+    alias, resolved to the version it points to and followed when it moves (checked before a
+    batch, at most every ``alias_check_s``; $LATEST is re-read every ``refresh_s``).
 
     Stops after ``until_idle`` seconds without records, after ``max_seconds``, or when ``stop``
     is set (whichever first; none of them: runs until interrupted).
@@ -336,14 +440,36 @@ def run(
         out_of_time = max_seconds is not None and time.monotonic() - started >= max_seconds
         return stop.is_set() or out_of_time
 
-    with LocalFunction(function_name, state_dir=state_dir, log_stream=log_stream) as function:
-        mappings = aws.list_kinesis_mappings(function.config.arn, function.lambda_client)
+    ref = parse_function_ref(function_name)
+    lambda_client = boto3.client("lambda")
+    base_arn = aws.get_function(ref.name, lambda_client).arn
+    mappings = aws.list_kinesis_mappings(base_arn, lambda_client)
+    if ref.qualifier is not None:  # only the mappings of that version or alias
+        mappings = [m for m in mappings if parse_function_ref(m.function_arn) == ref]
+    with ExitStack() as resources:
+        # One function per qualifier the mappings name: each resolves its own version.
+        functions: dict[FunctionRef, LocalFunction] = {}
         sink = aws.DestinationSink()
         pollers = []
         for mapping in mappings:
             if not mapping.is_polling:
                 say(f"mapping {mapping.uuid} is {mapping.state}: not polled")
                 continue
+            target = parse_function_ref(mapping.function_arn)
+            function = functions.get(target)
+            if function is None:
+                function = resources.enter_context(
+                    LocalFunction(
+                        target.name,
+                        qualifier=target.qualifier,
+                        state_dir=state_dir,
+                        log_stream=log_stream,
+                        lambda_client=lambda_client,
+                        alias_check_s=alias_check_s,
+                        progress=say,
+                    )
+                )
+                functions[target] = function
             path = state_dir / "checkpoints" / f"{mapping.uuid}.json"
             store = CheckpointStore(path if persist_checkpoints else None)
             poller = MappingPoller(mapping, function, sink, store, latest_from, should_stop)
@@ -353,7 +479,8 @@ def run(
             stats.shards += len(poller.iterators)
             say(
                 f"polling {mapping.event_source_arn} ({len(poller.iterators)} shard(s), "
-                f"BatchSize {mapping.batch_size}, {mapping.starting_position}) -> {function_name}"
+                f"BatchSize {mapping.batch_size}, {mapping.starting_position}) -> "
+                f"{function.invoked_arn} (version {function.config.version})"
             )
         if not pollers:
             say(f"no enabled Kinesis event source mapping for {function_name}")
@@ -369,7 +496,7 @@ def run(
                 stats,
                 pollers,
                 readers,
-                function,
+                list(functions.values()),
                 fetched,
                 stop,
                 started,
@@ -382,8 +509,15 @@ def run(
             readers_stop.set()
             for reader in readers:
                 reader.join(timeout=5)
-            stats.cold_starts = function.cold_starts
-            stats.max_memory_used_mb = function.max_memory_used_mb
+            for function in functions.values():
+                stats.cold_starts += function.cold_starts
+                stats.max_memory_used_mb = max(
+                    stats.max_memory_used_mb, function.max_memory_used_mb
+                )
+                for version, count in function.invocations_by_version.items():
+                    stats.invocations_by_version[version] = (
+                        stats.invocations_by_version.get(version, 0) + count
+                    )
             _summarise(stats, pollers)
     stats.elapsed_s = time.monotonic() - started
     stats.records_per_s = stats.records_read / stats.active_s if stats.active_s else 0.0
@@ -395,7 +529,7 @@ def _loop(
     stats: RunStats,
     pollers: list[MappingPoller],
     readers: list[ShardReader],
-    function: LocalFunction,
+    functions: list[LocalFunction],
     fetched: "queue.Queue[tuple[MappingPoller, str, Any]]",
     stop: threading.Event,
     started: float,
@@ -420,8 +554,8 @@ def _loop(
         if open_shards == 0:
             return "shards-closed"
         if now - last_refresh >= refresh_s:
-            if function.refresh():
-                say(f"{function.function_name} was redeployed; new execution environment")
+            for function in functions:
+                function.refresh()  # reports a change itself
             last_refresh = now
         wait = 0.25
         if until_idle is not None:
@@ -501,6 +635,9 @@ def invoke(
     state_dir: Path | None = None,
     log_stream: IO[Any] | int | None = None,
 ) -> dict[str, Any]:
-    """What `aws lambda invoke` returns (StatusCode, FunctionError, ExecutedVersion, Payload)."""
+    """What `aws lambda invoke` returns (StatusCode, FunctionError, ExecutedVersion, Payload).
+
+    ``function_name`` may carry a qualifier (``name:live``, ``name:3``, or a qualified ARN).
+    """
     with LocalFunction(function_name, state_dir=state_dir, log_stream=log_stream) as function:
         return function.invoke(event).to_invoke_response()

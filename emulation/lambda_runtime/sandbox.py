@@ -253,8 +253,12 @@ class LambdaWorker:
         log: IO[Any] | int | None = None,
         isolated: bool = True,
         state_dir: Path | None = None,
+        invoked_function_arn: str | None = None,
     ) -> None:
         self.fn = fn
+        # What the caller invoked (the context's invoked_function_arn): an alias ARN runs the
+        # alias's version, whose number is AWS_LAMBDA_FUNCTION_VERSION.
+        self.invoked_function_arn = invoked_function_arn or fn.arn
         self.code_dir = Path(code_dir)
         self.handler = handler or fn.handler
         self.python = python or resolve_python()
@@ -437,7 +441,7 @@ class LambdaWorker:
             "id": request_id,
             "event": event,
             "deadline_ms": deadline_ms,
-            "invoked_function_arn": self.fn.arn,
+            "invoked_function_arn": self.invoked_function_arn,
             "trace_id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0",
         }
         deadline = time.monotonic() + timeout_s

@@ -17,6 +17,7 @@ import pytest
 
 from emulation.lambda_runtime import aws as runtime_aws
 from emulation.lambda_runtime import moto_patches
+from emulation.lambda_runtime.runtime import run as runtime_run
 from emulation.local_lambda import invoke, main, run_until_idle
 
 pytestmark = pytest.mark.integration
@@ -62,6 +63,8 @@ def handle(event, context):
                 "handler_env": os.environ["_HANDLER"],
                 "greeting": os.environ.get("GREETING"),
                 "access_key": os.environ["AWS_ACCESS_KEY_ID"],
+                "function_version": context.function_version,
+                "invoked_arn": context.invoked_function_arn,
             }).encode(),
             "PartitionKey": body["id"],
         })
@@ -197,9 +200,23 @@ class Stack:
         )
         return code
 
-    def map(self, **settings: Any) -> dict[str, Any]:
-        return self.lambda_.create_event_source_mapping(
+    def publish(self, greeting: str) -> str:
+        """Publish a version whose GREETING names it (a rollout changes only the environment)."""
+        self.lambda_.update_function_configuration(
             FunctionName=self.function,
+            Environment={
+                "Variables": {
+                    "OUTPUT_STREAM_NAME": self.output,
+                    "INPUT_STREAM_NAME": self.input,
+                    "GREETING": greeting,
+                }
+            },
+        )
+        return self.lambda_.publish_version(FunctionName=self.function)["Version"]
+
+    def map(self, function: str | None = None, **settings: Any) -> dict[str, Any]:
+        return self.lambda_.create_event_source_mapping(
+            FunctionName=function or self.function,
             EventSourceArn=self.input_arn,
             StartingPosition="TRIM_HORIZON",
             **settings,
@@ -364,6 +381,127 @@ def test_a_stop_request_ends_endless_retries_of_a_poison_record(
     # the poison record keeps failing, so the run still ends on max-seconds, mid-retry.
     again = run_until_idle(stack.function, idle_seconds=0.5, timeout=8, state_dir=tmp_path)
     assert again.stopped_because == "max-seconds" and again.records_read == len(sequences)
+
+
+def test_alias_moves_mid_stream_switch_versions_between_batches(
+    aws_env: str, tmp_path: Path
+) -> None:
+    """Rollout and rollback through the alias while records stream: one output per record,
+    each batch on one version, version 1 before the move, 2 after it, 1 after the rollback."""
+    stack = Stack("alias")
+    stack.deploy()
+    v1 = stack.publish("v1")
+    alias_arn = stack.lambda_.create_alias(
+        FunctionName=stack.function, Name="live", FunctionVersion=v1
+    )["AliasArn"]
+    assert stack.map(function=alias_arn, BatchSize=10)["FunctionArn"] == alias_arn
+    stop, producing = threading.Event(), threading.Event()
+    producing.set()
+    result: dict[str, Any] = {}
+    messages: list[str] = []
+    put: list[str] = []
+
+    def serve() -> None:
+        result["stats"] = runtime_run(
+            stack.function,
+            stop=stop,
+            state_dir=tmp_path,
+            persist_checkpoints=False,
+            progress=messages.append,
+        )
+
+    def produce() -> None:
+        while producing.is_set():
+            bodies = [{"id": f"obs-{len(put) + i:04d}"} for i in range(5)]
+            stack.put(bodies)
+            put.extend(b["id"] for b in bodies)
+            time.sleep(0.03)
+
+    def versions_seen() -> list[str]:
+        return [o["function_version"] for o in stack.outputs()]
+
+    server, producer = threading.Thread(target=serve), threading.Thread(target=produce)
+    server.start()
+    producer.start()
+    try:
+        _wait_for(lambda: len(versions_seen()) >= 40, timeout=60)
+        v2 = stack.publish("v2")
+        stack.lambda_.update_alias(FunctionName=stack.function, Name="live", FunctionVersion=v2)
+        _wait_for(lambda: "2" in versions_seen(), timeout=30)
+        seen = len(versions_seen())
+        _wait_for(lambda: len(versions_seen()) >= seen + 40, timeout=30)
+        stack.lambda_.update_alias(FunctionName=stack.function, Name="live", FunctionVersion=v1)
+        _wait_for(lambda: versions_seen()[-1] == "1", timeout=30)
+        producing.clear()
+        producer.join()
+        _wait_for(lambda: len(stack.outputs()) >= len(put), timeout=60)
+    finally:
+        producing.clear()
+        stop.set()
+        server.join(timeout=30)
+        producer.join(timeout=5)
+    outputs = stack.outputs()
+    assert sorted(o["id"] for o in outputs) == sorted(put)  # every record exactly once
+    ordered = sorted(outputs, key=lambda o: int(o["seq"]))
+    # Runs of one version along the shard: 1, then 2 (rollout), then 1 again (rollback).
+    runs = [
+        v
+        for i, v in enumerate(o["function_version"] for o in ordered)
+        if i == 0 or ordered[i - 1]["function_version"] != v
+    ]
+    assert runs == [v1, v2, v1]
+    by_request: dict[str, set[str]] = {}
+    for output in outputs:
+        by_request.setdefault(output["request_id"], set()).add(output["function_version"])
+        # The version's own environment, invoked through the alias ARN as on AWS.
+        assert output["greeting"] == f"v{output['function_version']}"
+        assert output["invoked_arn"] == alias_arn
+    assert all(len(versions) == 1 for versions in by_request.values())  # no batch mixes
+    stats = result["stats"]
+    assert stats.records_succeeded == len(put) and stats.records_discarded == 0
+    assert set(stats.invocations_by_version) == {v1, v2}
+    assert stats.cold_starts == 3  # one environment per switch
+    assert any(f"now runs version {v2} (was {v1})" in m for m in messages)
+
+
+def test_a_version_runs_the_code_it_was_published_with(aws_env: str, tmp_path: Path) -> None:
+    """After a new zip is deployed (new key, tag moved, old object deleted, as Terraform does),
+    version 1 still runs its own code, found among the versioned bucket's object versions."""
+    s3 = boto3.client("s3")
+    try:
+        s3.create_bucket(Bucket=BUCKET)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    stack = Stack("code")
+    stack.deploy()
+    v1 = stack.publish("v1")
+    old_key = f"lambda/{stack.function}.zip"
+    new_key = f"lambda/{stack.function}-b.zip"
+    code_b = HANDLER_SOURCE.replace('os.environ.get("GREETING")', '"code-b"')
+    s3.put_object(Bucket=BUCKET, Key=new_key, Body=_zip(code_b))
+    stack.lambda_.update_function_code(FunctionName=stack.function, S3Bucket=BUCKET, S3Key=new_key)
+    function_arn = stack.lambda_.get_function(FunctionName=stack.function)["Configuration"][
+        "FunctionArn"
+    ]
+    stack.lambda_.tag_resource(
+        Resource=function_arn, Tags={"package_s3_uri": f"s3://{BUCKET}/{new_key}"}
+    )
+    s3.delete_object(Bucket=BUCKET, Key=old_key)
+
+    pinned = invoke(
+        f"{stack.function}:{v1}",
+        {"Records": [_kinesis_record(stack, {"id": "obs-v1"})]},
+        state_dir=tmp_path,
+    )
+    latest = invoke(
+        stack.function,
+        {"Records": [_kinesis_record(stack, {"id": "obs-latest"})]},
+        state_dir=tmp_path,
+    )
+    assert pinned["ExecutedVersion"] == v1 and latest["ExecutedVersion"] == "$LATEST"
+    greetings = {o["id"]: (o["greeting"], o["function_version"]) for o in stack.outputs()}
+    assert greetings == {"obs-v1": ("v1", v1), "obs-latest": ("code-b", "$LATEST")}
 
 
 def _kinesis_record(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:

@@ -266,3 +266,30 @@ def test_a_stop_request_is_honoured_mid_retry_with_unlimited_retries_and_age():
 
 def _always_fails(sequences: list[str]) -> Any:
     raise ValueError("poison")
+
+
+def test_the_batch_start_hook_runs_before_each_batch_but_not_between_its_retries() -> None:
+    """Where an alias move may switch the version: no batch runs on two versions."""
+    versions = iter(["1", "1", "2"])
+    current = {"version": "0"}
+    seen: list[tuple[str, list[str]]] = []
+    fails_once = {"5"}
+
+    def behaviour(sequences: list[str]) -> Any:
+        seen.append((current["version"], sequences))
+        if fails_once & set(sequences):
+            fails_once.clear()
+            raise ValueError("retry me")
+        return None
+
+    shard, function, _, checkpoints = runner(mapping(batch_size=4), behaviour)
+    shard.on_batch_start = lambda: current.update(version=next(versions))
+    shard.process(records(10))
+    # Batch 2 (records 5-8) failed once and was retried on the version it started on.
+    assert seen == [
+        ("1", ["1", "2", "3", "4"]),
+        ("1", ["5", "6", "7", "8"]),
+        ("1", ["5", "6", "7", "8"]),
+        ("2", ["9", "10"]),
+    ]
+    assert checkpoints == ["4", "8", "10"]
