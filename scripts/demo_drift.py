@@ -282,7 +282,8 @@ def _champion(settings: Any) -> str | None:
 
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
     header = (
-        f"{'window':<22} {'records':>7} {'Unknown':>8} {'FalseEd':>8} {'Accuracy':>8} "
+        f"{'window':<22} {'records':>7} {'UnknownRate':>11} {'FalseEdibleRate':>15} "
+        f"{'DecisionAccuracy':>16} "
         f"{'Drift':>6}  {'model':>5}  alarms / actions"
     )
     lines = ["", "TIMELINE", header, "-" * len(header)]
@@ -302,8 +303,9 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
         if e.get("sns_subjects"):
             actions += f" | SNS: {'; '.join(e['sns_subjects'])}"
         lines.append(
-            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>8} {f('FalseEdibleRate'):>8} "
-            f"{f('Accuracy'):>8} {f('DriftShare'):>6}  {str(e['model_version']):>5}  "
+            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>11} "
+            f"{f('FalseEdibleRate'):>15} {f('DecisionAccuracy'):>16} {f('DriftShare'):>6}  "
+            f"{str(e['model_version']):>5}  "
             f"{alarms}{actions}"
         )
     return "\n".join(lines)

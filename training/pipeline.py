@@ -397,9 +397,9 @@ def _print_summary(result: TrainingResult) -> None:
     ev = result.evaluation
     rs, sh = ev["random_split"], ev["species_holdout"]
     print(
-        f"random split   : accuracy {rs['accuracy']:.5f}  f1 {rs['f1']:.5f}  "
-        f"recall_poisonous {rs['recall_poisonous']:.5f}  false_edible {rs['false_edible']}  "
-        f"n_test {rs['n_test']}  threshold {ev['threshold']:.4f}"
+        f"random split   : decision_accuracy {rs['decision_accuracy']:.5f}  coverage "
+        f"{rs['coverage']:.5f}  false_edible {rs['false_edible']}  n_test {rs['n_test']}  "
+        f"classifier_accuracy {rs['classifier_accuracy']:.5f}  threshold {ev['threshold']:.4f}"
     )
     print(
         f"species heldout: {sh['folds']} folds over {sh['n_species']} species  auc {sh['auc']:.3f}"

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+from lambda_function import verdict_metrics as vm
 from lambda_function.model import BundleError, ModelBundle
 from training.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, Settings
 
@@ -26,8 +27,8 @@ TAG_REASON = "gate.reason"
 TAG_CHAMPION_VERSION = "gate.champion_version"
 DECISION_PROMOTED = "promoted"
 DECISION_REJECTED = "rejected"
-# Metrics the gate compares, with the direction that counts as better.
-GATE_METRICS = (("false_edible", "lower"), ("verdict_accuracy", "higher"))
+# Metrics the gate compares (lambda_function.verdict_metrics), with the better direction.
+GATE_METRICS = ((vm.FALSE_EDIBLE, "lower"), (vm.DECISION_ACCURACY, "higher"))
 
 
 def _quiet_mlflow_logs() -> None:
@@ -123,7 +124,8 @@ def decide_promotion(
     champion_error: str | None = None,
 ) -> tuple[bool, str]:
     """The gate: promote when there is no champion, or the challenger is no worse on every
-    gate metric (fewer or equal poisonous-called-edible, equal or higher verdict accuracy).
+    gate metric (``false_edible``: fewer or equal poisonous called edible; ``decision_accuracy``:
+    equal or higher, ``unknown`` counting as "do not eat"). A tie promotes.
 
     It fails closed: a champion that exists but could not be evaluated (``champion_error``),
     or a gate metric that is not a finite number on either side, refuses the promotion. Only

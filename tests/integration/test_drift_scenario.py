@@ -83,6 +83,6 @@ def test_phase3_retrained_model_is_served_and_healthy(scenario):
     assert p3["records"] == p3["observations"] == 800
     assert p3["metrics"]["UnknownRate"] <= UNKNOWN_THRESHOLD
     assert p3["metrics"]["FalseEdibleRate"] <= FALSE_EDIBLE_THRESHOLD
-    assert p3["metrics"]["Accuracy"] >= 0.95
+    assert p3["metrics"]["DecisionAccuracy"] >= 0.95
     assert p3["alarms"] == {UNKNOWN: "OK", FALSE_EDIBLE: "OK"}
     assert not p3["retrained"] and p3["sns_subjects"] == [] and p3["errors"] == []

@@ -118,9 +118,9 @@ def test_every_record_yields_exactly_one_correct_verdict(deployed: Deployed) -> 
 
     labels = dict(zip((r["mushroom_id"] for r in records), sample["label"]))
     summary = summarise(verdicts, labels, {m.partition_key for m in malformed})
-    assert summary["poisonous_called_edible"] == 0
-    assert summary["accuracy_of_decided"] >= 0.999
-    assert summary["unknown_share_of_labelled"] <= 0.01
+    assert summary["false_edible"] == 0
+    assert summary["covered_accuracy"] >= 0.999
+    assert summary["unknown_rate"] <= 0.01
     assert summary["model_version"] == deployed.outputs["serving_model_bundle_uri"].split("/")[-2]
 
 
