@@ -117,6 +117,30 @@ def test_registration_aliases_and_tags(settings, tiny_bundle):
     assert isinstance(bundle, ModelBundle)
 
 
+def test_a_fresh_demo_logs_artifacts_to_the_stack_bucket(tmp_path, empty_store, moto_aws):
+    import boto3
+    import mlflow
+
+    # make demo reads the champion (deploy_champion) before Terraform has created the MLflow
+    # bucket, then trains once the bucket is known.
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    env = {
+        "MUSHROOM_REPO_ROOT": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    assert registry.get_champion(Settings.from_env(env)) is None
+    boto3.client("s3").create_bucket(Bucket="stack-mlflow")
+    stack = Settings.from_env({**env, "MLFLOW_BUCKET": "stack-mlflow", "AWS_ACCESS_KEY_ID": "t"})
+    client, experiment_id = registry.configure_mlflow(stack)
+    location = client.get_experiment(experiment_id).artifact_location
+    assert location == "s3://stack-mlflow/artifacts"
+    with mlflow.start_run() as run:
+        mlflow.log_text("probe", "probe.txt")
+    listed = boto3.client("s3").list_objects_v2(Bucket="stack-mlflow")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert keys == [f"artifacts/{run.info.run_id}/artifacts/probe.txt"]
+
+
 @pytest.mark.slow
 def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
     monkeypatch.setattr(pipeline.data_mod, "load_dataset", lambda _settings: tiny_dataset)
