@@ -141,6 +141,37 @@ def test_a_fresh_demo_logs_artifacts_to_the_stack_bucket(tmp_path, empty_store, 
     assert keys == [f"artifacts/{run.info.run_id}/artifacts/probe.txt"]
 
 
+def test_gate_step_fails_closed_on_a_corrupt_champion(
+    settings, tiny_bundle, tiny_dataset, monkeypatch
+):
+    import mlflow
+
+    client, _ = registry.configure_mlflow(settings)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tiny_bundle), "bundle")
+        source = mlflow.get_artifact_uri("bundle")
+        version = registry.register_version(client, settings.model_name, source, run.info.run_id)
+        registry.record_decision(
+            client, settings.model_name, version, run.info.run_id, True, "first", None
+        )
+    # No local export, and the registered model.txt is truncated: the champion cannot be scored.
+    (stored,) = Path(settings.mlflow_artifact_location).rglob("bundle/model.txt")
+    stored.write_text(stored.read_text()[:100])
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("the gate step must not train")
+
+    monkeypatch.setattr(train_mod, "fit_model", no_training)
+    monkeypatch.setattr(pipeline.data_mod, "load_dataset", lambda _settings: tiny_dataset)
+    data = pipeline.prepare_step(settings)
+    gate = pipeline.gate_step(settings, client, ModelBundle.load(tiny_bundle), data)
+    assert not gate.promoted and gate.champion_version == "1" and gate.champion is None
+    assert gate.reason.startswith("champion v1 could not be evaluated (BundleError")
+    assert "fail closed" in gate.reason
+    assert gate.challenger["n_test"] == int(data.is_test.sum())
+    assert gate.report()["would_promote"] is False
+
+
 @pytest.mark.slow
 def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
     monkeypatch.setattr(pipeline.data_mod, "load_dataset", lambda _settings: tiny_dataset)
