@@ -392,7 +392,7 @@ def finish_window(
     statuses = [AlarmStatus(**a) for a in pending.alarms]
     response = Response(**(pending.response or {}))
     errors.extend(response.errors)
-    metrics = WindowMetrics(**pending.metrics)
+    metrics = WindowMetrics.from_dict(pending.metrics)
     inputs = InputReport.from_dict(pending.summary.get("inputs"))
     if drift is None and pending.summary.get("drift"):
         drift = DriftResult(**pending.summary["drift"])

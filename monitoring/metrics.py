@@ -4,15 +4,15 @@ A *window* is what one monitoring cycle read from the verdict stream. Its metric
 
 - ``Records``: verdict records in the window (deduplicated on ``input_sequence_number``,
   because delivery is at-least-once);
-- verdict shares (edible / poisonous / unknown) and ``UnknownRate`` over *scored* records;
-  ``RejectedRate`` over all records; ``MeanPPoisonous`` over scored records;
-- with labels: ``Accuracy``, ``Precision``, ``Recall``, ``F1`` (scikit-learn, positive class
-  "poisonous") and ``FalseEdibleRate`` = poisonous mushrooms called edible / labelled
-  poisonous mushrooms.
+- verdict shares (edible / poisonous / unknown), ``UnknownRate`` and ``Coverage`` over *scored*
+  records; ``RejectedRate`` over all records; ``MeanPPoisonous`` over scored records;
+- with labels: ``DecisionAccuracy``, ``CoveredAccuracy``, ``FalseEdibleRate``,
+  ``FalsePoisonousRate`` and ``DoNotEatPrecision`` / ``DoNotEatRecall`` / ``DoNotEatF1``.
 
-For the label metrics ``unknown`` counts as "do not eat", i.e. as a poisonous prediction: that is
-what the forager does with it, and it keeps a model that answers ``unknown`` to everything from
-looking undefined. ``FalseEdibleRate`` is the number that matters most: it is the harm.
+The verdict metrics are the shared definitions of :mod:`lambda_function.verdict_metrics`
+(``unknown`` counts as "do not eat"), published under the CloudWatch names of its
+``CLOUDWATCH_NAMES``; the window's fields carry the shared names. ``FalseEdibleRate`` is the
+number that matters most: it is the harm.
 
 Verdict records come from a stream anyone with write access can put on, so each one is checked
 against the fields these metrics use (:func:`verdict_problem`); one that breaks it is counted as
@@ -26,27 +26,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Mapping, Sequence
 
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
-
-from lambda_function.model import VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN
+from lambda_function import verdict_metrics as vm
 from lambda_function.schema import EDIBLE, ID_MAX_LENGTH, POISONOUS
 from lambda_function.service import STATUS_REJECTED, STATUS_SCORED
 
-VERDICTS = (VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN)
+VERDICTS = vm.VERDICTS
+# The window's verdict metrics (fields of WindowMetrics), with their CloudWatch names.
+_VERDICT_METRICS = tuple(
+    n for n in (*vm.LABEL_FREE_METRICS, *vm.LABELLED_METRICS) if n in vm.CLOUDWATCH_NAMES
+)
 
-# CloudWatch metric names (team conventions), in the order they are published.
+# CloudWatch metric names, in the order they are published.
 METRIC_NAMES = (
     "Records",
-    "UnknownRate",
     "RejectedRate",
-    "FalseEdibleRate",
-    "Accuracy",
-    "Precision",
-    "Recall",
-    "F1",
+    *(vm.CLOUDWATCH_NAMES[n] for n in _VERDICT_METRICS),
     "MeanPPoisonous",
     "DriftShare",
 )
@@ -74,34 +71,39 @@ class WindowMetrics:
     verdict_counts: dict[str, int] = field(default_factory=dict)
     verdict_shares: dict[str, float] = field(default_factory=dict)
     unknown_rate: float | None = None
+    coverage: float | None = None
     rejected_rate: float | None = None
     mean_p_poisonous: float | None = None
     model_versions: dict[str, int] = field(default_factory=dict)
     labelled: int = 0
     labelled_poisonous: int = 0
     false_edible: int = 0
-    accuracy: float | None = None
-    precision: float | None = None
-    recall: float | None = None
-    f1: float | None = None
+    decision_accuracy: float | None = None
+    covered_accuracy: float | None = None
     false_edible_rate: float | None = None
+    false_poisonous_rate: float | None = None
+    do_not_eat_precision: float | None = None
+    do_not_eat_recall: float | None = None
+    do_not_eat_f1: float | None = None
     drift_share: float | None = None
 
     def cloudwatch_values(self) -> dict[str, float]:
-        """Metric name -> value for the metrics that exist in this window."""
+        """CloudWatch metric name -> value for the metrics that exist in this window."""
         values: dict[str, float | None] = {
             "Records": float(self.records),
-            "UnknownRate": self.unknown_rate,
             "RejectedRate": self.rejected_rate,
-            "FalseEdibleRate": self.false_edible_rate,
-            "Accuracy": self.accuracy,
-            "Precision": self.precision,
-            "Recall": self.recall,
-            "F1": self.f1,
+            **{vm.CLOUDWATCH_NAMES[n]: getattr(self, n) for n in _VERDICT_METRICS},
             "MeanPPoisonous": self.mean_p_poisonous,
             "DriftShare": self.drift_share,
         }
         return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "WindowMetrics":
+        """Inverse of :meth:`to_dict`; fields this version does not know are dropped (a
+        pending window saved by an older version; its metrics are still published)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
     def dominant_model_version(self) -> str | None:
@@ -196,8 +198,7 @@ def stream_metrics(records: Sequence[Mapping[str, Any]]) -> WindowMetrics:
     unique, dropped = dedupe_verdicts(usable)
     scored = [r for r in unique if r["status"] == STATUS_SCORED]
     rejected = len(unique) - len(scored)
-    counts = Counter(r["verdict"] for r in scored)
-    verdict_counts = {v: counts.get(v, 0) for v in VERDICTS}
+    verdict_counts = vm.count_verdicts(r["verdict"] for r in scored)
     probabilities = [float(r["p_poisonous"]) for r in scored]
     versions = Counter(r["model_version"] for r in scored)
     return WindowMetrics(
@@ -208,7 +209,8 @@ def stream_metrics(records: Sequence[Mapping[str, Any]]) -> WindowMetrics:
         duplicates=dropped,
         verdict_counts=verdict_counts,
         verdict_shares=({v: n / len(scored) for v, n in verdict_counts.items()} if scored else {}),
-        unknown_rate=_share(verdict_counts[VERDICT_UNKNOWN], len(scored)),
+        unknown_rate=vm.unknown_rate(verdict_counts),
+        coverage=vm.coverage(verdict_counts),
         rejected_rate=_share(rejected, len(unique)),
         mean_p_poisonous=(sum(probabilities) / len(probabilities) if probabilities else None),
         model_versions=dict(versions),
@@ -224,18 +226,10 @@ def label_metrics(pairs: Sequence[LabelledVerdict], metrics: WindowMetrics) -> W
     metrics.labelled = len(usable)
     if not usable:
         return metrics
-    y_true = [1 if p.label == POISONOUS else 0 for p in usable]
-    # unknown = "do not eat" = the poisonous action (module docstring).
-    y_pred = [0 if p.verdict == VERDICT_EDIBLE else 1 for p in usable]
-    metrics.accuracy = float(accuracy_score(y_true, y_pred))
-    metrics.precision = float(precision_score(y_true, y_pred, zero_division=0))
-    metrics.recall = float(recall_score(y_true, y_pred, zero_division=0))
-    metrics.f1 = float(f1_score(y_true, y_pred, zero_division=0))
-    metrics.labelled_poisonous = sum(y_true)
-    metrics.false_edible = sum(
-        1 for p in usable if p.label == POISONOUS and p.verdict == VERDICT_EDIBLE
-    )
-    metrics.false_edible_rate = _share(metrics.false_edible, metrics.labelled_poisonous)
+    table = vm.confusion([p.label == POISONOUS for p in usable], [p.verdict for p in usable])
+    metrics.labelled_poisonous = sum(table[vm.VERDICT_POISONOUS].values())
+    for name, value in vm.labelled_metrics(table).items():
+        setattr(metrics, name, value)
     return metrics
 
 

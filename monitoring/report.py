@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: reports are written by batch jobs
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import VERDICTS, WindowMetrics  # noqa: E402
@@ -55,14 +56,14 @@ def plots(
 
     if metrics.labelled:
         fig, ax = plt.subplots(figsize=(4.5, 3))
-        names = ["Accuracy", "Precision", "Recall", "F1", "FalseEdibleRate"]
-        values = [
-            metrics.accuracy,
-            metrics.precision,
-            metrics.recall,
-            metrics.f1,
-            metrics.false_edible_rate,
-        ]
+        shown = (
+            vm.DECISION_ACCURACY,
+            vm.COVERED_ACCURACY,
+            vm.FALSE_EDIBLE_RATE,
+            vm.FALSE_POISONOUS_RATE,
+        )
+        names = [vm.CLOUDWATCH_NAMES[n] for n in shown]
+        values = [getattr(metrics, n) for n in shown]
         ax.bar(names, [v or 0.0 for v in values], color="#26a69a")
         ax.set_ylim(0, 1)
         ax.tick_params(axis="x", rotation=30)

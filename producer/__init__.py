@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import boto3
 import pandas as pd
 
-from lambda_function.schema import FEATURE_NAMES, ID_FIELD
+from lambda_function import verdict_metrics as vm
+from lambda_function.schema import FEATURE_NAMES, ID_FIELD, POISONOUS
 from lambda_function.writer import KinesisOutputWriter, OutputBatch
 from monitoring.aws import KinesisStreamReader
 from monitoring.labels import LABEL_FIELD, LABELS_PREFIX, SPECIES_FIELD
@@ -120,3 +122,62 @@ def read_verdicts(
         if len(verdicts) < expected:
             time.sleep(0.2)  # polling the emulator: short pause between empty reads
     return verdicts
+
+
+def summarise(
+    verdicts: Sequence[dict[str, Any]],
+    labels: dict[str, str],
+    malformed_ids: set[str],
+) -> dict[str, Any]:
+    """Counts, and the shared verdict metrics on the labelled scored verdicts of one run."""
+    by_verdict = Counter(v["verdict"] or "rejected" for v in verdicts)
+    scored = [v for v in verdicts if v["status"] == "scored" and v["mushroom_id"] in labels]
+    table = vm.confusion(
+        [labels[v["mushroom_id"]] == POISONOUS for v in scored], [v["verdict"] for v in scored]
+    )
+    rejected = [v for v in verdicts if v["status"] == "rejected"]
+    return {
+        "outputs": len(verdicts),
+        "by_verdict": dict(by_verdict),
+        "labelled": len(scored),
+        **vm.all_metrics(table),
+        "rejected": len(rejected),
+        "malformed_put": len(malformed_ids),
+        "rejections": [
+            {"input": v["input_sequence_number"], "errors": v["errors"]} for v in rejected
+        ],
+        "model_version": (
+            Counter(v["model_version"] for v in scored).most_common(1)[0][0] if scored else None
+        ),
+    }
+
+
+def percent(value: float | None) -> str:
+    """A rate for people: ``n/a`` when it had no denominator."""
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> None:
+    print(f"    outputs read: {summary['outputs']} for {records_put} records put")
+    print(f"    served model version: {summary['model_version']}")
+    for verdict, count in sorted(summary["by_verdict"].items()):
+        print(f"    {verdict:>10}: {count}")
+    print(f"    on {summary['labelled']} labelled held-out verdicts (unknown = do not eat):")
+    for name, meaning in (
+        (vm.DECISION_ACCURACY, "right eat / do-not-eat actions"),
+        (vm.COVERAGE, "verdicts not unknown"),
+        (vm.COVERED_ACCURACY, "edible/poisonous verdicts that are right"),
+        (vm.FALSE_EDIBLE_RATE, "poisonous mushrooms called edible"),
+    ):
+        print(f"      {name} {percent(summary[name])} ({meaning})")
+    print(f"      {vm.FALSE_EDIBLE} {summary[vm.FALSE_EDIBLE]} (poisonous called edible)")
+    print(
+        f"    rejected: {summary['rejected']} (malformed records put: {summary['malformed_put']})"
+    )
+    for item in summary["rejections"][:10]:
+        reasons = "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"])
+        print(f"      - {reasons[:150]}")
+    print(
+        f"    {records_put} records from put to verdicts read in {seconds:.1f} s, including the "
+        "function's cold start and the runtime's idle wait; steady state: make bench-e2e"
+    )

@@ -10,8 +10,9 @@ Steps (each prints what it does and how long it took):
    stream, as a producer would;
 6. run the deployed function through the local Lambda runtime (the emulator stores functions but
    cannot run them), with the event source mapping's semantics;
-7. read the verdict stream and summarise: verdicts, accuracy against the known labels,
-   poisonous called edible, rejections with their reasons, throughput;
+7. read the verdict stream and summarise: verdicts, the shared verdict metrics against the known
+   labels (decision_accuracy, coverage, covered_accuracy, false_edible), rejections with their
+   reasons, throughput;
 8. write the lab's late labels to S3 and run one monitoring cycle (CloudWatch metrics, alarms).
 
 The stack stays up at the end; `make down` stops it.
@@ -23,10 +24,14 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
+
+import producer
+from lambda_function import verdict_metrics as vm
+
+pct = producer.percent
 
 DEFAULT_RECORDS = 2_000
 
@@ -47,64 +52,6 @@ def _load_stack_env() -> None:
     os.environ.update(read_stack_env(stack_env_path()))
 
 
-def summarise(
-    verdicts: Sequence[dict[str, Any]],
-    labels: dict[str, str],
-    malformed_ids: set[str],
-) -> dict[str, Any]:
-    """Counts and quality numbers for the verdicts of one demo run."""
-    by_verdict = Counter(v["verdict"] or "rejected" for v in verdicts)
-    scored = [v for v in verdicts if v["status"] == "scored" and v["mushroom_id"] in labels]
-    correct = sum(
-        (v["verdict"] == "poisonous") == (labels[v["mushroom_id"]] == "p")
-        for v in scored
-        if v["verdict"] != "unknown"
-    )
-    decided = sum(1 for v in scored if v["verdict"] != "unknown")
-    false_edible = sum(
-        1 for v in scored if v["verdict"] == "edible" and labels[v["mushroom_id"]] == "p"
-    )
-    rejected = [v for v in verdicts if v["status"] == "rejected"]
-    return {
-        "outputs": len(verdicts),
-        "by_verdict": dict(by_verdict),
-        "accuracy_of_decided": correct / decided if decided else None,
-        "unknown_share_of_labelled": (
-            sum(1 for v in scored if v["verdict"] == "unknown") / len(scored) if scored else None
-        ),
-        "poisonous_called_edible": false_edible,
-        "rejected": len(rejected),
-        "malformed_put": len(malformed_ids),
-        "rejections": [
-            {"input": v["input_sequence_number"], "errors": v["errors"]} for v in rejected
-        ],
-        "model_version": (
-            Counter(v["model_version"] for v in scored).most_common(1)[0][0] if scored else None
-        ),
-    }
-
-
-def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> None:
-    print(f"    outputs read: {summary['outputs']} for {records_put} records put")
-    print(f"    served model version: {summary['model_version']}")
-    for verdict, count in sorted(summary["by_verdict"].items()):
-        print(f"    {verdict:>10}: {count}")
-    if summary["accuracy_of_decided"] is not None:
-        print(f"    accuracy of edible/poisonous verdicts: {summary['accuracy_of_decided']:.4%}")
-        print(f"    called unknown (held-out rows): {summary['unknown_share_of_labelled']:.2%}")
-    print(f"    poisonous called edible: {summary['poisonous_called_edible']}")
-    print(
-        f"    rejected: {summary['rejected']} (malformed records put: {summary['malformed_put']})"
-    )
-    for item in summary["rejections"][:10]:
-        reasons = "; ".join(f"{e['field']}: {e['message']}" for e in item["errors"])
-        print(f"      - {reasons[:150]}")
-    print(
-        f"    {records_put} records from put to verdicts read in {seconds:.1f} s, including the "
-        "function's cold start and the runtime's idle wait; steady state: make bench-e2e"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__)
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
@@ -113,7 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
 
-    import producer
     from deployment.deploy import deploy_champion
     from deployment.package_lambda import build_lambda_zip
     from emulation.emulator import start_emulator
@@ -137,18 +83,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = run_training(Settings.from_env(), reason="make demo")
         print(f"    version {result.model_version}: {result.gate_reason}")
+        for name, key, rows in (
+            ("random split", "random_split", "n_test"),
+            ("species held out", "species_holdout", "n_unseen"),
+        ):
+            ev = result.evaluation.get(key, {})
+            rates = (vm.DECISION_ACCURACY, vm.COVERAGE, vm.FALSE_EDIBLE_RATE)
+            print(
+                f"    {name} ({ev.get(rows)} rows): "
+                + ", ".join(f"{m} {pct(ev.get(m))}" for m in rates)
+                + f", {vm.FALSE_EDIBLE} {ev.get(vm.FALSE_EDIBLE)}"
+            )
         holdout = result.evaluation.get("species_holdout", {})
-        random_split = result.evaluation.get("random_split", {})
         print(
-            f"    random split: accuracy {random_split.get('accuracy', 0):.4%}, poisonous "
-            f"called edible {random_split.get('false_edible')} of {random_split.get('n_test')}"
-        )
-        print(
-            f"    species held out: poisonous called edible "
-            f"{holdout.get('false_edible_rate', 0):.2%} (without the guard "
-            f"{holdout.get('false_edible_rate_without_guard', 0):.1%}), unseen species called "
-            f"unknown {holdout.get('unknown_rate_unseen', 0):.1%}, known species called unknown "
-            f"{holdout.get('unknown_rate_known', 0):.2%}"
+            f"    species held out: {vm.FALSE_EDIBLE_RATE} without the guard "
+            f"{pct(holdout.get('false_edible_rate_without_guard'))}, unknown_rate_unseen "
+            f"{pct(holdout.get('unknown_rate_unseen'))}, unknown_rate_known "
+            f"{pct(holdout.get('unknown_rate_known'))}"
         )
 
     with step("Deploy the champion"):
@@ -189,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             outputs["output_stream_name"], verdict_checkpoint, records_put, timeout=60
         )
         seconds = time.monotonic() - started
-        summary = summarise(verdicts, labels, {m.partition_key for m in malformed})
-        print_summary(summary, records_put, seconds)
+        summary = producer.summarise(verdicts, labels, {m.partition_key for m in malformed})
+        producer.print_summary(summary, records_put, seconds)
 
     with step("Late labels from the lab, and one monitoring cycle"):
         uri = producer.write_labels(
@@ -215,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "  make invoke         # one event through the deployed function\n"
         "  make down           # stop the emulator"
     )
-    ok = summary["outputs"] == records_put and summary["poisonous_called_edible"] == 0
+    ok = summary["outputs"] == records_put and summary[vm.FALSE_EDIBLE] == 0
     if summary["outputs"] != records_put:
         print(f"\nERROR: {records_put} records put but {summary['outputs']} outputs read")
     return 0 if ok else 1

@@ -26,7 +26,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -287,7 +287,8 @@ def _champion(settings: Any) -> str | None:
 
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
     header = (
-        f"{'window':<22} {'records':>7} {'Unknown':>8} {'FalseEd':>8} {'Accuracy':>8} "
+        f"{'window':<22} {'records':>7} {'UnknownRate':>11} {'FalseEdibleRate':>15} "
+        f"{'DecisionAccuracy':>16} "
         f"{'Drift':>6}  {'model':>5}  alarms / actions"
     )
     lines = ["", "TIMELINE", header, "-" * len(header)]
@@ -307,8 +308,9 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
         if e.get("sns_subjects"):
             actions += f" | SNS: {'; '.join(e['sns_subjects'])}"
         lines.append(
-            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>8} {f('FalseEdibleRate'):>8} "
-            f"{f('Accuracy'):>8} {f('DriftShare'):>6}  {str(e['model_version']):>5}  "
+            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>11} "
+            f"{f('FalseEdibleRate'):>15} {f('DecisionAccuracy'):>16} {f('DriftShare'):>6}  "
+            f"{str(e['model_version']):>5}  "
             f"{alarms}{actions}"
         )
     return "\n".join(lines)
@@ -322,15 +324,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--lambda-zip", type=Path, help="reuse a built zip (default: build)")
     parser.add_argument("--keep", action="store_true", help="leave the emulator running")
+    parser.add_argument("--reports-dir", type=Path, help=f"default: {DEFAULT_REPORTS_DIR}")
+    parser.add_argument("--result", type=Path, help="also write the scenario's result as JSON")
     args = parser.parse_args(argv)
-    run_scenario(
+    result = run_scenario(
         args.local_dir,
+        reports_dir=args.reports_dir,
         per_phase=args.per_phase,
         n_excluded=args.species,
         seed=args.seed,
         lambda_zip=args.lambda_zip,
         keep=args.keep,
     )
+    if args.result:
+        args.result.parent.mkdir(parents=True, exist_ok=True)
+        args.result.write_text(json.dumps(asdict(result), indent=2, default=str) + "\n")
     return 0
 
 

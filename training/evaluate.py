@@ -8,7 +8,10 @@
    often known species are wrongly called ``unknown``; the held-out species measure how often a
    poisonous mushroom of a species never seen is called ``edible``.
 
-Rates are pooled over folds (sums of counts), not averages of per-fold rates.
+Verdict metrics (threshold + guard) are the shared definitions of
+:mod:`lambda_function.verdict_metrics`, under the same names; ``classifier_*``, ``auc`` and
+``false_edible_without_guard`` describe the threshold alone, without the guard. Rates are pooled
+over folds (sums of counts), not averages of per-fold rates.
 """
 
 from __future__ import annotations
@@ -28,10 +31,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedGroupKFold
 
+from lambda_function import verdict_metrics as vm
 from lambda_function.model import (
-    VERDICT_EDIBLE,
-    VERDICT_POISONOUS,
-    VERDICT_UNKNOWN,
     FeatureEncoder,
     ModelBundle,
     decide_verdicts,
@@ -39,48 +40,37 @@ from lambda_function.model import (
 from training.train import FittedModel, fit_model, split_validation
 
 N_FOLDS = 5
-VERDICTS = (VERDICT_EDIBLE, VERDICT_POISONOUS, VERDICT_UNKNOWN)
+VERDICTS = vm.VERDICTS
 
 
 def _safe_auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else None
 
 
-def confusion(y: np.ndarray, verdicts: np.ndarray) -> dict[str, dict[str, int]]:
+def confusion(y: np.ndarray, verdicts: np.ndarray) -> vm.Confusion:
     """Counts of true label (edible/poisonous) x verdict (edible/poisonous/unknown)."""
-    table = {}
-    for label, name in ((0, VERDICT_EDIBLE), (1, VERDICT_POISONOUS)):
-        rows = verdicts[y == label]
-        table[name] = {v: int((rows == v).sum()) for v in VERDICTS}
-    return table
+    return vm.confusion(y == 1, verdicts)
 
 
 def verdict_metrics(
     y: np.ndarray, p: np.ndarray, known: np.ndarray, threshold: float
 ) -> dict[str, Any]:
-    """Classifier metrics (threshold only) and verdict metrics (threshold + guard)."""
+    """Classifier metrics (threshold only, no guard: ``classifier_*``, ``auc``,
+    ``false_edible_without_guard``) and the shared verdict metrics (threshold + guard, named as
+    in :mod:`lambda_function.verdict_metrics`)."""
     predicted = (p >= threshold).astype(np.int8)
     verdicts = np.asarray(decide_verdicts(p, known, threshold))
-    poisonous = y == 1
-    false_edible = int(((verdicts == VERDICT_EDIBLE) & poisonous).sum())
+    table = confusion(y, verdicts)
     return {
         "n_test": int(len(y)),
-        "accuracy": float(accuracy_score(y, predicted)),
-        "f1": float(f1_score(y, predicted, zero_division=0)),
-        "recall_poisonous": float(recall_score(y, predicted, zero_division=0)),
-        "false_edible": false_edible,
-        "false_edible_without_guard": int(((predicted == 0) & poisonous).sum()),
-        "false_edible_rate": false_edible / max(1, int(poisonous.sum())),
-        "unknown_rate": float((verdicts == VERDICT_UNKNOWN).mean()) if len(y) else 0.0,
-        # Verdict correct = verdict equals the label; "unknown" counts as not correct.
-        "verdict_accuracy": (
-            float((verdicts == np.where(poisonous, VERDICT_POISONOUS, VERDICT_EDIBLE)).mean())
-            if len(y)
-            else 0.0
-        ),
+        "classifier_accuracy": float(accuracy_score(y, predicted)) if len(y) else None,
+        "classifier_f1": float(f1_score(y, predicted, zero_division=0)),
+        "classifier_recall_poisonous": float(recall_score(y, predicted, zero_division=0)),
+        "false_edible_without_guard": int(((predicted == 0) & (y == 1)).sum()),
+        **vm.all_metrics(table),
         "auc": _safe_auc(y, p),
         "threshold": float(threshold),
-        "confusion": confusion(y, verdicts),
+        "confusion": table,
     }
 
 
@@ -139,34 +129,18 @@ def evaluate_species_holdout(
     folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     per_fold: list[dict[str, Any]] = []
     y_all, p_all, v_all = [], [], []
-    totals = dict.fromkeys(
-        (
-            "poisonous",
-            "false_edible",
-            "fe_no_guard",
-            "unseen",
-            "unseen_unknown",
-            "known",
-            "known_unk",
-        ),
-        0,
-    )
+    fe_no_guard = known_total = known_unknown = 0
     for fold, (train_idx, unseen_idx) in enumerate(folds.split(matrix, y, groups=species)):
         fit_idx, known_idx = split_validation(train_idx, species[train_idx], seed)
         fitted = fit_model(matrix[fit_idx], y[fit_idx], species[fit_idx], encoder, seed)
         p = fitted.booster.predict(matrix[unseen_idx])
         known = fitted.guard.compatible(matrix[unseen_idx])
         unseen = verdict_metrics(y[unseen_idx], p, known, fitted.threshold)
-        known_rows = fitted.guard.compatible(matrix[known_idx])
-        unknown_known = int((~known_rows).sum())
-        n_poisonous = int((y[unseen_idx] == 1).sum())
-        totals["poisonous"] += n_poisonous
-        totals["false_edible"] += unseen["false_edible"]
-        totals["fe_no_guard"] += unseen["false_edible_without_guard"]
-        totals["unseen"] += len(unseen_idx)
-        totals["unseen_unknown"] += int((~known).sum())
-        totals["known"] += len(known_idx)
-        totals["known_unk"] += unknown_known
+        # Known species' held-out rows: only the guard's answer matters here.
+        unknown_known = int((~fitted.guard.compatible(matrix[known_idx])).sum())
+        fe_no_guard += unseen["false_edible_without_guard"]
+        known_total += len(known_idx)
+        known_unknown += unknown_known
         per_fold.append(
             {
                 "fold": fold,
@@ -175,10 +149,11 @@ def evaluate_species_holdout(
                 "n_unseen": int(len(unseen_idx)),
                 "threshold": fitted.threshold,
                 "auc": unseen["auc"],
-                "false_edible": unseen["false_edible"],
+                vm.FALSE_EDIBLE: unseen[vm.FALSE_EDIBLE],
                 "false_edible_without_guard": unseen["false_edible_without_guard"],
-                "false_edible_rate": unseen["false_edible"] / max(1, n_poisonous),
-                "unknown_rate_unseen": float((~known).mean()),
+                vm.FALSE_EDIBLE_RATE: unseen[vm.FALSE_EDIBLE_RATE],
+                vm.DECISION_ACCURACY: unseen[vm.DECISION_ACCURACY],
+                "unknown_rate_unseen": unseen[vm.UNKNOWN_RATE],
                 "unknown_rate_known": unknown_known / max(1, len(known_idx)),
                 "fit_seconds": round(fitted.fit_seconds, 3),
             }
@@ -188,6 +163,7 @@ def evaluate_species_holdout(
         v_all.append(np.asarray(decide_verdicts(p, known, fitted.threshold)))
     y_unseen, p_unseen = np.concatenate(y_all), np.concatenate(p_all)
     verdicts = np.concatenate(v_all)
+    pooled = confusion(y_unseen, verdicts)
     fold_aucs = [f["auc"] for f in per_fold if f["auc"] is not None]
     metrics = {
         "folds": n_folds,
@@ -195,14 +171,14 @@ def evaluate_species_holdout(
         # Pooled AUC of P(poisonous) on unseen species, without the guard.
         "auc": _safe_auc(y_unseen, p_unseen),
         "auc_mean_over_folds": float(np.mean(fold_aucs)) if fold_aucs else None,
-        "false_edible_rate": totals["false_edible"] / max(1, totals["poisonous"]),
-        "false_edible": totals["false_edible"],
-        "false_edible_rate_without_guard": totals["fe_no_guard"] / max(1, totals["poisonous"]),
-        "unknown_rate_unseen": totals["unseen_unknown"] / max(1, totals["unseen"]),
-        "unknown_rate_known": totals["known_unk"] / max(1, totals["known"]),
-        "n_unseen": totals["unseen"],
-        "n_known_holdout": totals["known"],
-        "confusion": confusion(y_unseen, verdicts),
+        # The shared verdict metrics on the unseen species' rows, pooled over folds.
+        **vm.all_metrics(pooled),
+        "false_edible_rate_without_guard": fe_no_guard / max(1, int((y_unseen == 1).sum())),
+        "unknown_rate_unseen": vm.unknown_rate(vm.verdict_counts(pooled)),
+        "unknown_rate_known": known_unknown / max(1, known_total),
+        "n_unseen": int(len(y_unseen)),
+        "n_known_holdout": known_total,
+        "confusion": pooled,
         "per_fold": per_fold,
     }
     return SpeciesHoldoutResult(metrics, y_unseen, p_unseen, verdicts)

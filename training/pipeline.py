@@ -1,5 +1,10 @@
 """The training pipeline: data -> both evaluations -> MLflow run -> registry + gate -> export.
 
+``run_training`` composes five steps, plain functions with explicit inputs and outputs:
+``prepare_step`` (dataset -> encoded frame), ``evaluate_step`` (both evaluations),
+``track_step`` (MLflow parameters, metrics, plots), ``gate_step`` (challenger vs champion on the
+same held-out rows, fail closed) and ``export_step`` (report, registration, bundle).
+
 ``python -m training.pipeline`` (``make train``) trains, evaluates, registers the model as a new
 version of ``mushroom-classifier`` (alias ``challenger``), runs the promotion gate and exports the
 bundle; ``--evaluate-only`` (``make evaluate``) runs both evaluations, logs an MLflow run and
@@ -33,7 +38,7 @@ from sklearn.model_selection import train_test_split
 
 from config.settings import Settings
 from lambda_function import schema
-from lambda_function.model import FeatureEncoder
+from lambda_function.model import FeatureEncoder, ModelBundle
 from training import data as data_mod
 from training import evaluate, registry, train
 from training.export import export_bundle
@@ -161,7 +166,77 @@ def frame_checksum(frame: pd.DataFrame) -> str:
     return hashlib.sha256(hashes.tobytes()).hexdigest()
 
 
-# --- the run -----------------------------------------------------------------------------------
+# --- the steps: prepare -> evaluate -> track -> gate -> export ---------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The training frame and its encoding: what every later step reads."""
+
+    frame: pd.DataFrame
+    encoder: FeatureEncoder
+    matrix: np.ndarray
+    y: np.ndarray
+    species: np.ndarray
+    is_test: np.ndarray
+    data_sha: str
+    excluded_species: list[int]
+    n_extra_records: int
+
+    @property
+    def n_species(self) -> int:
+        return int(len(np.unique(self.species)))
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """Both evaluations; the random split's model is the one that gets registered."""
+
+    random_split: evaluate.RandomSplitResult
+    holdout: evaluate.SpeciesHoldoutResult
+    predict_ms: float
+    seconds: dict[str, float]
+
+    @property
+    def fitted(self) -> train.FittedModel:
+        return self.random_split.fitted
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    """The promotion gate's decision on the challenger, with the metrics it compared."""
+
+    promoted: bool
+    reason: str
+    champion_version: str | None
+    challenger: dict[str, Any]
+    champion: dict[str, Any] | None
+
+    def report(self) -> dict[str, Any]:
+        """The ``gate`` section of ``evaluation.json``."""
+        return {
+            "champion_version": self.champion_version,
+            "would_promote": self.promoted,
+            "reason": self.reason,
+            "challenger": _summary(self.challenger),
+            "champion": _summary(self.champion) if self.champion else None,
+        }
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        return {
+            **_flat_metrics("gate.challenger", self.challenger),
+            **(_flat_metrics("gate.champion", self.champion) if self.champion else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What the export step wrote: the version (None when not registering) and the bundle."""
+
+    version: str | None
+    bundle_dir: Path | None
+    bundle_uri: str | None
+    report_path: Path
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +249,215 @@ def _flat_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, float]:
         for k, v in metrics.items()
         if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
+
+
+def prepare_step(
+    settings: Settings,
+    exclude_species: Sequence[int] = (),
+    extra_records: pd.DataFrame | None = None,
+) -> PreparedData:
+    """Load the verified dataset, build the training frame (:func:`prepare_frame`), encode it."""
+    frame = prepare_frame(
+        data_mod.load_dataset(settings), settings.seed, exclude_species, extra_records
+    )
+    encoder = FeatureEncoder.from_schema()
+    return PreparedData(
+        frame=frame,
+        encoder=encoder,
+        matrix=encode_frame(frame, encoder),
+        y=labels(frame),
+        species=frame[data_mod.SPECIES_ID].to_numpy(),
+        is_test=frame[IS_TEST].to_numpy(),
+        data_sha=frame_checksum(frame),
+        excluded_species=sorted(int(s) for s in exclude_species),
+        n_extra_records=0 if extra_records is None else int(len(extra_records)),
+    )
+
+
+def evaluate_step(settings: Settings, data: PreparedData) -> Evaluated:
+    """The random-split and species-held-out evaluations, and the model's predict time."""
+    started = time.perf_counter()
+    random_split = evaluate.evaluate_random_split(
+        data.matrix, data.y, data.species, data.is_test, data.encoder, settings.seed
+    )
+    random_seconds = time.perf_counter() - started
+    holdout = evaluate.evaluate_species_holdout(
+        data.matrix, data.y, data.species, data.encoder, settings.seed
+    )
+    holdout_seconds = time.perf_counter() - started - random_seconds
+    predict_ms = train.predict_ms_1000(random_split.fitted.booster, data.matrix[data.is_test])
+    return Evaluated(
+        random_split,
+        holdout,
+        predict_ms,
+        {"random_split": random_seconds, "species_holdout": holdout_seconds},
+    )
+
+
+def evaluation_report(
+    settings: Settings, data: PreparedData, evaluated: Evaluated, reason: str
+) -> dict[str, Any]:
+    """The content of ``reports/evaluation.json`` before the gate and the registry add theirs."""
+    return {
+        "model_version": "unregistered",
+        "random_split": evaluated.random_split.metrics,
+        "species_holdout": evaluated.holdout.metrics,
+        "training_seconds": None,
+        "predict_ms_1000": round(evaluated.predict_ms, 3),
+        "threshold": evaluated.fitted.threshold,
+        "n_rows": int(len(data.frame)),
+        "n_species": data.n_species,
+        "excluded_species": data.excluded_species,
+        "n_extra_records": data.n_extra_records,
+        "dataset_sha256": data_mod.dataset_checksum(),
+        "training_data_sha256": data.data_sha,
+        "reason": reason,
+        "seed": settings.seed,
+        # Where the time goes (2 shared cores: contention from other processes shows here).
+        "stage_seconds": {k: round(v, 2) for k, v in evaluated.seconds.items()},
+    }
+
+
+def run_params(settings: Settings, data: PreparedData) -> dict[str, Any]:
+    """The MLflow run's parameters (also recorded in the bundle's metadata)."""
+    return {
+        **{f"lgb.{k}": v for k, v in train.lgb_params(settings.seed).items()},
+        "num_boost_round": train.NUM_BOOST_ROUND,
+        "guard_numeric_margin": train.GUARD_NUMERIC_MARGIN,
+        "threshold_default": train.DEFAULT_THRESHOLD,
+        "test_share": TEST_SHARE,
+        "species_folds": evaluate.N_FOLDS,
+        "seed": settings.seed,
+        "n_rows": len(data.frame),
+        "n_species": data.n_species,
+        "excluded_species": ",".join(map(str, data.excluded_species))[:5000] or "none",
+        "n_extra_records": data.n_extra_records,
+        "dataset_sha256": data_mod.dataset_checksum(),
+        "training_data_sha256": data.data_sha,
+        "lightgbm_version": lgb.__version__,
+    }
+
+
+def track_step(params: dict[str, Any], data: PreparedData, evaluated: Evaluated) -> None:
+    """Log parameters, the evaluations' metrics and the plots to the active MLflow run."""
+    import mlflow
+
+    mlflow.log_params(params)
+    holdout = evaluated.holdout.metrics
+    metrics = {
+        **_flat_metrics("random_split", evaluated.random_split.metrics),
+        **_flat_metrics("species_holdout", holdout),
+        "predict_ms_1000": evaluated.predict_ms,
+        "threshold": evaluated.fitted.threshold,
+    }
+    for fold in holdout["per_fold"]:
+        metrics.update(_flat_metrics(f"fold{fold['fold']}", fold))
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        plots = evaluate.write_plots(
+            Path(tmp),
+            evaluated.random_split,
+            evaluated.holdout,
+            list(data.encoder.feature_order),
+        )
+        for plot in plots:
+            mlflow.log_artifact(str(plot), artifact_path="plots")
+
+
+def gate_step(
+    settings: Settings, client: Any, challenger: ModelBundle, data: PreparedData
+) -> GateOutcome:
+    """Compare the challenger with the registry's champion on the same held-out rows.
+
+    Fails closed: a champion that cannot be evaluated refuses the challenger
+    (:func:`training.registry.decide_promotion`).
+    """
+    test_rows, y_test = data.frame[data.is_test], data.y[data.is_test]
+    challenger_metrics = evaluate.evaluate_bundle(challenger, data.matrix[data.is_test], y_test)
+    champion = registry.get_champion(settings, client)
+    champion_version = champion[0] if champion else None
+    champion_metrics, champion_error = _evaluate_champion(
+        settings, client, champion, test_rows, y_test
+    )
+    promoted, reason = registry.decide_promotion(
+        challenger_metrics,
+        champion_metrics,
+        champion_version=champion_version,
+        champion_error=champion_error,
+    )
+    return GateOutcome(promoted, reason, champion_version, challenger_metrics, champion_metrics)
+
+
+def export_step(
+    settings: Settings,
+    client: Any,
+    run_id: str,
+    evaluation: dict[str, Any],
+    params: dict[str, Any],
+    evaluated: Evaluated,
+    data: PreparedData,
+    gate: GateOutcome,
+    *,
+    reason: str,
+    register: bool,
+    started: float,
+) -> Exported:
+    """Write ``evaluation.json`` (file and run artifact); when ``register``: register the version
+    (alias ``challenger``), record the gate's decision, and save the bundle in the run, locally
+    and (champion) in S3. ``evaluation`` gets the version and the timings."""
+    import mlflow
+
+    version = None
+    if register:
+        source = mlflow.get_artifact_uri("bundle")
+        version = registry.register_version(
+            client,
+            settings.model_name,
+            source,
+            run_id,
+            tags={"reason": reason, "training_data_sha256": data.data_sha},
+        )
+        registry.record_decision(
+            client,
+            settings.model_name,
+            version,
+            run_id,
+            gate.promoted,
+            gate.reason,
+            gate.champion_version,
+        )
+        evaluation["model_version"] = version
+    evaluation["training_seconds"] = round(time.perf_counter() - started, 2)
+    evaluation["stage_seconds"]["mlflow_gate_registry"] = round(
+        evaluation["training_seconds"] - sum(evaluation["stage_seconds"].values()), 2
+    )
+    mlflow.log_metric("training_seconds", evaluation["training_seconds"])
+    settings.reports_dir.mkdir(parents=True, exist_ok=True)
+    report_path = settings.reports_dir / "evaluation.json"
+    report_path.write_text(json.dumps(evaluation, indent=2) + "\n")
+    mlflow.log_artifact(str(report_path))
+    if version is None:
+        return Exported(None, None, None, report_path)
+    metadata = {
+        "mlflow_run_id": run_id,
+        "registered_version": version,
+        "dataset_sha256": data_mod.dataset_checksum(),
+        "data_checksum": data.data_sha,
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "lightgbm_version": lgb.__version__,
+        "params": {k: str(v) for k, v in params.items()},
+        "excluded_species": data.excluded_species,
+        "training_metrics": {
+            "random_split": _summary(evaluated.random_split.metrics),
+            "species_holdout": _summary(evaluated.holdout.metrics),
+            "predict_ms_1000": evaluation["predict_ms_1000"],
+        },
+    }
+    bundle = train.to_bundle(evaluated.fitted, data.encoder, settings.model_name, version, metadata)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_artifacts(str(bundle.save(Path(tmp) / "bundle")), "bundle")
+    bundle_dir, bundle_uri = export_bundle(bundle, settings, champion=gate.promoted)
+    return Exported(version, bundle_dir, bundle_uri, report_path)
 
 
 def run_training(
@@ -192,63 +476,12 @@ def run_training(
     import mlflow
 
     started = time.perf_counter()
-    full = data_mod.load_dataset(settings)
-    frame = prepare_frame(full, settings.seed, exclude_species, extra_records)
-    encoder = FeatureEncoder.from_schema()
-    matrix = encode_frame(frame, encoder)
-    y = labels(frame)
-    species = frame[data_mod.SPECIES_ID].to_numpy()
-    is_test = frame[IS_TEST].to_numpy()
-    data_sha = frame_checksum(frame)
+    data = prepare_step(settings, exclude_species, extra_records)
     load_seconds = time.perf_counter() - started
-
-    random_split = evaluate.evaluate_random_split(
-        matrix, y, species, is_test, encoder, settings.seed
-    )
-    random_seconds = time.perf_counter() - started - load_seconds
-    holdout = evaluate.evaluate_species_holdout(matrix, y, species, encoder, settings.seed)
-    holdout_seconds = time.perf_counter() - started - load_seconds - random_seconds
-    fitted = random_split.fitted
-    predict_ms = train.predict_ms_1000(fitted.booster, matrix[is_test])
-
-    evaluation: dict[str, Any] = {
-        "model_version": "unregistered",
-        "random_split": random_split.metrics,
-        "species_holdout": holdout.metrics,
-        "training_seconds": None,
-        "predict_ms_1000": round(predict_ms, 3),
-        "threshold": fitted.threshold,
-        "n_rows": int(len(frame)),
-        "n_species": int(len(np.unique(species))),
-        "excluded_species": sorted(int(s) for s in exclude_species),
-        "n_extra_records": 0 if extra_records is None else int(len(extra_records)),
-        "dataset_sha256": data_mod.dataset_checksum(),
-        "training_data_sha256": data_sha,
-        "reason": reason,
-        "seed": settings.seed,
-        # Where the time goes (2 shared cores: contention from other processes shows here).
-        "stage_seconds": {
-            "load": round(load_seconds, 2),
-            "random_split": round(random_seconds, 2),
-            "species_holdout": round(holdout_seconds, 2),
-        },
-    }
-    params = {
-        **{f"lgb.{k}": v for k, v in train.lgb_params(settings.seed).items()},
-        "num_boost_round": train.NUM_BOOST_ROUND,
-        "guard_numeric_margin": train.GUARD_NUMERIC_MARGIN,
-        "threshold_default": train.DEFAULT_THRESHOLD,
-        "test_share": TEST_SHARE,
-        "species_folds": evaluate.N_FOLDS,
-        "seed": settings.seed,
-        "n_rows": len(frame),
-        "n_species": evaluation["n_species"],
-        "excluded_species": ",".join(map(str, evaluation["excluded_species"]))[:5000] or "none",
-        "n_extra_records": evaluation["n_extra_records"],
-        "dataset_sha256": evaluation["dataset_sha256"],
-        "training_data_sha256": data_sha,
-        "lightgbm_version": lgb.__version__,
-    }
+    evaluated = evaluate_step(settings, data)
+    evaluation = evaluation_report(settings, data, evaluated, reason)
+    evaluation["stage_seconds"] = {"load": round(load_seconds, 2), **evaluation["stage_seconds"]}
+    params = run_params(settings, data)
 
     client, _ = registry.configure_mlflow(settings)
     run_tags = {"reason": reason, "mode": "train" if register else "evaluate-only"}
@@ -256,114 +489,41 @@ def run_training(
         run_name=f"{reason}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}", tags=run_tags
     ) as run:
         run_id = run.info.run_id
-        mlflow.log_params(params)
-        metrics = {
-            **_flat_metrics("random_split", random_split.metrics),
-            **_flat_metrics("species_holdout", holdout.metrics),
-            "predict_ms_1000": predict_ms,
-            "threshold": fitted.threshold,
-        }
-        for fold in holdout.metrics["per_fold"]:
-            metrics.update(_flat_metrics(f"fold{fold['fold']}", fold))
-        mlflow.log_metrics(metrics)
-
-        test_matrix, y_test = matrix[is_test], y[is_test]
-        challenger_gate = evaluate.evaluate_bundle(
-            train.to_bundle(fitted, encoder, settings.model_name), test_matrix, y_test
+        track_step(params, data, evaluated)
+        challenger = train.to_bundle(evaluated.fitted, data.encoder, settings.model_name)
+        gate = gate_step(settings, client, challenger, data)
+        evaluation["gate"] = gate.report()
+        mlflow.log_metrics(gate.mlflow_metrics())
+        exported = export_step(
+            settings,
+            client,
+            run_id,
+            evaluation,
+            params,
+            evaluated,
+            data,
+            gate,
+            reason=reason,
+            register=register,
+            started=started,
         )
-        champion = registry.get_champion(settings, client)
-        champion_metrics, champion_error = _evaluate_champion(
-            settings, client, champion, frame[is_test], y_test
-        )
-        promoted, gate_reason = registry.decide_promotion(
-            challenger_gate,
-            champion_metrics,
-            champion_version=champion[0] if champion else None,
-            champion_error=champion_error,
-        )
-        evaluation["gate"] = {
-            "champion_version": champion[0] if champion else None,
-            "would_promote": promoted,
-            "reason": gate_reason,
-            "challenger": _summary(challenger_gate),
-            "champion": _summary(champion_metrics) if champion_metrics else None,
-        }
-        mlflow.log_metrics(_flat_metrics("gate.challenger", challenger_gate))
-        if champion_metrics:
-            mlflow.log_metrics(_flat_metrics("gate.champion", champion_metrics))
 
-        version = None
-        bundle_dir = None
-        bundle_uri = None
-        if register:
-            source = mlflow.get_artifact_uri("bundle")
-            version = registry.register_version(
-                client,
-                settings.model_name,
-                source,
-                run_id,
-                tags={"reason": reason, "training_data_sha256": data_sha},
-            )
-            registry.record_decision(
-                client,
-                settings.model_name,
-                version,
-                run_id,
-                promoted,
-                gate_reason,
-                champion[0] if champion else None,
-            )
-            evaluation["model_version"] = version
-        else:
-            promoted = False
-
-        evaluation["training_seconds"] = round(time.perf_counter() - started, 2)
-        evaluation["stage_seconds"]["mlflow_gate_registry"] = round(
-            evaluation["training_seconds"] - load_seconds - random_seconds - holdout_seconds, 2
-        )
-        mlflow.log_metric("training_seconds", evaluation["training_seconds"])
-        settings.reports_dir.mkdir(parents=True, exist_ok=True)
-        report_path = settings.reports_dir / "evaluation.json"
-        report_path.write_text(json.dumps(evaluation, indent=2) + "\n")
-
-        with tempfile.TemporaryDirectory() as tmp:
-            plots = evaluate.write_plots(
-                Path(tmp), random_split, holdout, list(encoder.feature_order)
-            )
-            for plot in plots:
-                mlflow.log_artifact(str(plot), artifact_path="plots")
-            mlflow.log_artifact(str(report_path))
-            if register:
-                metadata = {
-                    "mlflow_run_id": run_id,
-                    "registered_version": version,
-                    "dataset_sha256": data_mod.dataset_checksum(),
-                    "data_checksum": data_sha,
-                    "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "lightgbm_version": lgb.__version__,
-                    "params": {k: str(v) for k, v in params.items()},
-                    "excluded_species": evaluation["excluded_species"],
-                    "training_metrics": {
-                        "random_split": _summary(random_split.metrics),
-                        "species_holdout": _summary(holdout.metrics),
-                        "predict_ms_1000": evaluation["predict_ms_1000"],
-                    },
-                }
-                bundle = train.to_bundle(fitted, encoder, settings.model_name, version, metadata)
-                mlflow.log_artifacts(str(bundle.save(Path(tmp) / "bundle")), "bundle")
-                bundle_dir, bundle_uri = export_bundle(bundle, settings, champion=promoted)
-
-    total = time.perf_counter() - started
+    # Evaluate-only registers nothing, so nothing is promoted (the report says what the gate
+    # would have decided).
+    promoted = gate.promoted and register
     return TrainingResult(
         run_id=run_id,
-        model_version=version,
+        model_version=exported.version,
         promoted=promoted,
-        gate_reason=gate_reason,
+        gate_reason=gate.reason,
         evaluation=evaluation,
-        bundle_dir=bundle_dir,
-        bundle_uri=bundle_uri,
-        champion_version=(version if promoted else (champion[0] if champion else None)),
-        extra={"total_seconds": round(total, 2), "report": str(report_path)},
+        bundle_dir=exported.bundle_dir,
+        bundle_uri=exported.bundle_uri,
+        champion_version=exported.version if promoted else gate.champion_version,
+        extra={
+            "total_seconds": round(time.perf_counter() - started, 2),
+            "report": str(exported.report_path),
+        },
     )
 
 
@@ -397,9 +557,9 @@ def _print_summary(result: TrainingResult) -> None:
     ev = result.evaluation
     rs, sh = ev["random_split"], ev["species_holdout"]
     print(
-        f"random split   : accuracy {rs['accuracy']:.5f}  f1 {rs['f1']:.5f}  "
-        f"recall_poisonous {rs['recall_poisonous']:.5f}  false_edible {rs['false_edible']}  "
-        f"n_test {rs['n_test']}  threshold {ev['threshold']:.4f}"
+        f"random split   : decision_accuracy {rs['decision_accuracy']:.5f}  coverage "
+        f"{rs['coverage']:.5f}  false_edible {rs['false_edible']}  n_test {rs['n_test']}  "
+        f"classifier_accuracy {rs['classifier_accuracy']:.5f}  threshold {ev['threshold']:.4f}"
     )
     print(
         f"species heldout: {sh['folds']} folds over {sh['n_species']} species  auc {sh['auc']:.3f}"

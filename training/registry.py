@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from config.settings import CHALLENGER_ALIAS, CHAMPION_ALIAS, Settings
+from lambda_function import verdict_metrics as vm
 from lambda_function.model import BundleError, ModelBundle
 
 log = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ TAG_REASON = "gate.reason"
 TAG_CHAMPION_VERSION = "gate.champion_version"
 DECISION_PROMOTED = "promoted"
 DECISION_REJECTED = "rejected"
-# Metrics the gate compares, with the direction that counts as better.
-GATE_METRICS = (("false_edible", "lower"), ("verdict_accuracy", "higher"))
+# Metrics the gate compares (lambda_function.verdict_metrics), with the better direction.
+GATE_METRICS = ((vm.FALSE_EDIBLE, "lower"), (vm.DECISION_ACCURACY, "higher"))
 
 
 def _quiet_mlflow_logs() -> None:
@@ -36,11 +37,11 @@ def _quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def configure_mlflow(settings: Settings) -> tuple[Any, str]:
-    """Point MLflow at the settings' store; return ``(MlflowClient, experiment_id)``.
+def mlflow_client(settings: Settings) -> Any:
+    """Point MLflow at the settings' tracking and registry store; return an ``MlflowClient``.
 
-    Creates the local SQLite directory and the experiment (with the settings' artifact location)
-    when needed. An existing experiment keeps the artifact location it was created with.
+    Creates no experiment: reading the registry (the champion, before a deploy) must not fix
+    the experiment's artifact location before the stack's MLflow bucket is known.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -51,7 +52,18 @@ def configure_mlflow(settings: Settings) -> tuple[Any, str]:
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def configure_mlflow(settings: Settings) -> tuple[Any, str]:
+    """:func:`mlflow_client` plus the experiment runs log to: ``(MlflowClient, experiment_id)``.
+
+    Creates the experiment (with the settings' artifact location) when needed. MLflow never
+    changes an existing experiment's artifact location, so only the first run decides it.
+    """
+    import mlflow
+
+    client = mlflow_client(settings)
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
         location = settings.mlflow_artifact_location
@@ -88,7 +100,7 @@ def _alias_version(client: Any, model_name: str, alias: str) -> Any | None:
 def get_champion(settings: Settings, client: Any | None = None) -> tuple[str, str] | None:
     """``(version, run_id)`` of the model with alias ``champion``, or None if there is none."""
     if client is None:
-        client, _ = configure_mlflow(settings)
+        client = mlflow_client(settings)
     version = _alias_version(client, settings.model_name, CHAMPION_ALIAS)
     if version is None:
         return None
@@ -123,7 +135,8 @@ def decide_promotion(
     champion_error: str | None = None,
 ) -> tuple[bool, str]:
     """The gate: promote when there is no champion, or the challenger is no worse on every
-    gate metric (fewer or equal poisonous-called-edible, equal or higher verdict accuracy).
+    gate metric (``false_edible``: fewer or equal poisonous called edible; ``decision_accuracy``:
+    equal or higher, ``unknown`` counting as "do not eat"). A tie promotes.
 
     It fails closed: a champion that exists but could not be evaluated (``champion_error``),
     or a gate metric that is not a finite number on either side, refuses the promotion. Only

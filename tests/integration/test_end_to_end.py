@@ -27,8 +27,7 @@ from config.stack_env import read_stack_env
 from deployment.deploy import deploy_champion
 from emulation.emulator import start_emulator, stop_emulator
 from emulation.local_lambda import invoke, run_until_idle
-from producer import read_verdicts
-from scripts.demo import summarise
+from producer import read_verdicts, summarise
 from training.pipeline import held_out_sample as _held_out_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -127,9 +126,9 @@ def test_every_record_yields_exactly_one_correct_verdict(deployed: Deployed) -> 
 
     labels = dict(zip((r["mushroom_id"] for r in records), sample["label"]))
     summary = summarise(verdicts, labels, {m.partition_key for m in malformed})
-    assert summary["poisonous_called_edible"] == 0
-    assert summary["accuracy_of_decided"] >= 0.999
-    assert summary["unknown_share_of_labelled"] <= 0.01
+    assert summary["false_edible"] == 0
+    assert summary["covered_accuracy"] >= 0.999
+    assert summary["unknown_rate"] <= 0.01
     assert summary["model_version"] == deployed.outputs["serving_model_bundle_uri"].split("/")[-2]
 
 

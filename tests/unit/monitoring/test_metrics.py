@@ -7,8 +7,9 @@ from datetime import datetime, timezone
 
 import pytest
 
+from lambda_function import verdict_metrics as vm
 from monitoring.labels import parse_label_lines, parse_label_object
-from monitoring.metrics import LabelledVerdict, verdict_problem, window_metrics
+from monitoring.metrics import LabelledVerdict, WindowMetrics, verdict_problem, window_metrics
 from monitoring.publish import metric_data
 from monitoring.state import MonitoringState
 from tests.fakes.monitoring import OBSERVATION, label_line, verdict
@@ -30,10 +31,12 @@ def test_stream_metrics_shares_rates_and_duplicates():
     assert m.rejected_rate == pytest.approx(0.2)
     assert m.mean_p_poisonous == pytest.approx(0.5)
     assert m.dominant_model_version == "1"
-    assert m.accuracy is None and m.false_edible_rate is None
+    assert m.coverage == pytest.approx(0.5)
+    assert m.decision_accuracy is None and m.false_edible_rate is None
     assert set(m.cloudwatch_values()) == {
         "Records",
         "UnknownRate",
+        "Coverage",
         "RejectedRate",
         "MeanPPoisonous",
     }
@@ -81,18 +84,45 @@ def test_label_metrics_unknown_counts_as_do_not_eat():
         LabelledVerdict("e", "unknown", "e"),  # lost an edible one: a false positive
     ]
     m = window_metrics([], pairs)
-    # y_true = 1 1 1 0 0, y_pred = 0 1 1 0 1
+    # Right actions: b, c (not eaten, poisonous) and d (eaten, edible): 3 of 5.
     assert m.labelled == 5 and m.labelled_poisonous == 3 and m.false_edible == 1
     assert m.false_edible_rate == pytest.approx(1 / 3)
-    assert m.accuracy == pytest.approx(3 / 5)
-    assert m.precision == pytest.approx(2 / 3)
-    assert m.recall == pytest.approx(2 / 3)
-    assert m.f1 == pytest.approx(2 / 3)
+    assert m.decision_accuracy == pytest.approx(3 / 5)
+    # Not unknown: a (wrong), b, d (right).
+    assert m.covered_accuracy == pytest.approx(2 / 3)
+    assert m.false_poisonous_rate == pytest.approx(1 / 2)
+    assert m.do_not_eat_precision == pytest.approx(2 / 3)
+    assert m.do_not_eat_recall == pytest.approx(2 / 3)
+    assert m.do_not_eat_f1 == pytest.approx(2 / 3)
+    # Published under the shared definitions' CloudWatch names.
+    values = m.cloudwatch_values()
+    assert values["DecisionAccuracy"] == pytest.approx(3 / 5)
+    assert values["CoveredAccuracy"] == pytest.approx(2 / 3)
+    assert values["FalseEdibleRate"] == pytest.approx(1 / 3)
+    assert "Accuracy" not in values and "Precision" not in values
+
+
+def test_window_metrics_are_the_shared_definitions():
+    pairs = [
+        LabelledVerdict(str(i), verdict, label)
+        for i, (verdict, label) in enumerate(
+            [("unknown", "p"), ("unknown", "e"), ("edible", "e"), ("poisonous", "e")]
+        )
+    ]
+    m = window_metrics([], pairs)
+    table = vm.confusion([p.label == "p" for p in pairs], [p.verdict for p in pairs])
+    for name, value in vm.labelled_metrics(table).items():
+        assert getattr(m, name) == value, name
+
+
+def test_a_pending_window_saved_with_old_field_names_still_loads():
+    saved = {**window_metrics([verdict(0, "edible", 0.1)]).to_dict(), "accuracy": 0.5}
+    assert WindowMetrics.from_dict(saved).cloudwatch_values()["Records"] == 1.0
 
 
 def test_false_edible_rate_needs_labelled_poisonous():
     m = window_metrics([], [LabelledVerdict("d", "edible", "e")])
-    assert m.accuracy == 1.0 and m.false_edible_rate is None
+    assert m.decision_accuracy == 1.0 and m.false_edible_rate is None
 
 
 def test_metric_data_with_and_without_model_version():

@@ -5,11 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from config.settings import Settings
 from lambda_function.model import ModelBundle
-from training import pipeline, registry
+from training import evaluate, pipeline, registry
 from training import train as train_mod
 
 
@@ -38,19 +39,37 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path)
 
 
 def test_decide_promotion_rules():
-    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    good = {"false_edible": 0, "decision_accuracy": 0.99}
     assert registry.decide_promotion(good, None) == (True, "first model: no champion yet")
     promoted, reason = registry.decide_promotion(good, dict(good))
     assert promoted and reason.startswith("no worse than champion")
     promoted, reason = registry.decide_promotion({**good, "false_edible": 1}, good)
     assert not promoted and "false_edible 1 vs champion 0" in reason
-    promoted, reason = registry.decide_promotion({**good, "verdict_accuracy": 0.98}, good)
-    assert not promoted and "verdict_accuracy 0.98 vs champion 0.99" in reason
-    assert registry.decide_promotion({**good, "verdict_accuracy": 1.0}, good)[0]
+    promoted, reason = registry.decide_promotion({**good, "decision_accuracy": 0.98}, good)
+    assert not promoted and "decision_accuracy 0.98 vs champion 0.99" in reason
+    assert registry.decide_promotion({**good, "decision_accuracy": 1.0}, good)[0]
+
+
+def test_gate_counts_unknown_as_do_not_eat_on_the_same_rows():
+    # Same 4 held-out rows (3 poisonous, 1 edible) and scores; the challenger's guard calls two
+    # poisonous mushrooms unknown where the champion said poisonous. The old rule (unknown =
+    # wrong) refused it; the same actions ("do not eat") make it a tie, and a tie promotes.
+    y = np.array([1, 1, 1, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1])
+    champion = evaluate.verdict_metrics(y, p, np.array([True] * 4), threshold=0.5)
+    challenger = evaluate.verdict_metrics(y, p, np.array([False, False, True, True]), 0.5)
+    assert challenger["decision_accuracy"] == champion["decision_accuracy"] == 1.0
+    promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
+    assert promoted, reason
+    assert "decision_accuracy 1 (champion 1)" in reason
+    # An edible mushroom called unknown is a wrong action: the gate refuses.
+    worse = evaluate.verdict_metrics(y, p, np.array([True, True, True, False]), 0.5)
+    promoted, reason = registry.decide_promotion(worse, champion, champion_version="1")
+    assert not promoted and "decision_accuracy 0.75 vs champion 1" in reason
 
 
 def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
-    good = {"false_edible": 0, "verdict_accuracy": 0.99}
+    good = {"false_edible": 0, "decision_accuracy": 0.99}
     promoted, reason = registry.decide_promotion(
         good, None, champion_version="4", champion_error="model.txt checksum differs"
     )
@@ -63,12 +82,12 @@ def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), None, "n/a"])
 def test_gate_refuses_metrics_it_cannot_compare(side, value):
     # NaN compares False both ways: without a check, "not worse" would promote a broken model.
-    good = {"false_edible": 0, "verdict_accuracy": 0.99}
-    broken = {**good, "verdict_accuracy": value}
+    good = {"false_edible": 0, "decision_accuracy": 0.99}
+    broken = {**good, "decision_accuracy": value}
     challenger, champion = (broken, good) if side == "challenger" else (good, broken)
     promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
     assert not promoted
-    assert f"{side} verdict_accuracy is not a finite number" in reason
+    assert f"{side} decision_accuracy is not a finite number" in reason
 
 
 def test_registration_aliases_and_tags(settings, tiny_bundle):
@@ -96,6 +115,61 @@ def test_registration_aliases_and_tags(settings, tiny_bundle):
     # No local export: the champion bundle comes from the registered MLflow artifacts.
     bundle = registry.load_champion_bundle(settings, client, versions[0][0])
     assert isinstance(bundle, ModelBundle)
+
+
+def test_a_fresh_demo_logs_artifacts_to_the_stack_bucket(tmp_path, empty_store, moto_aws):
+    import boto3
+    import mlflow
+
+    # make demo reads the champion (deploy_champion) before Terraform has created the MLflow
+    # bucket, then trains once the bucket is known.
+    shutil.copy(empty_store, tmp_path / "mlflow.db")
+    env = {
+        "MUSHROOM_REPO_ROOT": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    assert registry.get_champion(Settings.from_env(env)) is None
+    boto3.client("s3").create_bucket(Bucket="stack-mlflow")
+    stack = Settings.from_env({**env, "MLFLOW_BUCKET": "stack-mlflow", "AWS_ACCESS_KEY_ID": "t"})
+    client, experiment_id = registry.configure_mlflow(stack)
+    location = client.get_experiment(experiment_id).artifact_location
+    assert location == "s3://stack-mlflow/artifacts"
+    with mlflow.start_run() as run:
+        mlflow.log_text("probe", "probe.txt")
+    listed = boto3.client("s3").list_objects_v2(Bucket="stack-mlflow")
+    keys = [o["Key"] for o in listed.get("Contents", [])]
+    assert keys == [f"artifacts/{run.info.run_id}/artifacts/probe.txt"]
+
+
+def test_gate_step_fails_closed_on_a_corrupt_champion(
+    settings, tiny_bundle, tiny_dataset, monkeypatch
+):
+    import mlflow
+
+    client, _ = registry.configure_mlflow(settings)
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(tiny_bundle), "bundle")
+        source = mlflow.get_artifact_uri("bundle")
+        version = registry.register_version(client, settings.model_name, source, run.info.run_id)
+        registry.record_decision(
+            client, settings.model_name, version, run.info.run_id, True, "first", None
+        )
+    # No local export, and the registered model.txt is truncated: the champion cannot be scored.
+    (stored,) = Path(settings.mlflow_artifact_location).rglob("bundle/model.txt")
+    stored.write_text(stored.read_text()[:100])
+
+    def no_training(*_args, **_kwargs):
+        raise AssertionError("the gate step must not train")
+
+    monkeypatch.setattr(train_mod, "fit_model", no_training)
+    monkeypatch.setattr(pipeline.data_mod, "load_dataset", lambda _settings: tiny_dataset)
+    data = pipeline.prepare_step(settings)
+    gate = pipeline.gate_step(settings, client, ModelBundle.load(tiny_bundle), data)
+    assert not gate.promoted and gate.champion_version == "1" and gate.champion is None
+    assert gate.reason.startswith("champion v1 could not be evaluated (BundleError")
+    assert "fail closed" in gate.reason
+    assert gate.challenger["n_test"] == int(data.is_test.sum())
+    assert gate.report()["would_promote"] is False
 
 
 @pytest.mark.slow

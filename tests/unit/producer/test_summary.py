@@ -1,0 +1,40 @@
+"""The run summary (what make demo prints) reports the shared verdict metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer import print_summary, summarise
+
+
+def _verdict(i: int, verdict: str | None, status: str = "scored") -> dict:
+    return {
+        "mushroom_id": f"m{i}",
+        "status": status,
+        "verdict": verdict,
+        "model_version": "3",
+        "input_sequence_number": str(i),
+        "errors": [] if status == "scored" else [{"field": "$", "message": "bad"}],
+    }
+
+
+def test_summary_counts_unknown_as_do_not_eat(capsys):
+    verdicts = [
+        _verdict(0, "poisonous"),
+        _verdict(1, "unknown"),  # poisonous: the right action
+        _verdict(2, "unknown"),  # edible: a meal lost
+        _verdict(3, "edible"),
+        _verdict(4, None, status="rejected"),
+    ]
+    labels = {"m0": "p", "m1": "p", "m2": "e", "m3": "e"}
+    summary = summarise(verdicts, labels, {"m4"})
+    assert summary["labelled"] == 4
+    assert summary["decision_accuracy"] == pytest.approx(3 / 4)
+    assert summary["coverage"] == pytest.approx(2 / 4)
+    assert summary["covered_accuracy"] == 1.0
+    assert summary["false_edible"] == 0 and summary["false_edible_rate"] == 0.0
+    assert summary["rejected"] == 1 and summary["model_version"] == "3"
+    print_summary(summary, records_put=5, seconds=1.0)
+    out = capsys.readouterr().out
+    assert "decision_accuracy 75.00%" in out and "coverage 50.00%" in out
+    assert "covered_accuracy 100.00%" in out and "false_edible 0" in out
