@@ -15,6 +15,10 @@ import pytest
 from config.stack_env import read_stack_env, update_stack_env
 from emulation import emulator
 from emulation.emulator import EmulatorError, start_emulator, stop_emulator, wait_until_ready
+from tests.fakes import LOOPBACK_ONLY
+
+# The emulator's lifecycle: a real moto server (and test servers) on 127.0.0.1.
+pytestmark = LOOPBACK_ONLY
 
 
 @pytest.fixture

@@ -138,6 +138,10 @@ class FakeWorker:
 def fake_lambda(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeLambda:
     fake = FakeLambda()
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    # Credentials in the environment end botocore's chain there: without them, building the
+    # STS/IAM clients probes the EC2 metadata service (pytest-socket refuses that).
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setattr(runtime.aws, "get_function", fake.get_function)
     monkeypatch.setattr(runtime.aws, "get_alias_target", fake.get_alias_target)
     monkeypatch.setattr(runtime.aws, "prepare_code", lambda fn, root, s3: tmp_path / fn.version)

@@ -12,6 +12,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from monitoring.ports import CycleDeps
 from orchestration.flows import monitoring_flow, training_flow
+from tests.fakes import LOOPBACK_ONLY
 from tests.fakes.monitoring import (
     UNKNOWN_ALARM,
     FakeCloudWatch,
@@ -24,7 +25,8 @@ from tests.fakes.monitoring import (
     verdict,
 )
 
-pytestmark = pytest.mark.slow
+# Prefect's test harness runs a local API server.
+pytestmark = [pytest.mark.slow, LOOPBACK_ONLY]
 
 
 @pytest.fixture(scope="module", autouse=True)
