@@ -1,4 +1,4 @@
-"""Unit tests run without network: pytest-socket refuses any TCP/UDP socket (tests/unit/conftest.py)."""
+"""Unit tests run without network: pytest-socket refuses TCP/UDP sockets (tests/unit/conftest)."""
 
 from __future__ import annotations
 
