@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from monitoring.config import REPORTS_PREFIX, TIMELINE_PREFIX, MonitoringConfig
+from config.settings import MonitoringConfig
+from monitoring.config import REPORTS_PREFIX, TIMELINE_PREFIX
 from monitoring.drift import DriftResult
 from monitoring.inputs import InputReport
 from monitoring.metrics import WindowMetrics

@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import pandas as pd
 
+from config.settings import MonitoringConfig
 from monitoring import alarms as alarm_eval
-from monitoring.config import MonitoringConfig
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
 from monitoring.respond import Deploy, Retrain, TagRun

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from monitoring.config import LEASE_KEY, STATE_KEY, MonitoringConfig, resolve_evaluation_mode
+from config.settings import Settings
+from monitoring.config import LEASE_KEY, STATE_KEY, resolve_evaluation_mode
 from monitoring.cycle import PublishFailed, run_exclusive
 from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.outputs import describe
@@ -69,17 +70,18 @@ def mlflow_tagger(settings: Any) -> TagRun:
 
 
 def build_deps(
-    env: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
     retrain: Retrain | None = None,
     deploy: Deploy | None = None,
 ) -> CycleDeps:
-    """Wire the real adapters from the environment (stack.env, training settings)."""
-    from config.settings import Settings  # noqa: PLC0415
+    """Wire the real adapters from the settings (default: read from the environment once)."""
     from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
     from monitoring.drift import load_reference  # noqa: PLC0415
 
-    settings = Settings.from_env(env)
-    config = MonitoringConfig.from_env(settings, env)
+    settings = settings or Settings.from_env()
+    config = settings.monitoring
+    if config is None:
+        raise ValueError("settings without monitoring settings: build them with Settings.from_env")
     use_s3 = config.state_store == "s3"
     store: JsonStore = (
         aws.S3JsonStore(settings.data_bucket, STATE_KEY)

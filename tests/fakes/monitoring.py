@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from config.settings import MonitoringConfig
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
-from monitoring.config import MonitoringConfig
 from monitoring.inputs import CheckpointGap, StreamRead
 from monitoring.state import StateConflict
 from tests.examples import example_observation

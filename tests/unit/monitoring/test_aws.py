@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from config.settings import Settings
+from config.settings import MonitoringConfig, Settings
 from monitoring import alarms as alarm_eval
 from monitoring.aws import (
     SHARD_END,
@@ -21,7 +21,7 @@ from monitoring.aws import (
     S3Objects,
     Sns,
 )
-from monitoring.config import MonitoringConfig, resolve_evaluation_mode
+from monitoring.config import resolve_evaluation_mode
 from monitoring.lease import CycleLease, LeaseHeld
 from monitoring.publish import metric_data
 from monitoring.state import StateConflict
