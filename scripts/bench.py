@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from config.settings import REPO_ROOT
+from config.settings import LOCAL_DIR, REPO_ROOT
 
 ROOT = REPO_ROOT
-DEFAULT_BUNDLE = ROOT / ".local" / "bundles" / "mushroom-classifier" / "champion"
+DEFAULT_BUNDLE = LOCAL_DIR / "bundles" / "mushroom-classifier" / "champion"
 DEFAULT_OUTPUT = ROOT / "reports" / "benchmark.json"
 DATASET_CSV = ROOT / "data" / "secondary_data.csv"
 N_RECORDS = 1000

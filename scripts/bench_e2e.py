@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("reports/benchmark_e2e.json"))
     args = parser.parse_args(argv)
 
-    from config.settings import Settings
+    from config.settings import LOCAL_DIR, Settings
     from config.stack_env import read_stack_env, stack_env_path
     from emulation.local_lambda import run
     from monitoring.aws import KinesisStreamReader
@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop = threading.Event()
     runtime_stats: dict[str, Any] = {}
-    function_log = Path(".local/bench-e2e-function.log").open("w")  # the function's own logs
+    function_log = (LOCAL_DIR / "bench-e2e-function.log").open("w")  # the function's own logs
     runtime = threading.Thread(
         target=lambda: runtime_stats.update(
             run(os.environ["FUNCTION_NAME"], stop=stop, log_stream=function_log).to_dict()

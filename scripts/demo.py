@@ -25,10 +25,10 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import producer
+from config.settings import LOCAL_DIR
 from lambda_function import verdict_metrics as vm
 
 pct = producer.percent
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with step("Run the function with the event source mapping's semantics"):
         from emulation.local_lambda import run_until_idle
 
-        log_path = Path(".local/demo-function.log")
+        log_path = LOCAL_DIR / "demo-function.log"
         with log_path.open("w") as function_log:  # the function's JSON logs and EMF metrics
             stats = run_until_idle(
                 outputs["function_name"], idle_seconds=2.0, timeout=600, log_stream=function_log

@@ -34,10 +34,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from config.settings import REPO_ROOT
+from config.settings import LOCAL_DIR, REPO_ROOT
 
 ROOT = REPO_ROOT
-DEFAULT_LOCAL_DIR = ROOT / ".local" / "demo-drift"
+DEFAULT_LOCAL_DIR = LOCAL_DIR / "demo-drift"
 DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
 # Run state a scenario creates under its local dir; removed first, so that every run starts
 # from an empty registry (version 1 is the first champion) and an empty Terraform state.
