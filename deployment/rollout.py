@@ -15,6 +15,9 @@ Lambda version's ``MODEL_BUNDLE_URI``. Rolling out model version N:
 6. publish a version and move the alias to it. The version's and the alias's descriptions hold
    a record ``model_version=N run_id=R previous_version=V``: V is the version served before.
 
+``follow_code`` publishes ``$LATEST``'s new code or settings (after a ``terraform apply``) with
+the model the alias serves now, and moves the alias: Terraform never moves it.
+
 Rollback moves the alias to the ``previous_version`` of its record (and takes over that
 version's own record, so a second rollback goes one further back): no upload, no rebuild.
 
@@ -170,23 +173,80 @@ def rollout(
             ),
         )
 
+    record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
+    return _publish_and_move(
+        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
+    )
+
+
+def follow_code(
+    *,
+    target: Target,
+    lambda_client: Any,
+    wait_timeout_s: float = 300.0,
+    poll_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutResult:
+    """Serve ``$LATEST``'s code and settings with the model the alias serves now.
+
+    After a ``terraform apply`` changed the code or a setting (Terraform publishes a version but
+    leaves the alias alone), this moves the alias to a version with the new code and the SAME
+    model, also after a rollback (``$LATEST`` may still name the rolled-back model).
+    """
+    name = target.function_name
+    latest = _function_configuration(lambda_client, name)
+    alias = _alias(lambda_client, target)
+    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    uri = _bundle_of(current)
+    env = dict((latest.get("Environment") or {}).get("Variables") or {})
+    wanted = {**latest, "Environment": {"Variables": {**env, BUNDLE_ENV: uri}}}
+    if not uri or _same_deployment(current, wanted):
+        return RolloutResult(
+            _served(alias["FunctionVersion"], current, alias),
+            changed=False,
+            message=(
+                f"{name}:{target.alias} (version {alias['FunctionVersion']}) already runs the "
+                "current code and settings"
+                if uri
+                else f"{name}:{target.alias} serves no model yet: make rollout"
+            ),
+        )
+    served_now = ServedRecord.parse(alias.get("Description")) or ServedRecord(
+        _model_version_of(uri), "unknown", None
+    )
+    record = ServedRecord(served_now.model_version, served_now.run_id, alias["FunctionVersion"])
+    return _publish_and_move(
+        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
+    )
+
+
+def _publish_and_move(
+    lambda_client: Any,
+    target: Target,
+    alias: dict[str, Any],
+    latest: dict[str, Any],
+    uri: str,
+    record: ServedRecord,
+    waiting: tuple[float, float, Callable[[float], None], Callable[[], float]],
+) -> RolloutResult:
+    """Set the bundle on $LATEST if needed, publish a version, move the alias to it."""
+    name = target.function_name
+    before = alias["FunctionVersion"]
+    env = dict((latest.get("Environment") or {}).get("Variables") or {})
     if env.get(BUNDLE_ENV) != uri:
         kwargs = {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
         _call(
-            f"update {BUNDLE_ENV} of {name} (the alias still serves version "
-            f"{alias['FunctionVersion']})",
+            f"update {BUNDLE_ENV} of {name} (the alias still serves version {before})",
             lambda_client.update_function_configuration,
             FunctionName=name,
-            Environment={"Variables": desired},
+            Environment={"Variables": {**env, BUNDLE_ENV: uri}},
             **kwargs,
         )
-        latest = _wait_until_updated(lambda_client, name, wait_timeout_s, poll_s, sleep, clock)
-
-    record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
+        latest = _wait_until_updated(lambda_client, name, *waiting)
     publish = {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
     published = _call(
-        f"publish a version of {name} (the alias still serves version "
-        f"{alias['FunctionVersion']})",
+        f"publish a version of {name} (the alias still serves version {before})",
         lambda_client.publish_version,
         FunctionName=name,
         Description=record.describe(),
@@ -197,15 +257,15 @@ def rollout(
     if _bundle_of(published) != uri:
         raise RolloutError(
             f"version {version} of {name} serves {_bundle_of(published) or 'no model'}, not "
-            f"{uri} (changed concurrently?); the alias still serves {alias['FunctionVersion']}"
+            f"{uri} (changed concurrently?); the alias still serves version {before}"
         )
     moved = _move_alias(lambda_client, target, alias, version, record)
     return RolloutResult(
         _served(version, published, moved),
         changed=True,
         message=(
-            f"{name}:{target.alias} now serves model version {model_version} (run {run_id}) as "
-            f"version {version}; before: version {alias['FunctionVersion']}"
+            f"{name}:{target.alias} now serves model version {record.model_version} (run "
+            f"{record.run_id}) as version {version}; before: version {before}"
         ),
     )
 

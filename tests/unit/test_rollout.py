@@ -17,6 +17,7 @@ from deployment.rollout import (
     RolloutError,
     ServedRecord,
     Target,
+    follow_code,
     rollback,
     rollout,
     served,
@@ -179,6 +180,22 @@ def test_roll_forward_after_a_rollback_serves_the_new_model_again(stack: Stack) 
     assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
     # And rolling back once more lands on model 1 again, not on a loop.
     assert rollback(target=TARGET, lambda_client=stack.lam).served.model_version == "1"
+
+
+def test_follow_code_serves_new_code_with_the_model_served_now(stack: Stack) -> None:
+    stack.roll_out("2")
+    rollback(target=TARGET, lambda_client=stack.lam)  # $LATEST still names model 2
+    assert not follow_code(target=TARGET, lambda_client=stack.lam).changed
+    stack.lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=2048)  # an apply
+
+    result = follow_code(target=TARGET, lambda_client=stack.lam)
+
+    assert result.changed and result.served.function_version == "3"
+    assert result.served.model_version == "1" and result.served.previous_version == "1"
+    config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
+    assert config["MemorySize"] == 2048
+    assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/1/")
+    assert rollback(target=TARGET, lambda_client=stack.lam).served.function_version == "1"
 
 
 def test_rollback_refuses_a_previous_version_without_a_model(stack: Stack) -> None:
