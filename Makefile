@@ -123,8 +123,17 @@ plan: setup ## Show the Terraform plan against the current target
 	$(PY) -m deployment.deploy plan --target $(AWS_TARGET)
 
 .PHONY: deploy
-deploy: setup ## terraform apply, build and upload the Lambda package, point it at the champion bundle
-	$(PY) -m deployment.deploy apply --target $(AWS_TARGET) $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+deploy: setup ## terraform apply (infrastructure, Lambda package), then roll out the champion (or MODEL_VERSION=N)
+	$(PY) -m deployment.deploy apply --target $(AWS_TARGET)
+	$(PY) -m orchestration.rollout --if-champion $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+
+.PHONY: rollout
+rollout: setup ## Serve model MODEL_VERSION=N (default: the champion) via the alias live; no Terraform
+	$(PY) -m orchestration.rollout $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
+
+.PHONY: rollback
+rollback: setup ## Move the alias live back to the version served before (instant, no rebuild)
+	$(PY) -m orchestration.rollout --rollback
 
 .PHONY: bench-e2e
 bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/benchmark_e2e.json

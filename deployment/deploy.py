@@ -8,8 +8,11 @@
   normal AWS credential chain (emulator endpoint and dummy keys are dropped).
 - State: one local state per target in ``.local/terraform/<target>/`` so that an emulator run never
   touches AWS state (use a remote backend for a shared AWS account).
-- ``apply`` without ``--model-version``/``--model-bundle-uri`` serves the MLflow registry's
-  ``champion`` (``deploy_champion``): a new champion redeploys with a plain ``make deploy``.
+- ``apply`` changes infrastructure only. The served model is data: ``--model-version`` or
+  ``--model-bundle-uri`` only set the model a newly created function starts with; afterwards
+  ``make rollout`` (``deployment/rollout.py``) changes it and Terraform ignores it. After an
+  apply that changed code or settings, the alias ``live`` is moved to them with the model it
+  serves (``follow_code``): Terraform publishes versions but never moves the alias.
 - Variables given once (zip path, model version, ...) are remembered in
   ``.local/terraform/<target>/deploy.tfvars.json``: a later plan or apply reuses them, and a new
   model version redeploys with ``--model-version N`` without editing any file.
@@ -269,7 +272,32 @@ def terraform_apply(
     _timed(f"apply ({tf.target})", start)
     outputs = _outputs(tf)
     write_outputs_env(outputs, tf.target, local_dir)
+    if outputs.get("function_alias"):
+        _follow_code(tf, outputs)
     return outputs
+
+
+def _follow_code(tf: _Terraform, outputs: Mapping[str, Any]) -> None:
+    """Serve the code and settings just applied with the model the alias serves."""
+    import boto3  # noqa: PLC0415
+
+    from deployment.rollout import Target, follow_code  # noqa: PLC0415
+
+    env = tf.env
+    client = boto3.client(
+        "lambda",
+        endpoint_url=tf.endpoint,
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+    )
+    target = Target(
+        function_name=str(outputs["function_name"]),
+        models_bucket=str(outputs.get("models_bucket") or ""),
+        alias=str(outputs["function_alias"]),
+    )
+    result = follow_code(target=target, lambda_client=client)
+    print(f"[deploy] {result.message}", file=sys.stderr)
 
 
 def terraform_destroy(
@@ -325,45 +353,6 @@ def _cli_variables(args: argparse.Namespace, target: str) -> dict[str, Any]:
     return variables
 
 
-def deploy_champion(
-    variables: Mapping[str, Any] | None = None,
-    target: str | None = None,
-    local_dir: Path = LOCAL_DIR,
-    capture: bool = False,
-) -> dict[str, Any]:
-    """Apply with the registered champion as the served model, and make sure its bundle is in S3.
-
-    The bundle is (re)uploaded after the apply because the models bucket may only exist from
-    this apply on, and an emulator forgets its S3 objects when it stops while the MLflow
-    registry (local SQLite) remembers the champion. Without a champion the function is deployed
-    with no model (it then refuses to score, with a clear error).
-    """
-    from config.settings import Settings
-    from training.export import publish_champion  # lazy: MLflow is slow to import
-    from training.registry import get_champion
-
-    settings = Settings.from_env()
-    champion = get_champion(settings)
-    variables = dict(variables or {})
-    if champion is not None:
-        variables.update(model_version=champion[0], model_bundle_uri="")
-    outputs = terraform_apply(variables, target, local_dir, capture=capture)
-    if champion is not None:
-        os.environ.update(_bucket_env(outputs))
-        publish_champion(Settings.from_env())
-    return outputs
-
-
-def _bucket_env(outputs: Mapping[str, Any]) -> dict[str, str]:
-    """Bucket names from the outputs, for a Settings built in this process after an apply."""
-    names = {
-        "models_bucket": "MODELS_BUCKET",
-        "data_bucket": "DATA_BUCKET",
-        "mlflow_bucket": "MLFLOW_BUCKET",
-    }
-    return {env: str(outputs[key]) for key, env in names.items() if outputs.get(key)}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m deployment.deploy", description=__doc__)
@@ -372,9 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--lambda-zip", help="Lambda zip to deploy (default: deployment.package_lambda)"
     )
-    parser.add_argument("--model-version", help="registered model version to serve")
     parser.add_argument(
-        "--model-bundle-uri", help="explicit MODEL_BUNDLE_URI (wins over a version)"
+        "--model-version", help="model version a newly created function starts with"
+    )
+    parser.add_argument(
+        "--model-bundle-uri", help="explicit initial MODEL_BUNDLE_URI (wins over a version)"
     )
     parser.add_argument("--image-uri", help="container image <repo>@sha256:... (AWS, Image)")
     args = parser.parse_args(argv)
@@ -383,15 +374,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             terraform_plan(_cli_variables(args, target), target)
         elif args.command == "apply":
-            variables = _cli_variables(args, target)
-            if args.model_version is None and args.model_bundle_uri is None:
-                outputs = deploy_champion(variables, target)  # the usual `make deploy`
-            else:
-                outputs = terraform_apply(variables, target)
+            outputs = terraform_apply(_cli_variables(args, target), target)
             print(
-                f"deployed {outputs.get('function_name')} ({target}); outputs in {stack_env_path()}"
+                f"deployed {outputs.get('function_name')}:{outputs.get('function_alias')} "
+                f"({target}); outputs in {stack_env_path()}"
             )
-            print(f"MODEL_BUNDLE_URI={outputs.get('serving_model_bundle_uri') or '(none yet)'}")
         elif args.command == "destroy":
             terraform_destroy(target)
         else:

@@ -37,24 +37,23 @@ def default_retrain(settings: Any) -> Retrain:
     return retrain
 
 
-def default_deploy(version: str, settings: Any | None = None) -> None:
+def default_deploy(version: str, settings: Settings | None = None) -> None:
     """Serve the registry's champion, which the gate has just made ``version``.
 
-    ``deployment.deploy.deploy_champion``: Terraform apply with the champion's version, in the
-    Terraform state under ``settings.local_dir`` (``MUSHROOM_LOCAL_DIR``), then the champion's
-    bundle (re)published to S3. Raises when what got deployed is not ``version`` (the champion
-    moved in between): the cycle records that as a failure instead of claiming a deployment.
+    ``orchestration.rollout.roll_out_model``: the champion's bundle to S3, a published Lambda
+    version, the alias ``live`` moved to it; no Terraform. The stack is the one of
+    ``settings.local_dir`` (``MUSHROOM_LOCAL_DIR``). Raises when what got served is not
+    ``version`` (the champion moved in between): the cycle records that as a failure instead of
+    claiming a deployment.
     """
-    from config.settings import Settings  # noqa: PLC0415
-    from deployment.deploy import deploy_champion  # noqa: PLC0415 - only on promotion
+    from orchestration.rollout import connect, roll_out_model  # noqa: PLC0415 - on promotion
 
     settings = settings or Settings.from_env()
-    outputs = deploy_champion(local_dir=settings.local_dir, capture=True)
-    served = str(outputs.get("serving_model_bundle_uri") or "")
-    if served.rstrip("/").rsplit("/", 1)[-1] != str(version):
+    result = roll_out_model(connect(local_dir=settings.local_dir))
+    if result.served.model_version != str(version):
         raise RuntimeError(
-            f"deployed {served or 'no model'} instead of version {version}: "
-            "the registry's champion is not the version this cycle promoted"
+            f"served model version {result.served.model_version or 'none'} instead of "
+            f"{version}: the registry's champion is not the version this cycle promoted"
         )
 
 

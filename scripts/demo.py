@@ -5,7 +5,8 @@ Steps (each prints what it does and how long it took):
 2. build the Lambda zip and `terraform apply` the stack (buckets, streams, function, mapping,
    DLQ, alarms, SNS);
 3. train, evaluate both ways, register in MLflow, run the promotion gate, export the bundle;
-4. deploy: point the function at the champion bundle (`terraform apply` again);
+4. roll out the champion without Terraform: its bundle to S3, a published Lambda version, the
+   alias `live` (which the event source mapping invokes) moved to it;
 5. put held-out mushrooms (rows no model was trained on) plus malformed records on the input
    stream, as a producer would;
 6. run the deployed function through the local Lambda runtime (the emulator stores functions but
@@ -60,9 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
 
-    from deployment.deploy import deploy_champion
     from deployment.package_lambda import build_lambda_zip
     from emulation.emulator import start_emulator
+    from orchestration.rollout import connect, deploy, describe, roll_out_model, serving
 
     with step(f"Start the emulator ({target})"):
         state = start_emulator(target)
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with step("Build the Lambda zip and apply the Terraform stack"):
         zip_path = build_lambda_zip()
         # Terraform's own output only when it fails (TerraformError carries it).
-        outputs = deploy_champion({"lambda_zip_path": str(zip_path)}, capture=True)
+        outputs, _ = deploy({"lambda_zip_path": str(zip_path)}, capture=True)
         _load_stack_env()
         print(f"    function {outputs['function_name']}, streams {outputs['input_stream_name']}")
         print(f"    -> {outputs['output_stream_name']}")
@@ -102,10 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{pct(holdout.get('unknown_rate_known'))}"
         )
 
-    with step("Deploy the champion"):
-        outputs = deploy_champion(capture=True)
-        _load_stack_env()
-        print(f"    MODEL_BUNDLE_URI={outputs.get('serving_model_bundle_uri')}")
+    with step("Roll out the champion (no Terraform)"):
+        rolled = roll_out_model(connect())
+        print(f"    {rolled.message}")
+        print(f"    {describe(rolled.served)}")
 
     from monitoring.aws import KinesisStreamReader
 
@@ -142,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = time.monotonic() - started
         summary = producer.summarise(verdicts, labels, {m.partition_key for m in malformed})
         producer.print_summary(summary, records_put, seconds)
+        print(f"    served: {describe(serving(connect()))}")
 
     with step("Late labels from the lab, and one monitoring cycle"):
         uri = producer.write_labels(
@@ -163,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  aws --endpoint-url {endpoint} s3 ls s3://{outputs['models_bucket']} --recursive\n"
         "  make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)\n"
         "  make monitor        # another monitoring cycle\n"
+        "  make rollback       # the alias back to the version served before\n"
         "  make invoke         # one event through the deployed function\n"
         "  make down           # stop the emulator"
     )

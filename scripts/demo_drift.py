@@ -4,13 +4,17 @@ On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up
 touched; the state of an earlier run is removed first): Terraform apply, a first champion
 trained WITHOUT about 20 species, then three phases, each = ``producer`` puts
 observations -> local Lambda runtime scores them -> the lab's labels land in S3 -> one
-monitoring cycle (deploying with the cycle's default, ``deployment.deploy.deploy_champion``):
+monitoring cycle (deploying with the cycle's default: a model rollout, no Terraform):
 
 1. known species: healthy, alarms OK;
 2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
    (observed through an SQS queue subscribed to the topic), retraining with the labelled
    phase-2 records registers a new version that passes the gate and is deployed;
-3. the same species again (other individuals): correct verdicts, healthy, alarm back to OK.
+3. the same species again (other individuals): correct verdicts, healthy, alarm back to OK;
+4. rollback drill: ``make rollback`` (the alias back to the version served before), records
+   scored, then a roll forward to the champion and records scored again.
+
+Every window prints what the alias ``live`` serves (Lambda version, model version).
 
 Metric timestamps advance one alarm period per phase (a simulated clock), so the three windows
 land in three CloudWatch periods without waiting minutes between phases. Prints the timeline
@@ -26,6 +30,7 @@ import os
 import shutil
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -57,6 +62,7 @@ class ScenarioResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     sns_messages: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str | None] = field(default_factory=dict)
+    drill: list[dict[str, Any]] = field(default_factory=list)
 
 
 def choose_species(frame: pd.DataFrame, count: int, seed: int) -> list[int]:
@@ -198,7 +204,7 @@ def run_scenario(
         from config.settings import Settings  # noqa: PLC0415
         from monitoring import cycle as monitoring_cycle  # noqa: PLC0415
         from monitoring.drift import load_reference  # noqa: PLC0415
-        from monitoring.outputs import describe  # noqa: PLC0415
+        from monitoring.outputs import describe as describe_cycle  # noqa: PLC0415
         from orchestration import monitor  # noqa: PLC0415
         from training.data import load_dataset  # noqa: PLC0415
         from training.pipeline import run_training  # noqa: PLC0415
@@ -236,9 +242,13 @@ def run_scenario(
         clock = datetime.now(timezone.utc) - timedelta(seconds=period * 10)
         function_log = local_dir / "function.log"
 
-        for index, phase in enumerate(build_phases(dataset, excluded, per_phase, seed)):
-            records = producer.observations(phase.frame, phase.name)
-            say(f"[demo-drift] {phase.name}: {len(records)} observations ({phase.description})")
+        from orchestration.rollout import connect, describe, serving  # noqa: PLC0415
+
+        stack = connect(local_dir=local_dir)
+
+        def score(frame: pd.DataFrame, tag: str) -> Any:
+            """Put ``frame`` on the input stream and run the function until it is idle."""
+            records = producer.observations(frame, tag)
             producer.put_raw(producer.to_raw(records), settings.input_stream_name)
             with function_log.open("a") as log_stream:  # JSON logs + EMF, out of the way
                 stats = run_until_idle(
@@ -248,6 +258,15 @@ def run_scenario(
                     state_dir=local_dir / "lambda-runtime",
                     log_stream=log_stream,
                 )
+            return records, stats
+
+        phases = build_phases(dataset, excluded, per_phase, seed)
+        for index, phase in enumerate(phases):
+            say(
+                f"[demo-drift] {phase.name}: {len(phase.frame)} observations "
+                f"({phase.description}); {describe(serving(stack))}"
+            )
+            records, stats = score(phase.frame, phase.name)
             say(
                 f"[demo-drift] local Lambda runtime: {stats.records_read} records in "
                 f"{stats.invocations} invocations, {stats.function_errors} function errors "
@@ -258,24 +277,61 @@ def run_scenario(
             )
             at = clock + timedelta(seconds=period * index)
             cycle = monitoring_cycle.run_exclusive(deps, at=at, window=phase.name)
-            say(describe(cycle))
+            say(describe_cycle(cycle))
             messages = drain(sqs, queue)
             result.sns_messages.extend({"window": phase.name, **m} for m in messages)
             entry = dict(cycle.timeline_entry)
             entry["sns_subjects"] = [m["subject"] for m in messages]
             entry["observations"] = len(records)
+            entry["alias_version"] = serving(stack).function_version
             result.timeline.append(entry)
         result.versions["champion"] = _champion(settings)
+        result.drill = rollback_drill(stack, phases[-1].frame, score, settings, say)
 
         reports_dir.mkdir(parents=True, exist_ok=True)
         (reports_dir / "timeline.json").write_text(
             json.dumps(result.timeline, indent=2, default=str)
         )
+        (reports_dir / "rollback_drill.json").write_text(json.dumps(result.drill, indent=2))
         say(format_timeline(result.timeline))
         return result
     finally:
         if not keep:
             stop_emulator(local_dir)
+
+
+def rollback_drill(
+    stack: Any, frame: pd.DataFrame, score: Any, settings: Any, say: Any = print
+) -> list[dict[str, Any]]:
+    """Roll back, score, roll forward, score: which version served, which scored the records."""
+    from monitoring.aws import KinesisStreamReader  # noqa: PLC0415
+    from orchestration.rollout import describe, roll_back, roll_out_model  # noqa: PLC0415
+
+    reader = KinesisStreamReader(settings.output_stream_name)
+    sample = frame.head(min(200, len(frame)))
+    steps = []
+    for name, act in (
+        ("rollback", lambda: roll_back(stack)),
+        ("roll-forward", lambda: roll_out_model(stack)),
+    ):
+        checkpoint = reader.read({}).checkpoint
+        result = act()
+        say(f"[demo-drift] drill {name}: {result.message}; {describe(result.served)}")
+        records, _ = score(sample, f"drill-{name}")
+        verdicts = [json.loads(r) for r in reader.read(checkpoint).records]
+        scored_by = dict(Counter(str(v.get("model_version")) for v in verdicts))
+        say(f"[demo-drift] drill {name}: {len(verdicts)} verdicts by model version {scored_by}")
+        steps.append(
+            {
+                "step": name,
+                "alias_version": result.served.function_version,
+                "served_model_version": result.served.model_version,
+                "records": len(records),
+                "verdicts": len(verdicts),
+                "verdicts_by_model_version": scored_by,
+            }
+        )
+    return steps
 
 
 def _champion(settings: Any) -> str | None:
@@ -289,7 +345,7 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
     header = (
         f"{'window':<22} {'records':>7} {'UnknownRate':>11} {'FalseEdibleRate':>15} "
         f"{'DecisionAccuracy':>16} "
-        f"{'Drift':>6}  {'model':>5}  alarms / actions"
+        f"{'Drift':>6}  {'model':>5} {'alias':>5}  alarms / actions"
     )
     lines = ["", "TIMELINE", header, "-" * len(header)]
     for e in timeline:
@@ -310,7 +366,7 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>11} "
             f"{f('FalseEdibleRate'):>15} {f('DecisionAccuracy'):>16} {f('DriftShare'):>6}  "
-            f"{str(e['model_version']):>5}  "
+            f"{str(e['model_version']):>5} {'v' + str(e.get('alias_version')):>5}  "
             f"{alarms}{actions}"
         )
     return "\n".join(lines)

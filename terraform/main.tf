@@ -8,7 +8,8 @@ locals {
     purpose => "${var.project}-${var.environment}-${purpose}${var.bucket_suffix}"
   }
   function_name = "${var.name_prefix}mushroom-scorer"
-  # An explicit URI wins; otherwise a registered version maps to its bundle in the models bucket.
+  # The model served when the function is created: an explicit URI wins, else a registered
+  # version's bundle in the models bucket. Later models are rolled out without Terraform.
   model_bundle_uri = (
     var.model_bundle_uri != "" ? var.model_bundle_uri :
     var.model_version != "" ? "s3://${local.bucket_names["models"]}/mushroom-classifier/${var.model_version}/" : ""

@@ -66,9 +66,19 @@ output "lambda_package_s3_uri" {
   value       = module.scorer.package_s3_uri
 }
 
-output "serving_model_bundle_uri" {
-  description = "MODEL_BUNDLE_URI the function was deployed with."
-  value       = local.model_bundle_uri
+output "function_alias" {
+  description = "Alias of the scorer that the event source mapping invokes (moved by make rollout)."
+  value       = module.scorer.alias_name
+}
+
+output "function_alias_arn" {
+  description = "ARN of the alias the event source mapping invokes."
+  value       = module.scorer.alias_arn
+}
+
+output "model_deployer_policy_arn" {
+  description = "Least-privilege policy for whatever rolls out models (deployment/rollout.py)."
+  value       = module.scorer.model_deployer_policy_arn
 }
 
 output "event_source_mapping_uuid" {

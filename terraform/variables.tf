@@ -136,13 +136,13 @@ variable "lambda_zip_path" {
 
 variable "model_bundle_uri" {
   type        = string
-  description = "MODEL_BUNDLE_URI of the function: s3://<models-bucket>/mushroom-classifier/<version>/ (\"\" before the first model)."
+  description = "MODEL_BUNDLE_URI when the function is created: s3://<models-bucket>/mushroom-classifier/<version>/ (\"\" before the first model); make rollout changes it later, Terraform ignores it."
   default     = ""
 }
 
 variable "model_version" {
   type        = string
-  description = "Registered model version to serve when model_bundle_uri is \"\": s3://<models-bucket>/mushroom-classifier/<version>/."
+  description = "Registered model version served at creation when model_bundle_uri is \"\" (later: make rollout)."
   default     = ""
 }
 

@@ -24,9 +24,9 @@ import pytest
 import producer
 from config.settings import REPO_ROOT, Settings
 from config.stack_env import read_stack_env
-from deployment.deploy import deploy_champion
 from emulation.emulator import start_emulator, stop_emulator
 from emulation.local_lambda import invoke, run_until_idle
+from orchestration.rollout import connect, deploy, serving
 from producer import read_verdicts, summarise
 from training.pipeline import held_out_sample as _held_out_sample
 
@@ -83,15 +83,18 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, lambda_zip: Path) -> Iter
         from training.pipeline import run_training
 
         # A fresh registry: the first model becomes champion. Training runs before the first
-        # apply (its S3 export is skipped: no bucket yet); deploy_champion publishes the bundle.
+        # apply (its S3 export is skipped: no bucket yet); the rollout after the apply uploads
+        # the bundle and moves the alias to a version serving it.
         result = run_training(Settings.from_env(), reason="integration test")
         assert result.promoted, result.gate_reason
 
-        outputs = deploy_champion(
+        outputs, rolled = deploy(
             {"lambda_zip_path": str(zip_path)}, target="moto", local_dir=local_dir, capture=True
         )
         os.environ.update(read_stack_env(local_dir / "stack.env"))
-        assert outputs["serving_model_bundle_uri"].endswith(f"/{result.model_version}/")
+        assert rolled is not None and rolled.changed
+        assert rolled.served.model_version == result.model_version
+        assert rolled.served.run_id == result.run_id
         yield Deployed(local_dir, outputs, local_dir / "function.log")
     finally:
         stop_emulator(local_dir)
@@ -129,7 +132,7 @@ def test_every_record_yields_exactly_one_correct_verdict(deployed: Deployed) -> 
     assert summary["false_edible"] == 0
     assert summary["covered_accuracy"] >= 0.999
     assert summary["unknown_rate"] <= 0.01
-    assert summary["model_version"] == deployed.outputs["serving_model_bundle_uri"].split("/")[-2]
+    assert summary["model_version"] == serving(connect(local_dir=deployed.local_dir)).model_version
 
 
 def test_invoke_returns_what_aws_lambda_invoke_returns(deployed: Deployed) -> None:

@@ -7,10 +7,12 @@ touched. About 40 s for apply and 30 s for destroy as measured here, mostly prov
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import botocore.exceptions
@@ -18,7 +20,9 @@ import pytest
 
 from config.stack_env import EmulatorState, read_stack_env
 from deployment.deploy import terraform_apply, terraform_destroy, terraform_plan
+from deployment.rollout import BUNDLE_ENV, RolloutError, Target, rollback, rollout
 from emulation.emulator import start_emulator, stop_emulator
+from lambda_function.model import ModelBundle
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -145,11 +149,14 @@ def test_role_is_least_privilege(stack: Stack) -> None:
 
 
 def test_event_source_mapping(stack: Stack) -> None:
-    # moto returns nothing when filtered by function name: list all and match the ARN.
+    # It invokes the alias, never $LATEST. moto returns nothing when filtered by function name:
+    # list all and match the ARN.
+    alias_arn = stack.outputs["function_alias_arn"]
+    assert alias_arn == stack.outputs["function_arn"] + ":live"
     mappings = [
         m
         for m in stack.client("lambda").list_event_source_mappings()["EventSourceMappings"]
-        if m["FunctionArn"] == stack.outputs["function_arn"]
+        if m["FunctionArn"] == alias_arn
     ]
     assert [m["UUID"] for m in mappings] == [stack.outputs["event_source_mapping_uuid"]]
     (mapping,) = mappings
@@ -202,6 +209,200 @@ def test_second_plan_has_no_changes(stack: Stack) -> None:
     assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
 
 
+def _bundle(source: Path, directory: Path, version: str) -> Path:
+    bundle = ModelBundle.load(source)
+    bundle.model_version = version
+    bundle.metadata["mlflow_run_id"] = f"run-{version}"
+    return bundle.save(directory)
+
+
+def test_rollout_and_rollback_leave_terraform_nothing_to_change(
+    stack: Stack, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Runs after the no-changes plan: model 8 rolled out, rolled back, rolled forward."""
+    lam, s3 = stack.client("lambda"), stack.client("s3")
+    target = Target("mushroom-scorer", stack.outputs["models_bucket"])
+    assert lam.get_alias(FunctionName="mushroom-scorer", Name="live")["FunctionVersion"] == "1"
+
+    def roll_out() -> Any:
+        bundle = _bundle(tiny_bundle, tmp_path / "bundle-8", "8")
+        return rollout(bundle, "8", None, target=target, lambda_client=lam, s3_client=s3)
+
+    out = roll_out()
+    assert out.changed and out.served.model_version == "8" and out.served.previous_version == "1"
+    live = lam.get_function_configuration(FunctionName="mushroom-scorer", Qualifier="live")
+    assert live["Environment"]["Variables"][BUNDLE_ENV] == target.bundle_uri("8")
+    assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
+
+    back = rollback(target=target, lambda_client=lam)
+    assert back.served.function_version == "1" and back.served.model_version == MODEL_VERSION
+    live = lam.get_function_configuration(FunctionName="mushroom-scorer", Qualifier="live")
+    assert live["Environment"]["Variables"][BUNDLE_ENV] == target.bundle_uri(MODEL_VERSION)
+    assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
+    with pytest.raises(RolloutError, match="nothing to roll back to"):
+        rollback(target=target, lambda_client=lam)
+
+    # Forward again; the apply of the next test must not revert it.
+    assert roll_out().served.model_version == "8"
+
+
+def _lambda_resource(response: Any) -> str:
+    """The ARN AWS authorizes a Lambda request against (moto checks every one against "*").
+
+    The function's ARN, qualified by the alias in the path or the Qualifier parameter.
+    """
+    match = re.search(r"/functions/([^/?]+)(?:/aliases/([^/?]+))?", unquote(response.path))
+    if match is None:
+        return "*"
+    name = match[1]
+    arn = (
+        name
+        if name.startswith("arn:")
+        else (f"arn:aws:lambda:{response.region}:{response.current_account}:function:{name}")
+    )
+    qualifier = match[2] or response.querystring.get("Qualifier", [None])[0]
+    return f"{arn}:{qualifier}" if qualifier else arn
+
+
+def _signed_body(request: Any) -> Any:
+    """What the client signed: moto signs a body-less GET or DELETE over its parsed
+    parameters instead of the empty body, so every such call fails SignatureDoesNotMatch."""
+    from botocore.awsrequest import AWSRequest
+
+    signed = request._get_string_between("SignedHeaders=", ",", request._headers["Authorization"])
+    headers = request._create_headers_for_aws_request(signed.split(";"), request._headers)
+    bodyless = request._method in ("GET", "HEAD", "DELETE")
+    data = request._body or (b"" if bodyless else request._data)
+    aws_request = AWSRequest(method=request._method, url=request._path, data=data, headers=headers)
+    aws_request.context["timestamp"] = headers["X-Amz-Date"]
+    return aws_request
+
+
+def test_model_deployer_policy_rolls_out_and_nothing_else(
+    stack: Stack, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed policy document, given to a user in moto with IAM enforced (in-process)."""
+    from moto import mock_aws
+    from moto.awslambda.responses import LambdaResponse
+    from moto.core import set_initial_no_auth_action_count
+    from moto.iam.access_control import IAMRequest
+
+    iam = stack.client("iam")
+    arn = stack.outputs["model_deployer_policy_arn"]
+    default = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]
+    actions = sorted(
+        action
+        for statement in document["Document"]["Statement"]
+        for action in (
+            statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        )
+    )
+    assert actions == [
+        "lambda:GetAlias",
+        "lambda:GetFunctionConfiguration",
+        "lambda:PublishVersion",
+        "lambda:UpdateAlias",
+        "lambda:UpdateFunctionConfiguration",
+        "s3:GetObject",
+        "s3:ListBucket",
+        "s3:PutObject",
+    ]
+    bundle = _bundle(tiny_bundle, tmp_path / "bundle-9", "9")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(key, value)
+    # moto authorizes Lambda requests against "*"; AWS against the function's (qualified) ARN.
+    monkeypatch.setattr(LambdaResponse, "_determine_resource", _lambda_resource, raising=False)
+    monkeypatch.setattr(IAMRequest, "_create_aws_request", _signed_body)
+
+    with mock_aws():
+        admin = boto3.session.Session(region_name="us-east-1")
+        role = admin.client("iam").create_role(
+            RoleName="scorer", AssumeRolePolicyDocument=json.dumps({"Statement": []})
+        )["Role"]["Arn"]
+        lam = admin.client("lambda")
+        initial = f"s3://{stack.outputs['models_bucket']}/mushroom-classifier/{MODEL_VERSION}/"
+        for name in ("mushroom-scorer", "another-function"):
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="lambda_function.handler.lambda_handler",
+                Code={"ZipFile": placeholder_zip(tmp_path).read_bytes()},
+                Environment={"Variables": {BUNDLE_ENV: initial, "LOG_LEVEL": "INFO"}},
+                Publish=True,
+            )
+            lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+        admin.client("s3").create_bucket(Bucket=stack.outputs["models_bucket"])
+        admin.client("kinesis").create_stream(StreamName="mushroom-observations", ShardCount=1)
+        admin_iam = admin.client("iam")
+        policy = admin_iam.create_policy(
+            PolicyName="model-deployer", PolicyDocument=json.dumps(document["Document"])
+        )["Policy"]["Arn"]
+
+        def credentials(user: str, policy_arn: str | None) -> boto3.session.Session:
+            admin_iam.create_user(UserName=user)
+            if policy_arn:
+                admin_iam.attach_user_policy(UserName=user, PolicyArn=policy_arn)
+            key = admin_iam.create_access_key(UserName=user)["AccessKey"]
+            return boto3.session.Session(
+                aws_access_key_id=key["AccessKeyId"],
+                aws_secret_access_key=key["SecretAccessKey"],
+                region_name="us-east-1",
+            )
+
+        deployer, nobody = credentials("deployer", policy), credentials("nobody", None)
+        target = Target("mushroom-scorer", stack.outputs["models_bucket"])
+
+        @set_initial_no_auth_action_count(0)
+        def as_deployer() -> None:
+            dlam, ds3 = deployer.client("lambda"), deployer.client("s3")
+            result = rollout(bundle, "9", None, target=target, lambda_client=dlam, s3_client=ds3)
+            assert result.changed and result.served.model_version == "9"
+            assert rollback(target=target, lambda_client=dlam).served.function_version == "1"
+
+            refused = [
+                lambda: deployer.client("kinesis").delete_stream(
+                    StreamName="mushroom-observations"
+                ),
+                lambda: dlam.delete_function(FunctionName="mushroom-scorer"),
+                lambda: dlam.update_function_code(
+                    FunctionName="mushroom-scorer", ZipFile=b"PK\x05\x06" + b"\0" * 18
+                ),
+                lambda: dlam.update_function_configuration(
+                    FunctionName="another-function", Environment={"Variables": {}}
+                ),
+                lambda: deployer.client("iam").attach_user_policy(
+                    UserName="deployer", PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"
+                ),
+                lambda: deployer.client("iam").create_user(UserName="intruder"),
+            ]
+            for call in refused:
+                with pytest.raises(botocore.exceptions.ClientError) as denied:
+                    call()
+                error = denied.value.response
+                assert error["ResponseMetadata"]["HTTPStatusCode"] == 403
+                # REST-JSON clients cannot parse moto's XML error: the code is in the message.
+                assert "AccessDenied" in error["Error"]["Code"] + error["Error"]["Message"], error
+                assert "SignatureDoesNotMatch" not in error["Error"]["Message"]
+            # Enforcement is real: without the policy, the same rollout is refused.
+            with pytest.raises(RolloutError, match="AccessDenied"):
+                rollout(
+                    bundle,
+                    "9",
+                    None,
+                    target=target,
+                    lambda_client=nobody.client("lambda"),
+                    s3_client=nobody.client("s3"),
+                )
+
+        as_deployer()
+        assert lam.get_function(FunctionName="mushroom-scorer")["Configuration"]
+        kinesis = admin.client("kinesis")
+        assert kinesis.list_streams()["StreamNames"] == ["mushroom-observations"]
+
+
 def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> None:
     """What vars/aws.tfvars gets and the emulator cannot serve: TLS-only bucket policies, and a
     customer-managed stream key granted to the function through Kinesis only.
@@ -239,6 +440,11 @@ def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> 
     }
     summary = stack.client("kinesis").describe_stream_summary(StreamName="mushroom-verdicts")
     assert summary["StreamDescriptionSummary"]["KeyId"] == key_arn
+    # A later apply does not revert the model rolled out before it.
+    live = stack.client("lambda").get_function_configuration(
+        FunctionName="mushroom-scorer", Qualifier="live"
+    )
+    assert live["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/8/")
 
     # Terraform cannot refresh the package object through the Deny, so the policies go before
     # the destroy that follows, as an operator with bucket rights would remove them.

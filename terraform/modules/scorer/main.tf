@@ -228,7 +228,14 @@ resource "aws_lambda_function" "this" {
   # that return an unreachable Code.Location.
   tags = local.is_zip ? { package_s3_uri = "s3://${var.models_bucket}/${local.zip_key}" } : {}
 
+  # Every code or configuration change publishes a version; the alias "live" serves one.
+  publish = true
+
   lifecycle {
+    # The served model is data, changed by deployment/rollout.py (update the variable, publish
+    # a version, move the alias): Terraform sets it at creation and never reverts it.
+    ignore_changes = [environment[0].variables["MODEL_BUNDLE_URI"]]
+
     precondition {
       condition     = local.is_zip ? var.lambda_zip_path != "" : var.image_uri != ""
       error_message = "package_type = Zip needs lambda_zip_path; package_type = Image needs image_uri."
@@ -238,13 +245,27 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_cloudwatch_log_group.this, aws_iam_role_policy.this]
 }
 
+# The version the event source mapping invokes. Created on the version the first apply
+# published; from then on deployment/rollout.py moves it (and writes what it serves into its
+# description), so Terraform ignores both.
+resource "aws_lambda_alias" "live" {
+  name             = var.alias_name
+  description      = "Served model: set by deployment/rollout.py"
+  function_name    = aws_lambda_function.this.function_name
+  function_version = aws_lambda_function.this.version
+
+  lifecycle {
+    ignore_changes = [function_version, description]
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
-# Kinesis -> Lambda
+# Kinesis -> Lambda (through the alias, never $LATEST)
 # ---------------------------------------------------------------------------------------------
 
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn                   = var.input_stream_arn
-  function_name                      = aws_lambda_function.this.arn
+  function_name                      = aws_lambda_alias.live.arn
   starting_position                  = var.starting_position
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds
@@ -259,4 +280,53 @@ resource "aws_lambda_event_source_mapping" "this" {
       destination_arn = aws_sqs_queue.dlq.arn
     }
   }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Model deployer: what a model rollout needs (deployment/rollout.py), nothing more
+# ---------------------------------------------------------------------------------------------
+
+# For whatever runs the retraining loop: it may change which model the function serves, not
+# the infrastructure (no delete, no code, no IAM, no streams).
+data "aws_iam_policy_document" "model_deployer" {
+  statement {
+    sid = "RollOutModelVersions"
+    actions = [
+      "lambda:GetAlias",
+      "lambda:GetFunctionConfiguration",
+      "lambda:PublishVersion",
+      "lambda:UpdateAlias",
+      "lambda:UpdateFunctionConfiguration",
+    ]
+    # The function and its qualified ARNs (versions, the alias).
+    resources = [aws_lambda_function.this.arn, "${aws_lambda_function.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "PublishModelBundles"
+    actions   = ["s3:GetObject", "s3:PutObject"]
+    resources = ["${var.models_bucket_arn}/${var.model_prefix}*"]
+  }
+
+  # Only so that S3 answers "no such key" (not 403) for a version not uploaded yet: the
+  # rollout never overwrites a bundle, so it must tell "absent" from "refused".
+  statement {
+    sid       = "SeeWhichModelBundlesExist"
+    actions   = ["s3:ListBucket"]
+    resources = [var.models_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.model_prefix}*"]
+    }
+  }
+
+  # The models bucket is encrypted with the AWS-managed aws/s3 key (storage module): no key
+  # rights are needed. A customer-managed key would need kms:GenerateDataKey and kms:Decrypt.
+}
+
+resource "aws_iam_policy" "model_deployer" {
+  name        = "${var.function_name}-model-deployer"
+  description = "Roll out and roll back model versions of ${var.function_name} (deployment/rollout.py)."
+  policy      = data.aws_iam_policy_document.model_deployer.json
 }

@@ -42,3 +42,18 @@ output "event_source_mapping_uuid" {
   description = "UUID of the Kinesis event source mapping."
   value       = aws_lambda_event_source_mapping.this.uuid
 }
+
+output "alias_name" {
+  description = "Alias the event source mapping invokes."
+  value       = aws_lambda_alias.live.name
+}
+
+output "alias_arn" {
+  description = "ARN of the alias the event source mapping invokes."
+  value       = aws_lambda_alias.live.arn
+}
+
+output "model_deployer_policy_arn" {
+  description = "ARN of the least-privilege policy for model rollouts."
+  value       = aws_iam_policy.model_deployer.arn
+}

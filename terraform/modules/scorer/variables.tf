@@ -55,7 +55,13 @@ variable "model_prefix" {
 
 variable "model_bundle_uri" {
   type        = string
-  description = "MODEL_BUNDLE_URI environment variable."
+  description = "MODEL_BUNDLE_URI at creation; rollouts (deployment/rollout.py) own it afterwards."
+}
+
+variable "alias_name" {
+  type        = string
+  description = "Alias the event source mapping invokes; rollouts move it."
+  default     = "live"
 }
 
 variable "input_stream_arn" {

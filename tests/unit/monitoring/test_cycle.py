@@ -234,22 +234,28 @@ def test_failed_deployment_is_reported_as_such_and_retried(env):
     assert len(env["trainer"].calls) == 2 and second.response.retrained
 
 
-def test_default_deploy_serves_the_champion_and_checks_its_version(monkeypatch, tmp_path):
-    import deployment.deploy
+def test_default_deploy_rolls_out_the_champion_and_checks_its_version(monkeypatch, tmp_path):
+    import orchestration.rollout
     from config.settings import Settings
+    from deployment.rollout import RolloutResult, Served
     from orchestration.monitor import default_deploy
 
     calls = []
 
-    def deploy_champion(**kwargs):
-        calls.append(kwargs)
-        return {"serving_model_bundle_uri": "s3://models/mushroom-classifier/2/"}
+    def connect(local_dir):
+        calls.append(("connect", local_dir))
+        return "stack"
 
-    monkeypatch.setattr(deployment.deploy, "deploy_champion", deploy_champion)
+    def roll_out_model(stack, model_version=None):
+        calls.append(("roll_out_model", stack, model_version))
+        return RolloutResult(Served("4", "s3://m/mushroom-classifier/2/", "2", "r", "3"), True, "")
+
+    monkeypatch.setattr(orchestration.rollout, "connect", connect)
+    monkeypatch.setattr(orchestration.rollout, "roll_out_model", roll_out_model)
     settings = Settings.from_env({"MUSHROOM_LOCAL_DIR": str(tmp_path)})
     default_deploy("2", settings)
-    assert calls == [{"local_dir": tmp_path, "capture": True}]
-    with pytest.raises(RuntimeError, match="instead of version 3"):
+    assert calls == [("connect", tmp_path), ("roll_out_model", "stack", None)]
+    with pytest.raises(RuntimeError, match="served model version 2 instead of 3"):
         default_deploy("3", settings)
 
 

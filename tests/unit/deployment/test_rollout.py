@@ -1,0 +1,341 @@
+"""Model rollout and rollback (deployment/rollout.py) against moto's Lambda and S3 in-process."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from deployment.rollout import (
+    BUNDLE_ENV,
+    RolloutError,
+    ServedRecord,
+    Target,
+    follow_code,
+    rollback,
+    rollout,
+    served,
+)
+from lambda_function.model import ModelBundle
+
+FUNCTION = "mushroom-scorer"
+BUCKET = "mushroom-local-models"
+TARGET = Target(function_name=FUNCTION, models_bucket=BUCKET)
+OTHER_ENV = {"OUTPUT_STREAM_NAME": "mushroom-verdicts", "LOG_LEVEL": "INFO"}
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("lambda_function/handler.py", "def lambda_handler(e, c):\n    return {}\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class Stack:
+    lam: Any
+    s3: Any
+    bundles: dict[str, Path]
+
+    def roll_out(self, version: str, **kwargs: Any) -> Any:
+        return rollout(
+            self.bundles[version],
+            version,
+            None,
+            target=TARGET,
+            lambda_client=self.lam,
+            s3_client=self.s3,
+            **kwargs,
+        )
+
+    def alias(self) -> dict[str, Any]:
+        return self.lam.get_alias(FunctionName=FUNCTION, Name="live")
+
+    def latest_env(self) -> dict[str, str]:
+        config = self.lam.get_function_configuration(FunctionName=FUNCTION)
+        return config["Environment"]["Variables"]
+
+    def versions(self) -> list[str]:
+        listed = self.lam.list_versions_by_function(FunctionName=FUNCTION)["Versions"]
+        return [v["Version"] for v in listed if v["Version"] != "$LATEST"]
+
+    def keys(self) -> list[str]:
+        return [o["Key"] for o in self.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])]
+
+
+def _bundle_copy(source: Path, directory: Path, version: str) -> Path:
+    bundle = ModelBundle.load(source)
+    bundle.model_version = version
+    bundle.metadata["mlflow_run_id"] = f"run-{version}"
+    return bundle.save(directory)
+
+
+@pytest.fixture
+def stack(moto_aws: None, tiny_bundle: Path, tmp_path: Path) -> Stack:
+    """What the first `terraform apply` leaves: function (version 1 serving model 1), alias."""
+    iam = boto3.client("iam")
+    role = iam.create_role(
+        RoleName="scorer",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    lam = boto3.client("lambda")
+    lam.create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="lambda_function.handler.lambda_handler",
+        Code={"ZipFile": _zip()},
+        Environment={"Variables": {**OTHER_ENV, BUNDLE_ENV: TARGET.bundle_uri("1")}},
+        Publish=True,
+    )
+    lam.create_alias(
+        FunctionName=FUNCTION, Name="live", FunctionVersion="1", Description="set by rollout"
+    )
+    bundles = {
+        version: _bundle_copy(tiny_bundle, tmp_path / f"bundle-{version}", version)
+        for version in ("1", "2", "3")
+    }
+    return Stack(lam, s3, bundles)
+
+
+def test_rollout_uploads_publishes_and_moves_the_alias(stack: Stack) -> None:
+    result = stack.roll_out("2")
+
+    assert result.changed
+    assert result.served.function_version == "2" and result.served.model_version == "2"
+    assert result.served.run_id == "run-2" and result.served.previous_version == "1"
+    assert sorted(stack.keys()) == [
+        "mushroom-classifier/2/bundle.json",
+        "mushroom-classifier/2/model.txt",
+    ]
+    uploaded = stack.s3.get_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json")
+    assert uploaded["Body"].read() == (stack.bundles["2"] / "bundle.json").read_bytes()
+    assert stack.latest_env() == {**OTHER_ENV, BUNDLE_ENV: f"s3://{BUCKET}/mushroom-classifier/2/"}
+    version = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="2")
+    assert version["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
+    assert version["Description"] == "model_version=2 run_id=run-2 previous_version=1"
+    alias = stack.alias()
+    assert alias["FunctionVersion"] == "2"
+    assert ServedRecord.parse(alias["Description"]) == ServedRecord("2", "run-2", "1")
+    assert served(target=TARGET, lambda_client=stack.lam) == result.served
+
+
+def test_rolling_out_the_served_version_again_is_a_no_op_that_says_so(stack: Stack) -> None:
+    stack.roll_out("2")
+    again = stack.roll_out("2")
+
+    assert not again.changed
+    assert "already served" in again.message and "nothing changed" in again.message
+    assert stack.versions() == ["1", "2"] and stack.alias()["FunctionVersion"] == "2"
+
+
+def test_the_version_terraform_created_is_already_served(stack: Stack) -> None:
+    result = stack.roll_out("1")
+    assert not result.changed and result.served.model_version == "1"
+    assert stack.versions() == ["1"]
+
+
+def test_new_code_on_latest_is_published_even_for_the_served_model(stack: Stack) -> None:
+    stack.roll_out("2")
+    stack.lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=2048)
+    result = stack.roll_out("2")
+    assert result.changed and result.served.function_version == "3"
+    config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
+    assert config["MemorySize"] == 2048
+
+
+def test_rollback_returns_to_the_version_served_before_and_walks_back(stack: Stack) -> None:
+    stack.roll_out("2")
+    stack.roll_out("3")
+    keys = stack.keys()
+
+    back = rollback(target=TARGET, lambda_client=stack.lam)
+    assert back.changed and back.served.function_version == "2"
+    assert back.served.model_version == "2" and back.served.previous_version == "1"
+    assert "from version 3 (model 3) to version 2 (model 2)" in back.message
+    config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
+    assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
+    assert stack.keys() == keys and stack.versions() == ["1", "2", "3"]  # no upload, no publish
+
+    assert rollback(target=TARGET, lambda_client=stack.lam).served.function_version == "1"
+    with pytest.raises(RolloutError, match="nothing to roll back to: .*records no version"):
+        rollback(target=TARGET, lambda_client=stack.lam)
+    assert stack.alias()["FunctionVersion"] == "1"
+
+
+def test_roll_forward_after_a_rollback_serves_the_new_model_again(stack: Stack) -> None:
+    stack.roll_out("2")
+    rollback(target=TARGET, lambda_client=stack.lam)
+    forward = stack.roll_out("2")
+    assert forward.changed and forward.served.model_version == "2"
+    config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
+    assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
+    # And rolling back once more lands on model 1 again, not on a loop.
+    assert rollback(target=TARGET, lambda_client=stack.lam).served.model_version == "1"
+
+
+def test_follow_code_serves_new_code_with_the_model_served_now(stack: Stack) -> None:
+    stack.roll_out("2")
+    rollback(target=TARGET, lambda_client=stack.lam)  # $LATEST still names model 2
+    assert not follow_code(target=TARGET, lambda_client=stack.lam).changed
+    stack.lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=2048)  # an apply
+
+    result = follow_code(target=TARGET, lambda_client=stack.lam)
+
+    assert result.changed and result.served.function_version == "3"
+    assert result.served.model_version == "1" and result.served.previous_version == "1"
+    config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
+    assert config["MemorySize"] == 2048
+    assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/1/")
+    assert rollback(target=TARGET, lambda_client=stack.lam).served.function_version == "1"
+
+
+def test_rollback_refuses_a_previous_version_without_a_model(stack: Stack) -> None:
+    env = {**OTHER_ENV, BUNDLE_ENV: ""}
+    stack.lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": env})
+    stack.lam.publish_version(FunctionName=FUNCTION)  # version 2, no model
+    stack.lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2")
+    stack.roll_out("3")  # version 3, previous_version=2
+    with pytest.raises(RolloutError, match="version 2 .* serves no model"):
+        rollback(target=TARGET, lambda_client=stack.lam)
+    assert stack.alias()["FunctionVersion"] == "3"
+
+
+def _unchanged(stack: Stack) -> None:
+    assert stack.keys() == []
+    assert stack.latest_env()[BUNDLE_ENV].endswith("/mushroom-classifier/1/")
+    assert stack.versions() == ["1"] and stack.alias()["FunctionVersion"] == "1"
+
+
+def test_a_corrupt_bundle_changes_nothing(stack: Stack) -> None:
+    model = stack.bundles["2"] / "model.txt"
+    model.write_bytes(model.read_bytes().replace(b"tree", b"TREE", 1))
+    with pytest.raises(RolloutError, match="fails verification: .*corrupt.*nothing changed"):
+        stack.roll_out("2")
+    _unchanged(stack)
+
+
+def test_a_bundle_of_another_version_changes_nothing(stack: Stack) -> None:
+    with pytest.raises(RolloutError, match="holds model version 3, not 2"):
+        rollout(
+            stack.bundles["3"],
+            "2",
+            None,
+            target=TARGET,
+            lambda_client=stack.lam,
+            s3_client=stack.s3,
+        )
+    _unchanged(stack)
+
+
+def test_no_function_or_no_alias_is_a_clear_error_before_any_upload(stack: Stack) -> None:
+    missing = Target(function_name="no-such-function", models_bucket=BUCKET)
+    with pytest.raises(RolloutError, match="function no-such-function does not exist"):
+        rollout(
+            stack.bundles["2"],
+            "2",
+            None,
+            target=missing,
+            lambda_client=stack.lam,
+            s3_client=stack.s3,
+        )
+    with pytest.raises(RolloutError, match="does not exist"):
+        rollback(target=missing, lambda_client=stack.lam)
+    stack.lam.delete_alias(FunctionName=FUNCTION, Name="live")
+    with pytest.raises(RolloutError, match=f"function {FUNCTION} has no alias live"):
+        stack.roll_out("2")
+    with pytest.raises(RolloutError, match="has no alias live"):
+        rollback(target=TARGET, lambda_client=stack.lam)
+    assert stack.keys() == [] and stack.versions() == ["1"]
+
+
+def test_a_different_bundle_under_the_version_prefix_is_never_overwritten(stack: Stack) -> None:
+    stack.s3.put_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json", Body=b"{}")
+    with pytest.raises(RolloutError, match="already holds a different bundle"):
+        stack.roll_out("2")
+    assert stack.keys() == ["mushroom-classifier/2/bundle.json"]
+    assert stack.alias()["FunctionVersion"] == "1" and stack.versions() == ["1"]
+
+
+class _UpdateStatus:
+    """The Lambda client, with $LATEST's LastUpdateStatus after an update forced to ``status``."""
+
+    def __init__(self, client: Any, status: str) -> None:
+        self._client, self._status, self.updated = client, status, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def update_function_configuration(self, **kwargs: Any) -> Any:
+        self.updated = True
+        return self._client.update_function_configuration(**kwargs)
+
+    def get_function_configuration(self, **kwargs: Any) -> Any:
+        config = self._client.get_function_configuration(**kwargs)
+        if self.updated and "Qualifier" not in kwargs:
+            config.update(LastUpdateStatus=self._status, LastUpdateStatusReason="no space left")
+            config["LastUpdateStatusReasonCode"] = "EniLimitExceeded"
+        return config
+
+
+def test_a_failed_update_publishes_nothing_and_leaves_the_alias(stack: Stack) -> None:
+    client = _UpdateStatus(stack.lam, "Failed")
+    with pytest.raises(
+        RolloutError, match="update of .* failed .*no space left.*alias is unchanged"
+    ):
+        rollout(
+            stack.bundles["2"], "2", None, target=TARGET, lambda_client=client, s3_client=stack.s3
+        )
+    assert stack.versions() == ["1"] and stack.alias()["FunctionVersion"] == "1"
+
+
+def test_an_update_that_never_finishes_times_out(stack: Stack) -> None:
+    client = _UpdateStatus(stack.lam, "InProgress")
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(RolloutError, match="still InProgress after 10 s; nothing published"):
+        rollout(
+            stack.bundles["2"],
+            "2",
+            None,
+            target=TARGET,
+            lambda_client=client,
+            s3_client=stack.s3,
+            wait_timeout_s=10,
+            poll_s=2,
+            sleep=sleep,
+            clock=lambda: now[0],
+        )
+    assert now[0] == 10
+    assert stack.versions() == ["1"] and stack.alias()["FunctionVersion"] == "1"
+
+
+def test_the_run_id_given_must_be_the_bundles(stack: Stack) -> None:
+    with pytest.raises(RolloutError, match="trained by run run-2, not run-9"):
+        rollout(
+            stack.bundles["2"],
+            "2",
+            "run-9",
+            target=TARGET,
+            lambda_client=stack.lam,
+            s3_client=stack.s3,
+        )
+    _unchanged(stack)
+
+
+def test_served_record_round_trip() -> None:
+    record = ServedRecord("12", "0123abcd", None)
+    assert record.describe() == "model_version=12 run_id=0123abcd previous_version=none"
+    assert ServedRecord.parse(record.describe()) == record
+    assert ServedRecord.parse("Served model: set by deployment/rollout.py") is None
