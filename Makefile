@@ -145,6 +145,10 @@ bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/ben
 monitor: setup ## One monitoring cycle: metrics, report, alarm check, retraining on ALARM
 	$(PY) -m orchestration.monitor
 
+.PHONY: bench-monitor
+bench-monitor: setup ## Benchmark monitoring cycles in process (fake ports) -> reports/benchmark_monitor.json
+	$(PY) -m scripts.bench_monitor
+
 .PHONY: orchestrate
 orchestrate: setup ## Serve the Prefect deployments (monitoring on a schedule) on a local Prefect server
 	$(PY) -m orchestration.serve
