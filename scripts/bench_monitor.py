@@ -35,10 +35,11 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from monitoring.cycle import CycleDeps, CycleResult, run_cycle
+from monitoring.cycle import CycleResult, run_cycle
+from monitoring.ports import CycleDeps
 from monitoring.drift import features_frame
 from scripts.bench import sample_records
-from tests.unit.monitoring_fakes import (
+from tests.fakes.monitoring import (
     FakeCloudWatch,
     FakeObjects,
     FakeStore,

@@ -1,16 +1,21 @@
-"""`make bench-monitor` runs monitoring cycles over in-memory ports and prints its numbers."""
+"""`make bench-monitor` runs monitoring cycles over in-memory ports and prints its numbers.
+
+Run as its command (``python -m scripts.bench_monitor``): tests import no script code.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from scripts import bench_monitor
+from config.settings import REPO_ROOT
 
 
 @pytest.mark.slow
-def test_tiny_benchmark_prints_and_writes_every_key(tmp_path, capsys):
+def test_tiny_benchmark_prints_and_writes_every_key(tmp_path):
     output = tmp_path / "benchmark_monitor.json"
     argv = [
         "--records",
@@ -23,8 +28,10 @@ def test_tiny_benchmark_prints_and_writes_every_key(tmp_path, capsys):
         "--output",
         str(output),
     ]
-    assert bench_monitor.main(argv) == 0
-    printed = capsys.readouterr().out
+    command = [sys.executable, "-m", "scripts.bench_monitor", *argv]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout
     report = json.loads(printed[printed.index("{") :])
     assert report == json.loads(output.read_text())
     assert set(report) >= {"modes", "cycles_per_size", "peak_rss_mb", "environment"}
