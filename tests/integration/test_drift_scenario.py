@@ -89,3 +89,24 @@ def test_phase3_retrained_model_is_served_and_healthy(scenario):
     assert p3["metrics"]["DecisionAccuracy"] >= 0.95
     assert p3["alarms"] == {UNKNOWN: "OK", FALSE_EDIBLE: "OK"}
     assert not p3["retrained"] and p3["sns_subjects"] == [] and p3["errors"] == []
+
+
+def test_every_window_shows_the_alias_version_served(scenario):
+    timeline = by_window(scenario)
+    p1, p3 = timeline["phase1-known"], timeline["phase3-after-retrain"]
+    assert p1["alias_version"] and p3["alias_version"]
+    assert int(p3["alias_version"]) > int(p1["alias_version"])  # the retraining published one
+
+
+def test_rollback_drill_rolls_back_and_forward_without_losing_a_record(scenario):
+    back, forward = scenario.drill
+    assert back["step"] == "rollback" and forward["step"] == "roll-forward"
+    assert back["served_model_version"] == scenario.versions["initial"]
+    assert forward["served_model_version"] == scenario.versions["champion"]
+    assert back["alias_version"] != forward["alias_version"]
+    for step in (back, forward):
+        assert step["verdicts"] == step["records"] > 0
+    # The verdicts carry the version that scored them.
+    assert forward["verdicts_by_model_version"] == {
+        scenario.versions["champion"]: forward["records"]
+    }
