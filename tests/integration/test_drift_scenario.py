@@ -106,7 +106,8 @@ def test_rollback_drill_rolls_back_and_forward_without_losing_a_record(scenario)
     assert back["alias_version"] != forward["alias_version"]
     for step in (back, forward):
         assert step["verdicts"] == step["records"] > 0
-    # The verdicts carry the version that scored them.
+    # The verdicts carry the version that scored them: the runtime follows the alias.
+    assert back["verdicts_by_model_version"] == {scenario.versions["initial"]: back["records"]}
     assert forward["verdicts_by_model_version"] == {
         scenario.versions["champion"]: forward["records"]
     }
