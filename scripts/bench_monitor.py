@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from monitoring.cycle import CycleResult, run_cycle
-from monitoring.ports import CycleDeps
 from monitoring.drift import features_frame
+from monitoring.ports import CycleDeps
 from scripts.bench import sample_records
 from tests.fakes.monitoring import (
     FakeCloudWatch,
