@@ -168,19 +168,28 @@ def _dlq_batch_sizes(deployed: Deployed, expected_records: int, timeout: float) 
 def test_failing_records_go_to_the_dlq_without_blocking_the_shard(deployed: Deployed) -> None:
     lambda_client = deployed.client("lambda")
     name = deployed.outputs["function_name"]
-    environment = lambda_client.get_function_configuration(FunctionName=name)["Environment"]
+    environment = lambda_client.get_function_configuration(
+        FunctionName=name, Qualifier=deployed.outputs["function_alias"]
+    )["Environment"]
     broken = {**environment["Variables"], "OUTPUT_STREAM_NAME": "mushroom-verdicts-missing"}
     sample = held_out_sample(6, seed=5)
     stream = deployed.outputs["input_stream_name"]
 
-    # A fault the function cannot work around: its output stream does not exist.
+    # A fault the function cannot work around: its output stream does not exist. The mapping
+    # invokes the alias, so the broken settings are published and served like a rollout.
+    alias = deployed.outputs["function_alias"]
+    served = lambda_client.get_alias(FunctionName=name, Name=alias)["FunctionVersion"]
     lambda_client.update_function_configuration(
         FunctionName=name, Environment={"Variables": broken}
     )
+    lambda_client.get_waiter("function_updated_v2").wait(FunctionName=name)
+    broken_version = lambda_client.publish_version(FunctionName=name)["Version"]
+    lambda_client.update_alias(FunctionName=name, Name=alias, FunctionVersion=broken_version)
     try:
         producer.put_raw(producer.to_raw(producer.observations(sample.head(3), "dlq")), stream)
         stats = deployed.run_function()
     finally:
+        lambda_client.update_alias(FunctionName=name, Name=alias, FunctionVersion=served)
         lambda_client.update_function_configuration(FunctionName=name, Environment=environment)
 
     assert stats.function_errors + stats.partial_failures > 0
