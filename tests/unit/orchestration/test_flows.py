@@ -31,7 +31,8 @@ pytestmark = [pytest.mark.slow, LOOPBACK_ONLY]
 
 @pytest.fixture(scope="module", autouse=True)
 def prefect_server():
-    with prefect_test_harness(server_startup_timeout=60):
+    # About 10 s on a quiet machine; a loaded 2-core machine (tests in parallel) needs more.
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 
