@@ -252,7 +252,13 @@ def run_cycle(
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")
-    metrics = window_metrics(verdicts, pairs, drift.share if drift else None)
+    metrics = window_metrics(
+        verdicts,
+        pairs,
+        drift.share if drift else None,
+        min_records=deps.config.min_records,
+        min_labels=deps.config.min_labels,
+    )
 
     state.label_keys.extend(label_keys)
     for stream_name, read in reads.items():
@@ -402,6 +408,7 @@ def finish_window(
         "records": metrics.records,
         "labelled": metrics.labelled,
         "metrics": values,
+        "not_published": metrics.not_published(),
         "verdict_shares": metrics.verdict_shares,
         "alarms": {a.name: a.state for a in statuses},
         "model_version": serving,

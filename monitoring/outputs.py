@@ -75,6 +75,7 @@ def describe(result: CycleResult) -> str:
         f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
         "metrics: "
         + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.cloudwatch_values().items()),
+        *m.not_published(),
         f"published {result.published} datapoints; model version {m.dominant_model_version}",
     ]
     if result.drift:

@@ -124,6 +124,7 @@ def render_html(
         f"{metrics.duplicates}; labelled verdicts {metrics.labelled}.</p>",
         "<h2>Metrics (published to CloudWatch)</h2>",
         _table(sorted(values.items()), ["metric", "value"]),
+        "".join(f"<p>{html.escape(note)}</p>" for note in metrics.not_published()),
         "<h2>Alarms</h2>",
         _table(
             [

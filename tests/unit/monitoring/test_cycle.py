@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -99,6 +100,24 @@ def test_healthy_window_publishes_and_stays_ok(env):
     assert (env["tmp_path"] / "reports" / "w1.html").is_file()
     assert "monitoring/reports/w1.html" in env["objects"].objects
     assert "alarm mushroom-unknown-rate-high: INSUFFICIENT_DATA -> OK" in describe(result)
+
+
+def test_a_tiny_window_publishes_no_rate_raises_no_alarm_and_does_not_retrain(env):
+    # `make invoke` (3 records, 2 unknown) then `make monitor`, with the default minimum.
+    env["deps"].config = dataclasses.replace(env["deps"].config, min_records=100)
+    env["stream"].put([verdict(0, "unknown"), verdict(1, "unknown"), verdict(2, "edible")])
+    result = run_cycle(env["deps"], at=T0, window="tiny")
+    cw = env["cloudwatch"]
+    assert result.ok, result.errors
+    assert result.metrics.unknown_rate == pytest.approx(2 / 3)
+    assert cw.values("Records") == [3.0]
+    assert cw.values("UnknownRate") == [] and cw.values("UnknownRate", True) == []
+    assert {a.name: a.state for a in result.alarms}[UNKNOWN_ALARM] == "OK"
+    assert env["trainer"].calls == [] and env["notes"] == [] and env["deployed"] == []
+    note = "3 records < minimum 100"
+    assert any(note in n for n in result.timeline_entry["not_published"])
+    assert note in describe(result)
+    assert html.escape(note) in (env["tmp_path"] / "reports" / "tiny.html").read_text()
 
 
 def test_each_record_is_processed_once(env):
