@@ -478,10 +478,13 @@ def respond_and_record(
         training_records=functools.partial(all_training_records, deps.objects),
         tag_run=deps.tag_run,
         refused_with_labels=state.refused_with_labels,
+        no_new_data=deps.no_new_data,
     )
     state.alarm_states.update(response.handled)
     if response.retrained:
         state.refused_with_labels = None if response.promoted else response.labels_used
+    elif response.skipped:  # retried, while the alarm lasts, once more labels have arrived
+        state.refused_with_labels = response.labels_used
     if not any(a.state == alarm_eval.ALARM for a in statuses):
         state.refused_with_labels = None
     return response

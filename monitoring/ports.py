@@ -16,7 +16,7 @@ from config.settings import MonitoringConfig
 from monitoring import alarms as alarm_eval
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
-from monitoring.respond import Deploy, Retrain, TagRun
+from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
 
 
 class StreamReader(Protocol):
@@ -75,3 +75,5 @@ class CycleDeps:
     tag_run: TagRun | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
+    # Whether the labelled records add anything to the champion's training data (respond).
+    no_new_data: NoNewData | None = None

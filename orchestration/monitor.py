@@ -22,7 +22,7 @@ from monitoring.cycle import PublishFailed, run_exclusive
 from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
-from monitoring.respond import Deploy, Retrain, TagRun
+from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
 from monitoring.state import StateConflict
 
 
@@ -57,6 +57,35 @@ def default_deploy(version: str, settings: Settings | None = None) -> None:
         )
 
 
+def no_new_training_data(settings: Settings) -> NoNewData:
+    """Compare what retraining would train on with what the champion was trained on.
+
+    Retraining on the labelled records means the dataset plus those records, built exactly as
+    the pipeline builds it (``training.pipeline.prepare_frame``: records that duplicate dataset
+    rows are dropped). When that frame's checksum equals the champion's recorded
+    ``training_data_sha256`` there is nothing new to learn, and the check says why.
+    """
+
+    def check(records: pd.DataFrame | None) -> str | None:
+        from training import registry  # noqa: PLC0415 - heavy, only on ALARM
+        from training.data import load_dataset  # noqa: PLC0415
+        from training.pipeline import frame_checksum, prepare_frame  # noqa: PLC0415
+
+        champion = registry.champion_training_data(settings)
+        if champion is None or champion[1] is None:
+            return None  # nothing to compare with: retrain, the gate decides
+        version, champion_sha = champion
+        frame = prepare_frame(load_dataset(settings), settings.seed, extra_records=records)
+        if frame_checksum(frame) != champion_sha:
+            return None
+        return (
+            f"no new labelled records since champion v{version} was trained (the training "
+            f"data would be identical: training_data_sha256 {champion_sha[:12]})"
+        )
+
+    return check
+
+
 def mlflow_tagger(settings: Any) -> TagRun:
     def tag(run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow import MlflowClient  # noqa: PLC0415
@@ -72,6 +101,7 @@ def build_deps(
     settings: Settings | None = None,
     retrain: Retrain | None = None,
     deploy: Deploy | None = None,
+    no_new_data: NoNewData | None = None,
 ) -> CycleDeps:
     """Wire the real adapters from the settings (default: read from the environment once)."""
     from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
@@ -126,6 +156,7 @@ def build_deps(
         ),
         reference=reference,
         tag_run=mlflow_tagger(settings),
+        no_new_data=no_new_data or no_new_training_data(settings),
         lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
     )
 

@@ -109,6 +109,28 @@ def get_champion(settings: Settings, client: Any | None = None) -> tuple[str, st
     return str(version.version), str(version.run_id)
 
 
+TAG_TRAINING_DATA = "training_data_sha256"
+
+
+def champion_training_data(
+    settings: Settings, client: Any | None = None
+) -> tuple[str, str | None] | None:
+    """``(version, training_data_sha256)`` of the champion, or None if there is none.
+
+    The checksum is the one the pipeline recorded for the exact training frame (a tag of the
+    model version, else the run's parameter); None when neither has it.
+    """
+    if client is None:
+        client = mlflow_client(settings)
+    version = _alias_version(client, settings.model_name, CHAMPION_ALIAS)
+    if version is None:
+        return None
+    sha = (version.tags or {}).get(TAG_TRAINING_DATA)
+    if not sha and version.run_id:
+        sha = client.get_run(version.run_id).data.params.get(TAG_TRAINING_DATA)
+    return str(version.version), sha or None
+
+
 def register_version(
     client: Any, model_name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None
 ) -> str:

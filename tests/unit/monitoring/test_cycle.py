@@ -321,6 +321,53 @@ def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
     assert env["store"].document["refused_with_labels"] is None
 
 
+def test_no_retraining_without_new_labelled_records_since_the_champion(env):
+    stream, objects = env["stream"], env["objects"]
+    seen: list[int] = []
+
+    def no_new_data(records):
+        seen.append(0 if records is None else len(records))
+        return "no new labelled records since champion v1 was trained" if seen[-1] < 20 else None
+
+    env["deps"].no_new_data = no_new_data
+    stream.put([verdict(i, "unknown") for i in range(10)])
+    objects.put_labels("labels/a.jsonl", [label_line(i, "p") for i in range(10)])
+    first = run_cycle(env["deps"], at=T0, window="fired")
+    assert {a.name: a.state for a in first.alarms}[UNKNOWN_ALARM] == "ALARM"
+    assert first.ok, first.errors
+    assert env["trainer"].calls == [] and env["deployed"] == []
+    assert not first.response.retrained and first.response.skipped
+    assert [a["action"] for a in first.response.actions] == ["notify", "no-retrain"]
+    assert "no new labelled records since champion v1" in first.response.actions[1]["detail"]
+    assert json.loads(env["notes"][0][1])["action"].startswith("not retraining: no new labelled")
+    assert first.timeline_entry["retrained"] is False and first.timeline_entry["deployed"] is False
+    assert "action no-retrain: alarm:" in describe(first)
+
+    # Still in ALARM, new labels: retried (no second alert), now with something new to learn.
+    stream.put([verdict(100 + i, "unknown") for i in range(10)])
+    objects.put_labels("labels/b.jsonl", [label_line(100 + i, "p") for i in range(10)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert [a["action"] for a in second.response.actions][:2] == ["retry", "retrain"]
+    assert len(env["trainer"].calls) == 1 and env["deployed"] == ["2"]
+    assert seen == [10, 20]
+    assert len(alerts(env)) == 1
+
+
+def test_when_new_labels_cannot_be_checked_nothing_is_retrained_and_the_next_cycle_retries(env):
+    def broken(records):
+        raise RuntimeError("MLflow unreachable")
+
+    env["deps"].no_new_data = broken
+    alarm_window(env)
+    first = run_cycle(env["deps"], at=T0)
+    assert not first.ok and "MLflow unreachable" in first.errors[0]
+    assert env["trainer"].calls == [] and env["deployed"] == []
+    env["deps"].no_new_data = lambda records: None
+    env["stream"].put([verdict(100 + i, "unknown") for i in range(10)])
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert len(env["trainer"].calls) == 1 and env["deployed"] == ["2"]
+
+
 # --- one cycle at a time, idempotent publishing ----------------------------------------------
 
 
