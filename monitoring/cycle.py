@@ -47,7 +47,7 @@ import pandas as pd
 
 from lambda_function.decoding import validate_payload
 from monitoring import alarms as alarm_eval
-from monitoring.drift import DriftResult, compute_drift
+from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
 from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
 from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
@@ -248,7 +248,9 @@ def run_cycle(
     drift: DriftResult | None = None
     if deps.reference is not None and len(rows) >= deps.config.drift_min_rows:
         try:
-            drift = compute_drift(deps.reference(), pd.DataFrame(rows))
+            reference = DriftReference.of(deps.reference())
+            drift = compute_drift(reference.frame, pd.DataFrame(rows))
+            drift.reference = reference.to_dict()
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")
@@ -300,7 +302,12 @@ def pending_window(
             "inputs": inputs.to_dict(),
             "counted_before": counted_before,
             "drift": (
-                {"share": drift.share, "drifted": list(drift.drifted), "rows": drift.rows}
+                {
+                    "share": drift.share,
+                    "drifted": list(drift.drifted),
+                    "rows": drift.rows,
+                    "reference": drift.reference,
+                }
                 if drift
                 else None
             ),
@@ -412,6 +419,7 @@ def finish_window(
         "verdict_shares": metrics.verdict_shares,
         "alarms": {a.name: a.state for a in statuses},
         "model_version": serving,
+        "drift_reference": drift.reference if drift else None,
         "retrained": response.retrained,
         "new_version": response.new_version,
         "promoted": response.promoted,

@@ -8,22 +8,28 @@ The cycle itself (``monitoring.cycle``) only sees its ports.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import json
 import logging
 import sys
 from datetime import timedelta
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from config.settings import Settings
+from config.settings import MonitoringConfig, Settings
 from monitoring.config import LEASE_KEY, STATE_KEY, resolve_evaluation_mode
-from monitoring.cycle import PublishFailed, run_exclusive
+from monitoring.cycle import PublishFailed, all_training_records, run_exclusive
+from monitoring.drift import DriftReference, fingerprint, load_reference
 from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
 from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
 from monitoring.state import StateConflict
+
+log = logging.getLogger(__name__)
 
 
 def default_retrain(settings: Any) -> Retrain:
@@ -86,6 +92,123 @@ def no_new_training_data(settings: Settings) -> NoNewData:
     return check
 
 
+# A model retrained on at least this many labelled production records (in its training part)
+# gets those records as its drift reference: they are what production looked like when it was
+# trained, and what it was retrained for. With fewer, its dataset training rows are the reference.
+MIN_PRODUCTION_REFERENCE_ROWS = 200
+
+
+def training_reference(
+    settings: Settings,
+    version: str,
+    labelled_records: Callable[[], pd.DataFrame | None],
+    sample: int,
+    cache_dir: Path | None = None,
+) -> DriftReference:
+    """The training data of registered model ``version``, as a drift reference.
+
+    Rebuilt as the pipeline built it (``training.pipeline.prepare_frame``): the dataset without
+    the run's ``excluded_species``, plus the labelled records when the run had
+    ``n_extra_records``, and checked against the run's ``training_data_sha256`` (a mismatch,
+    e.g. labels that arrived after the training, is said in the description). Only the
+    training part (not the held-out test rows) counts; see ``MIN_PRODUCTION_REFERENCE_ROWS``.
+    Saved as ``<cache_dir>/v<version>-<checksum>.parquet`` with its description, so later
+    cycles (and processes) do not rebuild it.
+    """
+    from training import registry  # noqa: PLC0415 - heavy, only when the version changes
+    from training.data import ROW_ID, load_dataset  # noqa: PLC0415
+    from training.pipeline import IS_TEST, frame_checksum, prepare_frame  # noqa: PLC0415
+
+    client = registry.mlflow_client(settings)
+    registered = client.get_model_version(settings.model_name, version)
+    params = client.get_run(registered.run_id).data.params
+    recorded = params.get(registry.TAG_TRAINING_DATA) or ""
+    cached = cache_dir / f"v{version}-{recorded[:16]}.parquet" if cache_dir else None
+    if cached is not None and recorded and cached.is_file():
+        frame = pd.read_parquet(cached)
+        description = json.loads(cached.with_suffix(".json").read_text())["description"]
+        return DriftReference(frame, description, version, recorded[:12])
+
+    excluded = [int(s) for s in params.get("excluded_species", "").split(",") if s.isdigit()]
+    extra = labelled_records() if int(params.get("n_extra_records") or 0) else None
+    full = prepare_frame(load_dataset(settings), settings.seed, excluded, extra)
+    checksum = frame_checksum(full)
+    train = full[~full[IS_TEST]]
+    production = train[train[ROW_ID] < 0]
+    if len(production) >= MIN_PRODUCTION_REFERENCE_ROWS:
+        what = f"{len(production)} labelled production records (of {len(train)} training rows)"
+        rows = production
+    else:
+        what = f"{len(train)} training rows" + (
+            f", {sample} sampled" if len(train) > sample else ""
+        )
+        rows = train
+    description = f"training data of model v{version}: {what}"
+    if recorded and checksum != recorded:
+        description += (
+            f" (rebuilt: training_data_sha256 {checksum[:12]} differs from the recorded "
+            f"{recorded[:12]}; the labelled records changed since)"
+        )
+    frame = load_reference(None, sample, settings.seed, load_dataset=lambda: rows)
+    reference = DriftReference(frame, description, version, (recorded or checksum)[:12])
+    if cached is not None and recorded:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(cached)
+        cached.with_suffix(".json").write_text(json.dumps(reference.to_dict()))
+    return reference
+
+
+def served_reference(
+    settings: Settings,
+    config: MonitoringConfig,
+    served_version: Callable[[], str | None],
+    build: Callable[[str], DriftReference],
+) -> Callable[[], DriftReference]:
+    """The drift reference for the model version served now, built once per version.
+
+    An explicit ``MONITORING_REFERENCE`` file wins; when the served version cannot be told (no
+    stack, an alias without a model) or its training data cannot be rebuilt, a seeded sample
+    of the dataset is used and the description says why.
+    """
+    built: dict[str, DriftReference] = {}
+
+    def fallback(why: str) -> DriftReference:
+        if "dataset" not in built:  # loaded once, whatever the reason
+
+            def dataset() -> pd.DataFrame:
+                from training.data import load_dataset  # noqa: PLC0415
+
+                return load_dataset(settings)
+
+            frame = load_reference(
+                config.reference_path, config.reference_sample, settings.seed, load_dataset=dataset
+            )
+            source = f"file {config.reference_path}" if config.reference_path else "dataset sample"
+            built["dataset"] = DriftReference(frame, source, None, fingerprint(frame))
+        return dataclasses.replace(
+            built["dataset"], description=f"{built['dataset'].description} ({why})"
+        )
+
+    def reference() -> DriftReference:
+        if config.reference_path is not None:
+            return fallback("MONITORING_REFERENCE")
+        try:
+            version = served_version()
+        except Exception as exc:  # noqa: BLE001 - drift is advisory; say why, use the fallback
+            return fallback(f"served model unknown: {type(exc).__name__}: {exc}"[:200])
+        if not version:
+            return fallback("the alias serves no registered model")
+        if version not in built:
+            try:
+                built[version] = build(version)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("training data of model v%s not rebuilt: %s", version, exc)
+                return fallback(f"training data of model v{version} not rebuilt: {exc}"[:200])
+        return built[version]
+
+    return reference
+
+
 def mlflow_tagger(settings: Any) -> TagRun:
     def tag(run_id: str, tags: Mapping[str, str]) -> None:
         from mlflow import MlflowClient  # noqa: PLC0415
@@ -105,7 +228,6 @@ def build_deps(
 ) -> CycleDeps:
     """Wire the real adapters from the settings (default: read from the environment once)."""
     from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
-    from monitoring.drift import load_reference  # noqa: PLC0415
 
     settings = settings or Settings.from_env()
     config = settings.monitoring
@@ -126,16 +248,25 @@ def build_deps(
     )
     sns = aws.Sns(config.topic_arn, config.topic_name)
 
-    @functools.lru_cache(maxsize=1)
-    def reference() -> pd.DataFrame:
-        def dataset() -> pd.DataFrame:
-            from training.data import load_dataset  # noqa: PLC0415
+    objects = aws.S3Objects(settings.data_bucket) if settings.aws_configured else None
 
-            return load_dataset(settings)
+    def served_version() -> str | None:
+        from orchestration.rollout import connect, serving  # noqa: PLC0415 - the Lambda alias
 
-        return load_reference(
-            config.reference_path, config.reference_sample, settings.seed, load_dataset=dataset
-        )
+        return serving(connect(local_dir=settings.local_dir)).model_version
+
+    reference = served_reference(
+        settings,
+        config,
+        served_version,
+        functools.partial(
+            training_reference,
+            settings,
+            labelled_records=functools.partial(all_training_records, objects),
+            sample=config.reference_sample,
+            cache_dir=config.local_state_path.parent / "reference",
+        ),
+    )
 
     return CycleDeps(
         config=config,
@@ -146,7 +277,7 @@ def build_deps(
             else None
         ),
         state_store=store,
-        objects=aws.S3Objects(settings.data_bucket) if settings.aws_configured else None,
+        objects=objects,
         cloudwatch=aws.CloudWatch(),
         notify=sns.publish,
         retrain=retrain or default_retrain(settings),

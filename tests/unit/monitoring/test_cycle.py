@@ -120,6 +120,37 @@ def test_a_tiny_window_publishes_no_rate_raises_no_alarm_and_does_not_retrain(en
     assert html.escape(note) in (env["tmp_path"] / "reports" / "tiny.html").read_text()
 
 
+@pytest.mark.slow
+def test_the_report_and_timeline_say_which_drift_reference_was_used(env):
+    from monitoring.drift import DriftReference, features_frame
+
+    observations = FakeStream("mushroom-observations")
+    observations.put([{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(40)])
+    reference = DriftReference(
+        features_frame([OBSERVATION] * 50),
+        "training data of model v2: 50 labelled production records",
+        "2",
+        "abcdef123456",
+    )
+    env["deps"].observations, env["deps"].reference = observations, lambda: reference
+    healthy(env["stream"])
+    result = run_cycle(env["deps"], at=T0, window="w-drift")
+    assert result.ok, result.errors
+    assert result.drift is not None and result.drift.rows == 40
+    assert result.timeline_entry["drift_reference"] == {
+        "model_version": "2",
+        "rows": 50,
+        "fingerprint": "abcdef123456",
+        "description": "training data of model v2: 50 labelled production records",
+    }
+    line = (
+        "training data of model v2: 50 labelled production records; 50 rows, model version 2,"
+        " data fingerprint abcdef123456"
+    )
+    assert f"reference: {line}" in describe(result)
+    assert html.escape(line) in (env["tmp_path"] / "reports" / "w-drift.html").read_text()
+
+
 def test_each_record_is_processed_once(env):
     healthy(env["stream"], n=10)
     run_cycle(env["deps"], at=T0)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from orchestration.monitor import no_new_training_data
+from monitoring.drift import DriftReference, features_frame
+from orchestration.monitor import (
+    MIN_PRODUCTION_REFERENCE_ROWS,
+    no_new_training_data,
+    served_reference,
+    training_reference,
+)
+from tests.fakes.monitoring import OBSERVATION
 from tests.unit.training.test_registry import empty_store, settings  # noqa: F401 - fixtures
 from training import data as data_mod
 from training import registry
@@ -58,3 +65,103 @@ def test_a_champion_without_a_recorded_checksum_is_retrained(
     monkeypatch.setattr(data_mod, "load_dataset", lambda _settings: tiny_dataset)
     _register_champion(settings, tiny_bundle, "")
     assert no_new_training_data(settings)(pd.DataFrame()) is None
+
+
+# --- the drift reference follows the served model ---------------------------------------------
+
+
+def _reference(description: str, version: str | None = None) -> DriftReference:
+    frame = features_frame([OBSERVATION] * 3)
+    return DriftReference(frame, description, version, "f" * 12)
+
+
+def test_the_drift_reference_follows_the_served_version_and_is_built_once_per_version(
+    settings,  # noqa: F811
+):
+    served = ["1"]
+    builds: list[str] = []
+
+    def build(version: str) -> DriftReference:
+        builds.append(version)
+        return _reference(f"training data of model v{version}", version)
+
+    reference = served_reference(settings, settings.monitoring, lambda: served[0], build)
+    assert reference().model_version == "1" and reference().model_version == "1"
+    served[0] = "2"  # a retrained model was rolled out
+    assert reference().description == "training data of model v2"
+    assert builds == ["1", "2"]  # cached per version, not rebuilt every cycle
+    served[0] = "1"  # a rollback
+    assert reference().model_version == "1" and builds == ["1", "2"]
+
+
+def test_without_a_served_version_the_dataset_sample_is_used_and_says_why(
+    settings, tiny_dataset, monkeypatch  # noqa: F811
+):
+    monkeypatch.setattr(data_mod, "load_dataset", lambda _settings: tiny_dataset)
+
+    def no_stack() -> str:
+        raise ConnectionError("no emulator at http://127.0.0.1:1")
+
+    def never(version: str) -> DriftReference:
+        raise AssertionError("nothing to build")
+
+    reference = served_reference(settings, settings.monitoring, no_stack, never)()
+    assert reference.model_version is None and reference.rows == len(tiny_dataset)
+    assert reference.description.startswith("dataset sample (served model unknown: ConnectionError")
+    broken = served_reference(settings, settings.monitoring, lambda: "3", never)()
+    assert "training data of model v3 not rebuilt: nothing to build" in broken.description
+
+
+def test_the_training_reference_is_the_served_models_training_data(
+    settings, tiny_dataset, tiny_bundle, tmp_path, monkeypatch  # noqa: F811
+):
+    import mlflow
+
+    loads: list[int] = []
+
+    def load(_settings):
+        loads.append(1)
+        return tiny_dataset
+
+    monkeypatch.setattr(data_mod, "load_dataset", load)
+    excluded = sorted(tiny_dataset["species_id"].unique())[:2]
+    # Other individuals of every species, labelled in production: new data to the pipeline.
+    labelled = tiny_dataset.copy()
+    labelled["cap_diameter"] = labelled["cap_diameter"] + 100.0
+    client, _ = registry.configure_mlflow(settings)
+    versions = {}
+    for name, exclude, extra in (("v1", excluded, None), ("v2", (), labelled)):
+        frame = prepare_frame(tiny_dataset, settings.seed, exclude, extra)
+        with mlflow.start_run() as run:
+            mlflow.log_params(
+                {
+                    "excluded_species": ",".join(map(str, exclude)) or "none",
+                    "n_extra_records": 0 if extra is None else len(extra),
+                    registry.TAG_TRAINING_DATA: frame_checksum(frame),
+                }
+            )
+            mlflow.log_artifacts(str(tiny_bundle), "bundle")
+            versions[name] = registry.register_version(
+                client, settings.model_name, mlflow.get_artifact_uri("bundle"), run.info.run_id
+            )
+
+    cache = tmp_path / "reference-cache"
+    v1 = training_reference(settings, versions["v1"], lambda: labelled, 5000, cache)
+    assert v1.model_version == versions["v1"]
+    assert v1.description.startswith(f"training data of model v{versions['v1']}: ")
+    assert "training rows" in v1.description and "rebuilt" not in v1.description
+    known = tiny_dataset[~tiny_dataset["species_id"].isin(excluded)]
+    assert 0 < v1.rows < len(known)  # its training part: no excluded species, no test rows
+    assert (v1.frame["cap_diameter"] < 100).all()
+
+    v2 = training_reference(settings, versions["v2"], lambda: labelled, 5000, cache)
+    # Retrained on labelled production records: those are its reference.
+    assert "labelled production records" in v2.description
+    assert v2.rows >= MIN_PRODUCTION_REFERENCE_ROWS and (v2.frame["cap_diameter"] >= 100).all()
+    assert v2.fingerprint != v1.fingerprint
+
+    # Cached on disk: a later cycle (another process) reads it instead of rebuilding it.
+    loads.clear()
+    again = training_reference(settings, versions["v2"], lambda: None, 5000, cache)
+    assert loads == [] and again.description == v2.description
+    assert again.frame.equals(v2.frame)
