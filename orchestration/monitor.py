@@ -43,6 +43,51 @@ def default_retrain(settings: Any) -> Retrain:
     return retrain
 
 
+# Where the labelled records a retraining used are kept in its MLflow run, so the drift
+# reference of that version is its exact training data on any host, whatever labels came later.
+EXTRA_RECORDS_ARTIFACT = "training_data/extra_records.parquet"
+
+
+def recording_extra_records(settings: Settings, retrain: Retrain) -> Retrain:
+    """``retrain`` that also logs the labelled records it was given to the new run."""
+
+    def wrapped(**kwargs: Any) -> Any:
+        result = retrain(**kwargs)
+        records = kwargs.get("extra_records")
+        if records is not None and len(records) and getattr(result, "run_id", None):
+            try:
+                _log_extra_records(settings, str(result.run_id), records)
+            except Exception as exc:  # noqa: BLE001 - the reference is rebuilt from labels then
+                log.warning("labelled records not logged to run %s: %s", result.run_id, exc)
+        return result
+
+    return wrapped
+
+
+def _log_extra_records(settings: Settings, run_id: str, records: pd.DataFrame) -> None:
+    import tempfile  # noqa: PLC0415
+
+    from training import registry  # noqa: PLC0415
+
+    client = registry.mlflow_client(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(EXTRA_RECORDS_ARTIFACT).name
+        records.to_parquet(path)
+        client.log_artifact(run_id, str(path), str(Path(EXTRA_RECORDS_ARTIFACT).parent))
+
+
+def _logged_extra_records(client: Any, run_id: str) -> pd.DataFrame | None:
+    """The labelled records logged to the run, or None (not logged, not reachable)."""
+    import tempfile  # noqa: PLC0415
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return pd.read_parquet(client.download_artifacts(run_id, EXTRA_RECORDS_ARTIFACT, tmp))
+    except Exception as exc:  # noqa: BLE001 - an older run, or artifacts out of reach
+        log.info("no labelled records logged to run %s (%s)", run_id, exc)
+        return None
+
+
 def default_deploy(version: str, settings: Settings | None = None) -> None:
     """Serve the registry's champion, which the gate has just made ``version``.
 
@@ -108,9 +153,10 @@ def training_reference(
     """The training data of registered model ``version``, as a drift reference.
 
     Rebuilt as the pipeline built it (``training.pipeline.prepare_frame``): the dataset without
-    the run's ``excluded_species``, plus the labelled records when the run had
-    ``n_extra_records``, and checked against the run's ``training_data_sha256`` (a mismatch,
-    e.g. labels that arrived after the training, is said in the description). Only the
+    the run's ``excluded_species``, plus, when the run had ``n_extra_records``, the labelled
+    records logged to it (:func:`recording_extra_records`; else the labelled records there are
+    now), and checked against the run's ``training_data_sha256`` (a mismatch, e.g. labels that
+    arrived after the training, is said in the description). Only the
     training part (not the held-out test rows) counts; see ``MIN_PRODUCTION_REFERENCE_ROWS``.
     Saved as ``<cache_dir>/v<version>-<checksum>.parquet`` with its description, so later
     cycles (and processes) do not rebuild it.
@@ -130,7 +176,11 @@ def training_reference(
         return DriftReference(frame, description, version, recorded[:12])
 
     excluded = [int(s) for s in params.get("excluded_species", "").split(",") if s.isdigit()]
-    extra = labelled_records() if int(params.get("n_extra_records") or 0) else None
+    extra = None
+    if int(params.get("n_extra_records") or 0):
+        extra = _logged_extra_records(client, registered.run_id)
+        if extra is None:
+            extra = labelled_records()
     full = prepare_frame(load_dataset(settings), settings.seed, excluded, extra)
     checksum = frame_checksum(full)
     train = full[~full[IS_TEST]]
@@ -280,7 +330,7 @@ def build_deps(
         objects=objects,
         cloudwatch=aws.CloudWatch(),
         notify=sns.publish,
-        retrain=retrain or default_retrain(settings),
+        retrain=recording_extra_records(settings, retrain or default_retrain(settings)),
         deploy=deploy or functools.partial(default_deploy, settings=settings),
         evaluation_mode=resolve_evaluation_mode(
             config.alarm_evaluation, config.aws_target, settings.aws_endpoint_url

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pandas as pd
 
 from monitoring.drift import DriftReference, features_frame
 from orchestration.monitor import (
     MIN_PRODUCTION_REFERENCE_ROWS,
     no_new_training_data,
+    recording_extra_records,
     served_reference,
     training_reference,
 )
@@ -112,11 +115,56 @@ def test_without_a_served_version_the_dataset_sample_is_used_and_says_why(
     assert "training data of model v3 not rebuilt: nothing to build" in broken.description
 
 
+def _register_run(settings, bundle_dir, dataset, exclude, extra):  # noqa: F811 - the fixture
+    """A registered version whose run records what ``run_training`` records of its data."""
+    import mlflow
+
+    client, _ = registry.configure_mlflow(settings)
+    frame = prepare_frame(dataset, settings.seed, exclude, extra)
+    with mlflow.start_run() as run:
+        mlflow.log_params(
+            {
+                "excluded_species": ",".join(map(str, exclude)) or "none",
+                "n_extra_records": 0 if extra is None else len(extra),
+                registry.TAG_TRAINING_DATA: frame_checksum(frame),
+            }
+        )
+        mlflow.log_artifacts(str(bundle_dir), "bundle")
+        version = registry.register_version(
+            client, settings.model_name, mlflow.get_artifact_uri("bundle"), run.info.run_id
+        )
+    return SimpleNamespace(run_id=run.info.run_id, model_version=version)
+
+
+def _individuals(dataset: pd.DataFrame, shift: float) -> pd.DataFrame:
+    """Other individuals of every species (new to the pipeline), as the lab labels them."""
+    other = dataset.copy()
+    other["cap_diameter"] = other["cap_diameter"] + shift
+    return other
+
+
+def test_the_reference_is_the_labelled_records_the_retraining_used_not_later_ones(
+    settings, tiny_dataset, tiny_bundle, monkeypatch  # noqa: F811
+):
+    monkeypatch.setattr(data_mod, "load_dataset", lambda _settings: tiny_dataset)
+    used, later = _individuals(tiny_dataset, 100.0), _individuals(tiny_dataset, 200.0)
+
+    def retrain(**kwargs):
+        return _register_run(settings, tiny_bundle, tiny_dataset, (), kwargs["extra_records"])
+
+    result = recording_extra_records(settings, retrain)(extra_records=used, reason="test")
+    # Labels arrived after the training (the next phase's): not the model's training data.
+    everything = pd.concat([used, later], ignore_index=True)
+    reference = training_reference(settings, result.model_version, lambda: everything, 5000)
+    assert "labelled production records" in reference.description
+    assert "rebuilt" not in reference.description  # the recorded training_data_sha256 matches
+    values = reference.frame["cap_diameter"]
+    assert ((values >= 100) & (values < 200)).all()
+
+
 def test_the_training_reference_is_the_served_models_training_data(
     settings, tiny_dataset, tiny_bundle, tmp_path, monkeypatch  # noqa: F811
 ):
-    import mlflow
-
     loads: list[int] = []
 
     def load(_settings):
@@ -126,24 +174,11 @@ def test_the_training_reference_is_the_served_models_training_data(
     monkeypatch.setattr(data_mod, "load_dataset", load)
     excluded = sorted(tiny_dataset["species_id"].unique())[:2]
     # Other individuals of every species, labelled in production: new data to the pipeline.
-    labelled = tiny_dataset.copy()
-    labelled["cap_diameter"] = labelled["cap_diameter"] + 100.0
-    client, _ = registry.configure_mlflow(settings)
-    versions = {}
-    for name, exclude, extra in (("v1", excluded, None), ("v2", (), labelled)):
-        frame = prepare_frame(tiny_dataset, settings.seed, exclude, extra)
-        with mlflow.start_run() as run:
-            mlflow.log_params(
-                {
-                    "excluded_species": ",".join(map(str, exclude)) or "none",
-                    "n_extra_records": 0 if extra is None else len(extra),
-                    registry.TAG_TRAINING_DATA: frame_checksum(frame),
-                }
-            )
-            mlflow.log_artifacts(str(tiny_bundle), "bundle")
-            versions[name] = registry.register_version(
-                client, settings.model_name, mlflow.get_artifact_uri("bundle"), run.info.run_id
-            )
+    labelled = _individuals(tiny_dataset, 100.0)
+    versions = {
+        "v1": _register_run(settings, tiny_bundle, tiny_dataset, excluded, None).model_version,
+        "v2": _register_run(settings, tiny_bundle, tiny_dataset, (), labelled).model_version,
+    }
 
     cache = tmp_path / "reference-cache"
     v1 = training_reference(settings, versions["v1"], lambda: labelled, 5000, cache)
