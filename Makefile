@@ -136,7 +136,7 @@ down: setup ## Stop the local AWS emulator
 
 .PHONY: aws
 aws: setup ## The AWS CLI against the stack of .local/stack.env (endpoint, region, credentials): make aws ARGS="kinesis list-streams"
-	if [ ! -f $(STACK_ENV) ]; then echo "no $(STACK_ENV): start a stack first (make up, make deploy)" >&2; exit 1; fi
+	@if [ ! -f $(STACK_ENV) ]; then echo "no $(STACK_ENV): start a stack first (make up, make deploy)" >&2; exit 1; fi
 	$(VENV)/bin/aws $(ARGS)
 
 .PHONY: plan

@@ -303,6 +303,8 @@ def build_deps(
     def served_version() -> str | None:
         from orchestration.rollout import connect, serving  # noqa: PLC0415 - the Lambda alias
 
+        if not settings.aws_configured:  # boto3 would probe for credentials, then fail
+            raise LookupError("no AWS target configured (make up, make deploy)")
         return serving(connect(local_dir=settings.local_dir)).model_version
 
     reference = served_reference(
