@@ -37,10 +37,26 @@ test: setup ## Run all tests (unit + integration; starts and stops its own emula
 setup: $(SETUP_STAMP) ## Install pipenv if missing and sync the locked environment (.venv)
 
 # pipenv runs as a module of python3, so a fresh install works without a new PATH entry (or
-# a pyenv rehash).
+# a pyenv rehash). The first sync takes minutes and pipenv says nothing while it installs, so
+# a line every SETUP_PROGRESS_S seconds tells how far it got (packages in .venv out of those in
+# Pipfile.lock).
+SETUP_PROGRESS_S ?= 20
 $(SETUP_STAMP): Pipfile.lock
-	python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet pipenv
-	python3 -m pipenv sync --dev
+	start=$$(date +%s)
+	say() { echo "[setup +$$(( $$(date +%s) - start ))s] $$*"; }
+	if ! python3 -m pipenv --version >/dev/null 2>&1; then
+	  say "installing pipenv"; python3 -m pip install --quiet pipenv
+	fi
+	total=$$(python3 -c 'import json; lock = json.load(open("Pipfile.lock")); print(len(lock["default"].keys() | lock["develop"].keys()))')
+	say "pipenv sync --dev: $$total locked packages into $(VENV) (a first sync took 13 min on 2 shared cores, empty pip cache)"
+	python3 -m pipenv sync --dev & sync=$$!
+	while kill -0 $$sync 2>/dev/null; do
+	  for _ in $$(seq $(SETUP_PROGRESS_S)); do kill -0 $$sync 2>/dev/null && sleep 1; done
+	  installed=$$( (ls -d $(VENV)/lib/python3*/site-packages/*.dist-info 2>/dev/null || true) | wc -l)
+	  kill -0 $$sync 2>/dev/null && say "$$installed of $$total packages installed"
+	done
+	wait $$sync
+	say "environment ready"
 	rm -f $(VENV)/.synced-*
 	touch $@
 
@@ -101,8 +117,8 @@ package: setup ## Build the Lambda zip (x86_64, cp312 wheels) from lambda_functi
 	$(PY) -m deployment.package_lambda
 
 .PHONY: invoke
-invoke: setup ## Invoke the deployed function once with EVENT=path.json, like `aws lambda invoke`
-	$(PY) -m emulation.local_lambda invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
+invoke: setup ## Invoke the deployed function once with EVENT=path.json and print each record's verdict
+	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
 
 .PHONY: bench
 bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold start -> reports/benchmark.json
@@ -117,6 +133,11 @@ up: setup ## Start the local AWS emulator (AWS_TARGET=moto, or localstack with D
 .PHONY: down
 down: setup ## Stop the local AWS emulator
 	$(PY) -m emulation.emulator down
+
+.PHONY: aws
+aws: setup ## The AWS CLI against the stack of .local/stack.env (endpoint, region, credentials): make aws ARGS="kinesis list-streams"
+	@if [ ! -f $(STACK_ENV) ]; then echo "no $(STACK_ENV): start a stack first (make up, make deploy)" >&2; exit 1; fi
+	$(VENV)/bin/aws $(ARGS)
 
 .PHONY: plan
 plan: setup ## Show the Terraform plan against the current target

@@ -171,6 +171,9 @@ FALSE_EDIBLE_RATE_ALARM = "mushroom-false-edible-rate-high"
 MONITOR_LAG_ALARM = "mushroom-monitor-lag-high"
 TOPIC_NAME = "mushroom-alerts"
 DEFAULT_LEASE_TTL_S = 900
+# The evidence a window needs before its rates are published (see MonitoringConfig).
+DEFAULT_MIN_RECORDS = 100
+DEFAULT_MIN_LABELS = 50
 EVALUATION_MODES = ("auto", "local", "service")
 STATE_STORES = ("auto", "s3", "local")
 
@@ -206,6 +209,13 @@ class MonitoringConfig:
             default 15 min): longer than a cycle including retraining, so a crashed cycle
             blocks the next ones for at most this long.
         local_lease_path: the lease file next to the local checkpoint file.
+        min_records: a window publishes its rates (UnknownRate, Coverage, RejectedRate,
+            MeanPPoisonous) only with at least this many verdicts (``MONITORING_MIN_RECORDS``,
+            default 100); a smaller window is missing data to the alarms. Counts are always
+            published.
+        min_labels: likewise for the metrics that need labels (DecisionAccuracy,
+            FalseEdibleRate, ...): at least this many labelled verdicts
+            (``MONITORING_MIN_LABELS``, default 50).
     """
 
     namespace: str
@@ -224,6 +234,8 @@ class MonitoringConfig:
     drift_min_rows: int
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL_S
     local_lease_path: Path | None = None
+    min_records: int = DEFAULT_MIN_RECORDS
+    min_labels: int = DEFAULT_MIN_LABELS
 
     @classmethod
     def from_env(
@@ -276,4 +288,14 @@ class MonitoringConfig:
             drift_min_rows=int(env.get("MONITORING_DRIFT_MIN_ROWS") or 30),
             lease_ttl_seconds=ttl,
             local_lease_path=settings.local_dir / "monitoring" / "lease.json",
+            min_records=_minimum(env, "MONITORING_MIN_RECORDS", DEFAULT_MIN_RECORDS),
+            min_labels=_minimum(env, "MONITORING_MIN_LABELS", DEFAULT_MIN_LABELS),
         )
+
+
+def _minimum(env: Mapping[str, str], key: str, default: int) -> int:
+    """A non-negative count from ``env`` (0 = no minimum)."""
+    value = int(env.get(key) or default)
+    if value < 0:
+        raise ValueError(f"{key} must be 0 or more, got {value}")
+    return value

@@ -47,7 +47,7 @@ import pandas as pd
 
 from lambda_function.decoding import validate_payload
 from monitoring import alarms as alarm_eval
-from monitoring.drift import DriftResult, compute_drift
+from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
 from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
 from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
@@ -248,11 +248,19 @@ def run_cycle(
     drift: DriftResult | None = None
     if deps.reference is not None and len(rows) >= deps.config.drift_min_rows:
         try:
-            drift = compute_drift(deps.reference(), pd.DataFrame(rows))
+            reference = DriftReference.of(deps.reference())
+            drift = compute_drift(reference.frame, pd.DataFrame(rows))
+            drift.reference = reference.to_dict()
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")
-    metrics = window_metrics(verdicts, pairs, drift.share if drift else None)
+    metrics = window_metrics(
+        verdicts,
+        pairs,
+        drift.share if drift else None,
+        min_records=deps.config.min_records,
+        min_labels=deps.config.min_labels,
+    )
 
     state.label_keys.extend(label_keys)
     for stream_name, read in reads.items():
@@ -294,7 +302,12 @@ def pending_window(
             "inputs": inputs.to_dict(),
             "counted_before": counted_before,
             "drift": (
-                {"share": drift.share, "drifted": list(drift.drifted), "rows": drift.rows}
+                {
+                    "share": drift.share,
+                    "drifted": list(drift.drifted),
+                    "rows": drift.rows,
+                    "reference": drift.reference,
+                }
                 if drift
                 else None
             ),
@@ -402,9 +415,11 @@ def finish_window(
         "records": metrics.records,
         "labelled": metrics.labelled,
         "metrics": values,
+        "not_published": metrics.not_published(),
         "verdict_shares": metrics.verdict_shares,
         "alarms": {a.name: a.state for a in statuses},
         "model_version": serving,
+        "drift_reference": drift.reference if drift else None,
         "retrained": response.retrained,
         "new_version": response.new_version,
         "promoted": response.promoted,
@@ -471,10 +486,13 @@ def respond_and_record(
         training_records=functools.partial(all_training_records, deps.objects),
         tag_run=deps.tag_run,
         refused_with_labels=state.refused_with_labels,
+        no_new_data=deps.no_new_data,
     )
     state.alarm_states.update(response.handled)
     if response.retrained:
         state.refused_with_labels = None if response.promoted else response.labels_used
+    elif response.skipped:  # retried, while the alarm lasts, once more labels have arrived
+        state.refused_with_labels = response.labels_used
     if not any(a.state == alarm_eval.ALARM for a in statuses):
         state.refused_with_labels = None
     return response

@@ -6,12 +6,16 @@ Jensen-Shannon distance on larger ones). Nominal "not observed" is a value of it
 (``MISSING_CODE``): for a mushroom, an absent ring is information, and Evidently refuses
 columns that are entirely empty.
 
-The reference is the model's training data: a parquet/CSV the training side saved
-(``MONITORING_REFERENCE``), or a seeded sample of ``training.data.load_dataset``.
+The reference follows the served model (:class:`DriftReference`, built by the composition root
+``orchestration.monitor`` for the model version the Lambda alias serves): its training data,
+so that once a model retrained on new data is served, that data is no longer drift. A
+parquet/CSV file (``MONITORING_REFERENCE``) overrides it, and a seeded sample of the dataset is
+the fallback when the served model cannot be told. The report says which reference was used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +39,60 @@ class DriftResult:
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     rows: int = 0
     html: str | None = None
+    reference: dict[str, Any] | None = None  # DriftReference.to_dict() of the reference used
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """The reference a window's drift is computed against, and which data it is.
+
+    ``frame`` holds the schema's features (:func:`features_frame`); ``model_version`` is the
+    model whose training data it is (None for a file or the dataset fallback), ``rows`` its
+    length, ``fingerprint`` a SHA-256 prefix of the data it was drawn from.
+    """
+
+    frame: pd.DataFrame
+    description: str
+    model_version: str | None = None
+    fingerprint: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_version": self.model_version,
+            "rows": self.rows,
+            "fingerprint": self.fingerprint,
+            "description": self.description,
+        }
+
+    @classmethod
+    def of(cls, reference: "DriftReference | pd.DataFrame") -> "DriftReference":
+        """``reference`` itself, or a plain frame described as such (its fingerprint computed)."""
+        if isinstance(reference, DriftReference):
+            return reference
+        frame = features_frame(reference)
+        return cls(frame, "a fixed reference frame", fingerprint=fingerprint(frame))
+
+
+def describe_reference(reference: Mapping[str, Any] | None) -> str:
+    """One line for a report: which data, how many rows, its fingerprint."""
+    if not reference:
+        return "not recorded"
+    version = reference.get("model_version")
+    return (
+        f"{reference.get('description')}; {reference.get('rows')} rows"
+        + (f", model version {version}" if version else "")
+        + f", data fingerprint {reference.get('fingerprint') or 'unknown'}"
+    )
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """First 12 hex digits of a SHA-256 over the frame's values (row order included)."""
+    hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashes.tobytes()).hexdigest()[:12]
 
 
 def features_frame(rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,12 @@ against the fields these metrics use (:func:`verdict_problem`); one that breaks 
 invalid, never counted as a verdict, and never breaks the computation.
 
 A metric that cannot be computed (no scored records, no labels) is ``None`` and is not
-published, which CloudWatch treats as missing data (the alarms use ``notBreaching``).
+published, which CloudWatch treats as missing data (the alarms use ``notBreaching``). Nor is a
+rate without enough evidence behind it: a window publishes its label-free rates only with at
+least ``min_records`` verdicts and its labelled metrics only with at least ``min_labels``
+labelled verdicts (``MonitoringConfig``), so three stray records cannot raise an alarm.
+:meth:`WindowMetrics.not_published` says what was held back and why. Counts are always
+published.
 """
 
 from __future__ import annotations
@@ -38,6 +43,15 @@ VERDICTS = vm.VERDICTS
 _VERDICT_METRICS = tuple(
     n for n in (*vm.LABEL_FREE_METRICS, *vm.LABELLED_METRICS) if n in vm.CLOUDWATCH_NAMES
 )
+
+# The CloudWatch names of the rates that need ``min_records`` verdicts, and of those that need
+# ``min_labels`` labelled verdicts.
+RECORD_RATES = (
+    "RejectedRate",
+    *(vm.CLOUDWATCH_NAMES[n] for n in vm.LABEL_FREE_METRICS if n in vm.CLOUDWATCH_NAMES),
+    "MeanPPoisonous",
+)
+LABEL_RATES = tuple(vm.CLOUDWATCH_NAMES[n] for n in vm.LABELLED_METRICS if n in vm.CLOUDWATCH_NAMES)
 
 # CloudWatch metric names, in the order they are published.
 METRIC_NAMES = (
@@ -86,9 +100,12 @@ class WindowMetrics:
     do_not_eat_recall: float | None = None
     do_not_eat_f1: float | None = None
     drift_share: float | None = None
+    # The evidence this window's rates needed to be published (0 = none; MonitoringConfig).
+    min_records: int = 0
+    min_labels: int = 0
 
-    def cloudwatch_values(self) -> dict[str, float]:
-        """CloudWatch metric name -> value for the metrics that exist in this window."""
+    def computed_values(self) -> dict[str, float]:
+        """CloudWatch metric name -> value for every metric computable in this window."""
         values: dict[str, float | None] = {
             "Records": float(self.records),
             "RejectedRate": self.rejected_rate,
@@ -97,6 +114,28 @@ class WindowMetrics:
             "DriftShare": self.drift_share,
         }
         return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(v)}
+
+    def cloudwatch_values(self) -> dict[str, float]:
+        """The metrics this window publishes: computable ones with enough evidence behind them."""
+        held_back = {name for names, _ in self._held_back() for name in names}
+        return {k: v for k, v in self.computed_values().items() if k not in held_back}
+
+    def not_published(self) -> list[str]:
+        """Why computed rates were held back, e.g. ``"not published: UnknownRate, ...: 3 records
+        < minimum 100"`` (empty when everything computed is published)."""
+        return [f"not published: {', '.join(names)}: {why}" for names, why in self._held_back()]
+
+    def _held_back(self) -> list[tuple[list[str], str]]:
+        computed = self.computed_values()
+        out = []
+        for names, have, minimum, what in (
+            (RECORD_RATES, self.records, self.min_records, "records"),
+            (LABEL_RATES, self.labelled, self.min_labels, "labels"),
+        ):
+            withheld = [n for n in names if n in computed]
+            if withheld and have < minimum:
+                out.append((withheld, f"{have} {what} < minimum {minimum}"))
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "WindowMetrics":
@@ -237,8 +276,13 @@ def window_metrics(
     records: Sequence[Mapping[str, Any]],
     pairs: Sequence[LabelledVerdict] = (),
     drift_share: float | None = None,
+    *,
+    min_records: int = 0,
+    min_labels: int = 0,
 ) -> WindowMetrics:
-    """All metrics of one window: stream metrics, label metrics and the drift share."""
+    """All metrics of one window: stream metrics, label metrics and the drift share; rates
+    backed by fewer than ``min_records`` verdicts / ``min_labels`` labels are not published."""
     metrics = label_metrics(pairs, stream_metrics(records))
     metrics.drift_share = drift_share
+    metrics.min_records, metrics.min_labels = min_records, min_labels
     return metrics

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from config.settings import MonitoringConfig
 from monitoring.config import REPORTS_PREFIX, TIMELINE_PREFIX
-from monitoring.drift import DriftResult
+from monitoring.drift import DriftResult, describe_reference
 from monitoring.inputs import InputReport
 from monitoring.metrics import WindowMetrics
 from monitoring.ports import ObjectStore
@@ -75,12 +75,14 @@ def describe(result: CycleResult) -> str:
         f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
         "metrics: "
         + ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.cloudwatch_values().items()),
+        *m.not_published(),
         f"published {result.published} datapoints; model version {m.dominant_model_version}",
     ]
     if result.drift:
         lines.append(
             f"drift: share {result.drift.share:.2f} over {result.drift.rows} observations"
-            f" (drifted: {', '.join(result.drift.drifted) or 'none'})"
+            f" (drifted: {', '.join(result.drift.drifted) or 'none'});"
+            f" reference: {describe_reference(result.drift.reference)}"
         )
     for alarm in result.alarms:
         lines.append(

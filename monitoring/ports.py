@@ -14,9 +14,10 @@ import pandas as pd
 
 from config.settings import MonitoringConfig
 from monitoring import alarms as alarm_eval
+from monitoring.drift import DriftReference
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
-from monitoring.respond import Deploy, Retrain, TagRun
+from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
 
 
 class StreamReader(Protocol):
@@ -71,7 +72,10 @@ class CycleDeps:
     evaluation_mode: str = "local"
     observations: StreamReader | None = None
     objects: ObjectStore | None = None  # labels in, reports and timeline out (data bucket)
-    reference: Callable[[], pd.DataFrame] | None = None
+    # The drift reference for the model served now (a DriftReference; a plain frame also works).
+    reference: Callable[[], DriftReference | pd.DataFrame] | None = None
     tag_run: TagRun | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
+    # Whether the labelled records add anything to the champion's training data (respond).
+    no_new_data: NoNewData | None = None

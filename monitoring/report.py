@@ -21,7 +21,7 @@ matplotlib.use("Agg")  # headless: reports are written by batch jobs
 import matplotlib.pyplot as plt  # noqa: E402
 
 from lambda_function import verdict_metrics as vm  # noqa: E402
-from monitoring.drift import DriftResult  # noqa: E402
+from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import VERDICTS, WindowMetrics  # noqa: E402
 
@@ -124,6 +124,7 @@ def render_html(
         f"{metrics.duplicates}; labelled verdicts {metrics.labelled}.</p>",
         "<h2>Metrics (published to CloudWatch)</h2>",
         _table(sorted(values.items()), ["metric", "value"]),
+        "".join(f"<p>{html.escape(note)}</p>" for note in metrics.not_published()),
         "<h2>Alarms</h2>",
         _table(
             [
@@ -149,6 +150,7 @@ def render_html(
     if drift is not None:
         parts.append(
             f"<h2>Feature drift (Evidently DataDriftPreset, {drift.rows} rows)</h2>"
+            f"<p>Reference: {html.escape(describe_reference(drift.reference))}</p>"
             f"<p>Drifted: {html.escape(', '.join(drift.drifted) or 'none')}</p>"
         )
         if drift.html:

@@ -5,7 +5,9 @@ Plain function with every effect injected (``notify``, ``retrain``, ``deploy``, 
 command line wires the real ones (SNS, ``training.pipeline.run_training``, ``deployment.deploy``).
 
 Retraining runs once per *transition* to ALARM (an alarm that stays in ALARM on the next cycle
-does not retrain again; one that goes back to OK and fires again does). If retraining or
+does not retrain again; one that goes back to OK and fires again does), and only when the
+labelled records add something to what the champion was trained on (``no_new_data``): the same
+data gives the same model, which is worth neither a run nor a rollout. If retraining or
 deployment fails, the failure is recorded and the alarm is not marked as handled, so the next
 cycle tries again.
 """
@@ -35,6 +37,9 @@ Retrain = Callable[..., TrainingResultLike]
 Deploy = Callable[[str], None]  # registered model version -> serving it
 Notify = Callable[[str, str], str]  # (subject, message) -> message id
 TagRun = Callable[[str, Mapping[str, str]], None]
+# The labelled records gathered so far -> why retraining on them would repeat the champion's
+# training data (e.g. "no new labelled records since champion v1 was trained"), or None.
+NoNewData = Callable[[pd.DataFrame | None], str | None]
 
 
 @dataclass
@@ -81,7 +86,8 @@ class Response:
     new_version: str | None = None
     promoted: bool = False
     deployed: bool = False
-    labels_used: int | None = None  # labelled records the retraining saw
+    labels_used: int | None = None  # labelled records the retraining saw (or would have)
+    skipped: bool = False  # retraining not run: nothing new since the champion was trained
     errors: list[str] = field(default_factory=list)
 
     def act(self, action: str, detail: str, **extra: Any) -> None:
@@ -90,7 +96,11 @@ class Response:
 
 
 def alert_message(
-    alarm: AlarmStatus, window: str, values: Mapping[str, float], serving: str | None
+    alarm: AlarmStatus,
+    window: str,
+    values: Mapping[str, float],
+    serving: str | None,
+    action: str = "retraining with the labelled records gathered so far",
 ) -> tuple[str, str]:
     """(subject, message) for the SNS alert of one fired alarm."""
     subject = f"ALARM: {alarm.name} (window {window})"
@@ -104,7 +114,7 @@ def alert_message(
         "window": window,
         "metrics": dict(values),
         "serving_model_version": serving,
-        "action": "retraining with the labelled records gathered so far",
+        "action": action,
     }
     return subject, json.dumps(body, indent=2, sort_keys=True)
 
@@ -121,11 +131,15 @@ def respond(
     training_records: Callable[[], pd.DataFrame | None],
     tag_run: TagRun | None = None,
     refused_with_labels: int | None = None,
+    no_new_data: NoNewData | None = None,
 ) -> Response:
     """Notify for every fired alarm, then retrain once and deploy the new champion if promoted.
 
-    An alarm that stays in ALARM after the gate refused a retrained model (``refused_with_labels``
-    records were used then) is retried, without a new alert, once more labels have arrived.
+    Retraining is skipped (and said so) when ``no_new_data`` finds nothing new since the
+    champion was trained; if that check fails, nothing is retrained and the alarm stays
+    unhandled, so the next cycle checks again. An alarm that stays in ALARM after the gate
+    refused a retrained model or retraining was skipped (``refused_with_labels`` records then)
+    is retried, without a new alert, once more labels have arrived.
     """
     response = Response()
     fired = [a for a in alarms if a.fired]
@@ -148,8 +162,30 @@ def respond(
     if not fired:
         return response
 
+    names = ",".join(a.name for a in fired)
+    reason = f"alarm:{names}"
+    step = "retraining"
+    skip: str | None = None
+    try:
+        if records is None:
+            records = training_records()
+        if no_new_data is not None:
+            skip = no_new_data(records)
+    except Exception as exc:  # cannot tell: no retraining now, the next cycle checks again
+        log.exception("checking the labelled records after %s failed", reason)
+        skip_error = f"checking for new labelled records after {reason} failed: {exc}"
+    else:
+        skip_error = None
+    n_records = 0 if records is None else len(records)
+    response.labels_used = n_records
+
+    action = (
+        f"not retraining: {skip or skip_error}"
+        if skip or skip_error
+        else "retraining with the labelled records gathered so far"
+    )
     for alarm in [a for a in fired if a.fired]:  # a retry after a refusal is not a new alert
-        subject, message = alert_message(alarm, window, values, serving_version)
+        subject, message = alert_message(alarm, window, values, serving_version, action)
         try:
             message_id = notify(subject, message)
             response.act("notify", f"SNS {subject} (message {message_id})")
@@ -157,14 +193,23 @@ def respond(
             response.errors.append(f"SNS publish for {alarm.name} failed: {exc}")
             response.act("notify-failed", f"{alarm.name}: {exc}")
 
-    names = ",".join(a.name for a in fired)
-    reason = f"alarm:{names}"
-    step = "retraining"
+    if skip_error is not None:
+        response.errors.append(skip_error)
+        response.act("retrain-failed", skip_error)
+        for alarm in fired:
+            response.handled[alarm.name] = alarm.seen_before or alarm.previous_state
+        return response
+    if skip is not None:
+        response.skipped = True
+        response.act(
+            "no-retrain",
+            f"{reason}: {skip} ({n_records} labelled records); still serving {serving_version}",
+        )
+        for alarm in fired:
+            response.handled[alarm.name] = alarm.state
+        return response
+
     try:
-        if records is None:
-            records = training_records()
-        n_records = 0 if records is None else len(records)
-        response.labels_used = n_records
         response.act(
             "retrain",
             f"{reason}: run_training with {n_records} labelled records as extra_records",

@@ -14,7 +14,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import boto3
 import pandas as pd
@@ -181,3 +181,31 @@ def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> 
         f"    {records_put} records from put to verdicts read in {seconds:.1f} s, including the "
         "function's cold start and the runtime's idle wait; steady state: make bench-e2e"
     )
+
+
+def verdict_lines(
+    event_records: Sequence[Mapping[str, Any]], verdicts: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """One line per record of a Kinesis event: its mushroom id and the verdict it got.
+
+    Verdicts are matched on ``input_sequence_number`` (the record's sequence number); a record
+    without one says so, which is itself a broken contract (one output per input).
+    """
+    by_sequence = {v.get("input_sequence_number"): v for v in verdicts}
+    lines = []
+    for record in event_records:
+        kinesis = record.get("kinesis", {})
+        sequence = kinesis.get("sequenceNumber")
+        verdict = by_sequence.get(sequence)
+        who = (verdict or {}).get(ID_FIELD) or kinesis.get("partitionKey") or sequence
+        if verdict is None:
+            lines.append(f"{who} -> no verdict read (sequence number {sequence})")
+        elif verdict.get("status") == "rejected":
+            reasons = "; ".join(f"{e['field']}: {e['message']}" for e in verdict["errors"])
+            lines.append(f"{who} -> rejected: {reasons[:200]}")
+        else:
+            lines.append(
+                f"{who} -> {verdict['verdict']} (p_poisonous {float(verdict['p_poisonous']):.3f},"
+                f" model version {verdict.get('model_version')})"
+            )
+    return lines

@@ -53,11 +53,34 @@ def _load_stack_env() -> None:
     os.environ.update(read_stack_env(stack_env_path()))
 
 
+def explore_hints(models_bucket: str) -> list[str]:
+    """The closing hints. Each works pasted into a fresh terminal at the repository root: the
+    AWS CLI goes through `make aws`, which reads the endpoint, region and the emulator's
+    credentials from .local/stack.env and runs the virtualenv's `aws`."""
+    return [
+        'make aws ARGS="kinesis list-streams"',
+        'make aws ARGS="cloudwatch describe-alarms"',
+        f'make aws ARGS="s3 ls s3://{models_bucket} --recursive"',
+        "make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)",
+        "make monitor        # another monitoring cycle",
+        "make invoke         # one event through the deployed function, with its verdicts",
+        "make rollback       # the alias back to the version served before",
+        "make down           # stop the emulator",
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__)
     parser.add_argument("--records", type=int, default=DEFAULT_RECORDS)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--hints", action="store_true", help="only print the closing hints for the running stack"
+    )
     args = parser.parse_args(argv)
+    if args.hints:
+        _load_stack_env()
+        print("\n".join(explore_hints(os.environ.get("MODELS_BUCKET", "<models bucket>"))))
+        return 0
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
 
@@ -157,18 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cycle = run_exclusive(build_deps())
         print("    " + describe(cycle).replace("\n", "\n    "))
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
-    print(
-        "\nThe stack is still up. Explore it:\n"
-        f"  aws --endpoint-url {endpoint} kinesis list-streams\n"
-        f"  aws --endpoint-url {endpoint} cloudwatch describe-alarms\n"
-        f"  aws --endpoint-url {endpoint} s3 ls s3://{outputs['models_bucket']} --recursive\n"
-        "  make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)\n"
-        "  make monitor        # another monitoring cycle\n"
-        "  make rollback       # the alias back to the version served before\n"
-        "  make invoke         # one event through the deployed function\n"
-        "  make down           # stop the emulator"
-    )
+    print("\nThe stack is still up. Explore it (from the repository root, in any terminal):")
+    print("\n".join(f"  {hint}" for hint in explore_hints(outputs["models_bucket"])))
     ok = summary["outputs"] == records_put and summary[vm.FALSE_EDIBLE] == 0
     if summary["outputs"] != records_put:
         print(f"\nERROR: {records_put} records put but {summary['outputs']} outputs read")

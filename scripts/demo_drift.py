@@ -203,7 +203,6 @@ def run_scenario(
 
         from config.settings import Settings  # noqa: PLC0415
         from monitoring import cycle as monitoring_cycle  # noqa: PLC0415
-        from monitoring.drift import load_reference  # noqa: PLC0415
         from monitoring.outputs import describe as describe_cycle  # noqa: PLC0415
         from orchestration import monitor  # noqa: PLC0415
         from training.data import load_dataset  # noqa: PLC0415
@@ -230,10 +229,8 @@ def run_scenario(
 
         retrain = functools.partial(run_training, settings, exclude_species=excluded)
         deps = monitor.build_deps(retrain=retrain, deploy=deploy)
-        known = dataset[~dataset["species_id"].isin(excluded)]
-        deps.reference = functools.lru_cache(maxsize=1)(
-            lambda: load_reference(None, 5000, seed, load_dataset=lambda: known)
-        )
+        # The drift reference is the cycle's own: the training data of the model served now
+        # (known species first; after the rollout, the labelled records it was retrained on).
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
         queue = subscribe_observer(sns, sqs, outputs["sns_topic_arn"])
         period = max(

@@ -2,10 +2,12 @@
 
 Every run's bundle is logged as run artifacts (``bundle/``: ``model.txt`` + ``bundle.json``) and
 registered as a version of ``mushroom-classifier`` with alias ``challenger``. The gate then moves
-alias ``champion`` only when the challenger is no worse than the current champion on the SAME
-held-out data: the new run's random-split test set, which neither model was trained on when the
-data did not change (the split is keyed by dataset row, so it is the same rows every run). The
-decision and its reason are recorded as tags on the model version and on the run.
+alias ``champion`` only when the challenger is better than the current champion on at least one
+gate figure and worse on none, on the SAME held-out data: the new run's random-split test set,
+which neither model was trained on when the data did not change (the split is keyed by dataset
+row, so it is the same rows every run). A tie is not a promotion: a new version that changes
+nothing is not worth a rollout. The decision and its reason are recorded as tags on the model
+version and on the run.
 """
 
 from __future__ import annotations
@@ -107,6 +109,28 @@ def get_champion(settings: Settings, client: Any | None = None) -> tuple[str, st
     return str(version.version), str(version.run_id)
 
 
+TAG_TRAINING_DATA = "training_data_sha256"
+
+
+def champion_training_data(
+    settings: Settings, client: Any | None = None
+) -> tuple[str, str | None] | None:
+    """``(version, training_data_sha256)`` of the champion, or None if there is none.
+
+    The checksum is the one the pipeline recorded for the exact training frame (a tag of the
+    model version, else the run's parameter); None when neither has it.
+    """
+    if client is None:
+        client = mlflow_client(settings)
+    version = _alias_version(client, settings.model_name, CHAMPION_ALIAS)
+    if version is None:
+        return None
+    sha = (version.tags or {}).get(TAG_TRAINING_DATA)
+    if not sha and version.run_id:
+        sha = client.get_run(version.run_id).data.params.get(TAG_TRAINING_DATA)
+    return str(version.version), sha or None
+
+
 def register_version(
     client: Any, model_name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None
 ) -> str:
@@ -134,9 +158,10 @@ def decide_promotion(
     champion_version: str | None = None,
     champion_error: str | None = None,
 ) -> tuple[bool, str]:
-    """The gate: promote when there is no champion, or the challenger is no worse on every
-    gate metric (``false_edible``: fewer or equal poisonous called edible; ``decision_accuracy``:
-    equal or higher, ``unknown`` counting as "do not eat"). A tie promotes.
+    """The gate: promote when there is no champion, or the challenger is better on at least one
+    gate figure and worse on none (``false_edible``: poisonous called edible, the safety figure,
+    lower is better; ``decision_accuracy``: right actions, ``unknown`` counting as "do not eat",
+    higher is better). A tie on every figure is not a promotion.
 
     It fails closed: a champion that exists but could not be evaluated (``champion_error``),
     or a gate metric that is not a finite number on either side, refuses the promotion. Only
@@ -157,18 +182,26 @@ def decide_promotion(
     ]
     if unusable:
         return False, "cannot compare on the gate metrics (fail closed): " + "; ".join(unusable)
-    worse = []
+    worse, better = [], []
     for name, direction in GATE_METRICS:
         new, old = float(challenger[name]), float(champion[name])
-        if (direction == "lower" and new > old) or (direction == "higher" and new < old):
-            worse.append(f"{name} {new:g} vs champion {old:g}")
+        if new != old:
+            improved = new < old if direction == "lower" else new > old
+            (better if improved else worse).append(f"{name} {new:g} vs champion {old:g}")
     summary = ", ".join(
         f"{name} {float(challenger[name]):g} (champion {float(champion[name]):g})"
         for name, _ in GATE_METRICS
     )
     if worse:
         return False, "worse than champion on the same held-out data: " + "; ".join(worse)
-    return True, "no worse than champion on the same held-out data: " + summary
+    if not better:
+        return False, "tie with champion on every figure: not promoted: " + summary
+    return True, (
+        "better than champion on the same held-out data ("
+        + "; ".join(better)
+        + ") and worse on none: "
+        + summary
+    )
 
 
 def _is_finite_number(value: Any) -> bool:

@@ -203,6 +203,9 @@ def config(tmp_path: Path, **overrides: Any) -> MonitoringConfig:
         read_observations=True,
         max_records=100_000,
         drift_min_rows=30,
+        # Small enough for the tests' windows of 10-20 verdicts; the evidence rule has its own.
+        min_records=10,
+        min_labels=10,
     )
     values.update(overrides)
     return MonitoringConfig(**values)

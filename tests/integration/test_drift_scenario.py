@@ -91,6 +91,19 @@ def test_phase3_retrained_model_is_served_and_healthy(scenario):
     assert not p3["retrained"] and p3["sns_subjects"] == [] and p3["errors"] == []
 
 
+def test_drift_falls_once_the_retrained_model_is_served(scenario):
+    timeline = by_window(scenario)
+    p1, p2, p3 = (timeline[w] for w in ("phase1-known", "phase2-unseen", "phase3-after-retrain"))
+    # The reference follows the served model: its training data, then what it was retrained on.
+    assert p1["drift_reference"]["model_version"] == scenario.versions["initial"]
+    assert p2["drift_reference"]["model_version"] == scenario.versions["initial"]
+    assert p3["drift_reference"]["model_version"] == scenario.versions["champion"]
+    assert "labelled production records" in p3["drift_reference"]["description"]
+    assert p3["drift_reference"]["fingerprint"] != p2["drift_reference"]["fingerprint"]
+    assert p2["metrics"]["DriftShare"] > 0.5
+    assert p3["metrics"]["DriftShare"] < p2["metrics"]["DriftShare"] / 2, (p2, p3)
+
+
 def test_every_window_shows_the_alias_version_served(scenario):
     timeline = by_window(scenario)
     p1, p3 = timeline["phase1-known"], timeline["phase3-after-retrain"]

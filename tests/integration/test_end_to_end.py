@@ -299,3 +299,65 @@ def test_hostile_records_and_labels_never_stop_monitoring(deployed: Deployed) ->
     assert published("CheckpointGaps", at2) == [0.0]
     state, _version = S3JsonStore(bucket, STATE_KEY).load()
     assert {"labels/hostile-mixed.jsonl", "labels/hostile-utf16.jsonl"} <= set(state["label_keys"])
+
+
+def test_make_invoke_then_make_monitor_publishes_no_rate_and_does_not_retrain(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """`make invoke` (the fixture's 3 records) then `make monitor` on a stack with nothing
+    else new: the verdicts are printed, the window is far below the minimum of records, so no
+    rate is published, no alarm fires and nothing is retrained."""
+    import subprocess
+    import sys
+
+    from monitoring.cycle import run_cycle
+    from orchestration.monitor import build_deps
+
+    def never(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("3 records must not retrain or deploy anything")
+
+    deps = build_deps(retrain=never, deploy=never)
+    at0 = datetime.now(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=30)
+    run_cycle(deps, at=at0)  # a baseline: whatever earlier tests left on the streams
+
+    # The fixture event with sequence numbers of its own (an earlier test invoked it as is,
+    # and the monitor drops verdicts it has already counted).
+    event = json.loads(EVENT_FIXTURE.read_text())
+    for index, record in enumerate(event["Records"]):
+        record["kinesis"]["sequenceNumber"] = f"{time.time_ns()}{index:03d}"
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event))
+    printed = subprocess.run(
+        [sys.executable, "-m", "scripts.invoke", "--event", str(event_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert "3 verdicts on" in printed.stdout
+    assert len([line for line in printed.stdout.splitlines() if " -> " in line]) == 3
+
+    at1 = at0 + timedelta(minutes=20)  # the baseline's datapoints are out of the alarms' range
+    result = run_cycle(deps, at=at1)
+    assert result.ok, result.errors
+    assert result.metrics.records == 3
+    assert not result.response.retrained and not result.response.actions
+    assert all(a.state != "ALARM" for a in result.alarms), result.alarms
+    assert any("3 records < minimum 100" in n for n in result.timeline_entry["not_published"])
+    cloudwatch = deployed.client("cloudwatch")
+
+    def published(metric: str) -> list[float]:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="MushroomClassifier",
+            MetricName=metric,
+            Dimensions=[],
+            StartTime=at1,
+            EndTime=at1 + timedelta(seconds=60),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        return [p["Maximum"] for p in points]
+
+    assert published("Records") == [3.0]
+    assert published("UnknownRate") == [] and published("RejectedRate") == []

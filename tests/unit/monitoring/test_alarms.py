@@ -149,3 +149,35 @@ def test_bucket_datapoints_places_periods_oldest_first():
     assert alarms.bucket_datapoints(alarm, points, at) == [None, None, 0.1, None, 0.7]
     start, end = alarms.evaluation_window(alarm, at)
     assert (end - start) == timedelta(minutes=5)
+
+
+def _terraform_missing_data_treatment() -> str:
+    """``treat_missing_data`` of the model-quality alarms in the alerting module."""
+    import re
+
+    from config.settings import REPO_ROOT
+
+    text = (REPO_ROOT / "terraform" / "modules" / "alerting" / "main.tf").read_text()
+    block = text[text.index('resource "aws_cloudwatch_metric_alarm" "monitoring"') :]
+    block = block[: block.index("\n}\n")]
+    match = re.search(r'treat_missing_data\s*=\s*"(\w+)"', block)
+    assert match, "the monitoring alarms must set treat_missing_data"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("before", [OK, ALARM, INSUFFICIENT_DATA])
+def test_a_window_below_the_minimum_is_missing_data_that_does_not_breach(before):
+    # A window with too few records publishes no UnknownRate (monitoring.metrics): to the alarm
+    # that period is missing. CloudWatch (Terraform's treatment) and the local evaluator must
+    # agree that it is not a breach, whatever the alarm's state was.
+    from tests.fakes.monitoring import FakeCloudWatch
+
+    treatment = _terraform_missing_data_treatment()
+    assert treatment in (alarms.NOT_BREACHING, alarms.IGNORE)
+    fake = FakeCloudWatch().alarms["mushroom-unknown-rate-high"]["TreatMissingData"]
+    assert fake == treatment  # the cycle's unit tests use the same semantics
+    alarm = spec(1, 1, treatment, state=before)
+    result = alarms.evaluate(alarm, [None] * alarm.evaluation_range)
+    assert result.state != ALARM or before == ALARM and treatment == alarms.IGNORE
+    if treatment == alarms.NOT_BREACHING:
+        assert result.state == OK, result.reason

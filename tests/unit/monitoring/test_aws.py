@@ -425,6 +425,14 @@ def test_config_from_env(tmp_path):
         )
     with pytest.raises(ValueError):
         MonitoringConfig.from_env(Settings.from_env(env), {"ALARM_EVALUATION": "maybe"})
+    # The evidence a window needs before its rates are published.
+    assert (config.min_records, config.min_labels) == (100, 50)
+    custom = MonitoringConfig.from_env(
+        Settings.from_env(env), {**env, "MONITORING_MIN_RECORDS": "0", "MONITORING_MIN_LABELS": "5"}
+    )
+    assert (custom.min_records, custom.min_labels) == (0, 5)
+    with pytest.raises(ValueError, match="MONITORING_MIN_LABELS"):
+        MonitoringConfig.from_env(Settings.from_env(env), {**env, "MONITORING_MIN_LABELS": "-1"})
 
 
 def test_the_monitor_lag_alarm_is_never_a_retraining_trigger(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -99,6 +100,55 @@ def test_healthy_window_publishes_and_stays_ok(env):
     assert (env["tmp_path"] / "reports" / "w1.html").is_file()
     assert "monitoring/reports/w1.html" in env["objects"].objects
     assert "alarm mushroom-unknown-rate-high: INSUFFICIENT_DATA -> OK" in describe(result)
+
+
+def test_a_tiny_window_publishes_no_rate_raises_no_alarm_and_does_not_retrain(env):
+    # `make invoke` (3 records, 2 unknown) then `make monitor`, with the default minimum.
+    env["deps"].config = dataclasses.replace(env["deps"].config, min_records=100)
+    env["stream"].put([verdict(0, "unknown"), verdict(1, "unknown"), verdict(2, "edible")])
+    result = run_cycle(env["deps"], at=T0, window="tiny")
+    cw = env["cloudwatch"]
+    assert result.ok, result.errors
+    assert result.metrics.unknown_rate == pytest.approx(2 / 3)
+    assert cw.values("Records") == [3.0]
+    assert cw.values("UnknownRate") == [] and cw.values("UnknownRate", True) == []
+    assert {a.name: a.state for a in result.alarms}[UNKNOWN_ALARM] == "OK"
+    assert env["trainer"].calls == [] and env["notes"] == [] and env["deployed"] == []
+    note = "3 records < minimum 100"
+    assert any(note in n for n in result.timeline_entry["not_published"])
+    assert note in describe(result)
+    assert html.escape(note) in (env["tmp_path"] / "reports" / "tiny.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_report_and_timeline_say_which_drift_reference_was_used(env):
+    from monitoring.drift import DriftReference, features_frame
+
+    observations = FakeStream("mushroom-observations")
+    observations.put([{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(40)])
+    reference = DriftReference(
+        features_frame([OBSERVATION] * 50),
+        "training data of model v2: 50 labelled production records",
+        "2",
+        "abcdef123456",
+    )
+    env["deps"].observations, env["deps"].reference = observations, lambda: reference
+    healthy(env["stream"])
+    result = run_cycle(env["deps"], at=T0, window="w-drift")
+    assert result.ok, result.errors
+    assert result.drift is not None and result.drift.rows == 40
+    assert result.timeline_entry["drift_reference"] == {
+        "model_version": "2",
+        "rows": 50,
+        "fingerprint": "abcdef123456",
+        "description": "training data of model v2: 50 labelled production records",
+    }
+    line = (
+        "training data of model v2: 50 labelled production records; 50 rows, model version 2,"
+        " data fingerprint abcdef123456"
+    )
+    assert f"reference: {line}" in describe(result)
+    assert html.escape(line) in (env["tmp_path"] / "reports" / "w-drift.html").read_text()
 
 
 def test_each_record_is_processed_once(env):
@@ -300,6 +350,53 @@ def test_refused_retraining_is_tried_again_once_more_labels_arrive(env):
     alerts = [subject for subject, _ in env["notes"] if subject.startswith("ALARM")]
     assert len(alerts) == 1, "a retry is not a new alert"
     assert env["store"].document["refused_with_labels"] is None
+
+
+def test_no_retraining_without_new_labelled_records_since_the_champion(env):
+    stream, objects = env["stream"], env["objects"]
+    seen: list[int] = []
+
+    def no_new_data(records):
+        seen.append(0 if records is None else len(records))
+        return "no new labelled records since champion v1 was trained" if seen[-1] < 20 else None
+
+    env["deps"].no_new_data = no_new_data
+    stream.put([verdict(i, "unknown") for i in range(10)])
+    objects.put_labels("labels/a.jsonl", [label_line(i, "p") for i in range(10)])
+    first = run_cycle(env["deps"], at=T0, window="fired")
+    assert {a.name: a.state for a in first.alarms}[UNKNOWN_ALARM] == "ALARM"
+    assert first.ok, first.errors
+    assert env["trainer"].calls == [] and env["deployed"] == []
+    assert not first.response.retrained and first.response.skipped
+    assert [a["action"] for a in first.response.actions] == ["notify", "no-retrain"]
+    assert "no new labelled records since champion v1" in first.response.actions[1]["detail"]
+    assert json.loads(env["notes"][0][1])["action"].startswith("not retraining: no new labelled")
+    assert first.timeline_entry["retrained"] is False and first.timeline_entry["deployed"] is False
+    assert "action no-retrain: alarm:" in describe(first)
+
+    # Still in ALARM, new labels: retried (no second alert), now with something new to learn.
+    stream.put([verdict(100 + i, "unknown") for i in range(10)])
+    objects.put_labels("labels/b.jsonl", [label_line(100 + i, "p") for i in range(10)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert [a["action"] for a in second.response.actions][:2] == ["retry", "retrain"]
+    assert len(env["trainer"].calls) == 1 and env["deployed"] == ["2"]
+    assert seen == [10, 20]
+    assert len(alerts(env)) == 1
+
+
+def test_when_new_labels_cannot_be_checked_nothing_is_retrained_and_the_next_cycle_retries(env):
+    def broken(records):
+        raise RuntimeError("MLflow unreachable")
+
+    env["deps"].no_new_data = broken
+    alarm_window(env)
+    first = run_cycle(env["deps"], at=T0)
+    assert not first.ok and "MLflow unreachable" in first.errors[0]
+    assert env["trainer"].calls == [] and env["deployed"] == []
+    env["deps"].no_new_data = lambda records: None
+    env["stream"].put([verdict(100 + i, "unknown") for i in range(10)])
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert len(env["trainer"].calls) == 1 and env["deployed"] == ["2"]
 
 
 # --- one cycle at a time, idempotent publishing ----------------------------------------------

@@ -208,3 +208,31 @@ def test_state_joins_late_labels_and_round_trips():
     assert again == state
     with pytest.raises(ValueError):
         MonitoringState.from_dict({"version": 99})
+
+
+def test_a_window_below_the_minimum_publishes_counts_but_no_rates():
+    tiny = [verdict(0, "unknown"), verdict(1, "unknown"), verdict(2, "edible")]
+    m = window_metrics(tiny, min_records=100, min_labels=50)
+    assert m.unknown_rate == pytest.approx(2 / 3)  # computed (the report shows the counts) ...
+    assert m.cloudwatch_values() == {"Records": 3.0}  # ... but not published
+    assert m.not_published() == [
+        "not published: RejectedRate, UnknownRate, Coverage, MeanPPoisonous: "
+        "3 records < minimum 100"
+    ]
+    enough = window_metrics([verdict(i, "unknown") for i in range(100)], min_records=100)
+    assert enough.cloudwatch_values()["UnknownRate"] == 1.0 and enough.not_published() == []
+
+
+def test_labelled_metrics_need_the_minimum_of_labels():
+    records = [verdict(i, "edible", 0.2) for i in range(100)]
+    pairs = [LabelledVerdict(f"obs-{i:05d}", "edible", "p") for i in range(3)]
+    m = window_metrics(records, pairs, min_records=100, min_labels=50)
+    assert m.false_edible_rate == 1.0
+    values = m.cloudwatch_values()
+    assert "UnknownRate" in values  # 100 records are enough for the label-free rates
+    assert not {"FalseEdibleRate", "DecisionAccuracy", "DoNotEatRecall"} & set(values)
+    (note,) = m.not_published()
+    assert note.startswith("not published: DecisionAccuracy, CoveredAccuracy, FalseEdibleRate")
+    assert note.endswith(": 3 labels < minimum 50")
+    # The minimums travel with a pending window (saved and finished by a re-run).
+    assert WindowMetrics.from_dict(m.to_dict()).cloudwatch_values() == values

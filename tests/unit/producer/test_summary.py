@@ -38,3 +38,20 @@ def test_summary_counts_unknown_as_do_not_eat(capsys):
     out = capsys.readouterr().out
     assert "decision_accuracy 75.00%" in out and "coverage 50.00%" in out
     assert "covered_accuracy 100.00%" in out and "false_edible 0" in out
+
+
+def test_invoke_prints_each_records_verdict():
+    from producer import verdict_lines
+
+    event = [
+        {"kinesis": {"partitionKey": "obs-1", "sequenceNumber": "11"}},
+        {"kinesis": {"partitionKey": "obs-2", "sequenceNumber": "12"}},
+        {"kinesis": {"partitionKey": "obs-3", "sequenceNumber": "13"}},
+    ]
+    scored = {**_verdict(1, "edible"), "input_sequence_number": "11", "p_poisonous": 0.0123}
+    rejected = {**_verdict(2, None, "rejected"), "input_sequence_number": "12"}
+    assert verdict_lines(event, [rejected, scored]) == [
+        "m1 -> edible (p_poisonous 0.012, model version 3)",
+        "m2 -> rejected: $: bad",
+        "obs-3 -> no verdict read (sequence number 13)",
+    ]

@@ -41,26 +41,50 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path)
 def test_decide_promotion_rules():
     good = {"false_edible": 0, "decision_accuracy": 0.99}
     assert registry.decide_promotion(good, None) == (True, "first model: no champion yet")
-    promoted, reason = registry.decide_promotion(good, dict(good))
-    assert promoted and reason.startswith("no worse than champion")
     promoted, reason = registry.decide_promotion({**good, "false_edible": 1}, good)
     assert not promoted and "false_edible 1 vs champion 0" in reason
     promoted, reason = registry.decide_promotion({**good, "decision_accuracy": 0.98}, good)
     assert not promoted and "decision_accuracy 0.98 vs champion 0.99" in reason
-    assert registry.decide_promotion({**good, "decision_accuracy": 1.0}, good)[0]
+    promoted, reason = registry.decide_promotion({**good, "decision_accuracy": 1.0}, good)
+    assert promoted and reason.startswith("better than champion")
+    assert "decision_accuracy 1 vs champion 0.99" in reason and "worse on none" in reason
+
+
+def test_gate_does_not_promote_a_tie():
+    # The retrain-on-the-same-data case: identical figures change nothing for the forager.
+    good = {"false_edible": 0, "decision_accuracy": 0.996971}
+    promoted, reason = registry.decide_promotion(good, dict(good), champion_version="1")
+    assert not promoted
+    assert reason.startswith("tie with champion on every figure: not promoted")
+    assert "decision_accuracy 0.996971 (champion 0.996971)" in reason
+
+
+def test_gate_promotes_better_safety_with_equal_quality():
+    champion = {"false_edible": 2, "decision_accuracy": 0.99}
+    promoted, reason = registry.decide_promotion({**champion, "false_edible": 1}, champion)
+    assert promoted and "false_edible 1 vs champion 2" in reason
+
+
+def test_gate_refuses_better_on_one_figure_and_worse_on_another():
+    champion = {"false_edible": 0, "decision_accuracy": 0.99}
+    challenger = {"false_edible": 1, "decision_accuracy": 0.999}
+    promoted, reason = registry.decide_promotion(challenger, champion)
+    assert not promoted and reason.startswith("worse than champion")
+    assert "false_edible 1 vs champion 0" in reason
 
 
 def test_gate_counts_unknown_as_do_not_eat_on_the_same_rows():
     # Same 4 held-out rows (3 poisonous, 1 edible) and scores; the challenger's guard calls two
     # poisonous mushrooms unknown where the champion said poisonous. The old rule (unknown =
-    # wrong) refused it; the same actions ("do not eat") make it a tie, and a tie promotes.
+    # wrong) refused it; the same actions ("do not eat") make it a tie, which is no promotion
+    # but no longer a refusal for being worse.
     y = np.array([1, 1, 1, 0])
     p = np.array([0.9, 0.8, 0.7, 0.1])
     champion = evaluate.verdict_metrics(y, p, np.array([True] * 4), threshold=0.5)
     challenger = evaluate.verdict_metrics(y, p, np.array([False, False, True, True]), 0.5)
     assert challenger["decision_accuracy"] == champion["decision_accuracy"] == 1.0
     promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
-    assert promoted, reason
+    assert not promoted and reason.startswith("tie with champion"), reason
     assert "decision_accuracy 1 (champion 1)" in reason
     # An edible mushroom called unknown is a wrong action: the gate refuses.
     worse = evaluate.verdict_metrics(y, p, np.array([True, True, True, False]), 0.5)
@@ -212,8 +236,9 @@ def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
     assert registry.get_champion(settings) == ("1", first.run_id)
     assert ModelBundle.load(settings.model_bundles_dir / "champion").model_version == "1"
 
+    # The same data again: the same model, a tie, which is not promoted.
     equal = pipeline.run_training(settings, reason="test")
-    assert equal.promoted and equal.model_version == "4"
-    assert registry.get_champion(settings) == ("4", equal.run_id)
-    loaded = ModelBundle.load(settings.model_bundles_dir / "champion")
-    assert loaded.model_version == "4" and loaded.metadata["mlflow_run_id"] == equal.run_id
+    assert not equal.promoted and equal.model_version == "4"
+    assert equal.gate_reason.startswith("tie with champion on every figure: not promoted")
+    assert registry.get_champion(settings) == ("1", first.run_id)
+    assert ModelBundle.load(settings.model_bundles_dir / "champion").model_version == "1"
