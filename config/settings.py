@@ -206,6 +206,10 @@ class MonitoringConfig:
             default 15 min): longer than a cycle including retraining, so a crashed cycle
             blocks the next ones for at most this long.
         local_lease_path: the lease file next to the local checkpoint file.
+        workspace_dir: the Evidently workspace the cycle adds one run per window to, shown by
+            ``make monitoring-ui`` (``MONITORING_WORKSPACE``, default ``<reports>/monitoring/
+            workspace``).
+        ui_port: the port of ``make monitoring-ui`` (``MONITORING_UI_PORT``, default 8000).
     """
 
     namespace: str
@@ -224,6 +228,8 @@ class MonitoringConfig:
     drift_min_rows: int
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL_S
     local_lease_path: Path | None = None
+    workspace_dir: Path | None = None
+    ui_port: int = 8000
 
     @classmethod
     def from_env(
@@ -276,4 +282,8 @@ class MonitoringConfig:
             drift_min_rows=int(env.get("MONITORING_DRIFT_MIN_ROWS") or 30),
             lease_ttl_seconds=ttl,
             local_lease_path=settings.local_dir / "monitoring" / "lease.json",
+            workspace_dir=_path(
+                env, "MONITORING_WORKSPACE", settings.reports_dir / "monitoring" / "workspace"
+            ),
+            ui_port=int(env.get("MONITORING_UI_PORT") or 8000),
         )

@@ -17,6 +17,7 @@ from monitoring import alarms as alarm_eval
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
 from monitoring.respond import Deploy, Retrain, TagRun
+from monitoring.workspace import WindowRun
 
 
 class StreamReader(Protocol):
@@ -57,6 +58,12 @@ class MetricsService(Protocol):
     def set_alarm_state(self, name: str, state: str, reason: str, reason_data: str) -> None: ...
 
 
+class RunStore(Protocol):
+    """Where the dashboard over time keeps one run per window (``monitoring.workspace``)."""
+
+    def add_window(self, run: WindowRun) -> str: ...
+
+
 @dataclass
 class CycleDeps:
     """Everything a cycle touches (see the module docstring)."""
@@ -75,3 +82,5 @@ class CycleDeps:
     tag_run: TagRun | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
+    workspace: RunStore | None = None  # the dashboard over time (make monitoring-ui)
+    clock_label: str = "wall clock"  # where window times come from, said in the reports

@@ -24,6 +24,7 @@ from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
 from monitoring.respond import Deploy, Retrain, TagRun
 from monitoring.state import StateConflict
+from monitoring.workspace import EvidentlyWorkspace
 
 
 def default_retrain(settings: Any) -> Retrain:
@@ -127,6 +128,7 @@ def build_deps(
         reference=reference,
         tag_run=mlflow_tagger(settings),
         lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
+        workspace=EvidentlyWorkspace(config.workspace_dir) if config.workspace_dir else None,
     )
 
 
