@@ -165,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  aws --endpoint-url {endpoint} s3 ls s3://{outputs['models_bucket']} --recursive\n"
         "  make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)\n"
         "  make monitor        # another monitoring cycle\n"
+        "  make monitoring-ui  # the monitoring dashboard over time (http://127.0.0.1:8000)\n"
         "  make rollback       # the alias back to the version served before\n"
         "  make invoke         # one event through the deployed function\n"
         "  make down           # stop the emulator"
