@@ -251,13 +251,17 @@ def read_timeline(path: Path) -> list[dict[str, Any]]:
 
 
 def transitions(timeline: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str, str]]:
-    """(entry index, alarm, before, after) for each alarm whose state changed at that window."""
-    found, last = [], {}
+    """(entry index, alarm, before, after) for each alarm whose state changed at that window.
+
+    An alarm's first state counts only when it is ALARM (the first check of a new alarm is no
+    event)."""
+    found: list[tuple[int, str, str, str]] = []
+    last: dict[str, str] = {}
     for index, entry in enumerate(timeline):
         for name, state in (entry.get("alarms") or {}).items():
-            before = last.get(name, "INSUFFICIENT_DATA")
-            if state != before:
-                found.append((index, name, before, state))
+            before = last.get(name)
+            if state != before and (before is not None or state == "ALARM"):
+                found.append((index, name, before or "INSUFFICIENT_DATA", state))
             last[name] = state
     return found
 
@@ -278,40 +282,53 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
     for ax, name in zip(axes, TIMELINE_FIGURES):
         values = [(e.get("metrics") or {}).get(name) for e in shown]
         ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", color="#3949ab")
+        ax.set_xlim(-0.3, max(len(shown) - 0.7, 0.7))
         for value in sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None}):
             ax.axhline(value, color="#e53935", linestyle="--", linewidth=1)
-            ax.annotate(f"alarm threshold {value:g}", (0, value), fontsize=7, color="#e53935")
+            ax.annotate(
+                f"alarm threshold {value:g}",
+                (1.0, value),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="#e53935",
+            )
+        # An alarm's transitions on its own metric's chart (all charts if its metric is unknown).
         for index, alarm, before, after in changes:
             if (shown[index].get("alarm_metrics") or {}).get(alarm, name) != name:
                 continue
             ax.axvline(index, color="#e53935", linestyle=":", linewidth=1)
+            ax.annotate(
+                f"{alarm.removeprefix('mushroom-')}: {before} -> {after}",
+                (index, 0.5),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                ha="left" if index < len(shown) - 1 else "right",
+                va="center",
+                fontsize=7,
+                color="#e53935",
+            )
         for index, version in deployed:
             ax.axvline(index + 0.5, color="#2e7d32", linewidth=1.5)
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.set_xticks(x, [] if ax is not axes[-1] else labels, rotation=20, ha="right")
-    top = axes[0]
-    for index, alarm, before, after in changes:
-        top.annotate(
-            f"{alarm.removeprefix('mushroom-')}: {before} -> {after}",
-            (index, 1.02),
-            xycoords=("data", "axes fraction"),
-            fontsize=6,
-            color="#e53935",
-            rotation=10,
-        )
+        ax.set_xticks(x, [] if ax is not axes[-1] else labels, rotation=15, ha="right")
     for index, version in deployed:
-        top.annotate(
+        axes[0].annotate(
             f"deployed v{version}",
-            (index + 0.5, 1.3),
+            (index + 0.5, 1.03),
             xycoords=("data", "axes fraction"),
-            fontsize=7,
+            ha="center",
+            fontsize=8,
             color="#2e7d32",
         )
+    fig.suptitle("Monitoring timeline", fontsize=10)
     clock = shown[-1].get("clock", WALL_CLOCK) if shown else WALL_CLOCK
     axes[-1].set_xlabel(f"window ({clock})", fontsize=8)
     # Fixed margins: tight_layout would cost every cycle about half a second more.
-    fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.1, hspace=0.35)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09, hspace=0.3)
     return fig
 
 

@@ -42,11 +42,9 @@ TIMELINE = [
 
 
 def test_transitions_and_deployments_come_from_the_timeline():
-    assert transitions(TIMELINE) == [
-        (0, UNKNOWN, "INSUFFICIENT_DATA", "OK"),
-        (1, UNKNOWN, "OK", "ALARM"),
-        (2, UNKNOWN, "ALARM", "OK"),
-    ]
+    assert transitions(TIMELINE) == [(1, UNKNOWN, "OK", "ALARM"), (2, UNKNOWN, "ALARM", "OK")]
+    # A first check is no event, unless the alarm starts in ALARM.
+    assert transitions([entry("w1", 1.0, "ALARM")]) == [(0, UNKNOWN, "INSUFFICIENT_DATA", "ALARM")]
     assert deployments(TIMELINE) == [(1, "2")]
 
 
