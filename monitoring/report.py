@@ -295,13 +295,14 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
                 color="#e53935",
             )
         # An alarm's transitions on its own metric's chart (all charts if its metric is unknown).
-        for index, alarm, before, after in changes:
-            if (shown[index].get("alarm_metrics") or {}).get(alarm, name) != name:
-                continue
+        mine = [
+            c for c in changes if (shown[c[0]].get("alarm_metrics") or {}).get(c[1], name) == name
+        ]
+        for n, (index, alarm, before, after) in enumerate(mine):
             ax.axvline(index, color="#e53935", linestyle=":", linewidth=1)
             ax.annotate(
-                f"{alarm.removeprefix('mushroom-')}: {before} -> {after}",
-                (index, 0.5),
+                f"{before} -> {after}",
+                (index, 0.75 if n % 2 else 0.45),  # alternate heights: neighbours do not overlap
                 xycoords=("data", "axes fraction"),
                 xytext=(3, 0),
                 textcoords="offset points",
