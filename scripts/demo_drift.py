@@ -16,9 +16,11 @@ monitoring cycle (deploying with the cycle's default: a model rollout, no Terraf
 
 Every window prints what the alias ``live`` serves (Lambda version, model version).
 
-Metric timestamps advance one alarm period per phase (a simulated clock), so the three windows
-land in three CloudWatch periods without waiting minutes between phases. Prints the timeline
-and writes it to ``<reports>/demo-drift/timeline.json``.
+Metric timestamps advance one alarm period per phase (a simulated clock, named as such in the
+output and the reports), so the three windows land in three CloudWatch periods without
+waiting minutes between phases. Prints the timeline and writes it to
+``<reports>/demo-drift/timeline.json``; the timeline charts are
+``<reports>/demo-drift/monitoring/index.html`` and ``timeline.png``.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from config.settings import LOCAL_DIR, REPO_ROOT
-from monitoring.report import DECISION_ACCURACY_NOTE
+from monitoring.report import DECISION_ACCURACY_NOTE, write_timeline_png
 
 ROOT = REPO_ROOT
 DEFAULT_LOCAL_DIR = LOCAL_DIR / "demo-drift"
@@ -298,6 +300,7 @@ def run_scenario(
             json.dumps(result.timeline, indent=2, default=str)
         )
         (reports_dir / "rollback_drill.json").write_text(json.dumps(result.drill, indent=2))
+        write_timeline_png(deps.config.reports_dir)
         say(format_timeline(result.timeline))
         say(closing_hints(deps.config.reports_dir, deps.config.workspace_dir))
         return result

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 
 from monitoring.report import (
+    TIMELINE_FIGURES,
     deployments,
     display_values,
     read_timeline,
     render_index,
     timeline_figure,
     transitions,
+    write_timeline_png,
 )
 
 UNKNOWN = "mushroom-unknown-rate-high"
@@ -62,8 +65,23 @@ def test_timeline_chart_draws_threshold_transitions_and_deploy_marker():
     assert fig.axes[-1].get_xlabel() == "window (simulated clock)"
 
 
+def test_index_charts_draw_threshold_transitions_and_deploy_marker():
+    page = render_index(TIMELINE)
+    charts = dict(re.findall(r"<svg [^>]*aria-label='(\w+)'>(.*?)</svg>", page))
+    assert list(charts) == list(TIMELINE_FIGURES)
+    unknown = charts["UnknownRate"]
+    assert unknown.count("class='point'") == 3 and "<title>w2: 1.0000</title>" in unknown
+    (line,) = re.findall(r"<line class='threshold'[^>]*y1='([\d.]+)' y2='([\d.]+)'", unknown)
+    assert line[0] == line[1] and "alarm threshold 0.2" in unknown
+    assert unknown.count("class='transition'") == 2
+    assert "OK -&gt; ALARM" in unknown and "ALARM -&gt; OK" in unknown
+    assert "class='transition'" not in charts["Records"]  # not the alarm's metric
+    assert all("class='deploy'" in c and "deployed v2" in c for c in charts.values())
+    assert "<title>w1: 800</title>" in charts["Records"]
+
+
 def test_index_lists_windows_thresholds_transitions_and_deploys():
-    page = render_index(TIMELINE, b"\x89PNG")
+    page = render_index(TIMELINE)
     assert "Alarm thresholds: UnknownRate 0.2 (mushroom-unknown-rate-high)" in page
     assert f"{UNKNOWN}: OK -&gt; ALARM" in page and "deployed model version 2" in page
     assert "<td>800</td>" in page and "800.0" not in page  # counts as integers
@@ -85,3 +103,8 @@ def test_counts_display_as_integers_and_rates_as_they_are():
         "InvalidLabels": 3,
     }
     assert isinstance(display_values({"Records": 2007.0})["Records"], int)
+
+
+def test_timeline_png_is_drawn_from_the_timeline_file(tmp_path):
+    (tmp_path / "timeline.jsonl").write_text("".join(json.dumps(e) + "\n" for e in TIMELINE))
+    assert write_timeline_png(tmp_path).read_bytes()[:4] == b"\x89PNG"
