@@ -118,14 +118,18 @@ def _snapshot(run: WindowRun) -> Any:
     snapshot = Report([MeanValue(column=c) for c in frame.columns]).run(
         dataset, None, timestamp=run.at, tags=run.tags, name=run.window
     )
-    if run.drift_snapshot is None:
-        return snapshot
-    # One run per window: the figures and Evidently's drift results (its widgets included).
+    # The dashboard plots metric values; the figures' widgets (a plotly chart per MeanValue,
+    # ~160 KB a window) would only repeat them. One run per window: the figures and Evidently's
+    # drift results, its widgets included (its page under Reports).
     model = snapshot.to_snapshot_model()
-    drift = run.drift_snapshot.to_snapshot_model()
-    model.metric_results = {**drift.metric_results, **model.metric_results}
-    model.top_level_metrics = [*model.top_level_metrics, *drift.top_level_metrics]
-    model.widgets = [*model.widgets, *drift.widgets]
+    model.widgets = []
+    for result in model.metric_results.values():
+        result.widget = []
+    if run.drift_snapshot is not None:
+        drift = run.drift_snapshot.to_snapshot_model()
+        model.metric_results = {**drift.metric_results, **model.metric_results}
+        model.top_level_metrics = [*model.top_level_metrics, *drift.top_level_metrics]
+        model.widgets = drift.widgets
     return Snapshot.load_model(model)
 
 

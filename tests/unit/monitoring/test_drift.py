@@ -111,3 +111,6 @@ def check_workspace(path, drift_share):
         "UnknownRate alarm threshold",
     ]
     assert "threshold 0.2" in unknown.subtitle
+    # A run without drift keeps values, not the figures' widgets (was ~160 KB a window).
+    sizes = sorted(f.stat().st_size for f in path.glob("*/snapshots/*.json"))
+    assert len(sizes) == 2 and sizes[0] < 20_000, sizes
