@@ -28,7 +28,7 @@ demo: setup ## Run everything end to end on the embedded emulator: up, apply, tr
 	$(PY) -m scripts.demo
 
 .PHONY: test
-test: setup ## Run all tests (unit + integration; starts and stops its own emulator)
+test: setup browser ## Run all tests (unit + integration + browser; starts and stops its own emulator)
 	$(PY) -m pytest tests --durations=25
 
 ##@ Setup and quality
@@ -59,6 +59,16 @@ $(SETUP_STAMP): Pipfile.lock
 	say "environment ready"
 	rm -f $(VENV)/.synced-*
 	touch $@
+
+# The browser test drives the system Chromium (playwright's own download needs the internet).
+# Installed here where that is possible (Debian/Ubuntu, as root); elsewhere the test fails and
+# names the package.
+.PHONY: browser
+browser: ## Install Debian's chromium for the browser test if missing (Debian/Ubuntu as root)
+	@if ! command -v chromium >/dev/null && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then
+	  echo "installing Debian's chromium package for the browser test (apt-get install chromium)"
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+	fi
 
 .PHONY: lint
 lint: setup ## Check formatting, imports, style, Terraform, Dockerfile and workflows
@@ -165,6 +175,10 @@ bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/ben
 .PHONY: monitor
 monitor: setup ## One monitoring cycle: metrics, report, alarm check, retraining on ALARM
 	$(PY) -m orchestration.monitor
+
+.PHONY: monitoring-ui
+monitoring-ui: setup ## Start the monitoring dashboard over time (Evidently UI) on 127.0.0.1 (MONITORING_WORKSPACE=dir)
+	$(PY) -m orchestration.monitoring_ui
 
 .PHONY: bench-monitor
 bench-monitor: setup ## Benchmark monitoring cycles in process (fake ports) -> reports/benchmark_monitor.json

@@ -216,6 +216,10 @@ class MonitoringConfig:
         min_labels: likewise for the metrics that need labels (DecisionAccuracy,
             FalseEdibleRate, ...): at least this many labelled verdicts
             (``MONITORING_MIN_LABELS``, default 50).
+        workspace_dir: the Evidently workspace the cycle adds one run per window to, shown by
+            ``make monitoring-ui`` (``MONITORING_WORKSPACE``, default ``<reports>/monitoring/
+            workspace``).
+        ui_port: the port of ``make monitoring-ui`` (``MONITORING_UI_PORT``, default 8000).
     """
 
     namespace: str
@@ -236,6 +240,8 @@ class MonitoringConfig:
     local_lease_path: Path | None = None
     min_records: int = DEFAULT_MIN_RECORDS
     min_labels: int = DEFAULT_MIN_LABELS
+    workspace_dir: Path | None = None
+    ui_port: int = 8000
 
     @classmethod
     def from_env(
@@ -290,6 +296,10 @@ class MonitoringConfig:
             local_lease_path=settings.local_dir / "monitoring" / "lease.json",
             min_records=_minimum(env, "MONITORING_MIN_RECORDS", DEFAULT_MIN_RECORDS),
             min_labels=_minimum(env, "MONITORING_MIN_LABELS", DEFAULT_MIN_LABELS),
+            workspace_dir=_path(
+                env, "MONITORING_WORKSPACE", settings.reports_dir / "monitoring" / "workspace"
+            ),
+            ui_port=int(env.get("MONITORING_UI_PORT") or 8000),
         )
 
 

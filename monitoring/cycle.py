@@ -442,6 +442,8 @@ def finish_window(
         drift,
         entry,
         inputs,
+        workspace=deps.workspace,
+        clock=deps.clock_label,
     )
     state.pending_window = None
     state.cycles += 1

@@ -38,8 +38,10 @@ class DriftResult:
     drifted: list[str] = field(default_factory=list)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
     rows: int = 0
-    html: str | None = None
     reference: dict[str, Any] | None = None  # DriftReference.to_dict() of the reference used
+    # Evidently's Snapshot of the run: kept in the monitoring workspace (``monitoring.workspace``)
+    # instead of inlining its multi-megabyte HTML into every window's report.
+    snapshot: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -131,9 +133,7 @@ def _is_p_value(method: str) -> bool:
     return "p_value" in method.lower()
 
 
-def compute_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, with_html: bool = True
-) -> DriftResult:
+def compute_drift(reference: pd.DataFrame, current: pd.DataFrame) -> DriftResult:
     """Run Evidently's DataDriftPreset on the schema features of both frames."""
     # Evidently imports in seconds; only pay that when drift is computed.
     from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415
@@ -147,7 +147,7 @@ def compute_drift(
         current_data=Dataset.from_pandas(current, data_definition=definition),
         reference_data=Dataset.from_pandas(reference, data_definition=definition),
     )
-    result = DriftResult(share=0.0, rows=len(current))
+    result = DriftResult(share=0.0, rows=len(current), snapshot=snapshot)
     for metric in snapshot.dict()["metrics"]:
         config = metric.get("config", {})
         kind = config.get("type", "")
@@ -165,6 +165,4 @@ def compute_drift(
             }
             if drifted:
                 result.drifted.append(column)
-    if with_html:
-        result.html = snapshot.get_html_str(as_iframe=False)
     return result

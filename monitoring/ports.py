@@ -18,6 +18,7 @@ from monitoring.drift import DriftReference
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
 from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
+from monitoring.workspace import WindowRun
 
 
 class StreamReader(Protocol):
@@ -58,6 +59,12 @@ class MetricsService(Protocol):
     def set_alarm_state(self, name: str, state: str, reason: str, reason_data: str) -> None: ...
 
 
+class RunStore(Protocol):
+    """Where the dashboard over time keeps one run per window (``monitoring.workspace``)."""
+
+    def add_window(self, run: WindowRun) -> str: ...
+
+
 @dataclass
 class CycleDeps:
     """Everything a cycle touches (see the module docstring)."""
@@ -79,3 +86,5 @@ class CycleDeps:
     lease: CycleLease | None = None  # one cycle at a time (run_exclusive)
     # Whether the labelled records add anything to the champion's training data (respond).
     no_new_data: NoNewData | None = None
+    workspace: RunStore | None = None  # the dashboard over time (make monitoring-ui)
+    clock_label: str = "wall clock"  # where window times come from, said in the reports

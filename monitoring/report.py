@@ -1,8 +1,10 @@
-"""The per-window HTML report and the JSON timeline (plain functions, no AWS).
+"""The per-window HTML report, the JSON timeline and its index page (plain functions, no AWS).
 
-The report is one self-contained HTML file: metrics, alarm states, actions taken and why, plots
-(matplotlib, embedded as PNG) and, when drift was computed, Evidently's interactive drift report
-embedded in an iframe.
+The report is one small self-contained HTML file: metrics, alarm states, actions taken and why,
+plots (matplotlib, embedded as PNG). Evidently's interactive drift page is not inlined (it is
+~5 MB of JavaScript per window): the drift run is kept in the monitoring workspace
+(``make monitoring-ui``). ``index.html`` draws the timeline: one chart per figure over the
+windows, with the alarm thresholds, alarm transitions and deployments.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import html
 import io
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -24,6 +27,35 @@ from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import VERDICTS, WindowMetrics  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+WALL_CLOCK = "wall clock"
+# Metrics that are counts: CloudWatch values are floats, people read integers.
+COUNT_METRICS = frozenset({"Records", "InvalidVerdicts", "InvalidObservations", "InvalidLabels"})
+# The timeline charts of index.html, in order (CloudWatch names).
+TIMELINE_FIGURES = (
+    "Records",
+    "UnknownRate",
+    "RejectedRate",
+    "FalseEdibleRate",
+    "DecisionAccuracy",
+    "DriftShare",
+)
+INDEX_WINDOWS = 288  # windows drawn in index.html: a day of 5-minute cycles
+# What DecisionAccuracy means (lambda_function.verdict_metrics.decision_accuracy), said wherever
+# it is shown: with every verdict unknown it is the share of poisonous mushrooms, not noise.
+DECISION_ACCURACY_NOTE = (
+    "DecisionAccuracy = right actions / labelled verdicts: edible called edible, poisonous called "
+    "poisonous or unknown. Unknown means 'do not eat': right for a poisonous mushroom, wrong for "
+    "an edible one (abstentions are not excluded). So when every verdict is unknown, "
+    "DecisionAccuracy is the share of labelled mushrooms that are poisonous."
+)
+
+
+def display_values(values: Mapping[str, float]) -> dict[str, int | float]:
+    """Metric values as shown to people: counts as integers, rates as they are."""
+    return {k: int(v) if k in COUNT_METRICS else v for k, v in values.items()}
 
 
 def _png(fig: Any) -> str:
@@ -107,8 +139,9 @@ def render_html(
     p_poisonous: Sequence[float] = (),
     drift: DriftResult | None = None,
     inputs: InputReport | None = None,
+    clock: str = WALL_CLOCK,
 ) -> str:
-    """The window's report as one HTML document."""
+    """The window's report as one HTML document; ``clock`` says where ``at`` came from."""
     values = metrics.cloudwatch_values()
     images = plots(metrics, p_poisonous, drift)
     parts = [
@@ -119,12 +152,13 @@ def render_html(
         "img{margin:0.5em}iframe{width:100%;height:1200px;border:1px solid #ccc}</style>",
         "</head><body>",
         f"<h1>Monitoring window {html.escape(window)}</h1>",
-        f"<p>Metric timestamp {html.escape(at.isoformat())}; model versions "
+        f"<p>Metric timestamp {html.escape(at.isoformat())} ({html.escape(clock)}); model versions "
         f"{html.escape(json.dumps(metrics.model_versions))}; duplicates dropped "
         f"{metrics.duplicates}; labelled verdicts {metrics.labelled}.</p>",
         "<h2>Metrics (published to CloudWatch)</h2>",
-        _table(sorted(values.items()), ["metric", "value"]),
+        _table(sorted(display_values(values).items()), ["metric", "value"]),
         "".join(f"<p>{html.escape(note)}</p>" for note in metrics.not_published()),
+        f"<p>{html.escape(DECISION_ACCURACY_NOTE)}</p>",
         "<h2>Alarms</h2>",
         _table(
             [
@@ -151,10 +185,10 @@ def render_html(
         parts.append(
             f"<h2>Feature drift (Evidently DataDriftPreset, {drift.rows} rows)</h2>"
             f"<p>Reference: {html.escape(describe_reference(drift.reference))}</p>"
-            f"<p>Drifted: {html.escape(', '.join(drift.drifted) or 'none')}</p>"
+            f"<p>Drifted: {html.escape(', '.join(drift.drifted) or 'none')}. Evidently's own "
+            "drift page for this window is its run in the monitoring workspace "
+            "(<code>make monitoring-ui</code>).</p>"
         )
-        if drift.html:
-            parts.append(f'<iframe srcdoc="{html.escape(drift.html, quote=True)}"></iframe>')
     parts.append("</body></html>")
     return "".join(parts)
 
@@ -199,6 +233,265 @@ def append_timeline(path: Path, entry: Mapping[str, Any]) -> None:
 
 
 def read_timeline(path: Path) -> list[dict[str, Any]]:
+    """The timeline's entries; a line that is not a JSON object is skipped (and logged)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            log.warning("%s line %d skipped: %s", path, number, exc)
+            continue
+        if isinstance(entry, dict) and "window" in entry:
+            entries.append(entry)
+        else:
+            log.warning("%s line %d skipped: not a timeline entry", path, number)
+    return entries
+
+
+def transitions(timeline: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str, str]]:
+    """(entry index, alarm, before, after) for each alarm whose state changed at that window.
+
+    An alarm's first state counts only when it is ALARM (the first check of a new alarm is no
+    event)."""
+    found: list[tuple[int, str, str, str]] = []
+    last: dict[str, str] = {}
+    for index, entry in enumerate(timeline):
+        for name, state in (entry.get("alarms") or {}).items():
+            before = last.get(name)
+            if state != before and (before is not None or state == "ALARM"):
+                found.append((index, name, before or "INSUFFICIENT_DATA", state))
+            last[name] = state
+    return found
+
+
+def deployments(timeline: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    """(entry index, version) of each window whose alarm response deployed a new model."""
+    return [(i, str(e.get("new_version"))) for i, e in enumerate(timeline) if e.get("deployed")]
+
+
+def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
+    """One chart per figure over the windows: the value, the alarm thresholds (dashed), alarm
+    transitions (red dotted, labelled) and deployments (green, labelled)."""
+    shown = list(timeline)[-INDEX_WINDOWS:]
+    x = list(range(len(shown)))
+    labels = [str(e["window"]) for e in shown]
+    fig, axes = plt.subplots(len(TIMELINE_FIGURES), 1, figsize=(7, 1.7 * len(TIMELINE_FIGURES)))
+    changes, deployed = transitions(shown), deployments(shown)
+    for ax, name in zip(axes, TIMELINE_FIGURES):
+        values = [(e.get("metrics") or {}).get(name) for e in shown]
+        ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", color="#3949ab")
+        ax.set_xlim(-0.3, max(len(shown) - 0.7, 0.7))
+        for value in sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None}):
+            ax.axhline(value, color="#e53935", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"alarm threshold {value:g}",
+                (1.0, value),
+                xycoords=("axes fraction", "data"),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="#e53935",
+            )
+        # An alarm's transitions on its own metric's chart (all charts if its metric is unknown).
+        mine = [
+            c for c in changes if (shown[c[0]].get("alarm_metrics") or {}).get(c[1], name) == name
+        ]
+        for n, (index, alarm, before, after) in enumerate(mine):
+            ax.axvline(index, color="#e53935", linestyle=":", linewidth=1)
+            ax.annotate(
+                f"{before} -> {after}",
+                (index, 0.75 if n % 2 else 0.45),  # alternate heights: neighbours do not overlap
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 0),
+                textcoords="offset points",
+                ha="left" if index < len(shown) - 1 else "right",
+                va="center",
+                fontsize=7,
+                color="#e53935",
+            )
+        for index, version in deployed:
+            ax.axvline(index + 0.5, color="#2e7d32", linewidth=1.5)
+        ax.set_ylabel(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.set_xticks(x, [] if ax is not axes[-1] else labels, rotation=15, ha="right")
+    for index, version in deployed:
+        axes[0].annotate(
+            f"deployed v{version}",
+            (index + 0.5, 1.03),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            fontsize=8,
+            color="#2e7d32",
+        )
+    fig.suptitle("Monitoring timeline", fontsize=10)
+    clock = shown[-1].get("clock", WALL_CLOCK) if shown else WALL_CLOCK
+    axes[-1].set_xlabel(f"window ({clock})", fontsize=8)
+    # Fixed margins: tight_layout would cost every cycle about half a second more.
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.93, bottom=0.09, hspace=0.3)
+    return fig
+
+
+def timeline_png(timeline: Sequence[Mapping[str, Any]]) -> bytes:
+    """:func:`timeline_figure` as PNG."""
+    fig = timeline_figure(timeline)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _svg_chart(shown: Sequence[Mapping[str, Any]], name: str, last: bool) -> str:
+    """One figure's chart as inline SVG (drawn by hand: matplotlib would cost every cycle
+    about half a second): values, thresholds, its alarm's transitions, deployments."""
+    width, height, left, right, top, bottom = (
+        720,
+        130 if last else 100,
+        70,
+        10,
+        16,
+        34 if last else 8,
+    )
+    values = [(e.get("metrics") or {}).get(name) for e in shown]
+    thresholds = sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None})
+    known = [v for v in values if v is not None] + list(thresholds)
+    low, high = (min(known), max(known)) if known else (0.0, 1.0)
+    if high - low < 1e-9:
+        low, high = low - 0.5 if low else 0.0, high + 0.5 if high else 1.0
+    step = (width - left - right) / max(len(shown), 1)
+
+    def x(index: float) -> float:
+        return left + step * (index + 0.5)
+
+    def y(value: float) -> float:
+        return top + (height - top - bottom) * (high - value) / (high - low)
+
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"font-family='sans-serif' font-size='10' role='img' aria-label='{name}'>",
+        f"<text x='{left}' y='{top - 4}' font-weight='bold'>{html.escape(name)}</text>",
+        f"<text x='{left - 4}' y='{y(high) + 4:.1f}' text-anchor='end'>{high:.3g}</text>",
+        f"<text x='{left - 4}' y='{y(low) + 4:.1f}' text-anchor='end'>{low:.3g}</text>",
+        f"<rect x='{left}' y='{top}' width='{width - left - right}' "
+        f"height='{height - top - bottom}' fill='none' stroke='#ccc'/>",
+    ]
+    for value in thresholds:
+        parts.append(
+            f"<line class='threshold' x1='{left}' x2='{width - right}' y1='{y(value):.1f}' "
+            f"y2='{y(value):.1f}' stroke='#e53935' stroke-dasharray='5,3'/>"
+            f"<text x='{width - right - 2}' y='{y(value) - 3:.1f}' text-anchor='end' "
+            f"fill='#e53935'>alarm threshold {value:g}</text>"
+        )
+    for n, (index, alarm, before, after) in enumerate(transitions(shown)):
+        if (shown[index].get("alarm_metrics") or {}).get(alarm, name) != name:
+            continue
+        parts.append(
+            f"<line class='transition' x1='{x(index):.1f}' x2='{x(index):.1f}' y1='{top}' "
+            f"y2='{height - bottom}' stroke='#e53935' stroke-dasharray='1,2'/>"
+            f"<text x='{x(index) + 3:.1f}' y='{top + (12 if n % 2 else 24)}' fill='#e53935'>"
+            f"{html.escape(f'{before} -> {after}')}</text>"
+        )
+    for index, version in deployments(shown):
+        parts.append(
+            f"<line class='deploy' x1='{x(index + 0.5):.1f}' x2='{x(index + 0.5):.1f}' "
+            f"y1='{top}' y2='{height - bottom}' stroke='#2e7d32' stroke-width='2'/>"
+            f"<text x='{x(index + 0.5):.1f}' y='{top - 4}' text-anchor='middle' "
+            f"fill='#2e7d32'>deployed v{html.escape(version)}</text>"
+        )
+    points = [(x(i), y(v)) for i, v in enumerate(values) if v is not None]
+    if points:
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        parts.append(f"<polyline points='{path}' fill='none' stroke='#3949ab' stroke-width='2'/>")
+    for i, v in enumerate(values):
+        if v is not None:
+            label = html.escape(f"{shown[i]['window']}: {_fmt(display_values({name: v})[name])}")
+            parts.append(
+                f"<circle class='point' cx='{x(i):.1f}' cy='{y(v):.1f}' r='3' fill='#3949ab'>"
+                f"<title>{label}</title></circle>"
+            )
+    if last:
+        for i, entry in enumerate(shown):
+            parts.append(
+                f"<text x='{x(i):.1f}' y='{height - bottom + 14}' text-anchor='middle'>"
+                f"{html.escape(str(entry['window']))}</text>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_index(timeline: Sequence[Mapping[str, Any]]) -> str:
+    """``index.html``: the timeline charts and, per window, its figures, alarms and actions."""
+    shown = list(timeline)[-INDEX_WINDOWS:]
+    changes = {}
+    for index, alarm, before, after in transitions(shown):
+        changes.setdefault(index, []).append(f"{alarm}: {before} -> {after}")
+    rows = []
+    for index, entry in enumerate(shown):
+        metrics = entry.get("metrics") or {}
+        report = Path(str(entry.get("report", ""))).name
+        events = list(changes.get(index, []))
+        if entry.get("deployed"):
+            events.append(f"deployed model version {entry.get('new_version')}")
+        elif entry.get("retrained"):
+            events.append(f"retrained v{entry.get('new_version')}, not deployed")
+        rows.append(
+            "<tr>"
+            + f"<td><a href='{html.escape(report)}'>{html.escape(str(entry['window']))}</a></td>"
+            + f"<td>{html.escape(str(entry.get('at', '-')))}</td>"
+            + f"<td>{html.escape(str(entry.get('model_version')))}</td>"
+            + "".join(
+                f"<td>{html.escape(_fmt(display_values(metrics).get(n)))}</td>"
+                for n in TIMELINE_FIGURES
+            )
+            + f"<td>{html.escape('; '.join(events) or '-')}</td></tr>"
+        )
+    clock = shown[-1].get("clock", WALL_CLOCK) if shown else WALL_CLOCK
+    last = shown[-1] if shown else {}
+    alarms = {metric: alarm for alarm, metric in (last.get("alarm_metrics") or {}).items()}
+    thresholds = ", ".join(
+        f"{metric} {value:g} ({alarms.get(metric, 'alarm')})"
+        for metric, value in (last.get("thresholds") or {}).items()
+    )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("window", f"time ({clock})", "model", *TIMELINE_FIGURES)
+    )
+    return "".join(
+        [
+            "<!doctype html><html><head><meta charset='utf-8'>",
+            "<title>Mushroom monitoring timeline</title>",
+            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>",
+            "</head><body><h1>Monitoring timeline</h1>",
+            f"<p>{len(shown)} windows (the last {INDEX_WINDOWS} at most); times from the "
+            f"{html.escape(clock)}. Dashed red: alarm thresholds; dotted red: alarm state "
+            "changes; green: model deployments. The interactive dashboard: "
+            "<code>make monitoring-ui</code>.</p>",
+            f"<p>Alarm thresholds: {html.escape(thresholds or 'none known')}.</p>",
+            "<div>"
+            + "<br>".join(
+                _svg_chart(shown, name, name == TIMELINE_FIGURES[-1]) for name in TIMELINE_FIGURES
+            )
+            + "</div>",
+            f"<p>{html.escape(DECISION_ACCURACY_NOTE)}</p>",
+            f"<table><tr>{head}<th>alarm transitions / deployments</th></tr>{''.join(rows)}",
+            "</table></body></html>",
+        ]
+    )
+
+
+def write_index(reports_dir: Path, timeline: Sequence[Mapping[str, Any]]) -> Path:
+    """Write ``index.html`` beside the windows' reports."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / "index.html"
+    path.write_text(render_index(timeline), encoding="utf-8")
+    return path
+
+
+def write_timeline_png(reports_dir: Path) -> Path:
+    """Draw ``timeline.jsonl`` as ``timeline.png`` (the index's charts, for a document)."""
+    path = reports_dir / "timeline.png"
+    path.write_bytes(timeline_png(read_timeline(reports_dir / "timeline.jsonl")))
+    return path

@@ -28,6 +28,7 @@ from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
 from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
 from monitoring.state import StateConflict
+from monitoring.workspace import EvidentlyWorkspace
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +342,7 @@ def build_deps(
         tag_run=mlflow_tagger(settings),
         no_new_data=no_new_data or no_new_training_data(settings),
         lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
+        workspace=EvidentlyWorkspace(config.workspace_dir) if config.workspace_dir else None,
     )
 
 

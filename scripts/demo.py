@@ -63,6 +63,7 @@ def explore_hints(models_bucket: str) -> list[str]:
         f'make aws ARGS="s3 ls s3://{models_bucket} --recursive"',
         "make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)",
         "make monitor        # another monitoring cycle",
+        "make monitoring-ui  # the monitoring dashboard over time (http://127.0.0.1:8000)",
         "make invoke         # one event through the deployed function, with its verdicts",
         "make rollback       # the alias back to the version served before",
         "make down           # stop the emulator",

@@ -16,9 +16,11 @@ monitoring cycle (deploying with the cycle's default: a model rollout, no Terraf
 
 Every window prints what the alias ``live`` serves (Lambda version, model version).
 
-Metric timestamps advance one alarm period per phase (a simulated clock), so the three windows
-land in three CloudWatch periods without waiting minutes between phases. Prints the timeline
-and writes it to ``<reports>/demo-drift/timeline.json``.
+Metric timestamps advance one alarm period per phase (a simulated clock, named as such in the
+output and the reports), so the three windows land in three CloudWatch periods without
+waiting minutes between phases. Prints the timeline and writes it to
+``<reports>/demo-drift/timeline.json``; the timeline charts are
+``<reports>/demo-drift/monitoring/index.html`` and ``timeline.png``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from config.settings import LOCAL_DIR, REPO_ROOT
+from monitoring.report import DECISION_ACCURACY_NOTE, write_timeline_png
 
 ROOT = REPO_ROOT
 DEFAULT_LOCAL_DIR = LOCAL_DIR / "demo-drift"
@@ -47,6 +50,7 @@ DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
 # Run state a scenario creates under its local dir; removed first, so that every run starts
 # from an empty registry (version 1 is the first champion) and an empty Terraform state.
 RUN_STATE = ("mlflow", "bundles", "terraform", "lambda-runtime", "monitoring", "build")
+SIMULATED_CLOCK = "simulated clock: demo-drift advances one alarm period per phase"
 
 
 @dataclass
@@ -215,10 +219,11 @@ def run_scenario(
         say(f"[demo-drift] first champion trained without species {excluded}")
 
         def deploy(version: str) -> None:
-            """The monitoring cycle's own default deploy (the registry's champion), timed."""
-            started = time.monotonic()
+            """The monitoring cycle's own default deploy (the registry's champion).
+
+            Silent: the cycle's summary prints the deployment once, after the alarm that caused
+            it."""
             monitor.default_deploy(version, settings)
-            say(f"[demo-drift] deployed version {version} ({time.monotonic() - started:.0f} s)")
 
         first = run_training(settings, exclude_species=excluded, reason="demo-drift:initial")
         if not first.promoted or not first.model_version:
@@ -226,11 +231,13 @@ def run_scenario(
         result.versions["initial"] = first.model_version
         if first.model_version != "1":
             deploy(first.model_version)
+            say(f"[demo-drift] deployed version {first.model_version}")
 
         retrain = functools.partial(run_training, settings, exclude_species=excluded)
         deps = monitor.build_deps(retrain=retrain, deploy=deploy)
         # The drift reference is the cycle's own: the training data of the model served now
         # (known species first; after the rollout, the labelled records it was retrained on).
+        deps.clock_label = SIMULATED_CLOCK
         sqs, sns = boto3.client("sqs"), boto3.client("sns")
         queue = subscribe_observer(sns, sqs, outputs["sns_topic_arn"])
         period = max(
@@ -290,7 +297,9 @@ def run_scenario(
             json.dumps(result.timeline, indent=2, default=str)
         )
         (reports_dir / "rollback_drill.json").write_text(json.dumps(result.drill, indent=2))
+        write_timeline_png(deps.config.reports_dir)
         say(format_timeline(result.timeline))
+        say(closing_hints(deps.config.reports_dir, deps.config.workspace_dir))
         return result
     finally:
         if not keep:
@@ -338,13 +347,32 @@ def _champion(settings: Any) -> str | None:
     return champion[0] if champion else None
 
 
+def closing_hints(reports_dir: Path, workspace: Path | None) -> str:
+    """Where to look now: the index page, its PNG and the dashboard over time."""
+    lines = [
+        "",
+        f"Timeline charts: {reports_dir / 'index.html'} (PNG: {reports_dir / 'timeline.png'})",
+    ]
+    if workspace is not None:
+        lines.append(
+            f"Dashboard over time: make monitoring-ui MONITORING_WORKSPACE={_relative(workspace)}"
+        )
+    return "\n".join(lines)
+
+
+def _relative(path: Path) -> Path:
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
+    """The windows as a table (integer counts); the clock and DecisionAccuracy explained."""
     header = (
         f"{'window':<22} {'records':>7} {'UnknownRate':>11} {'FalseEdibleRate':>15} "
         f"{'DecisionAccuracy':>16} "
         f"{'Drift':>6}  {'model':>5} {'alias':>5}  alarms / actions"
     )
-    lines = ["", "TIMELINE", header, "-" * len(header)]
+    clock = timeline[0].get("clock", "wall clock") if timeline else "wall clock"
+    lines = ["", f"TIMELINE (window times from the {clock})", header, "-" * len(header)]
     for e in timeline:
         m = e["metrics"]
 
@@ -361,11 +389,12 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
         if e.get("sns_subjects"):
             actions += f" | SNS: {'; '.join(e['sns_subjects'])}"
         lines.append(
-            f"{e['window']:<22} {e['records']:>7} {f('UnknownRate'):>11} "
+            f"{e['window']:<22} {int(e['records']):>7} {f('UnknownRate'):>11} "
             f"{f('FalseEdibleRate'):>15} {f('DecisionAccuracy'):>16} {f('DriftShare'):>6}  "
             f"{str(e['model_version']):>5} {'v' + str(e.get('alias_version')):>5}  "
             f"{alarms}{actions}"
         )
+    lines.append(DECISION_ACCURACY_NOTE)
     return "\n".join(lines)
 
 

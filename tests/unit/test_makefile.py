@@ -154,3 +154,19 @@ def test_the_first_setup_shows_progress_while_pipenv_syncs(tmp_path):
     assert any(re.search(r"\d+s\] [01] of \d+ packages installed$", line) for line in lines)
     assert lines[-1].endswith("environment ready")
     assert list((work / ".venv").glob(".synced-*"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_make_test_sets_up_chromium_before_pytest():
+    """``make test`` runs the chromium step first; it installs Debian's package as root only."""
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    install = dry.index("apt-get install -y -qq chromium")
+    assert install < dry.index("-m pytest tests")
+    assert "command -v chromium" in dry and '"$(id -u)" = 0' in dry and "apt-get" in dry

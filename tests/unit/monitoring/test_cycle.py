@@ -691,3 +691,84 @@ def test_a_pending_window_keeps_its_input_report():
     restored = InputReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert restored == report
     assert restored.metric_values() == report.metric_values()
+
+
+class FakeWorkspace:
+    """The dashboard port: keeps the runs it is given, or fails like a full disk."""
+
+    def __init__(self, fail: bool = False):
+        self.runs: list = []
+        self.fail = fail
+
+    def add_window(self, run) -> str:
+        if self.fail:
+            raise OSError("No space left on device")
+        self.runs.append(run)
+        return f"runs/{run.window}.json"
+
+
+def alarm_then_recovery(env):
+    """phase1 healthy, phase2 unknown -> ALARM -> retrain -> deploy v2, phase3 healthy on v2."""
+    stream, objects = env["stream"], env["objects"]
+    healthy(stream)
+    run_cycle(env["deps"], at=T0, window="phase1")
+    stream.put([verdict(100 + i, "unknown", 0.4) for i in range(20)])
+    objects.put_labels("labels/batch-2.jsonl", [label_line(100 + i, "p") for i in range(20)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1), window="phase2")
+    healthy(stream, start=200, version="2")
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=2), window="phase3")
+    return second
+
+
+def test_each_window_adds_one_dashboard_run_tagged_with_window_and_model(env):
+    env["deps"].workspace = workspace = FakeWorkspace()
+    alarm_then_recovery(env)
+    assert [r.window for r in workspace.runs] == ["phase1", "phase2", "phase3"]
+    assert [r.at for r in workspace.runs] == [T0 + timedelta(minutes=m) for m in range(3)]
+    assert workspace.runs[2].tags == ["window=phase3", "model_version=2"]
+    phase2 = workspace.runs[1].figures
+    assert phase2["UnknownRate"] == 1.0 and phase2["Records"] == 20.0
+    assert phase2["DecisionAccuracy"] == 1.0 and phase2["ModelVersion"] == 1.0
+    assert workspace.runs[1].thresholds == {
+        "UnknownRate": (UNKNOWN_ALARM, 0.2),
+        "FalseEdibleRate": (FALSE_EDIBLE_ALARM, 0.01),
+    }
+    timeline = (env["tmp_path"] / "reports" / "timeline.jsonl").read_text().splitlines()
+    assert json.loads(timeline[0])["dashboard_run"] == "runs/phase1.json"
+
+
+def test_a_failing_dashboard_write_is_logged_and_never_stops_the_cycle(env, caplog):
+    env["deps"].workspace = FakeWorkspace(fail=True)
+    healthy(env["stream"])
+    result = run_cycle(env["deps"], at=T0, window="w1")
+    assert result.ok and result.report_path.is_file()
+    assert "No space left on device" in result.timeline_entry["dashboard_error"]
+    assert "adding window w1 to the dashboard workspace failed" in caplog.text
+    assert "WARNING: dashboard workspace not updated" in describe(result)
+    assert env["store"].document["pending_window"] is None  # the window was finished
+
+
+def test_every_cycle_redraws_the_index_with_thresholds_transitions_and_deploys(env):
+    alarm_then_recovery(env)
+    index = (env["tmp_path"] / "reports" / "index.html").read_text()
+    assert f"{UNKNOWN_ALARM}: OK -&gt; ALARM" in index
+    assert f"{UNKNOWN_ALARM}: ALARM -&gt; OK" in index
+    assert "deployed model version 2" in index
+    assert "UnknownRate 0.2" in index  # the threshold legend
+    assert index.count("<a href='phase") == 3
+    assert index.count("<svg") == 6 and "deployed v2" in index
+
+
+def test_summary_prints_counts_as_integers_the_clock_and_each_action_once_in_order(env):
+    env["deps"].clock_label = "simulated clock"
+    second = alarm_then_recovery(env)
+    text = describe(second)
+    assert "Records=20," in text and "Records=20.0" not in text
+    assert f"at {(T0 + timedelta(minutes=1)).isoformat()} (simulated clock)" in text
+    assert "unknown means 'do not eat'" in text.lower()
+    lines = text.splitlines()
+    alarm = lines.index(next(x for x in lines if x.startswith(f"alarm {UNKNOWN_ALARM}")))
+    deploy = [i for i, x in enumerate(lines) if x.startswith("action deploy")]
+    assert len(deploy) == 1 and deploy[0] > alarm
+    report = (env["tmp_path"] / "reports" / "phase2.html").read_text()
+    assert "<td>Records</td><td>20</td>" in report and "(simulated clock)" in report

@@ -1,4 +1,5 @@
-"""Feature drift with Evidently and the per-window HTML report (Evidently imports in ~5 s)."""
+"""Feature drift with Evidently, the per-window HTML report and the dashboard workspace
+(Evidently imports in ~5 s)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lambda_function.schema import FEATURE_NAMES, FEATURES
 from monitoring.drift import MISSING_CODE, compute_drift, features_frame, load_reference
 from monitoring.metrics import LabelledVerdict, window_metrics
 from monitoring.report import render_html
+from monitoring.workspace import FIGURES, PROJECT_NAME, EvidentlyWorkspace, window_run
 from tests.fakes.monitoring import verdict
 
 
@@ -40,12 +42,12 @@ def test_drift_share_separates_shifted_data(tmp_path):
     frame(400, 0, False).to_parquet(reference_file)
     reference = load_reference(reference_file, sample=300)
     assert len(reference) == 300
-    same = compute_drift(reference, frame(200, 1, False), with_html=False)
+    same = compute_drift(reference, frame(200, 1, False))
     shifted = compute_drift(reference, frame(200, 2, True))
     assert same.share < 0.2
     assert shifted.share > 0.8 and "cap_diameter" in shifted.drifted
     assert set(shifted.columns) == set(FEATURE_NAMES)
-    assert shifted.html and "<html" in shifted.html.lower()
+    assert shifted.snapshot is not None  # kept for the workspace, not rendered to HTML
 
     metrics = window_metrics(
         [verdict(0, "edible", 0.1), verdict(1, "unknown", 0.6)],
@@ -62,4 +64,53 @@ def test_drift_share_separates_shifted_data(tmp_path):
         shifted,
     )
     assert document.count("data:image/png;base64") == 4
-    assert "<iframe srcdoc=" in document and "FalseEdibleRate" in document
+    assert "FalseEdibleRate" in document and "make monitoring-ui" in document
+    # Small: Evidently's JavaScript is not inlined (it was ~5 MB per window).
+    assert "<iframe" not in document and len(document.encode()) <= 300_000
+
+    # The window's run in the workspace holds the figures and Evidently's drift results.
+    alarms = [{"name": "a", "metric": "UnknownRate", "threshold": 0.2, "state": "ALARM"}]
+    workspace = EvidentlyWorkspace(tmp_path / "workspace")
+    run = window_run("w1", datetime(2026, 11, 27, tzinfo=timezone.utc), metrics, alarms, shifted)
+    workspace.add_window(run)
+    workspace.add_window(
+        window_run("w2", datetime(2026, 11, 27, 0, 5, tzinfo=timezone.utc), metrics, alarms, None)
+    )
+    check_workspace(tmp_path / "workspace", shifted.share)
+
+
+def check_workspace(path, drift_share):
+    from evidently.core.report import Snapshot
+    from evidently.ui.workspace import Workspace
+
+    store = Workspace(str(path))
+    (project,) = store.list_projects()
+    assert project.name == PROJECT_NAME
+    runs = sorted(
+        (store.get_run(project.id, i) for i in store.list_runs(project.id)),
+        key=lambda r: r.timestamp,
+    )
+    assert [r.tags for r in runs] == [
+        ["window=w1", "model_version=1"],
+        ["window=w2", "model_version=1"],
+    ]
+    assert runs[0].timestamp == datetime(2026, 11, 27, tzinfo=timezone.utc)
+    results = Snapshot.load_model(runs[0]).dict()["metrics"]
+    means = {
+        m["config"]["column"]: m["value"] for m in results if "MeanValue" in m["config"]["type"]
+    }
+    assert means["UnknownRate"] == 0.5 and means["UnknownRate alarm threshold"] == 0.2
+    assert means["DriftShare"] == drift_share and means["Records"] == 2
+    assert any("DriftedColumnsCount" in m["config"]["type"] for m in results)
+    dashboard = store.get_dashboard(project.id)
+    titles = [p.title for p in dashboard.panels]
+    assert titles == list(FIGURES.values())
+    unknown = dashboard.panels[titles.index(FIGURES["UnknownRate"])]
+    assert [v.metric_labels["column"] for v in unknown.values] == [
+        "UnknownRate",
+        "UnknownRate alarm threshold",
+    ]
+    assert "threshold 0.2" in unknown.subtitle
+    # A run without drift keeps values, not the figures' widgets (was ~160 KB a window).
+    sizes = sorted(f.stat().st_size for f in path.glob("*/snapshots/*.json"))
+    assert len(sizes) == 2 and sizes[0] < 20_000, sizes

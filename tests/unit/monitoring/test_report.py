@@ -1,0 +1,110 @@
+"""The timeline page (index.html, timeline.png) and how reports show numbers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from monitoring.report import (
+    TIMELINE_FIGURES,
+    deployments,
+    display_values,
+    read_timeline,
+    render_index,
+    timeline_figure,
+    transitions,
+    write_timeline_png,
+)
+
+UNKNOWN = "mushroom-unknown-rate-high"
+
+
+def entry(window, unknown, state, deployed=False, version="1", **extra):
+    return {
+        "window": window,
+        "at": f"2026-11-27T12:0{window[-1]}:00+00:00",
+        "metrics": {"Records": 800.0, "UnknownRate": unknown, "DecisionAccuracy": 0.48},
+        "alarms": {UNKNOWN: state},
+        "thresholds": {"UnknownRate": 0.2},
+        "alarm_metrics": {UNKNOWN: "UnknownRate"},
+        "model_version": version,
+        "deployed": deployed,
+        "retrained": deployed,
+        "new_version": "2" if deployed else None,
+        "report": f"/r/{window}.html",
+        "clock": "simulated clock",
+        **extra,
+    }
+
+
+TIMELINE = [
+    entry("w1", 0.05, "OK"),
+    entry("w2", 1.0, "ALARM", deployed=True),
+    entry("w3", 0.02, "OK", version="2"),
+]
+
+
+def test_transitions_and_deployments_come_from_the_timeline():
+    assert transitions(TIMELINE) == [(1, UNKNOWN, "OK", "ALARM"), (2, UNKNOWN, "ALARM", "OK")]
+    # A first check is no event, unless the alarm starts in ALARM.
+    assert transitions([entry("w1", 1.0, "ALARM")]) == [(0, UNKNOWN, "INSUFFICIENT_DATA", "ALARM")]
+    assert deployments(TIMELINE) == [(1, "2")]
+
+
+def test_timeline_chart_draws_threshold_transitions_and_deploy_marker():
+    fig = timeline_figure(TIMELINE)
+    unknown = next(ax for ax in fig.axes if ax.get_ylabel() == "UnknownRate")
+    # The threshold: a horizontal line at 0.2 across the chart.
+    flat = [ln for ln in unknown.get_lines() if list(ln.get_ydata()) == [0.2, 0.2]]
+    assert flat and flat[0].get_linestyle() == "--"
+    assert list(unknown.get_lines()[0].get_ydata()) == [0.05, 1.0, 0.02]
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    unknown_texts = [t.get_text() for t in unknown.texts]  # on the alarm's own chart
+    assert "OK -> ALARM" in unknown_texts and "ALARM -> OK" in unknown_texts
+    assert "deployed v2" in texts and "alarm threshold 0.2" in texts
+    assert fig.axes[-1].get_xlabel() == "window (simulated clock)"
+
+
+def test_index_charts_draw_threshold_transitions_and_deploy_marker():
+    page = render_index(TIMELINE)
+    charts = dict(re.findall(r"<svg [^>]*aria-label='(\w+)'>(.*?)</svg>", page))
+    assert list(charts) == list(TIMELINE_FIGURES)
+    unknown = charts["UnknownRate"]
+    assert unknown.count("class='point'") == 3 and "<title>w2: 1.0000</title>" in unknown
+    (line,) = re.findall(r"<line class='threshold'[^>]*y1='([\d.]+)' y2='([\d.]+)'", unknown)
+    assert line[0] == line[1] and "alarm threshold 0.2" in unknown
+    assert unknown.count("class='transition'") == 2
+    assert "OK -&gt; ALARM" in unknown and "ALARM -&gt; OK" in unknown
+    assert "class='transition'" not in charts["Records"]  # not the alarm's metric
+    assert all("class='deploy'" in c and "deployed v2" in c for c in charts.values())
+    assert "<title>w1: 800</title>" in charts["Records"]
+
+
+def test_index_lists_windows_thresholds_transitions_and_deploys():
+    page = render_index(TIMELINE)
+    assert "Alarm thresholds: UnknownRate 0.2 (mushroom-unknown-rate-high)" in page
+    assert f"{UNKNOWN}: OK -&gt; ALARM" in page and "deployed model version 2" in page
+    assert "<td>800</td>" in page and "800.0" not in page  # counts as integers
+    assert "time (simulated clock)" in page
+    assert "share of labelled mushrooms that are poisonous" in page
+    assert "href='w2.html'" in page
+
+
+def test_a_bad_timeline_line_is_skipped_not_fatal(tmp_path):
+    path = tmp_path / "timeline.jsonl"
+    path.write_text(json.dumps(TIMELINE[0]) + "\n{not json\n[1, 2]\n" + json.dumps(TIMELINE[1]))
+    assert [e["window"] for e in read_timeline(path)] == ["w1", "w2"]
+
+
+def test_counts_display_as_integers_and_rates_as_they_are():
+    assert display_values({"Records": 2007.0, "UnknownRate": 0.5, "InvalidLabels": 3.0}) == {
+        "Records": 2007,
+        "UnknownRate": 0.5,
+        "InvalidLabels": 3,
+    }
+    assert isinstance(display_values({"Records": 2007.0})["Records"], int)
+
+
+def test_timeline_png_is_drawn_from_the_timeline_file(tmp_path):
+    (tmp_path / "timeline.jsonl").write_text("".join(json.dumps(e) + "\n" for e in TIMELINE))
+    assert write_timeline_png(tmp_path).read_bytes()[:4] == b"\x89PNG"
