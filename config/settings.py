@@ -171,6 +171,17 @@ FALSE_EDIBLE_RATE_ALARM = "mushroom-false-edible-rate-high"
 MONITOR_LAG_ALARM = "mushroom-monitor-lag-high"
 TOPIC_NAME = "mushroom-alerts"
 DEFAULT_LEASE_TTL_S = 900
+# Drift rows per cycle: Evidently's distances are stable well below this (docs/scaling.md).
+DEFAULT_DRIFT_MAX_ROWS = 10_000
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    value = int(env.get(key) or default)
+    if value < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value}")
+    return value
+
+
 EVALUATION_MODES = ("auto", "local", "service")
 STATE_STORES = ("auto", "s3", "local")
 
@@ -206,6 +217,8 @@ class MonitoringConfig:
             default 15 min): longer than a cycle including retraining, so a crashed cycle
             blocks the next ones for at most this long.
         local_lease_path: the lease file next to the local checkpoint file.
+        drift_max_rows: drift is computed on a seeded sample of at most this many of a
+            window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
     """
 
     namespace: str
@@ -224,6 +237,7 @@ class MonitoringConfig:
     drift_min_rows: int
     lease_ttl_seconds: float = DEFAULT_LEASE_TTL_S
     local_lease_path: Path | None = None
+    drift_max_rows: int = DEFAULT_DRIFT_MAX_ROWS
 
     @classmethod
     def from_env(
@@ -276,4 +290,5 @@ class MonitoringConfig:
             drift_min_rows=int(env.get("MONITORING_DRIFT_MIN_ROWS") or 30),
             lease_ttl_seconds=ttl,
             local_lease_path=settings.local_dir / "monitoring" / "lease.json",
+            drift_max_rows=_positive_int(env, "MONITORING_DRIFT_MAX_ROWS", DEFAULT_DRIFT_MAX_ROWS),
         )

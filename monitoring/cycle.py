@@ -248,7 +248,9 @@ def run_cycle(
     drift: DriftResult | None = None
     if deps.reference is not None and len(rows) >= deps.config.drift_min_rows:
         try:
-            drift = compute_drift(deps.reference(), pd.DataFrame(rows))
+            drift = compute_drift(
+                deps.reference(), pd.DataFrame(rows), max_rows=deps.config.drift_max_rows
+            )
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")
             errors.append(f"drift: {exc}")

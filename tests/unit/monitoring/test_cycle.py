@@ -594,3 +594,27 @@ def test_a_pending_window_keeps_its_input_report():
     restored = InputReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert restored == report
     assert restored.metric_values() == report.metric_values()
+
+
+def test_drift_is_computed_on_at_most_drift_max_rows(env, monkeypatch):
+    from monitoring import cycle
+    from monitoring.drift import DriftResult
+    from tests.examples import example_observation
+
+    calls = []
+
+    def fake_drift(reference, current, max_rows=None):
+        calls.append((len(current), max_rows))
+        return DriftResult(share=0.0, rows=min(len(current), max_rows), window_rows=len(current))
+
+    monkeypatch.setattr(cycle, "compute_drift", fake_drift)
+    observations = FakeStream("mushroom-observations")
+    observations.put([{**example_observation(), "mushroom_id": f"o-{i}"} for i in range(60)])
+    deps = env["deps"]
+    deps.observations, deps.reference = observations, lambda: None
+    deps.config = dataclasses.replace(deps.config, drift_max_rows=25)
+    healthy(env["stream"])
+    result = run_cycle(deps, at=T0)
+    assert result.ok, result.errors
+    assert calls == [(60, 25)]
+    assert (result.drift.rows, result.drift.window_rows) == (25, 60)

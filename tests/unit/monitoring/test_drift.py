@@ -63,3 +63,19 @@ def test_drift_share_separates_shifted_data(tmp_path):
     )
     assert document.count("data:image/png;base64") == 4
     assert "<iframe srcdoc=" in document and "FalseEdibleRate" in document
+
+
+@pytest.mark.slow
+def test_a_large_window_is_drifted_on_a_seeded_sample():
+    reference = frame(300, 0, False)
+    window = pd.concat([frame(600, 1, False), frame(600, 2, True)], ignore_index=True)
+    sampled = compute_drift(reference, window, with_html=False, max_rows=200)
+    assert (sampled.rows, sampled.window_rows) == (200, 1200)
+    again = compute_drift(reference, window, with_html=False, max_rows=200)
+    assert again.columns == sampled.columns  # same seed, same rows
+    # Half the window shifted: the sample still finds the drift the whole window shows.
+    whole = compute_drift(reference, window, with_html=False)
+    assert (whole.rows, whole.window_rows) == (1200, 1200)
+    assert sampled.share > 0.5 and whole.share > 0.5
+    small = compute_drift(reference, frame(150, 1, False), with_html=False, max_rows=200)
+    assert (small.rows, small.window_rows) == (150, 150)
