@@ -420,8 +420,9 @@ def export_step(
     started: float,
 ) -> Exported:
     """Write ``evaluation.json`` (file and run artifact); when ``register``: register the version
-    (alias ``challenger``), record the gate's decision, and save the bundle in the run, locally
-    and (champion) in S3. ``evaluation`` gets the version and the timings."""
+    (alias ``challenger``: the run's logged pyfunc model), record the gate's decision, and save
+    the bundle in the run (``bundle/`` and inside the model), locally and (champion) in S3.
+    ``evaluation`` gets the version and the timings."""
     import mlflow
 
     from training import pyfunc  # imports MLflow: only when a run is logged

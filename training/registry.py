@@ -1,7 +1,8 @@
 """MLflow tracking setup, model registration, aliases and the promotion gate.
 
 Every run's bundle is logged as run artifacts (``bundle/``: ``model.txt`` + ``bundle.json``) and
-registered as a version of ``mushroom-classifier`` with alias ``challenger``. The gate then moves
+inside an MLflow pyfunc model (``training.pyfunc``), which is registered as a version of
+``mushroom-classifier`` with alias ``challenger``. The gate then moves
 alias ``champion`` only when the challenger is no worse than the current champion on the SAME
 held-out data: the new run's random-split test set, which neither model was trained on when the
 data did not change (the split is keyed by dataset row, so it is the same rows every run). The
