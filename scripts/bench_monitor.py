@@ -198,12 +198,17 @@ def cost_model(runs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
     if len(runs) < 2:
         return None
     small, large = min(runs, key=itemgetter("records")), max(runs, key=itemgetter("records"))
-    per_record = (large["median_seconds"] - small["median_seconds"]) / (
-        large["records"] - small["records"]
-    )
+    span = large["records"] - small["records"]
+    per_record = (large["median_seconds"] - small["median_seconds"]) / span
+    per_record_cpu = (large["median_cpu_seconds"] - small["median_cpu_seconds"]) / span
     return {
         "per_record_us": round(per_record * 1e6, 2),
         "fixed_seconds": round(small["median_seconds"] - per_record * small["records"], 3),
+        # The same from CPU time: steadier than wall time when other processes share the cores.
+        "per_record_cpu_us": round(per_record_cpu * 1e6, 2),
+        "fixed_cpu_seconds": round(
+            small["median_cpu_seconds"] - per_record_cpu * small["records"], 3
+        ),
     }
 
 
@@ -292,7 +297,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             model = result["cost_model"]
             print(
                 f"{mode:9s} per cycle: {model['fixed_seconds']} s fixed + "
-                f"{model['per_record_us']} us per record"
+                f"{model['per_record_us']} us per record (CPU: {model['fixed_cpu_seconds']} s + "
+                f"{model['per_record_cpu_us']} us)"
             )
     print(f"wrote {args.output}")
     print(json.dumps(report, indent=2))

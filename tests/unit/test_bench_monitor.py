@@ -55,4 +55,9 @@ def test_tiny_benchmark_prints_and_writes_every_key(tmp_path):
         assert run["records_per_s"] == pytest.approx(expected, rel=0.01)
         assert run["peak_rss_mb"] == max(c["peak_rss_mb"] for c in run["cycles"])
         assert run["median_cpu_seconds"] > 0
-    assert set(mode["cost_model"]) == {"per_record_us", "fixed_seconds"}
+    assert set(mode["cost_model"]) == {
+        "per_record_us",
+        "fixed_seconds",
+        "per_record_cpu_us",
+        "fixed_cpu_seconds",
+    }
