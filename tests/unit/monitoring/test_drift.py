@@ -74,8 +74,6 @@ def test_a_large_window_is_drifted_on_a_seeded_sample():
     again = compute_drift(reference, window, with_html=False, max_rows=200)
     assert again.columns == sampled.columns  # same seed, same rows
     # Half the window shifted: the sample still finds the drift the whole window shows.
-    whole = compute_drift(reference, window, with_html=False)
-    assert (whole.rows, whole.window_rows) == (1200, 1200)
+    whole = compute_drift(reference, window, with_html=False, max_rows=5000)
+    assert (whole.rows, whole.window_rows) == (1200, 1200)  # below the cap: every row
     assert sampled.share > 0.5 and whole.share > 0.5
-    small = compute_drift(reference, frame(150, 1, False), with_html=False, max_rows=200)
-    assert (small.rows, small.window_rows) == (150, 150)
