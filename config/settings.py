@@ -174,6 +174,17 @@ DEFAULT_LEASE_TTL_S = 900
 # The evidence a window needs before its rates are published (see MonitoringConfig).
 DEFAULT_MIN_RECORDS = 100
 DEFAULT_MIN_LABELS = 50
+# Drift rows per cycle: Evidently's distances are stable well below this (docs/scaling.md).
+DEFAULT_DRIFT_MAX_ROWS = 10_000
+
+
+def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
+    value = int(env.get(key) or default)
+    if value < 1:
+        raise ValueError(f"{key} must be a positive integer, got {value}")
+    return value
+
+
 EVALUATION_MODES = ("auto", "local", "service")
 STATE_STORES = ("auto", "s3", "local")
 
@@ -220,6 +231,8 @@ class MonitoringConfig:
             ``make monitoring-ui`` (``MONITORING_WORKSPACE``, default ``<reports>/monitoring/
             workspace``).
         ui_port: the port of ``make monitoring-ui`` (``MONITORING_UI_PORT``, default 8000).
+        drift_max_rows: drift is computed on a seeded sample of at most this many of a
+            window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
     """
 
     namespace: str
@@ -242,6 +255,7 @@ class MonitoringConfig:
     min_labels: int = DEFAULT_MIN_LABELS
     workspace_dir: Path | None = None
     ui_port: int = 8000
+    drift_max_rows: int = DEFAULT_DRIFT_MAX_ROWS
 
     @classmethod
     def from_env(
@@ -300,6 +314,7 @@ class MonitoringConfig:
                 env, "MONITORING_WORKSPACE", settings.reports_dir / "monitoring" / "workspace"
             ),
             ui_port=int(env.get("MONITORING_UI_PORT") or 8000),
+            drift_max_rows=_positive_int(env, "MONITORING_DRIFT_MAX_ROWS", DEFAULT_DRIFT_MAX_ROWS),
         )
 
 

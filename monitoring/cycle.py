@@ -249,7 +249,9 @@ def run_cycle(
     if deps.reference is not None and len(rows) >= deps.config.drift_min_rows:
         try:
             reference = DriftReference.of(deps.reference())
-            drift = compute_drift(reference.frame, pd.DataFrame(rows))
+            drift = compute_drift(
+                reference.frame, pd.DataFrame(rows), max_rows=deps.config.drift_max_rows
+            )
             drift.reference = reference.to_dict()
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")

@@ -154,12 +154,9 @@ def _bundle_dir(settings: Settings, registered: Any, workdir: Path) -> Path:
         return local
     except BundleError:
         pass
-    import mlflow  # noqa: PLC0415
+    from training.registry import download_bundle  # noqa: PLC0415 - MLflow only here
 
-    path = mlflow.artifacts.download_artifacts(
-        artifact_uri=registered.source, dst_path=str(workdir)
-    )
-    return Path(path)
+    return download_bundle(registered.source, workdir)
 
 
 def describe(served_now: Served, alias: str = DEFAULT_ALIAS) -> str:

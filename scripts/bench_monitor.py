@@ -10,10 +10,13 @@ the state after each step, write the HTML report. Two modes:
 - ``drift``: also the observation stream, validated record by record, and Evidently's drift
   against a reference of ``--reference-rows`` observations (what ``make monitor`` does).
 
-For each size in ``--records``, each mode runs ``--cycles`` cycles of that many new verdicts on
-one state, so later cycles carry the state a steady stream leaves (recent sequence numbers,
-pending verdicts); the median cycle counts. Two sizes give a cost model: fixed seconds per cycle
-(report, plots, saves) plus microseconds per record.
+For each size in ``--records`` (default 1,000, 10,000 and 100,000), each mode runs ``--cycles``
+cycles of that many new verdicts on one state, so later cycles carry the state a steady stream
+leaves (recent sequence numbers, pending verdicts); the median cycle counts. Each cycle reports
+its wall time, its CPU time (on a shared machine wall time also counts other processes) and its
+peak RSS (``VmHWM``, reset before each cycle; RSS rather than tracemalloc, which misses native
+buffers and slows the cycle). The smallest and largest size give a cost model: fixed seconds per
+cycle (report, plots, saves) plus microseconds per record.
 Observations are dataset rows when ``data/`` holds the dataset, else synthetic ones.
 """
 
@@ -146,19 +149,48 @@ def run_mode(
         if with_drift:
             observations.put(rows[:records])
         store.save_seconds = 0.0
-        started = time.perf_counter()
+        reset_peak_rss()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = run_cycle(deps, at=T0 + timedelta(minutes=cycle), window=f"{mode}-{cycle}")
-        seconds = time.perf_counter() - started
-        results.append(cycle_summary(result, seconds, store))
+        seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+        results.append(cycle_summary(result, seconds, cpu_seconds, peak_rss_mb(), store))
     median = statistics.median(r["seconds"] for r in results)
+    peaks = [r["peak_rss_mb"] for r in results if r["peak_rss_mb"] is not None]
     return {
         "mode": mode,
         "records": records,
         "observations_source": source,
         "cycles": results,
         "median_seconds": round(median, 4),
+        "median_cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in results), 4),
         "records_per_s": round(records / median, 1),
+        "peak_rss_mb": max(peaks) if peaks else None,
     }
+
+
+def reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (Linux: ``5`` to /proc/self/clear_refs), so that
+    :func:`peak_rss_mb` measures one cycle; False where the kernel does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float | None:
+    """Peak resident memory since the last :func:`reset_peak_rss` (``VmHWM``), in MB.
+
+    RSS rather than tracemalloc: it counts numpy, pandas and Evidently's native buffers and
+    does not slow the cycle down; it includes the interpreter and the imported modules.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
 
 
 def cost_model(runs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
@@ -166,21 +198,35 @@ def cost_model(runs: Sequence[Mapping[str, Any]]) -> dict[str, float] | None:
     if len(runs) < 2:
         return None
     small, large = min(runs, key=itemgetter("records")), max(runs, key=itemgetter("records"))
-    per_record = (large["median_seconds"] - small["median_seconds"]) / (
-        large["records"] - small["records"]
-    )
+    span = large["records"] - small["records"]
+    per_record = (large["median_seconds"] - small["median_seconds"]) / span
+    per_record_cpu = (large["median_cpu_seconds"] - small["median_cpu_seconds"]) / span
     return {
         "per_record_us": round(per_record * 1e6, 2),
         "fixed_seconds": round(small["median_seconds"] - per_record * small["records"], 3),
+        # The same from CPU time: steadier than wall time when other processes share the cores.
+        "per_record_cpu_us": round(per_record_cpu * 1e6, 2),
+        "fixed_cpu_seconds": round(
+            small["median_cpu_seconds"] - per_record_cpu * small["records"], 3
+        ),
     }
 
 
-def cycle_summary(result: CycleResult, seconds: float, store: TimedStore) -> dict[str, Any]:
+def cycle_summary(
+    result: CycleResult,
+    seconds: float,
+    cpu_seconds: float,
+    peak_rss: float | None,
+    store: TimedStore,
+) -> dict[str, Any]:
     if not result.ok:
         raise SystemExit(f"cycle {result.window} failed: {result.errors}")
     return {
         "window": result.window,
         "seconds": round(seconds, 4),
+        # CPU seconds of this process: on a shared machine wall time also counts the others.
+        "cpu_seconds": round(cpu_seconds, 4),
+        "peak_rss_mb": peak_rss,
         "verdicts": result.metrics.records,
         "labelled": result.metrics.labelled,
         "drift_rows": result.drift.rows if result.drift else 0,
@@ -194,9 +240,13 @@ def cycle_summary(result: CycleResult, seconds: float, store: TimedStore) -> dic
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.bench_monitor", description=__doc__)
     parser.add_argument(
-        "--records", type=int, nargs="+", default=[1000, 10_000], help="new verdicts per cycle"
+        "--records",
+        type=int,
+        nargs="+",
+        default=[1000, 10_000, 100_000],
+        help="new verdicts per cycle",
     )
-    parser.add_argument("--cycles", type=int, default=3, help="cycles per mode and size")
+    parser.add_argument("--cycles", type=int, default=2, help="cycles per mode and size")
     parser.add_argument("--label-share", type=float, default=1.0, help="share of verdicts labelled")
     parser.add_argument("--reference-rows", type=int, default=5000, help="drift reference rows")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
@@ -236,15 +286,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode, result in modes.items():
         for run in result["runs"]:
             seconds = ", ".join(f"{c['seconds']:.3f}" for c in run["cycles"])
+            peak = run["peak_rss_mb"]
             print(
                 f"{mode:9s} {run['records']:>7,} verdicts/cycle: {run['records_per_s']:>9,.0f} "
-                f"records/s (cycles {seconds} s; state {run['cycles'][-1]['state_bytes']:,} B)"
+                f"records/s (cycles {seconds} s; CPU {run['median_cpu_seconds']:.3f} s; peak RSS "
+                f"{'n/a' if peak is None else f'{peak:,.0f} MB'}; state "
+                f"{run['cycles'][-1]['state_bytes']:,} B)"
             )
         if result["cost_model"]:
             model = result["cost_model"]
             print(
                 f"{mode:9s} per cycle: {model['fixed_seconds']} s fixed + "
-                f"{model['per_record_us']} us per record"
+                f"{model['per_record_us']} us per record (CPU: {model['fixed_cpu_seconds']} s + "
+                f"{model['per_record_cpu_us']} us)"
             )
     print(f"wrote {args.output}")
     print(json.dumps(report, indent=2))

@@ -86,13 +86,13 @@ module "alerting" {
   metric_alarms = {
     unknown_rate = {
       alarm_name  = "${var.name_prefix}mushroom-unknown-rate-high"
-      metric_name = "UnknownRate"
+      metric_name = local.metric_names.unknown_rate
       threshold   = var.unknown_rate_threshold
       description = "Too many mushrooms unlike any trained species (out-of-distribution): the data drifted; retrain."
     }
     false_edible_rate = {
       alarm_name  = "${var.name_prefix}mushroom-false-edible-rate-high"
-      metric_name = "FalseEdibleRate"
+      metric_name = local.metric_names.false_edible_rate
       threshold   = var.false_edible_rate_threshold
       description = "Labelled poisonous mushrooms were called edible above the tolerated rate: retrain."
     }

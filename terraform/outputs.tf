@@ -130,3 +130,8 @@ output "metrics_namespace" {
   description = "Namespace of the monitoring metrics."
   value       = var.metrics_namespace
 }
+
+output "dashboard_name" {
+  description = "CloudWatch dashboard of the monitoring metrics and alarms."
+  value       = aws_cloudwatch_dashboard.monitoring.dashboard_name
+}

@@ -50,6 +50,10 @@ TEST_SHARE = 0.2
 IS_TEST = "_is_test"
 # Pseudo species ids for late-labelled records whose species is unknown (see _pseudo_species).
 PSEUDO_SPECIES_BASE = 10_000
+# The logged MLflow model's name in the run, and the rows of its input example.
+MODEL_NAME_IN_RUN = "model"
+INPUT_EXAMPLE_ROWS = 3
+FOLD_METRIC_PREFIX = "species_holdout.fold"
 
 
 @dataclass
@@ -338,6 +342,19 @@ def run_params(settings: Settings, data: PreparedData) -> dict[str, Any]:
     }
 
 
+def fold_metrics(per_fold: Sequence[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per-fold figures keyed by fold index, under one name per figure: logged with ``step`` =
+    fold, the MLflow UI draws one chart per figure with a point per fold (rather than a
+    single-bar chart per fold and figure)."""
+    index_key = f"{FOLD_METRIC_PREFIX}.fold"
+    return {
+        int(fold["fold"]): {
+            k: v for k, v in _flat_metrics(FOLD_METRIC_PREFIX, fold).items() if k != index_key
+        }
+        for fold in per_fold
+    }
+
+
 def track_step(params: dict[str, Any], data: PreparedData, evaluated: Evaluated) -> None:
     """Log parameters, the evaluations' metrics and the plots to the active MLflow run."""
     import mlflow
@@ -350,9 +367,9 @@ def track_step(params: dict[str, Any], data: PreparedData, evaluated: Evaluated)
         "predict_ms_1000": evaluated.predict_ms,
         "threshold": evaluated.fitted.threshold,
     }
-    for fold in holdout["per_fold"]:
-        metrics.update(_flat_metrics(f"fold{fold['fold']}", fold))
     mlflow.log_metrics(metrics)
+    for step, values in sorted(fold_metrics(holdout["per_fold"]).items()):
+        mlflow.log_metrics(values, step=step)  # one batch per fold
     with tempfile.TemporaryDirectory() as tmp:
         plots = evaluate.write_plots(
             Path(tmp),
@@ -403,19 +420,26 @@ def export_step(
     started: float,
 ) -> Exported:
     """Write ``evaluation.json`` (file and run artifact); when ``register``: register the version
-    (alias ``challenger``), record the gate's decision, and save the bundle in the run, locally
-    and (champion) in S3. ``evaluation`` gets the version and the timings."""
+    (alias ``challenger``: the run's logged pyfunc model), record the gate's decision, and save
+    the bundle in the run (``bundle/`` and inside the model), locally and (champion) in S3.
+    ``evaluation`` gets the version and the timings."""
     import mlflow
 
+    from training import pyfunc  # imports MLflow: only when a run is logged
+
     version = None
+    logged_model = None
     if register:
-        source = mlflow.get_artifact_uri("bundle")
+        # The version is the logged model: created first (empty) so that its number is known
+        # before the bundle that records it is written; the artifacts follow below.
+        logged_model = mlflow.initialize_logged_model(name=MODEL_NAME_IN_RUN, source_run_id=run_id)
         version = registry.register_version(
             client,
             settings.model_name,
-            source,
+            f"models:/{logged_model.model_id}",
             run_id,
             tags={"reason": reason, "training_data_sha256": data.data_sha},
+            model_id=logged_model.model_id,
         )
         registry.record_decision(
             client,
@@ -455,7 +479,12 @@ def export_step(
     }
     bundle = train.to_bundle(evaluated.fitted, data.encoder, settings.model_name, version, metadata)
     with tempfile.TemporaryDirectory() as tmp:
-        mlflow.log_artifacts(str(bundle.save(Path(tmp) / "bundle")), "bundle")
+        saved = bundle.save(Path(tmp) / "bundle")
+        mlflow.log_artifacts(str(saved), "bundle")
+        example = pyfunc.input_example(
+            data.frame[data.is_test].head(INPUT_EXAMPLE_ROWS).to_dict("records")
+        )
+        pyfunc.log_model(saved, example, model_id=logged_model.model_id, name=MODEL_NAME_IN_RUN)
     bundle_dir, bundle_uri = export_bundle(bundle, settings, champion=gate.promoted)
     return Exported(version, bundle_dir, bundle_uri, report_path)
 

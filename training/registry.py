@@ -1,9 +1,10 @@
 """MLflow tracking setup, model registration, aliases and the promotion gate.
 
 Every run's bundle is logged as run artifacts (``bundle/``: ``model.txt`` + ``bundle.json``) and
-registered as a version of ``mushroom-classifier`` with alias ``challenger``. The gate then moves
-alias ``champion`` only when the challenger is better than the current champion on at least one
-gate figure and worse on none, on the SAME held-out data: the new run's random-split test set,
+inside an MLflow pyfunc model (``training.pyfunc``), which is registered as a version of
+``mushroom-classifier`` with alias ``challenger``. The gate then moves alias ``champion`` only
+when the challenger is better than the current champion on at least one gate figure and worse on
+none, on the SAME held-out data: the new run's random-split test set,
 which neither model was trained on when the data did not change (the split is keyed by dataset
 row, so it is the same rows every run). A tie is not a promotion: a new version that changes
 nothing is not worth a rollout. The decision and its reason are recorded as tags on the model
@@ -29,6 +30,9 @@ TAG_REASON = "gate.reason"
 TAG_CHAMPION_VERSION = "gate.champion_version"
 DECISION_PROMOTED = "promoted"
 DECISION_REJECTED = "rejected"
+# The experiment tag MLflow 3's UI reads for an experiment's kind, and the machine-learning kind.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 # Metrics the gate compares (lambda_function.verdict_metrics), with the better direction.
 GATE_METRICS = ((vm.FALSE_EDIBLE, "lower"), (vm.DECISION_ACCURACY, "higher"))
 
@@ -84,6 +88,9 @@ def configure_mlflow(settings: Settings) -> tuple[Any, str]:
                 experiment.artifact_location,
                 settings.mlflow_artifact_location,
             )
+    # Read by MLflow 3 UIs that pick the experiment's view from its kind (classic runs view
+    # for "custom_model_development"); 3.17 picks it from the workflow switch (README, MLflow).
+    client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return client, experiment_id
 
@@ -132,9 +139,17 @@ def champion_training_data(
 
 
 def register_version(
-    client: Any, model_name: str, source: str, run_id: str, tags: Mapping[str, str] | None = None
+    client: Any,
+    model_name: str,
+    source: str,
+    run_id: str,
+    tags: Mapping[str, str] | None = None,
+    model_id: str | None = None,
 ) -> str:
-    """Register ``source`` as a new version of ``model_name`` and give it alias ``challenger``."""
+    """Register ``source`` as a new version of ``model_name`` and give it alias ``challenger``.
+
+    ``model_id``: the MLflow logged model ``source`` (``models:/<model_id>``) refers to.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
@@ -145,7 +160,12 @@ def register_version(
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     version = client.create_model_version(
-        model_name, source=source, run_id=run_id, tags=dict(tags or {}), await_creation_for=0
+        model_name,
+        source=source,
+        run_id=run_id,
+        tags=dict(tags or {}),
+        await_creation_for=0,
+        model_id=model_id,
     )
     client.set_registered_model_alias(model_name, CHALLENGER_ALIAS, version.version)
     return str(version.version)
@@ -235,6 +255,21 @@ def record_decision(
     log.info("version %s %s: %s", version, tags[TAG_DECISION], reason)
 
 
+def download_bundle(source: str, dst: Path) -> Path:
+    """Download a version's registry ``source`` into ``dst``; return its bundle directory.
+
+    The source is the logged pyfunc model (the bundle is its artifact ``bundle``), or, for
+    versions registered before the pyfunc, the run's ``bundle/`` directory itself.
+    """
+    import mlflow
+
+    from training.pyfunc import bundle_path
+
+    return bundle_path(
+        Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst)))
+    )
+
+
 def load_champion_bundle(settings: Settings, client: Any, version: str) -> ModelBundle:
     """The champion's bundle: the local export if present, else the registered artifacts."""
     local = settings.model_bundles_dir / str(version)
@@ -242,9 +277,6 @@ def load_champion_bundle(settings: Settings, client: Any, version: str) -> Model
         return ModelBundle.load(local)
     except BundleError as local_error:
         log.info("no usable local bundle for version %s (%s); trying MLflow", version, local_error)
-    import mlflow
-
     source = client.get_model_version(settings.model_name, version).source
     with tempfile.TemporaryDirectory() as tmp:
-        path = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
-        return ModelBundle.load(path)
+        return ModelBundle.load(download_bundle(source, Path(tmp)))

@@ -197,6 +197,35 @@ def test_alarms_notify_the_topic(stack: Stack) -> None:
     assert lag["StateValue"] == "OK"  # moto creates alarms in OK and never evaluates them
 
 
+def test_dashboard_charts_the_figures_and_shows_the_alarms(stack: Stack) -> None:
+    cloudwatch = stack.client("cloudwatch")
+    name = stack.outputs["dashboard_name"]
+    assert name == "mushroom-monitoring"
+    assert name in [d["DashboardName"] for d in cloudwatch.list_dashboards()["DashboardEntries"]]
+    widgets = json.loads(cloudwatch.get_dashboard(DashboardName=name)["DashboardBody"])["widgets"]
+    (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
+    assert set(alarm_widget["properties"]["alarms"]) == {a["AlarmArn"] for a in alarms.values()}
+    charted = {w["properties"]["metrics"][0][1]: w for w in widgets if w["type"] == "metric"}
+    assert set(charted) == {
+        "Records",
+        "UnknownRate",
+        "RejectedRate",
+        "FalseEdibleRate",
+        "DecisionAccuracy",
+        "DriftShare",
+    }
+    for widget in charted.values():
+        assert widget["properties"]["metrics"][0][0] == "MushroomClassifier"
+        # Every model version as its own line (the ModelVersion dimension).
+        assert (
+            "{MushroomClassifier,ModelVersion}"
+            in widget["properties"]["metrics"][1][0]["expression"]
+        )
+    (threshold,) = charted["UnknownRate"]["properties"]["annotations"]["horizontal"]
+    assert threshold["value"] == alarms["mushroom-unknown-rate-high"]["Threshold"]
+
+
 def test_ecr_repository(stack: Stack) -> None:
     (repo,) = stack.client("ecr").describe_repositories(repositoryNames=["mushroom-scorer"])[
         "repositories"

@@ -35,7 +35,7 @@ def test_tiny_benchmark_prints_and_writes_every_key(tmp_path):
     report = json.loads(printed[printed.index("{") :])
     assert report == json.loads(output.read_text())
     assert set(report) >= {"modes", "cycles_per_size", "peak_rss_mb", "environment"}
-    assert "verdicts/cycle" in printed and "us per record" in printed
+    assert "verdicts/cycle" in printed and "us per record" in printed and "peak RSS" in printed
     # Only the mode asked for: the drift mode adds Evidently, tens of seconds on this machine.
     (mode,) = report["modes"].values()
     assert [run["records"] for run in mode["runs"]] == [40, 60]
@@ -46,9 +46,18 @@ def test_tiny_benchmark_prints_and_writes_every_key(tmp_path):
             assert cycle["verdicts"] == run["records"]
             assert 0 < cycle["labelled"] <= run["records"]
             assert cycle["drift_rows"] == 0 and cycle["published_datapoints"] > 0
+            # This process's CPU time and its peak RSS during the cycle (Linux: VmHWM reset).
+            assert cycle["cpu_seconds"] > 0 and cycle["peak_rss_mb"] > 0
         # The second cycle carries the first one's sequence numbers in the state.
         assert second["state_bytes"] > first["state_bytes"]
         # Both numbers are rounded in the report: equal within the rounding, not exactly.
         expected = run["records"] / run["median_seconds"]
         assert run["records_per_s"] == pytest.approx(expected, rel=0.01)
-    assert set(mode["cost_model"]) == {"per_record_us", "fixed_seconds"}
+        assert run["peak_rss_mb"] == max(c["peak_rss_mb"] for c in run["cycles"])
+        assert run["median_cpu_seconds"] > 0
+    assert set(mode["cost_model"]) == {
+        "per_record_us",
+        "fixed_seconds",
+        "per_record_cpu_us",
+        "fixed_cpu_seconds",
+    }

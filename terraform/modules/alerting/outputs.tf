@@ -17,3 +17,14 @@ output "monitor_lag_alarm_name" {
   description = "Name of the monitor-lag alarm."
   value       = aws_cloudwatch_metric_alarm.monitor_lag.alarm_name
 }
+
+output "alarm_arns" {
+  description = "ARNs of the monitoring-metric alarms by key, and of the scorer-errors and monitor-lag alarms."
+  value = merge(
+    { for key, alarm in aws_cloudwatch_metric_alarm.monitoring : key => alarm.arn },
+    {
+      scorer_errors = aws_cloudwatch_metric_alarm.scorer_errors.arn
+      monitor_lag   = aws_cloudwatch_metric_alarm.monitor_lag.arn
+    },
+  )
+}

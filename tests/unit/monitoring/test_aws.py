@@ -433,6 +433,11 @@ def test_config_from_env(tmp_path):
     assert (custom.min_records, custom.min_labels) == (0, 5)
     with pytest.raises(ValueError, match="MONITORING_MIN_LABELS"):
         MonitoringConfig.from_env(Settings.from_env(env), {**env, "MONITORING_MIN_LABELS": "-1"})
+    assert config.drift_max_rows == 10_000
+    capped = {**env, "MONITORING_DRIFT_MAX_ROWS": "500"}
+    assert MonitoringConfig.from_env(Settings.from_env(env), capped).drift_max_rows == 500
+    with pytest.raises(ValueError, match="MONITORING_DRIFT_MAX_ROWS"):
+        MonitoringConfig.from_env(Settings.from_env(env), {**env, "MONITORING_DRIFT_MAX_ROWS": "0"})
 
 
 def test_the_monitor_lag_alarm_is_never_a_retraining_trigger(tmp_path):

@@ -772,3 +772,30 @@ def test_summary_prints_counts_as_integers_the_clock_and_each_action_once_in_ord
     assert len(deploy) == 1 and deploy[0] > alarm
     report = (env["tmp_path"] / "reports" / "phase2.html").read_text()
     assert "<td>Records</td><td>20</td>" in report and "(simulated clock)" in report
+
+
+def test_drift_is_computed_on_at_most_drift_max_rows(env, monkeypatch):
+    import pandas as pd
+
+    from monitoring import cycle
+    from monitoring.drift import DriftResult
+    from tests.examples import example_observation
+
+    calls = []
+
+    def fake_drift(reference, current, max_rows=None):
+        calls.append((len(current), max_rows))
+        return DriftResult(share=0.0, rows=min(len(current), max_rows), window_rows=len(current))
+
+    monkeypatch.setattr(cycle, "compute_drift", fake_drift)
+    observations = FakeStream("mushroom-observations")
+    observations.put([{**example_observation(), "mushroom_id": f"o-{i}"} for i in range(60)])
+    deps = env["deps"]
+    deps.observations = observations
+    deps.reference = lambda: pd.DataFrame([example_observation()])
+    deps.config = dataclasses.replace(deps.config, drift_max_rows=25)
+    healthy(env["stream"])
+    result = run_cycle(deps, at=T0)
+    assert result.ok, result.errors
+    assert calls == [(60, 25)]
+    assert (result.drift.rows, result.drift.window_rows) == (25, 60)

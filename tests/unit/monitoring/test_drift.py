@@ -114,3 +114,17 @@ def check_workspace(path, drift_share):
     # A run without drift keeps values, not the figures' widgets (was ~160 KB a window).
     sizes = sorted(f.stat().st_size for f in path.glob("*/snapshots/*.json"))
     assert len(sizes) == 2 and sizes[0] < 20_000, sizes
+
+
+@pytest.mark.slow
+def test_a_large_window_is_drifted_on_a_seeded_sample():
+    reference = frame(300, 0, False)
+    window = pd.concat([frame(600, 1, False), frame(600, 2, True)], ignore_index=True)
+    sampled = compute_drift(reference, window, max_rows=200)
+    assert (sampled.rows, sampled.window_rows) == (200, 1200)
+    again = compute_drift(reference, window, max_rows=200)
+    assert again.columns == sampled.columns  # same seed, same rows
+    # Half the window shifted: the sample still finds the drift the whole window shows.
+    whole = compute_drift(reference, window, max_rows=5000)
+    assert (whole.rows, whole.window_rows) == (1200, 1200)  # below the cap: every row
+    assert sampled.share > 0.5 and whole.share > 0.5

@@ -1,0 +1,79 @@
+# CloudWatch dashboard of the monitoring metrics: one chart per figure over time, every model
+# version as its own line (the ModelVersion dimension), alarm thresholds as lines, and the
+# alarms' states. The monitor publishes each window's figures once per cycle (monitoring/).
+
+locals {
+  # The monitoring metrics' CloudWatch names, as monitoring/metrics.py publishes them
+  # (METRIC_NAMES; tests/unit/deployment/test_terraform_dashboard.py keeps them equal).
+  metric_names = {
+    records           = "Records"
+    unknown_rate      = "UnknownRate"
+    rejected_rate     = "RejectedRate"
+    false_edible_rate = "FalseEdibleRate"
+    decision_accuracy = "DecisionAccuracy"
+    drift_share       = "DriftShare"
+  }
+  model_version_dimension = "ModelVersion"
+  dashboard_period        = var.alarm_period_seconds
+
+  # Figure -> chart title, statistic and the thresholds of the alarms on it.
+  dashboard_figures = [
+    { key = "records", title = "Records per window", stat = "Sum", thresholds = [] },
+    { key = "unknown_rate", title = "Unknown rate (guard: unlike any trained species)", stat = "Maximum", thresholds = [var.unknown_rate_threshold] },
+    { key = "rejected_rate", title = "Rejected rate (input contract)", stat = "Maximum", thresholds = [] },
+    { key = "false_edible_rate", title = "False-edible rate (labelled poisonous called edible)", stat = "Maximum", thresholds = [var.false_edible_rate_threshold] },
+    { key = "decision_accuracy", title = "Decision accuracy (labelled; unknown = do not eat)", stat = "Average", thresholds = [] },
+    { key = "drift_share", title = "Drift share (features drifted vs. the reference)", stat = "Maximum", thresholds = [] },
+  ]
+
+  figure_widgets = [
+    for i, figure in local.dashboard_figures : {
+      type   = "metric"
+      x      = (i % 2) * 12
+      y      = 3 + floor(i / 2) * 6
+      width  = 12
+      height = 6
+      properties = {
+        title  = figure.title
+        region = var.aws_region
+        view   = "timeSeries"
+        period = local.dashboard_period
+        stat   = figure.stat
+        metrics = [
+          [var.metrics_namespace, local.metric_names[figure.key], { id = "all", label = "all versions" }],
+          [{
+            id         = "byversion"
+            expression = "SEARCH('{${var.metrics_namespace},${local.model_version_dimension}} MetricName=\"${local.metric_names[figure.key]}\"', '${figure.stat}', ${local.dashboard_period})"
+            label      = "version"
+          }],
+        ]
+        annotations = {
+          horizontal = [for value in figure.thresholds : { label = "alarm threshold", value = value }]
+        }
+        yAxis = { left = { min = 0 } }
+      }
+    }
+  ]
+}
+
+resource "aws_cloudwatch_dashboard" "monitoring" {
+  dashboard_name = "${var.name_prefix}mushroom-monitoring"
+  dashboard_body = jsonencode({
+    widgets = concat(
+      [
+        {
+          type   = "alarm"
+          x      = 0
+          y      = 0
+          width  = 24
+          height = 3
+          properties = {
+            title  = "Alarms"
+            alarms = values(module.alerting.alarm_arns)
+          }
+        },
+      ],
+      local.figure_widgets,
+    )
+  })
+}
