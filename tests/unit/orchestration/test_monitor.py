@@ -14,8 +14,8 @@ from orchestration.monitor import (
     served_reference,
     training_reference,
 )
+from tests.fakes.mlflow_store import empty_store, settings  # noqa: F401 - fixtures
 from tests.fakes.monitoring import OBSERVATION
-from tests.unit.training.test_registry import empty_store, settings  # noqa: F401 - fixtures
 from training import data as data_mod
 from training import registry
 from training.pipeline import frame_checksum, prepare_frame
