@@ -45,12 +45,13 @@ class CompiledArtifact:
     data: bytes
     glibc: str | None  # highest GLIBC symbol version it needs; None when it names none
     compiler: str
+    abi: Any = PREDICTOR_ABI
 
     def metadata(self) -> dict[str, Any]:
         """Its entry in bundle.json's ``compiled_predictors`` (the checksum is in ``files``)."""
         return {
             "file": self.file_name,
-            "abi": PREDICTOR_ABI,
+            "abi": self.abi,
             "glibc": self.glibc,
             "compiler": self.compiler,
         }

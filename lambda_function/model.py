@@ -336,6 +336,8 @@ class ModelBundle:
     model_name: str = "mushroom-classifier"
     model_version: str = "0"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The bundle's compiled predictors (every platform's), written again by save().
+    compiled: tuple[CompiledArtifact, ...] = ()
 
     @classmethod
     def from_booster(cls, booster: Any, **fields: Any) -> "ModelBundle":
@@ -398,9 +400,12 @@ class ModelBundle:
             "guard": self.guard.to_dict(),
         }
 
-    def save(self, directory: str | Path, compiled: Sequence[CompiledArtifact] = ()) -> Path:
-        """Write ``model.txt``, the ``compiled`` predictors and ``bundle.json`` (with their
-        checksums) into ``directory``."""
+    def save(
+        self, directory: str | Path, compiled: Sequence[CompiledArtifact] | None = None
+    ) -> Path:
+        """Write ``model.txt``, the compiled predictors (``compiled``, by default the bundle's
+        own) and ``bundle.json`` (with their checksums) into ``directory``."""
+        compiled = self.compiled if compiled is None else tuple(compiled)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         # Checksummed from the very bytes written, not from a re-read of the file.
@@ -459,7 +464,22 @@ class ModelBundle:
         _check_servable(chosen, encoder, guard, threshold, metadata_path)
         known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file", "files"}
         known_keys.add(COMPILED_KEY)
+        artifacts = []
+        for platform in metadata.get(COMPILED_KEY) or {}:
+            entry = compiled_entry(metadata, platform, metadata_path)
+            if entry is not None:
+                artifacts.append(
+                    CompiledArtifact(
+                        platform=platform,
+                        file_name=entry["file"],
+                        data=contents[entry["file"]],
+                        glibc=entry.get("glibc"),
+                        compiler=str(entry.get("compiler", "")),
+                        abi=entry.get("abi"),
+                    )
+                )
         return cls(
+            compiled=tuple(artifacts),
             model_text=model_text,
             predictor=chosen,
             encoder=encoder,

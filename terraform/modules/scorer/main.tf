@@ -221,6 +221,8 @@ resource "aws_lambda_function" "this" {
       POWERTOOLS_SERVICE_NAME      = var.function_name
       POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
       LOG_LEVEL                    = var.log_level
+      # What the package can score with: rollout refuses a bundle it could not serve.
+      SCORER_PACKAGE = var.scorer_package
     }
   }
 
