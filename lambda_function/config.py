@@ -8,10 +8,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
+from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM
+
 SERVICE_NAME = "mushroom-scorer"
 METRICS_NAMESPACE = "MushroomScorer"
-#: SCORER_PREDICTOR values, the default first (lambda_function/model.py).
-PREDICTOR_CHOICES = ("auto", "lightgbm")
+#: SCORER_PREDICTOR values, the default first.
+PREDICTOR_CHOICES = (PREDICTOR_AUTO, PREDICTOR_LIGHTGBM)
 
 
 class SettingsError(ValueError):

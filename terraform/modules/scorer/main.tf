@@ -207,7 +207,8 @@ resource "aws_lambda_function" "this" {
   # Image: handler and runtime come from the image (CMD, base image).
   image_uri = local.is_zip ? null : var.image_uri
 
-  # Zip: deployed through S3 (the package is over the 50 MB direct-upload limit).
+  # Zip: deployed through S3 (the default package, 15 MB, would fit a direct upload; the
+  # lightgbm flavour, about 50 MB, would not).
   runtime          = local.is_zip ? "python3.12" : null
   handler          = local.is_zip ? "lambda_function.handler.lambda_handler" : null
   s3_bucket        = local.is_zip ? aws_s3_object.package[0].bucket : null
