@@ -123,7 +123,7 @@ mlflow-ui: setup ## Start the MLflow UI on localhost (embedded SQLite store unle
 ##@ Lambda
 
 .PHONY: package
-package: setup ## Build the Lambda zip (x86_64, cp312 wheels) from lambda_function/requirements.txt
+package: setup ## Build the Lambda zip (x86_64, cp312 wheels, no LightGBM) from lambda_function/requirements.txt
 	$(PY) -m deployment.package_lambda
 
 .PHONY: invoke
@@ -131,7 +131,7 @@ invoke: setup ## Invoke the deployed function once with EVENT=path.json and prin
 	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
 
 .PHONY: bench
-bench: setup ## Benchmark the handler, raw predict, per-record pattern and cold start -> reports/benchmark.json
+bench: setup ## Benchmark the handler, LightGBM and compiled predict, per-record pattern, cold starts -> reports/benchmark.json
 	$(PY) -m scripts.bench
 
 ##@ Infrastructure

@@ -24,7 +24,9 @@ from typing import Iterable
 #: shared objects, GCC 11's libstdc++ and libgcc_s, and zlib. Source: AWS Lambda's runtime
 #: table (python3.12 runs on Amazon Linux 2023) and the packages of the AL2023 base image
 #: public.ecr.aws/lambda/python:3.12 (glibc, libgcc, libstdc++, zlib). libgomp is NOT in it:
-#: lambda_function/Dockerfile installs it with dnf for the image, the zip bundles it in lib/.
+#: only LightGBM needs it, and only the "lightgbm" zip flavour (deployment/package_lambda.py)
+#: has LightGBM; that build bundles libgomp in lib/. A bundle's compiled predictor needs only
+#: libc and libm (deployment/rollout.py audits it with read_elf before a rollout).
 RUNTIME_LIBRARIES = frozenset(
     {
         "ld-linux-x86-64.so.2",

@@ -1,17 +1,30 @@
 """Build the Lambda zip (``make package``): cp312 x86_64 wheels + the lambda_function package.
 
+Two flavours (``--flavour``):
+
+- ``compiled`` (the default, what ``make package``, ``make deploy``, the demo and the tests
+  deploy): ``lambda_function/requirements.txt``, no LightGBM, no SciPy, no libgomp. It serves
+  bundles that carry a compiled predictor for ``linux-x86_64`` (every bundle ``make train``
+  exports on Linux); ``deployment/rollout.py`` refuses to roll out any other bundle to it.
+- ``lightgbm``: ``requirements-lightgbm.txt`` adds LightGBM (and SciPy, and libgomp, below), the
+  fallback for bundles without a compiled predictor for the Lambda's platform.
+
+The function learns which one it runs from ``SCORER_PACKAGE`` (Terraform variable
+``scorer_package``); the build refuses a ``compiled`` package that contains LightGBM or SciPy.
+
 The zip is deterministic: the same requirements and sources give the same bytes (sorted entries,
 fixed timestamps and permissions), so its SHA-256 names it: ``build/mushroom-scorer-<sha12>.zip``.
 Wheels come from PyPI through pip (cached in ``.local/pip-cache``) for the Lambda platform, not
 this machine's: ``--platform manylinux_2_x_x86_64 --python-version 3.12 --implementation cp
 --only-binary=:all:``. The python3.12 runtime is Amazon Linux 2023 (glibc 2.34).
 
-LightGBM's ``lib_lightgbm.so`` needs ``libgomp.so.1``, which its wheel does not bundle and the
-runtime does not ship. The build takes the manylinux libgomp that scikit-learn's wheel vendors
-(``scikit_learn.libs/libgomp-<hash>.so.1.0.0``, pinned by version and SHA-256) and puts it in
-the zip as ``lib/libgomp.so.1`` (Lambda puts ``/var/task/lib`` on ``LD_LIBRARY_PATH``). Then
-every ELF object in the package is audited (``deployment/elf_audit.py``) and the build fails on a
-library the runtime would not find or a symbol version it does not have.
+For the ``lightgbm`` flavour: LightGBM's ``lib_lightgbm.so`` needs ``libgomp.so.1``, which its
+wheel does not bundle and the runtime does not ship. The build takes the manylinux libgomp
+that scikit-learn's wheel vendors (``scikit_learn.libs/libgomp-<hash>.so.1.0.0``, pinned by
+version and SHA-256) and puts it in the zip as ``lib/libgomp.so.1`` (Lambda puts
+``/var/task/lib`` on ``LD_LIBRARY_PATH``). Then every ELF object in the package is audited
+(``deployment/elf_audit.py``) and the build fails on a library the runtime would not find or a
+symbol version it does not have.
 """
 
 from __future__ import annotations
@@ -33,6 +46,12 @@ from deployment.elf_audit import PACKAGE_LIB_DIR, AuditReport, audit_package, re
 ROOT = REPO_ROOT
 PACKAGE_DIR = ROOT / "lambda_function"
 REQUIREMENTS = PACKAGE_DIR / "requirements.txt"
+REQUIREMENTS_LIGHTGBM = PACKAGE_DIR / "requirements-lightgbm.txt"
+FLAVOUR_COMPILED = "compiled"
+FLAVOUR_LIGHTGBM = "lightgbm"
+FLAVOURS = {FLAVOUR_COMPILED: REQUIREMENTS, FLAVOUR_LIGHTGBM: REQUIREMENTS_LIGHTGBM}
+#: What a compiled-flavour package must not contain (top-level directories of the staging).
+NOT_IN_COMPILED = ("lightgbm", "scipy", "scipy.libs")
 PIP_CACHE = LOCAL_DIR / "pip-cache"
 ZIP_PREFIX = "mushroom-scorer"
 PYTHON_VERSION = "3.12"
@@ -131,6 +150,20 @@ def audit(staging: Path) -> AuditReport:
     return report
 
 
+def check_flavour(staging: Path, flavour: str) -> None:
+    """PackageError when a ``compiled`` package holds LightGBM, SciPy or libgomp after all."""
+    if flavour != FLAVOUR_COMPILED:
+        return
+    found = [name for name in NOT_IN_COMPILED if (staging / name).exists()]
+    if (staging / PACKAGE_LIB_DIR / LIBGOMP_NAME).exists():
+        found.append(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME}")
+    if found:
+        raise PackageError(
+            f"the {FLAVOUR_COMPILED} package must not contain {', '.join(found)} "
+            f"(a requirement pulled them in: check {REQUIREMENTS.name})"
+        )
+
+
 def copy_package(staging: Path, package_dir: Path = PACKAGE_DIR) -> None:
     """Copy the function's own modules (``*.py`` only: no tests, caches or build files)."""
     target = staging / package_dir.name
@@ -200,17 +233,21 @@ def tree_size(paths: Iterable[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
 
-def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
-    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` and return its path."""
+def build_lambda_zip(output_dir: Path = Path("build"), flavour: str = FLAVOUR_COMPILED) -> Path:
+    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` of ``flavour``; return its path."""
+    if flavour not in FLAVOURS:
+        raise PackageError(f"flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
     output_dir = Path(output_dir)
     staging = output_dir / "lambda-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    install_requirements(staging)
+    install_requirements(staging, FLAVOURS[flavour])
     copy_package(staging)
     stripped = strip_unneeded(staging)
-    libgomp_sha256 = bundle_libgomp(staging)
-    print(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME} from {LIBGOMP_WHEEL}  sha256 {libgomp_sha256}")
+    if flavour == FLAVOUR_LIGHTGBM:
+        libgomp_sha256 = bundle_libgomp(staging)
+        print(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME} from {LIBGOMP_WHEEL}  sha256 {libgomp_sha256}")
+    check_flavour(staging, flavour)
     audit(staging)
     unzipped = tree_size(_files(staging))
 
@@ -223,7 +260,7 @@ def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
             stale.unlink()  # one zip in build/: the current one
     temporary.replace(final)
     zipped = final.stat().st_size
-    print(f"{final}  sha256 {digest}")
+    print(f"{final}  ({flavour} flavour)  sha256 {digest}")
     print(
         f"zipped {zipped / 1e6:.1f} MB, unzipped {unzipped / 1e6:.1f} MB "
         f"(stripped {stripped / 1e6:.1f} MB; Lambda limits: 50 MB direct upload, 250 MB unzipped)"
@@ -236,9 +273,16 @@ def build_lambda_zip(output_dir: Path = Path("build")) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", type=Path, default=ROOT / "build")
+    parser.add_argument(
+        "--flavour",
+        choices=sorted(FLAVOURS),
+        default=FLAVOUR_COMPILED,
+        help="compiled: no LightGBM (serves bundles with a compiled predictor; the default); "
+        "lightgbm: with the LightGBM fallback (deploy it with scorer_package=lightgbm)",
+    )
     args = parser.parse_args(argv)
     try:
-        build_lambda_zip(args.output_dir)
+        build_lambda_zip(args.output_dir, args.flavour)
     except PackageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -4,8 +4,13 @@ The event source mapping invokes the alias ``live``; which model it serves is a 
 Lambda version's ``MODEL_BUNDLE_URI``. Rolling out model version N:
 
 1. verify the bundle directory (``ModelBundle.load``: size and SHA-256 of every file, then a
-   servable model) before anything changes;
-2. check the function and its alias exist (read only);
+   servable model) before anything changes; its compiled predictor is not loaded here (the
+   deployer runs no code from a bundle);
+2. check the function and its alias exist (read only), and that ``$LATEST``'s package can
+   serve the bundle: a package without LightGBM (``SCORER_PACKAGE`` = ``compiled``, or unset:
+   fails closed) needs the bundle's compiled predictor for the function's architecture
+   (``linux-x86_64`` for ``x86_64``), one the ELF audit (``deployment/elf_audit.py``) finds
+   loadable on the python3.12 runtime;
 3. upload the bundle to ``s3://<models-bucket>/mushroom-classifier/<N>/`` (model files first,
    ``bundle.json`` last), unless that prefix already holds the same ``bundle.json``; a
    different bundle there is never overwritten;
@@ -32,17 +37,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from deployment.elf_audit import RUNTIME_LIBRARIES, ElfError, read_elf, too_new
 from lambda_function.model import (
     BUNDLE_METADATA_FILE,
+    COMPILED_KEY,
+    PREDICTOR_LIGHTGBM,
     BundleError,
     ModelBundle,
     bundle_files,
+    compiled_entry,
     parse_metadata,
     verify_file,
 )
 
 #: The function's environment variable naming the served bundle (lambda_function/config.py).
 BUNDLE_ENV = "MODEL_BUNDLE_URI"
+#: The function's environment variable naming its package flavour (Terraform: scorer_package).
+PACKAGE_ENV = "SCORER_PACKAGE"
+PACKAGE_WITH_LIGHTGBM = "lightgbm"
+#: Lambda architecture -> the platform tag of a compiled predictor (lambda_function/compiled.py).
+ARCHITECTURE_PLATFORMS = {"x86_64": "linux-x86_64", "arm64": "linux-aarch64"}
 DEFAULT_ALIAS = "live"
 DEFAULT_MODEL_NAME = "mushroom-classifier"
 # Configuration that makes two versions serve the same thing (what PublishVersion compares).
@@ -155,6 +169,7 @@ def rollout(
         )
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
+    check_package_serves(latest, files.contents, Path(bundle_dir))
     alias = _alias(lambda_client, target)
     current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
     uri = target.bundle_uri(model_version)
@@ -323,9 +338,49 @@ class _BundleFiles:
     run_id: str | None
 
 
+def check_package_serves(
+    configuration: dict[str, Any], contents: dict[str, bytes], directory: Path
+) -> None:
+    """RolloutError unless the function's package can serve the bundle (module docstring)."""
+    name = configuration.get("FunctionName", "the function")
+    variables = (configuration.get("Environment") or {}).get("Variables") or {}
+    package = variables.get(PACKAGE_ENV, "")
+    if package == PACKAGE_WITH_LIGHTGBM:
+        return  # LightGBM serves any bundle
+    architecture = (configuration.get("Architectures") or ["x86_64"])[0]
+    platform = ARCHITECTURE_PLATFORMS.get(architecture, f"linux-{architecture}")
+    source = directory / BUNDLE_METADATA_FILE
+    metadata = parse_metadata(contents[BUNDLE_METADATA_FILE], source)
+    entry = compiled_entry(metadata, platform, source)
+    flavour = f"{PACKAGE_ENV}={package}" if package else f"no {PACKAGE_ENV}"
+    if entry is None:
+        available = sorted(metadata.get(COMPILED_KEY) or {}) or ["none"]
+        raise RolloutError(
+            f"bundle {directory} has no compiled predictor for {platform} (it has: "
+            f"{', '.join(available)}), and {name}'s package has no LightGBM ({flavour}); "
+            f"export the model on {platform} (make train there), or deploy the package with "
+            f"LightGBM (package_lambda --flavour lightgbm, scorer_package=lightgbm); "
+            "nothing changed"
+        )
+    try:
+        info = read_elf(contents[entry["file"]])
+    except ElfError as exc:
+        raise RolloutError(
+            f"{directory / entry['file']} is not loadable on {platform}: {exc}; nothing changed"
+        ) from exc
+    problems = [f"needs {lib}" for lib in info.needed if lib not in RUNTIME_LIBRARIES]
+    problems += [v for vs in info.version_needs.values() for v in vs if too_new(v)]
+    if problems:
+        raise RolloutError(
+            f"{directory / entry['file']} would not load on the python3.12 runtime "
+            f"({', '.join(problems)}); nothing changed"
+        )
+
+
 def _verified_files(directory: Path, model_version: str) -> _BundleFiles:
     try:
-        bundle = ModelBundle.load(directory)
+        # LightGBM, not the compiled predictor: the deployer verifies code, it does not run it.
+        bundle = ModelBundle.load(directory, predictor=PREDICTOR_LIGHTGBM)
         raw = (directory / BUNDLE_METADATA_FILE).read_bytes()
         source = directory / BUNDLE_METADATA_FILE
         _, listed = bundle_files(parse_metadata(raw, source), source)

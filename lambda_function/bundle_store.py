@@ -1,7 +1,8 @@
 """Where the scorer gets its model bundle: a local directory, or S3 downloaded to /tmp once.
 
-A bundle is ``bundle.json`` plus the files it lists with their size and SHA-256 (``model.txt``),
-see ``model.py``. Downloaded files are verified before they are cached, and again on load.
+A bundle is ``bundle.json`` plus the files it lists with their size and SHA-256 (``model.txt``,
+compiled predictors), see ``model.py``. Downloaded files are verified before they are cached,
+and again on load (a compiled predictor is loaded from the bytes verified then).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from lambda_function.model import (
     BUNDLE_METADATA_FILE,
+    PREDICTOR_AUTO,
     BundleError,
     ModelBundle,
     bundle_files,
@@ -35,23 +37,27 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def load_bundle(
-    uri: str, cache_dir: str | Path | None = None, s3_client: Any = None
+    uri: str,
+    cache_dir: str | Path | None = None,
+    s3_client: Any = None,
+    predictor: str = PREDICTOR_AUTO,
 ) -> ModelBundle:
     """Load the bundle at ``uri`` (``s3://...`` or a local directory) into memory.
 
     S3 bundles are downloaded under ``cache_dir`` (one subdirectory per URI) unless a complete
     copy is already there, so a warm container, or a second load, does not download again.
+    ``predictor``: see ``ModelBundle.load``.
     """
     if uri.startswith("s3://"):
         cache = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "model-bundle"
-        return ModelBundle.load(download_bundle(uri, cache, s3_client))
+        return ModelBundle.load(download_bundle(uri, cache, s3_client), predictor)
     directory = Path(uri)
     if not directory.is_dir():
         raise BundleError(
             f"model bundle not found at {uri}: not a directory "
             "(run `make train` to export one, or set MODEL_BUNDLE_URI)"
         )
-    return ModelBundle.load(directory)
+    return ModelBundle.load(directory, predictor)
 
 
 def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:

@@ -8,8 +8,12 @@ import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
+from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM
+
 SERVICE_NAME = "mushroom-scorer"
 METRICS_NAMESPACE = "MushroomScorer"
+#: SCORER_PREDICTOR values, the default first.
+PREDICTOR_CHOICES = (PREDICTOR_AUTO, PREDICTOR_LIGHTGBM)
 
 
 class SettingsError(ValueError):
@@ -29,6 +33,9 @@ class Settings:
     - ``OUTPUT_MAX_ATTEMPTS`` (default 4): PutRecords attempts per chunk, first one included.
     - ``OUTPUT_BACKOFF_BASE_MS`` / ``OUTPUT_BACKOFF_MAX_MS`` (default 50 / 1000): exponential
       backoff with full jitter between attempts.
+    - ``SCORER_PREDICTOR`` (default ``auto``): ``auto`` scores with the bundle's compiled
+      predictor for this platform when it has one, ``lightgbm`` always with LightGBM (needs a
+      package that has it). It only chooses: the code loaded comes from the bundle alone.
     """
 
     model_bundle_uri: str
@@ -37,6 +44,7 @@ class Settings:
     output_max_attempts: int = 4
     output_backoff_base_s: float = 0.05
     output_backoff_max_s: float = 1.0
+    predictor: str = PREDICTOR_CHOICES[0]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -53,6 +61,7 @@ class Settings:
             output_max_attempts=_number(env, "OUTPUT_MAX_ATTEMPTS", int, 4, minimum=1),
             output_backoff_base_s=_number(env, "OUTPUT_BACKOFF_BASE_MS", float, 50, 0) / 1000,
             output_backoff_max_s=_number(env, "OUTPUT_BACKOFF_MAX_MS", float, 1000, 0) / 1000,
+            predictor=_choice(env, "SCORER_PREDICTOR", PREDICTOR_CHOICES),
         )
 
 
@@ -60,6 +69,13 @@ def _required(env: Mapping[str, str], name: str, expected: str) -> str:
     value = env.get(name, "").strip()
     if not value:
         raise SettingsError(f"{name} is not set: expected {expected}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
 
 

@@ -32,7 +32,9 @@ metrics = Metrics(
 def get_service() -> ScoringService:
     """The container's scoring service: settings, bundle and output writer, built once."""
     settings = config.Settings.from_env()
-    bundle = load_bundle(settings.model_bundle_uri, settings.bundle_cache_dir)
+    bundle = load_bundle(
+        settings.model_bundle_uri, settings.bundle_cache_dir, predictor=settings.predictor
+    )
     writer = KinesisOutputWriter(
         boto3.client("kinesis"),
         settings.output_stream_name,
@@ -41,12 +43,15 @@ def get_service() -> ScoringService:
         backoff_max_s=settings.output_backoff_max_s,
     )
     logger.info(
-        "model bundle loaded",
+        f"model bundle loaded: scoring with the {bundle.predictor.kind} predictor",
         extra={
             "model_bundle_uri": settings.model_bundle_uri,
             "model_name": bundle.model_name,
             "model_version": bundle.model_version,
-            "trees": bundle.booster.num_trees(),
+            "trees": bundle.n_trees,
+            # Which code scores: "compiled" (predictor-<platform>.so) or "lightgbm".
+            "predictor": bundle.predictor.kind,
+            "predictor_fallback_reason": getattr(bundle.predictor, "fallback_reason", None),
         },
     )
     # Move everything allocated so far (modules, model, clients: ~150,000 objects) out of the

@@ -1,11 +1,17 @@
 """The model bundle and everything needed to turn feature rows into verdicts.
 
-A bundle is a directory (locally, or a prefix in S3) holding the native LightGBM model file and
-``bundle.json``: feature order, category vocabularies and their integer codes, the decision
-threshold, the out-of-distribution guard, the provenance of the model (MLflow run, registered
-version, data checksum, metrics) and the size and SHA-256 of every other file (``files``).
-Loading one needs numpy and lightgbm only: no MLflow, no pandas. Files are verified before they
-are parsed: LightGBM may spin forever or crash on a truncated model file.
+A bundle is a directory (locally, or a prefix in S3) holding the native LightGBM model file,
+optionally compiled predictors of it (``compiled.py``: ``predictor-<platform>.so``, listed in
+``compiled_predictors``), and ``bundle.json``: feature order, category vocabularies and their
+integer codes, the decision threshold, the out-of-distribution guard, the provenance of the
+model (MLflow run, registered version, data checksum, metrics) and the size and SHA-256 of
+every other file (``files``). Files are verified before they are parsed or loaded: LightGBM
+may spin forever or crash on a truncated model file, and a shared library is code.
+
+Scoring uses the compiled predictor for this platform when the bundle has one (and this
+glibc provides what it needs), LightGBM otherwise; LightGBM is imported only then, so a
+package without it serves bundles with a compiled predictor. Loading needs numpy (and
+LightGBM on the fallback path) only: no MLflow, no pandas.
 
 Verdicts, in order of precedence:
 - ``unknown``: the species guard finds no training species the mushroom is compatible with;
@@ -20,17 +26,29 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
-import lightgbm as lgb
 import numpy as np
 
 from lambda_function import schema
+from lambda_function.compiled import (
+    PREDICTOR_ABI,
+    CompiledArtifact,
+    CompiledPredictor,
+    CompiledPredictorError,
+    glibc_supports,
+    platform_tag,
+)
 
 # 2: bundle.json lists every file with its size and SHA-256; format 1 bundles are refused.
 BUNDLE_FORMAT_VERSION = 2
 BUNDLE_METADATA_FILE = "bundle.json"
 BUNDLE_MODEL_FILE = "model.txt"
+COMPILED_KEY = "compiled_predictors"
+#: Which predictor to use: the compiled one when the bundle has one for this platform, or
+#: LightGBM in any case (lambda_function/config.py: ``SCORER_PREDICTOR``).
+PREDICTOR_AUTO = "auto"
+PREDICTOR_LIGHTGBM = "lightgbm"
 
 VERDICT_EDIBLE = "edible"
 VERDICT_POISONOUS = "poisonous"
@@ -261,25 +279,93 @@ def decide_verdicts(p_poisonous: np.ndarray, known: np.ndarray, threshold: float
     return list(map(_VERDICT_BY_CODE.__getitem__, codes))
 
 
+class Predictor(Protocol):
+    """Turns an encoded matrix into P(poisonous): compiled trees or LightGBM."""
+
+    kind: str
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray: ...
+
+
+class LightGBMPredictor:
+    """LightGBM's own ``Booster.predict``: the portable path (any platform)."""
+
+    kind = "lightgbm"
+
+    def __init__(self, booster: Any, fallback_reason: str | None = None):
+        self.booster = booster
+        # Why a compiled predictor of the bundle was not used (logged at cold start).
+        self.fallback_reason = fallback_reason
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        # One thread: a Lambda function below 1,769 MB has one vCPU, and on 1,000 rows starting
+        # OpenMP workers costs more than it saves (measured here: 3.4 ms vs 6.0 ms).
+        return self.booster.predict(matrix, num_threads=1)
+
+    @classmethod
+    def from_model_text(
+        cls, text: str, source: Any, fallback_reason: str | None = None
+    ) -> "LightGBMPredictor":
+        """Parse ``model.txt``; BundleError when LightGBM is missing or the text is not a model."""
+        try:
+            import lightgbm as lgb  # only here: a compiled-only package does not ship it
+        except ImportError as exc:
+            raise BundleError(
+                f"{source}: LightGBM is not installed ({exc}), and the bundle has no usable "
+                f"compiled predictor for {platform_tag()}"
+                + (f" ({fallback_reason})" if fallback_reason else "")
+            ) from exc
+        try:
+            return cls(lgb.Booster(model_str=text), fallback_reason)
+        except lgb.basic.LightGBMError as exc:
+            raise BundleError(f"{source} is not a LightGBM model file: {exc}") from exc
+
+
 @dataclass
 class ModelBundle:
-    """A trained model plus everything needed to serve it; see the module docstring."""
+    """A trained model plus everything needed to serve it; see the module docstring.
 
-    booster: lgb.Booster
+    ``model_text`` (``model.txt``) is the model; ``predictor`` evaluates it.
+    """
+
+    model_text: str
+    predictor: Predictor
     encoder: FeatureEncoder
     guard: SpeciesGuard
     threshold: float
     model_name: str = "mushroom-classifier"
     model_version: str = "0"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The bundle's compiled predictors (every platform's), written again by save().
+    compiled: tuple[CompiledArtifact, ...] = ()
+
+    @classmethod
+    def from_booster(cls, booster: Any, **fields: Any) -> "ModelBundle":
+        """A bundle served by a trained LightGBM booster (what training builds)."""
+        return cls(
+            model_text=booster.model_to_string(), predictor=LightGBMPredictor(booster), **fields
+        )
+
+    @property
+    def booster(self) -> Any:
+        """The LightGBM booster of ``model.txt`` (parsed on first use if the predictor is
+        compiled; needs LightGBM)."""
+        if isinstance(self.predictor, LightGBMPredictor):
+            return self.predictor.booster
+        if "_booster" not in self.__dict__:
+            self.__dict__["_booster"] = LightGBMPredictor.from_model_text(
+                self.model_text, BUNDLE_MODEL_FILE
+            ).booster
+        return self.__dict__["_booster"]
+
+    @property
+    def n_trees(self) -> int:
+        """Number of trees in ``model.txt`` (without parsing it)."""
+        return self.model_text.count("\nTree=") + self.model_text.startswith("Tree=")
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        """P(poisonous) for an encoded matrix, in one vectorised call.
-
-        One thread: a Lambda function below 1,769 MB has one vCPU, and on 1,000 rows starting
-        OpenMP workers costs more than it saves (measured here: 3.4 ms vs 6.0 ms).
-        """
-        return self.booster.predict(matrix, num_threads=1)
+        """P(poisonous) for an encoded matrix, in one vectorised call."""
+        return self.predictor.predict(matrix)
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """P(poisonous) and verdicts for an encoded matrix."""
@@ -314,22 +400,35 @@ class ModelBundle:
             "guard": self.guard.to_dict(),
         }
 
-    def save(self, directory: str | Path) -> Path:
-        """Write ``model.txt`` and ``bundle.json`` (with its checksum) into ``directory``."""
+    def save(
+        self, directory: str | Path, compiled: Sequence[CompiledArtifact] | None = None
+    ) -> Path:
+        """Write ``model.txt``, the compiled predictors (``compiled``, by default the bundle's
+        own) and ``bundle.json`` (with their checksums) into ``directory``."""
+        compiled = self.compiled if compiled is None else tuple(compiled)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         # Checksummed from the very bytes written, not from a re-read of the file.
-        model = self.booster.model_to_string().encode("utf-8")
+        model = self.model_text.encode("utf-8")
         (directory / BUNDLE_MODEL_FILE).write_bytes(model)
         files = {BUNDLE_MODEL_FILE: file_entry(model)}
-        (directory / BUNDLE_METADATA_FILE).write_text(json.dumps(self.to_metadata(files)))
+        for artifact in compiled:
+            name = check_file_name(artifact.file_name, directory)
+            (directory / name).write_bytes(artifact.data)
+            files[name] = file_entry(artifact.data)
+        metadata = self.to_metadata(files)
+        if compiled:
+            metadata[COMPILED_KEY] = {a.platform: a.metadata() for a in compiled}
+        (directory / BUNDLE_METADATA_FILE).write_text(json.dumps(metadata))
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path) -> "ModelBundle":
+    def load(cls, directory: str | Path, predictor: str = PREDICTOR_AUTO) -> "ModelBundle":
         """Load a bundle directory; raises BundleError with the reason when it is unusable.
 
-        Every file listed in ``files`` is checked (size, then SHA-256) before anything parses it.
+        Every file listed in ``files`` is read once and checked (size, then SHA-256) before
+        anything parses or loads it. ``predictor``: ``auto`` (the compiled predictor for this
+        platform when there is one) or ``lightgbm``.
         """
         directory = Path(directory)
         metadata_path = directory / BUNDLE_METADATA_FILE
@@ -346,8 +445,8 @@ class ModelBundle:
         _check_schema_compatible(metadata, metadata_path)
         contents = {name: _read_verified(directory, name, files[name]) for name in files}
         try:
-            booster = lgb.Booster(model_str=contents[model_file].decode("utf-8"))
-        except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+            model_text = contents[model_file].decode("utf-8")
+        except UnicodeDecodeError as exc:
             raise BundleError(
                 f"{directory / model_file} is not a LightGBM model file: {exc}"
             ) from exc
@@ -359,10 +458,30 @@ class ModelBundle:
             raise BundleError(f"{metadata_path} lacks the key {exc}") from exc
         except Exception as exc:  # any malformed value: TypeError, ValueError, IndexError...
             raise BundleError(f"{metadata_path} is malformed: {type(exc).__name__}: {exc}") from exc
-        _check_servable(booster, encoder, guard, threshold, metadata_path)
+        chosen = _choose_predictor(
+            metadata, contents, model_text, encoder.n_features, predictor, directory
+        )
+        _check_servable(chosen, encoder, guard, threshold, metadata_path)
         known_keys = {"feature_order", "vocabularies", "guard", "threshold", "model_file", "files"}
+        known_keys.add(COMPILED_KEY)
+        artifacts = []
+        for platform in metadata.get(COMPILED_KEY) or {}:
+            entry = compiled_entry(metadata, platform, metadata_path)
+            if entry is not None:
+                artifacts.append(
+                    CompiledArtifact(
+                        platform=platform,
+                        file_name=entry["file"],
+                        data=contents[entry["file"]],
+                        glibc=entry.get("glibc"),
+                        compiler=str(entry.get("compiler", "")),
+                        abi=entry.get("abi"),
+                    )
+                )
         return cls(
-            booster=booster,
+            compiled=tuple(artifacts),
+            model_text=model_text,
+            predictor=chosen,
             encoder=encoder,
             guard=guard,
             threshold=threshold,
@@ -496,8 +615,64 @@ def _check_schema_compatible(metadata: Mapping[str, Any], source: Path) -> None:
         )
 
 
+def compiled_entry(metadata: Mapping[str, Any], platform: str, source: Any) -> dict | None:
+    """The ``compiled_predictors`` entry for ``platform``, checked; None when there is none.
+
+    Its file must be a plain name listed in ``files`` (so it is verified like the model).
+    """
+    entries = metadata.get(COMPILED_KEY, {})
+    if not isinstance(entries, dict):
+        raise BundleError(f"{source}: {COMPILED_KEY} must be an object of platform -> entry")
+    entry = entries.get(platform)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise BundleError(f"{source}: {COMPILED_KEY}[{platform!r}] must be an object")
+    name = check_file_name(entry.get("file"), source)
+    if name not in metadata.get("files", {}):
+        raise BundleError(
+            f"{source}: compiled predictor {name!r} is not listed in files (no checksum)"
+        )
+    return entry
+
+
+def _choose_predictor(
+    metadata: Mapping[str, Any],
+    contents: Mapping[str, bytes],
+    model_text: str,
+    n_features: int,
+    preference: str,
+    directory: Path,
+) -> Predictor:
+    """The compiled predictor for this platform if there is a usable one, else LightGBM."""
+    if preference not in (PREDICTOR_AUTO, PREDICTOR_LIGHTGBM):
+        raise BundleError(
+            f"predictor {preference!r} is not one of {PREDICTOR_AUTO}, {PREDICTOR_LIGHTGBM}"
+        )
+    source = directory / BUNDLE_METADATA_FILE
+    entry = compiled_entry(metadata, platform_tag(), source)
+    reason = None
+    if preference == PREDICTOR_LIGHTGBM:
+        reason = f"{PREDICTOR_LIGHTGBM} was asked for" if entry else None
+    elif entry is None:
+        pass
+    elif entry.get("abi") != PREDICTOR_ABI:
+        reason = f"compiled predictor ABI {entry.get('abi')!r}, this code reads {PREDICTOR_ABI}"
+    elif not glibc_supports(entry.get("glibc")):
+        reason = f"compiled predictor needs {entry.get('glibc')}, newer than this system's"
+    else:
+        try:
+            # The bytes read and verified above, not the file again.
+            return CompiledPredictor.from_verified_bytes(
+                contents[entry["file"]], n_features, entry["file"]
+            )
+        except CompiledPredictorError as exc:
+            reason = str(exc)
+    return LightGBMPredictor.from_model_text(model_text, directory / BUNDLE_MODEL_FILE, reason)
+
+
 def _check_servable(
-    booster: lgb.Booster,
+    predictor: Predictor,
     encoder: FeatureEncoder,
     guard: SpeciesGuard,
     threshold: float,
@@ -506,10 +681,14 @@ def _check_servable(
     """Refuse at load what would otherwise fail (or mislead) every batch."""
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise BundleError(f"{source}: threshold {threshold!r} must be within [0, 1]")
-    if booster.num_feature() != encoder.n_features:
+    n_model = (
+        predictor.booster.num_feature()
+        if isinstance(predictor, LightGBMPredictor)
+        else getattr(predictor, "n_features", encoder.n_features)
+    )
+    if n_model != encoder.n_features:
         raise BundleError(
-            f"{source}: the model has {booster.num_feature()} features, the bundle "
-            f"{encoder.n_features}"
+            f"{source}: the model has {n_model} features, the bundle {encoder.n_features}"
         )
     kinds = [
         "nominal" if name in encoder.vocabularies else "numeric" for name in encoder.feature_order

@@ -66,6 +66,7 @@ module "scorer" {
   timeout_s            = var.lambda_timeout_s
   reserved_concurrency = var.lambda_reserved_concurrency
   log_level            = var.log_level
+  scorer_package       = var.scorer_package
   log_retention_days   = var.log_retention_days
 
   batch_size                         = var.batch_size

@@ -170,6 +170,17 @@ variable "lambda_reserved_concurrency" {
   default     = -1
 }
 
+variable "scorer_package" {
+  type        = string
+  description = "Flavour of the deployed scorer package (deployment/package_lambda.py --flavour): compiled (no LightGBM: serves only bundles with a compiled predictor for the function's platform) or lightgbm (with the LightGBM fallback). Set as SCORER_PACKAGE, which deployment/rollout.py checks before a rollout."
+  default     = "compiled"
+
+  validation {
+    condition     = contains(["compiled", "lightgbm"], var.scorer_package)
+    error_message = "scorer_package must be \"compiled\" or \"lightgbm\"."
+  }
+}
+
 variable "log_level" {
   type        = string
   description = "LOG_LEVEL of the scorer (DEBUG, INFO, WARNING, ERROR)."

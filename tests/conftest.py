@@ -7,12 +7,16 @@
 - ``tiny_bundle``: a ``ModelBundle`` (LightGBM + threshold + species guard) trained on
   ``tiny_dataset`` and saved to ``tmp_path / "bundle"``; the fixture returns that directory
   (``ModelBundle.load(tiny_bundle)`` gives the bundle; use it as MODEL_BUNDLE_URI).
+- ``tiny_compiled_bundle``: the same with its compiled predictor for this platform (compiled
+  once per session; skipped without a C compiler).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,28 +84,49 @@ def tiny_dataset() -> pd.DataFrame:
     return make_tiny_dataset()
 
 
-@pytest.fixture
-def tiny_bundle(tmp_path: Path, tiny_dataset: pd.DataFrame) -> Path:
-    """Directory of a ModelBundle trained on ``tiny_dataset`` (model.txt + bundle.json)."""
+def _tiny_model(dataset: pd.DataFrame) -> Any:
+    """The ModelBundle of ``tiny_bundle``, not saved."""
     from lambda_function.model import FeatureEncoder
     from training.features import encode_frame, labels
     from training.train import fit_model, to_bundle
 
     encoder = FeatureEncoder.from_schema()
-    matrix = encode_frame(tiny_dataset, encoder)
+    matrix = encode_frame(dataset, encoder)
     fitted = fit_model(
         matrix,
-        labels(tiny_dataset),
-        tiny_dataset["species_id"].to_numpy(),
+        labels(dataset),
+        dataset["species_id"].to_numpy(),
         encoder,
         seed=0,
         num_boost_round=10,
     )
-    bundle = to_bundle(
+    return to_bundle(
         fitted,
         encoder,
         "mushroom-classifier",
         "1",
         {"mlflow_run_id": "test-run", "data_checksum": "test", "training_metrics": {}},
     )
-    return bundle.save(tmp_path / "bundle")
+
+
+@pytest.fixture
+def tiny_bundle(tmp_path: Path, tiny_dataset: pd.DataFrame) -> Path:
+    """Directory of a ModelBundle trained on ``tiny_dataset`` (model.txt + bundle.json)."""
+    return _tiny_model(tiny_dataset).save(tmp_path / "bundle")
+
+
+@pytest.fixture(scope="session")
+def _tiny_compiled_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from training.compile import compile_predictor
+
+    bundle = _tiny_model(make_tiny_dataset())
+    artifact = compile_predictor(bundle.model_text)
+    if artifact is None:
+        pytest.skip("no C compiler: the compiled predictor cannot be built here")
+    return bundle.save(tmp_path_factory.mktemp("tiny-compiled") / "bundle", compiled=[artifact])
+
+
+@pytest.fixture
+def tiny_compiled_bundle(tmp_path: Path, _tiny_compiled_source: Path) -> Path:
+    """``tiny_bundle`` plus its compiled predictor for this platform (compiled once a session)."""
+    return Path(shutil.copytree(_tiny_compiled_source, tmp_path / "compiled-bundle"))

@@ -2,7 +2,9 @@
 
 Layout (team conventions): ``.local/bundles/mushroom-classifier/<version>/`` locally, with
 ``.local/bundles/mushroom-classifier/champion/`` a copy of the current champion, and
-``s3://<models-bucket>/mushroom-classifier/<version>/`` (``model.txt`` + ``bundle.json``) in S3.
+``s3://<models-bucket>/mushroom-classifier/<version>/`` in S3. Every exported bundle carries
+``model.txt``, the compiled predictor for this platform (``training/compile.py``; none, with a
+log line, when it cannot be compiled, e.g. without gcc) and ``bundle.json``.
 boto3 reads ``AWS_ENDPOINT_URL`` itself; without an endpoint or credentials S3 is skipped with a
 log line rather than a crash, so ``make train`` works on a laptop with no AWS at all.
 
@@ -19,7 +21,14 @@ import tempfile
 from pathlib import Path
 
 from config.settings import CHAMPION_ALIAS, Settings
-from lambda_function.model import BUNDLE_METADATA_FILE, BUNDLE_MODEL_FILE, ModelBundle
+from lambda_function.model import (
+    BUNDLE_METADATA_FILE,
+    BUNDLE_MODEL_FILE,
+    ModelBundle,
+    bundle_files,
+    parse_metadata,
+)
+from training.compile import compile_predictor
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +37,17 @@ def bundle_prefix(settings: Settings, version: str) -> str:
     return f"{settings.model_name}/{version}/"
 
 
-def save_local(bundle: ModelBundle, settings: Settings, *, champion: bool) -> Path:
-    """Write the bundle to ``<bundles>/<model>/<version>/``; refresh ``champion/`` if asked."""
+def save_local(
+    bundle: ModelBundle, settings: Settings, *, champion: bool, compile_model: bool = True
+) -> Path:
+    """Write the bundle (compiled unless ``compile_model`` is False) to
+    ``<bundles>/<model>/<version>/``; refresh ``champion/`` if asked."""
     root = settings.model_bundles_dir
     root.mkdir(parents=True, exist_ok=True)
     target = root / str(bundle.model_version)
+    artifact = compile_predictor(bundle.model_text) if compile_model else None
     with tempfile.TemporaryDirectory(dir=root) as tmp:
-        staged = bundle.save(Path(tmp) / "bundle")
+        staged = bundle.save(Path(tmp) / "bundle", compiled=[artifact] if artifact else [])
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)
@@ -59,7 +72,7 @@ def _s3_client(settings: Settings):
 
 
 def upload_bundle_dir(local_dir: Path, settings: Settings, version: str) -> str | None:
-    """Upload ``model.txt`` and ``bundle.json`` to ``s3://<models-bucket>/<model>/<version>/``.
+    """Upload the bundle's files to ``s3://<models-bucket>/<model>/<version>/``.
 
     Returns the S3 URI, or None (logged) when no AWS target is configured or the bucket does not
     exist. Other S3 errors propagate: a half-done export must not look like success.
@@ -86,9 +99,13 @@ def upload_bundle_dir(local_dir: Path, settings: Settings, version: str) -> str 
         log.warning("S3 export skipped: cannot reach S3 for bucket %s (%s)", bucket, exc)
         return None
     prefix = bundle_prefix(settings, version)
-    # Model first, metadata last: a reader that finds bundle.json finds a complete bundle.
-    for name in (BUNDLE_MODEL_FILE, BUNDLE_METADATA_FILE):
+    metadata_path = local_dir / BUNDLE_METADATA_FILE
+    _, files = bundle_files(parse_metadata(metadata_path.read_bytes(), metadata_path), local_dir)
+    # The files bundle.json lists first, metadata last: a reader that finds bundle.json finds a
+    # complete bundle.
+    for name in [BUNDLE_MODEL_FILE, *sorted(set(files) - {BUNDLE_MODEL_FILE})]:
         client.upload_file(str(local_dir / name), bucket, prefix + name)
+    client.upload_file(str(metadata_path), bucket, prefix + BUNDLE_METADATA_FILE)
     uri = f"s3://{bucket}/{prefix}"
     log.info("bundle version %s exported to %s", version, uri)
     return uri

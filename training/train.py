@@ -144,8 +144,8 @@ def to_bundle(
     metadata: Mapping[str, Any] | None = None,
 ) -> ModelBundle:
     """Wrap a fitted model into the serving bundle."""
-    return ModelBundle(
-        booster=fitted.booster,
+    return ModelBundle.from_booster(
+        fitted.booster,
         encoder=encoder,
         guard=fitted.guard,
         threshold=fitted.threshold,

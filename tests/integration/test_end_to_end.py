@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 
 import producer
@@ -361,3 +362,30 @@ def test_make_invoke_then_make_monitor_publishes_no_rate_and_does_not_retrain(
 
     assert published("Records") == [3.0]
     assert published("UnknownRate") == [] and published("RejectedRate") == []
+
+
+def test_the_compiled_predictor_serves_and_equals_lightgbm_on_the_whole_dataset(
+    deployed: Deployed,
+) -> None:
+    """The champion that make train exported, on every row of the dataset (~61,000): the
+    compiled predictor gives LightGBM's verdicts and probabilities; the function serves it."""
+    from lambda_function.model import ModelBundle
+    from training.data import load_dataset
+    from training.features import encode_frame
+
+    settings = Settings.from_env()
+    champion = settings.model_bundles_dir / "champion"
+    compiled = ModelBundle.load(champion)
+    lightgbm = ModelBundle.load(champion, predictor="lightgbm")
+    assert (compiled.predictor.kind, lightgbm.predictor.kind) == ("compiled", "lightgbm")
+    matrix = encode_frame(load_dataset(settings), compiled.encoder)
+    assert matrix.shape[0] > 60_000 and np.isnan(matrix).any()  # missing values included
+    p_compiled, verdicts_compiled = compiled.score(matrix)
+    p_lightgbm, verdicts_lightgbm = lightgbm.score(matrix)
+    assert verdicts_compiled == verdicts_lightgbm
+    assert float(np.max(np.abs(p_compiled - p_lightgbm))) <= 1e-9
+
+    # The deployed zip (no LightGBM) loaded the compiled predictor at its cold start.
+    log = deployed.function_log.read_text()
+    assert "model bundle loaded: scoring with the compiled predictor" in log
+    assert "scoring with the lightgbm predictor" not in log

@@ -121,6 +121,7 @@ def test_function_configuration(stack: Stack) -> None:
         "POWERTOOLS_SERVICE_NAME": "mushroom-scorer",
         "POWERTOOLS_METRICS_NAMESPACE": "MushroomScorer",
         "LOG_LEVEL": "INFO",
+        "SCORER_PACKAGE": "compiled",  # the default package has no LightGBM
     }
     package_uri = function["Tags"]["package_s3_uri"]
     assert package_uri == stack.outputs["lambda_package_s3_uri"]
@@ -246,7 +247,7 @@ def _bundle(source: Path, directory: Path, version: str) -> Path:
 
 
 def test_rollout_and_rollback_leave_terraform_nothing_to_change(
-    stack: Stack, tiny_bundle: Path, tmp_path: Path
+    stack: Stack, tiny_compiled_bundle: Path, tmp_path: Path
 ) -> None:
     """Runs after the no-changes plan: model 8 rolled out, rolled back, rolled forward."""
     lam, s3 = stack.client("lambda"), stack.client("s3")
@@ -254,7 +255,7 @@ def test_rollout_and_rollback_leave_terraform_nothing_to_change(
     assert lam.get_alias(FunctionName="mushroom-scorer", Name="live")["FunctionVersion"] == "1"
 
     def roll_out() -> Any:
-        bundle = _bundle(tiny_bundle, tmp_path / "bundle-8", "8")
+        bundle = _bundle(tiny_compiled_bundle, tmp_path / "bundle-8", "8")
         return rollout(bundle, "8", None, target=target, lambda_client=lam, s3_client=s3)
 
     out = roll_out()
@@ -308,7 +309,7 @@ def _signed_body(request: Any) -> Any:
 
 
 def test_model_deployer_policy_rolls_out_and_nothing_else(
-    stack: Stack, tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, tiny_compiled_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The deployed policy document, given to a user in moto with IAM enforced (in-process)."""
     from moto import mock_aws
@@ -337,7 +338,7 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
         "s3:ListBucket",
         "s3:PutObject",
     ]
-    bundle = _bundle(tiny_bundle, tmp_path / "bundle-9", "9")
+    bundle = _bundle(tiny_compiled_bundle, tmp_path / "bundle-9", "9")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
         monkeypatch.setenv(key, value)

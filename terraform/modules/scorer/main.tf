@@ -207,7 +207,8 @@ resource "aws_lambda_function" "this" {
   # Image: handler and runtime come from the image (CMD, base image).
   image_uri = local.is_zip ? null : var.image_uri
 
-  # Zip: deployed through S3 (the package is over the 50 MB direct-upload limit).
+  # Zip: deployed through S3 (the default package, 15 MB, would fit a direct upload; the
+  # lightgbm flavour, about 50 MB, would not).
   runtime          = local.is_zip ? "python3.12" : null
   handler          = local.is_zip ? "lambda_function.handler.lambda_handler" : null
   s3_bucket        = local.is_zip ? aws_s3_object.package[0].bucket : null
@@ -221,6 +222,8 @@ resource "aws_lambda_function" "this" {
       POWERTOOLS_SERVICE_NAME      = var.function_name
       POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
       LOG_LEVEL                    = var.log_level
+      # What the package can score with: rollout refuses a bundle it could not serve.
+      SCORER_PACKAGE = var.scorer_package
     }
   }
 

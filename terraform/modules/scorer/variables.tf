@@ -105,6 +105,11 @@ variable "reserved_concurrency" {
   description = "Reserved concurrent executions (-1 = unreserved)."
 }
 
+variable "scorer_package" {
+  type        = string
+  description = "SCORER_PACKAGE environment variable: compiled or lightgbm (the package's flavour)."
+}
+
 variable "log_level" {
   type        = string
   description = "LOG_LEVEL environment variable."

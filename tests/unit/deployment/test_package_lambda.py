@@ -18,8 +18,14 @@ import pytest
 from config.settings import REPO_ROOT
 from deployment.elf_audit import audit_package, read_elf
 from deployment.package_lambda import (
+    FLAVOUR_COMPILED,
+    FLAVOUR_LIGHTGBM,
+    LIBGOMP_NAME,
     REQUIREMENTS,
+    REQUIREMENTS_LIGHTGBM,
     PackageError,
+    build_lambda_zip,
+    check_flavour,
     copy_package,
     extract_libgomp,
     sha256_file,
@@ -81,17 +87,41 @@ def test_package_copy_has_only_modules(tmp_path):
     assert all(name.endswith(".py") for name in files)
 
 
-def test_requirements_are_pinned_to_the_lock_file():
-    lock = json.loads((ROOT / "Pipfile.lock").read_text())["default"]
+def _pins(path: Path) -> dict[str, str]:
     pins = {}
-    for line in REQUIREMENTS.read_text().splitlines():
-        if line and not line.startswith("#"):
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", "-r ")):
             name, _, version = line.partition("==")
             pins[name] = version
-    assert {"lightgbm", "numpy", "scipy", "msgspec", "aws-lambda-powertools"} <= set(pins)
-    assert not {"pandas", "mlflow", "scikit-learn", "boto3"} & set(pins)
-    for name, version in pins.items():
-        assert lock[name]["version"] == f"=={version}", name
+    return pins
+
+
+def test_requirements_are_pinned_to_the_lock_file():
+    lock = json.loads((ROOT / "Pipfile.lock").read_text())["default"]
+    compiled, fallback = _pins(REQUIREMENTS), _pins(REQUIREMENTS_LIGHTGBM)
+    # The default (compiled) package: no LightGBM, no SciPy (nor what only LightGBM imports).
+    assert {"numpy", "msgspec", "aws-lambda-powertools"} <= set(compiled)
+    assert not {"lightgbm", "scipy", "narwhals"} & set(compiled)
+    # The LightGBM flavour is the default one plus LightGBM and what it needs.
+    assert f"-r {REQUIREMENTS.name}" in REQUIREMENTS_LIGHTGBM.read_text().splitlines()
+    assert set(fallback) == {"lightgbm", "scipy", "narwhals"}
+    for pins in (compiled, fallback):
+        assert not {"pandas", "mlflow", "scikit-learn", "boto3"} & set(pins)
+        for name, version in pins.items():
+            assert lock[name]["version"] == f"=={version}", name
+
+
+def test_a_compiled_package_with_lightgbm_scipy_or_libgomp_is_refused(tmp_path):
+    check_flavour(tmp_path, FLAVOUR_COMPILED)  # empty: fine
+    for name in ("lightgbm", "scipy", f"lib/{LIBGOMP_NAME}"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(PackageError, match=f"must not contain .*{name}"):
+            check_flavour(tmp_path, FLAVOUR_COMPILED)
+        check_flavour(tmp_path, FLAVOUR_LIGHTGBM)  # there it belongs
+        (tmp_path / name).unlink()
+    with pytest.raises(PackageError, match="is not one of"):
+        build_lambda_zip(tmp_path, "static")
 
 
 # -- the ELF audit -------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from deployment.rollout import (
     BUNDLE_ENV,
+    PACKAGE_ENV,
     RolloutError,
     ServedRecord,
     Target,
@@ -22,12 +24,19 @@ from deployment.rollout import (
     rollout,
     served,
 )
-from lambda_function.model import ModelBundle
+from lambda_function.compiled import platform_tag, predictor_file_name
+from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundle, file_entry
 
 FUNCTION = "mushroom-scorer"
 BUCKET = "mushroom-local-models"
 TARGET = Target(function_name=FUNCTION, models_bucket=BUCKET)
-OTHER_ENV = {"OUTPUT_STREAM_NAME": "mushroom-verdicts", "LOG_LEVEL": "INFO"}
+# The default package: no LightGBM, scores with the bundle's compiled predictor.
+OTHER_ENV = {
+    "OUTPUT_STREAM_NAME": "mushroom-verdicts",
+    "LOG_LEVEL": "INFO",
+    PACKAGE_ENV: "compiled",
+}
+LIBRARY = predictor_file_name("linux-x86_64")
 
 
 def _zip() -> bytes:
@@ -77,7 +86,7 @@ def _bundle_copy(source: Path, directory: Path, version: str) -> Path:
 
 
 @pytest.fixture
-def stack(moto_aws: None, tiny_bundle: Path, tmp_path: Path) -> Stack:
+def stack(moto_aws: None, tiny_compiled_bundle: Path, tmp_path: Path) -> Stack:
     """What the first `terraform apply` leaves: function (version 1 serving model 1), alias."""
     iam = boto3.client("iam")
     role = iam.create_role(
@@ -100,7 +109,7 @@ def stack(moto_aws: None, tiny_bundle: Path, tmp_path: Path) -> Stack:
         FunctionName=FUNCTION, Name="live", FunctionVersion="1", Description="set by rollout"
     )
     bundles = {
-        version: _bundle_copy(tiny_bundle, tmp_path / f"bundle-{version}", version)
+        version: _bundle_copy(tiny_compiled_bundle, tmp_path / f"bundle-{version}", version)
         for version in ("1", "2", "3")
     }
     return Stack(lam, s3, bundles)
@@ -115,6 +124,7 @@ def test_rollout_uploads_publishes_and_moves_the_alias(stack: Stack) -> None:
     assert sorted(stack.keys()) == [
         "mushroom-classifier/2/bundle.json",
         "mushroom-classifier/2/model.txt",
+        f"mushroom-classifier/2/{LIBRARY}",
     ]
     uploaded = stack.s3.get_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json")
     assert uploaded["Body"].read() == (stack.bundles["2"] / "bundle.json").read_bytes()
@@ -339,3 +349,77 @@ def test_served_record_round_trip() -> None:
     assert record.describe() == "model_version=12 run_id=0123abcd previous_version=none"
     assert ServedRecord.parse(record.describe()) == record
     assert ServedRecord.parse("Served model: set by deployment/rollout.py") is None
+
+
+# --- the package must be able to serve the bundle ------------------------------------------
+
+
+def _nothing_changed(stack: Stack) -> None:
+    assert stack.alias()["FunctionVersion"] == "1" and stack.versions() == ["1"]
+    assert stack.latest_env()[BUNDLE_ENV] == TARGET.bundle_uri("1") and stack.keys() == []
+
+
+def _set_package(stack: Stack, package: str | None) -> None:
+    env = {k: v for k, v in stack.latest_env().items() if k != PACKAGE_ENV}
+    env.update({PACKAGE_ENV: package} if package else {})
+    stack.lam.update_function_configuration(FunctionName=FUNCTION, Environment={"Variables": env})
+    stack.lam.publish_version(FunctionName=FUNCTION)  # as terraform apply does
+    stack.lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
+
+
+def test_a_bundle_without_a_compiled_predictor_for_the_lambda_is_refused(
+    stack: Stack, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    stack.bundles["4"] = _bundle_copy(tiny_bundle, tmp_path / "bundle-4", "4")
+    with pytest.raises(RolloutError) as caught:
+        stack.roll_out("4")
+    message = str(caught.value)
+    assert "has no compiled predictor for linux-x86_64 (it has: none)" in message
+    assert "package has no LightGBM (SCORER_PACKAGE=compiled)" in message
+    assert "--flavour lightgbm" in message and message.endswith("nothing changed")
+    _nothing_changed(stack)
+
+
+def test_a_bundle_compiled_on_another_platform_is_refused_and_named(stack: Stack) -> None:
+    path = stack.bundles["2"] / BUNDLE_METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata[COMPILED_KEY] = {"darwin-arm64": metadata[COMPILED_KEY].pop(platform_tag())}
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(RolloutError, match=r"for linux-x86_64 \(it has: darwin-arm64\)"):
+        stack.roll_out("2")
+    _nothing_changed(stack)
+
+
+def test_without_the_package_variable_the_rollout_fails_closed(
+    stack: Stack, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    _set_package(stack, None)
+    stack.bundles["4"] = _bundle_copy(tiny_bundle, tmp_path / "bundle-4", "4")
+    with pytest.raises(RolloutError, match="package has no LightGBM \\(no SCORER_PACKAGE\\)"):
+        stack.roll_out("4")
+
+
+def test_a_package_with_lightgbm_serves_a_bundle_without_a_compiled_predictor(
+    stack: Stack, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    _set_package(stack, "lightgbm")
+    stack.bundles["4"] = _bundle_copy(tiny_bundle, tmp_path / "bundle-4", "4")
+    result = stack.roll_out("4")
+    assert result.changed and result.served.model_version == "4"
+
+
+def test_a_compiled_predictor_needing_a_newer_glibc_than_the_runtime_is_refused(
+    stack: Stack,
+) -> None:
+    directory = stack.bundles["2"]
+    data = (directory / LIBRARY).read_bytes()
+    newest = max(re.findall(rb"GLIBC_2\.[0-9]+", data))
+    data = data.replace(newest, b"GLIBC_2." + b"9" * (len(newest) - len(b"GLIBC_2.")))
+    (directory / LIBRARY).write_bytes(data)
+    path = directory / BUNDLE_METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata["files"][LIBRARY] = file_entry(data)
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(RolloutError, match="would not load on the python3.12 runtime"):
+        stack.roll_out("2")
+    _nothing_changed(stack)

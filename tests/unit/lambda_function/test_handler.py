@@ -150,7 +150,7 @@ COLD_START = textwrap.dedent("""
     import importlib.abc, json, sys
 
     class Blocker(importlib.abc.MetaPathFinder):
-        BLOCKED = {"pandas", "sklearn", "mlflow"}
+        BLOCKED = {"pandas", "sklearn", "mlflow", *sys.argv[1:]}
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in self.BLOCKED:
                 raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
@@ -178,15 +178,15 @@ COLD_START = textwrap.dedent("""
     service = handler.get_service()
     service.writer.client.meta.events.register("before-send.kinesis.PutRecords", answer)
     response = handler.lambda_handler(load_event("kinesis_mixed.json"), FakeLambdaContext())
-    leaked = sorted(m for m in ("pandas", "sklearn", "mlflow") if m in sys.modules)
+    leaked = sorted(m for m in Blocker.BLOCKED if m in sys.modules)
     print("RESULT " + json.dumps({"response": response, "leaked": leaked}))
     """)
 
 
-def test_cold_start_imports_neither_pandas_nor_mlflow(tiny_bundle):
+def _cold_start(bundle, *blocked: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
-        "MODEL_BUNDLE_URI": str(tiny_bundle),
+        "MODEL_BUNDLE_URI": str(bundle),
         "OUTPUT_STREAM_NAME": "mushroom-verdicts",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test",
@@ -194,15 +194,57 @@ def test_cold_start_imports_neither_pandas_nor_mlflow(tiny_bundle):
         "PYTHONPATH": str(ROOT),
     }
     env.pop("AWS_ENDPOINT_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", COLD_START],
+    return subprocess.run(
+        [sys.executable, "-c", COLD_START, *blocked],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _loaded_log(stdout: str) -> dict:
+    (record,) = [
+        json.loads(line)
+        for line in stdout.splitlines()
+        if line.startswith("{") and "model bundle loaded" in line
+    ]
+    return record
+
+
+def test_cold_start_imports_neither_pandas_nor_mlflow(tiny_bundle):
+    result = _cold_start(tiny_bundle)
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
     outcome = json.loads(line[len("RESULT ") :])
     assert outcome == {"response": {"batchItemFailures": []}, "leaked": []}
+
+
+def test_a_compiled_bundle_is_served_without_lightgbm_or_scipy(tiny_compiled_bundle):
+    """What the compiled-flavour package does: no LightGBM, no SciPy, one log line says so."""
+    result = _cold_start(tiny_compiled_bundle, "lightgbm", "scipy")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    assert json.loads(line[len("RESULT ") :]) == {
+        "response": {"batchItemFailures": []},
+        "leaked": [],
+    }
+    record = _loaded_log(result.stdout)
+    assert record["message"] == "model bundle loaded: scoring with the compiled predictor"
+    assert record["predictor"] == "compiled" and record.get("predictor_fallback_reason") is None
+
+
+def test_without_a_compiled_predictor_and_without_lightgbm_the_cold_start_fails_clearly(
+    tiny_bundle,
+):
+    result = _cold_start(tiny_bundle, "lightgbm")
+    assert result.returncode != 0
+    assert "LightGBM is not installed" in result.stderr
+    assert "no usable compiled predictor for" in result.stderr
+
+
+def test_the_log_says_lightgbm_serves_a_bundle_without_a_compiled_predictor(tiny_bundle):
+    result = _cold_start(tiny_bundle)
+    assert result.returncode == 0, result.stderr
+    assert _loaded_log(result.stdout)["predictor"] == "lightgbm"

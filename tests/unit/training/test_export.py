@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from moto import mock_aws
 
 from config.settings import REPO_ROOT, Settings
 from lambda_function.bundle_store import load_bundle
+from lambda_function.compiled import platform_tag, predictor_file_name
 from lambda_function.model import ModelBundle
 from training import export
 
@@ -92,9 +94,16 @@ def test_export_to_s3_and_republish(tmp_path, tiny_bundle, monkeypatch):
     _, uri = export.export_bundle(bundle, settings)
     assert uri == "s3://models-test/mushroom-classifier/3/"
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="models-test")["Contents"]}
-    assert keys == {"mushroom-classifier/3/model.txt", "mushroom-classifier/3/bundle.json"}
+    # Every file bundle.json lists: the model and (with a C compiler) its compiled predictor.
+    compiled = {f"mushroom-classifier/3/{predictor_file_name(platform_tag())}"}
+    assert keys == {
+        "mushroom-classifier/3/model.txt",
+        "mushroom-classifier/3/bundle.json",
+    } | (compiled if shutil.which("gcc") else set())
     # What the Lambda downloads passes its size and checksum verification.
-    assert load_bundle(uri, tmp_path / "cache", s3).model_version == "3"
+    served = load_bundle(uri, tmp_path / "cache", s3)
+    assert served.model_version == "3"
+    assert served.predictor.kind == ("compiled" if shutil.which("gcc") else "lightgbm")
 
     s3.delete_object(Bucket="models-test", Key="mushroom-classifier/3/bundle.json")
     assert export.publish_champion(settings) == uri

@@ -1,0 +1,145 @@
+"""The compiled predictor: built from model.txt, same probabilities as LightGBM, NaN included."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from lambda_function.compiled import platform_tag, predictor_file_name
+from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundle
+from training import compile as compile_mod
+from training import export
+from training.compile import CompileError, check_missing_types, max_glibc, patch_missing_tests
+from training.features import encode_frame
+
+
+def _with_missing_values(matrix: np.ndarray, share: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    holed = matrix.copy()
+    holed[rng.random(matrix.shape) < share] = np.nan
+    return holed
+
+
+def test_the_compiled_predictor_gives_lightgbms_probabilities(tiny_compiled_bundle, tiny_dataset):
+    compiled = ModelBundle.load(tiny_compiled_bundle)
+    reference = ModelBundle.load(tiny_compiled_bundle, predictor="lightgbm")
+    assert (compiled.predictor.kind, reference.predictor.kind) == ("compiled", "lightgbm")
+    matrix = encode_frame(tiny_dataset, compiled.encoder)
+    # Missing values in every column, numeric ones too (LightGBM reads those as 0.0 at splits
+    # of missing type None, as the default branch at type NaN).
+    for rows in (matrix, _with_missing_values(matrix, 0.3), np.full_like(matrix, np.nan)):
+        expected = reference.booster.predict(rows, num_threads=1)
+        np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
+        assert compiled.score(rows)[1] == reference.score(rows)[1]
+
+
+def test_the_bundle_records_file_checksum_and_platform(tiny_compiled_bundle):
+    metadata = json.loads((tiny_compiled_bundle / BUNDLE_METADATA_FILE).read_text())
+    name = predictor_file_name(platform_tag())
+    entry = metadata[COMPILED_KEY][platform_tag()]
+    assert entry["file"] == name and entry["abi"] == 1
+    assert entry["glibc"] is None or entry["glibc"].startswith("GLIBC_2.")
+    assert metadata["files"][name]["size"] == (tiny_compiled_bundle / name).stat().st_size
+    assert len(metadata["files"][name]["sha256"]) == 64
+
+
+def test_a_model_with_zero_as_missing_is_not_compiled():
+    assert check_missing_types("Tree=0\nsplit_feature=0 1\ndecision_type=2 9") is None
+    with pytest.raises(CompileError, match="Zero"):
+        check_missing_types("Tree=0\nsplit_feature=0\ndecision_type=4")
+    assert compile_mod.compile_predictor("Tree=0\nsplit_feature=0\ndecision_type=6\n") is None
+
+
+def test_missing_value_tests_become_exact_nan_tests():
+    source = "if (!(data[9].missing != -1) || data[12].missing != -1 && x) {}"
+    assert patch_missing_tests(source) == (
+        "if (!(!isnan(data[9].fvalue)) || !isnan(data[12].fvalue) && x) {}"
+    )
+    with pytest.raises(CompileError):
+        patch_missing_tests("if (data[1].missing == 0) {}")  # a form this code does not know
+
+
+def test_max_glibc_reads_the_highest_version_named():
+    assert max_glibc(b"\0GLIBC_2.2.5\0GLIBC_2.29\0GLIBC_2.3\0") == "GLIBC_2.29"
+    assert max_glibc(b"no versions") is None
+
+
+def test_without_a_compiler_the_export_has_no_compiled_predictor(
+    tmp_path, tiny_bundle, monkeypatch, caplog
+):
+    from config.settings import Settings
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(compile_mod.shutil, "which", lambda name: None)
+    settings = Settings.from_env({"MUSHROOM_REPO_ROOT": str(tmp_path)})
+    with caplog.at_level(logging.INFO):
+        local_dir, _ = export.export_bundle(ModelBundle.load(tiny_bundle), settings)
+    assert "no compiled predictor: gcc not found" in caplog.text
+    metadata = json.loads((local_dir / BUNDLE_METADATA_FILE).read_text())
+    assert COMPILED_KEY not in metadata and sorted(metadata["files"]) == ["model.txt"]
+    assert ModelBundle.load(local_dir).predictor.kind == "lightgbm"
+
+
+def test_the_export_compiles_the_model(tmp_path, tiny_bundle, monkeypatch):
+    from config.settings import Settings
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    if compile_mod.shutil.which(compile_mod.CC) is None:
+        pytest.skip("no C compiler here")
+    settings = Settings.from_env({"MUSHROOM_REPO_ROOT": str(tmp_path)})
+    local_dir, _ = export.export_bundle(ModelBundle.load(tiny_bundle), settings)
+    assert (local_dir / predictor_file_name(platform_tag())).is_file()
+    assert ModelBundle.load(local_dir).predictor.kind == "compiled"
+    assert ModelBundle.load(local_dir.parent / "champion").predictor.kind == "compiled"
+
+
+def _negative_split_booster():
+    """Two features, a split below zero, trained without NaN (missing type None)."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(-10, -6, 500), rng.uniform(-4, 10, 500)])[:, None]
+    return lgb.train(
+        {"objective": "binary", "num_leaves": 4, "verbose": -1, "min_data_in_leaf": 5},
+        lgb.Dataset(np.hstack([x, rng.uniform(0, 1, (1000, 1))]), label=(x[:, 0] > -5)),
+        num_boost_round=5,
+    )
+
+
+def _load(artifact, n_features: int):
+    from lambda_function.compiled import CompiledPredictor
+
+    if artifact is None:
+        pytest.skip("no C compiler here")
+    return CompiledPredictor.from_verified_bytes(artifact.data, n_features, artifact.file_name)
+
+
+def test_nan_reads_as_zero_where_lightgbm_reads_it_so():
+    """LightGBM sends NaN where 0.0 goes at a numeric split of missing type None (here right,
+    the split being below zero), not down the split's default branch."""
+    booster = _negative_split_booster()
+    predictor = _load(compile_mod.compile_predictor(booster.model_to_string()), 2)
+    rows = np.array([[np.nan, 0.5], [0.0, 0.5], [-8.0, 0.5], [np.nan, np.nan]])
+    expected = booster.predict(rows, num_threads=1)
+    assert expected[0] == expected[1] != expected[2]  # NaN scores as 0.0 does
+    np.testing.assert_allclose(predictor.predict(rows), expected, rtol=0, atol=1e-12)
+
+
+def test_each_load_gets_its_own_library_after_another_was_dropped(tiny_compiled_bundle):
+    """dlopen() hands back a loaded library of the same path name (/proc/self/fd/N): a second
+    predictor must not get the first one's trees when the descriptor number comes again."""
+    import gc
+
+    first = ModelBundle.load(tiny_compiled_bundle).predictor
+    assert first.n_features == 20
+    del first
+    gc.collect()
+    booster = _negative_split_booster()
+    second = _load(compile_mod.compile_predictor(booster.model_to_string()), 2)
+    rows = np.array([[-8.0, 0.5], [3.0, 0.5]])
+    np.testing.assert_array_equal(second.predict(rows), booster.predict(rows, num_threads=1))
