@@ -71,9 +71,9 @@ def download_bundle(uri: str, cache_dir: Path, s3_client: Any = None) -> Path:
     if (target / ".complete").is_file():
         return target
     if s3_client is None:
-        import boto3  # only needed for S3 bundles; boto3 ships with the Lambda runtime
+        from lambda_function import aws  # botocore ships with the Lambda runtime
 
-        s3_client = boto3.client("s3")
+        s3_client = aws.client("s3")
 
     partial = target.with_name(target.name + f".partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)

@@ -156,11 +156,13 @@ class BatchDecoder:
         n = len(payloads)
         ids: list[str | None] = [None] * n
         rejected: dict[int, FieldErrors] = {}
-        if n and None not in payloads and max(map(len, payloads)) <= schema.MAX_RECORD_BYTES:
+        lengths = _lengths(payloads)
+        if lengths is not None and n and lengths.max() <= schema.MAX_RECORD_BYTES:
             # The common case, checked with C-level scans: every record goes to the decoder.
             candidates: list[int] = list(range(n))
             to_decode = payloads
         else:
+            lengths = None
             candidates = []
             for i, payload in enumerate(payloads):
                 if payload is None:
@@ -174,7 +176,7 @@ class BatchDecoder:
                     candidates.append(i)
             to_decode = [payloads[i] for i in candidates]
 
-        decoded = _decode_batch(to_decode)  # type: ignore[arg-type]
+        decoded = _decode_batch(to_decode, lengths)  # type: ignore[arg-type]
         if decoded is not None:
             observations, columns, buffer = decoded
             matrix, accepted_ids, n_absent = self._encode_columns(columns, len(observations))
@@ -276,19 +278,45 @@ def _keys_distinct(payload: bytes, n_present: int, ids: Sequence[str]) -> bool:
     return extra == sum(map(str.count, ids, repeat(":")))
 
 
-_COLON = ord(":")
+_COLON, _OPEN, _CLOSE = ord(":"), ord("{"), ord("}")
 
 
-def _decode_batch(payloads: list[bytes]) -> tuple[list[Any], dict[str, tuple], bytes] | None:
+def _lengths(payloads: Sequence[bytes | None]) -> np.ndarray | None:
+    """Every payload's length, or None when one is None (data that was not valid base64).
+
+    One C-level pass (``len`` of None raises); ``None in payloads`` alone costs as much, since
+    it compares every element.
+    """
+    try:
+        return np.fromiter(map(len, payloads), np.int64, len(payloads))  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _decode_batch(
+    payloads: Sequence[bytes], lengths: np.ndarray | None = None
+) -> tuple[list[Any], dict[str, tuple], bytes] | None:
     """All payloads as Observations in one call, with their columns and the decoded buffer
-    (for ``_keys_distinct``), or None if any of them is not accepted."""
+    (for ``_keys_distinct``), or None if any of them is not accepted. ``lengths``: the
+    payloads' lengths, when the caller has them."""
     if not payloads:
         return [], {}, b""
-    if not all(map(bytes.startswith, payloads, repeat(b"{"))) or not all(
-        map(bytes.endswith, payloads, repeat(b"}"))
+    if lengths is None:
+        lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
+    buffer = b"[" + _SEPARATOR.join(payloads) + b"]"
+    # Every payload must start with { and end with }: checked in the joined buffer at the
+    # offsets the lengths give (one numpy gather instead of 2,000 method calls).
+    starts = np.empty_like(lengths)
+    starts[0] = 1
+    np.cumsum(lengths[:-1] + len(_SEPARATOR), out=starts[1:])
+    starts[1:] += 1
+    view = np.frombuffer(buffer, dtype=np.uint8)
+    if (
+        lengths.min() < 2
+        or not (view[starts] == _OPEN).all()
+        or not (view[starts + lengths - 1] == _CLOSE).all()
     ):
         return None
-    buffer = b"[" + _SEPARATOR.join(payloads) + b"]"
     try:
         observations = _batch_decoder.decode(buffer)
     except Exception:

@@ -13,10 +13,9 @@ import gc
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 
-from lambda_function import config
+from lambda_function import aws, config
 from lambda_function.batch import process_event
 from lambda_function.bundle_store import load_bundle
 from lambda_function.service import ScoringService
@@ -36,7 +35,7 @@ def get_service() -> ScoringService:
         settings.model_bundle_uri, settings.bundle_cache_dir, predictor=settings.predictor
     )
     writer = KinesisOutputWriter(
-        boto3.client("kinesis"),
+        aws.client("kinesis"),
         settings.output_stream_name,
         max_attempts=settings.output_max_attempts,
         backoff_base_s=settings.output_backoff_base_s,

@@ -248,3 +248,29 @@ def test_the_log_says_lightgbm_serves_a_bundle_without_a_compiled_predictor(tiny
     result = _cold_start(tiny_bundle)
     assert result.returncode == 0, result.stderr
     assert _loaded_log(result.stdout)["predictor"] == "lightgbm"
+
+
+def test_the_function_runs_without_importing_boto3(tiny_compiled_bundle):
+    """Its clients are botocore's (``lambda_function.aws``): boto3 and s3transfer, half of the
+    handler's import time, are never imported (the runtime has them; the function needs neither)."""
+    result = _cold_start(tiny_compiled_bundle, "lightgbm", "scipy", "boto3", "s3transfer")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    assert json.loads(line[len("RESULT ") :])["leaked"] == []
+
+
+def test_aws_clients_read_region_and_endpoint_from_the_environment(monkeypatch):
+    from lambda_function import aws
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    aws._session.cache_clear()
+    try:
+        client = aws.client("kinesis")
+    finally:
+        aws._session.cache_clear()
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == "http://localhost:4566"
+    assert client.meta.service_model.service_name == "kinesis"

@@ -12,7 +12,13 @@ from lambda_function.compiled import platform_tag, predictor_file_name
 from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundle
 from training import compile as compile_mod
 from training import export
-from training.compile import CompileError, check_missing_types, max_glibc, patch_missing_tests
+from training.compile import (
+    CompileError,
+    check_missing_types,
+    max_glibc,
+    patch_category_tests,
+    patch_missing_tests,
+)
 from training.features import encode_frame
 
 
@@ -34,6 +40,38 @@ def test_the_compiled_predictor_gives_lightgbms_probabilities(tiny_compiled_bund
         expected = reference.booster.predict(rows, num_threads=1)
         np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
         assert compiled.score(rows)[1] == reference.score(rows)[1]
+
+
+def test_values_no_encoder_produces_score_as_lightgbm_scores_them(
+    tiny_compiled_bundle, tiny_dataset
+):
+    """The category codes computed once per row follow tl2cgen's (and LightGBM's) reading of
+    any double: negative, fractional, beyond 64 or 2^24, infinite, -0.0."""
+    compiled = ModelBundle.load(tiny_compiled_bundle)
+    reference = ModelBundle.load(tiny_compiled_bundle, predictor="lightgbm")
+    matrix = encode_frame(tiny_dataset, compiled.encoder)
+    rng = np.random.default_rng(3)
+    odd = np.array([-1.0, -0.0, 0.5, 2.5, 3.999, 63.0, 64.0, 1e9, 2.0**24, 2.0**24 + 1, np.inf])
+    for share in (0.2, 1.0):
+        rows = matrix.copy()
+        mask = rng.random(rows.shape) < share
+        rows[mask] = rng.choice(np.append(odd, -np.inf), size=int(mask.sum()))
+        expected = reference.booster.predict(rows, num_threads=1)
+        np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
+
+
+def test_category_tests_read_the_rows_category_code():
+    split = (
+        "!isnan(data[3].fvalue) && ((tmp = (unsigned int)(data[3].fvalue) ), "
+        "((data[3].fvalue >= 0) && (fabs(data[3].fvalue) <= (double)(1U << FLT_MANT_DIG)) && "
+        "((tmp >= 0 && tmp < 64 && (( (uint64_t)1058U >> tmp) & 1) ))))"
+    )
+    assert patch_category_tests(f"if ( LIKELY( {split} ) ) {{", 20) == (
+        "if ( LIKELY( (data[20 + 3].missing < 64 && "
+        "(( (uint64_t)1058U >> data[20 + 3].missing) & 1)) ) ) {"
+    )
+    with pytest.raises(CompileError, match="categories"):
+        patch_category_tests("tmp = (unsigned int)(data[3].fvalue); x[tmp];", 20)
 
 
 def test_the_bundle_records_file_checksum_and_platform(tiny_compiled_bundle):
