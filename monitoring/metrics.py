@@ -61,6 +61,16 @@ METRIC_NAMES = (
     "MeanPPoisonous",
     "DriftShare",
 )
+# The figures people watch over time, in order: the index.html and Evidently charts, and what
+# the CloudWatch dashboard (terraform/dashboard.tf) must chart.
+DASHBOARD_FIGURES = (
+    "Records",
+    "UnknownRate",
+    "RejectedRate",
+    "FalseEdibleRate",
+    "DecisionAccuracy",
+    "DriftShare",
+)
 
 
 @dataclass(frozen=True)

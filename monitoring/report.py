@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
-from monitoring.metrics import VERDICTS, WindowMetrics  # noqa: E402
+from monitoring.metrics import DASHBOARD_FIGURES, VERDICTS, WindowMetrics  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,7 @@ WALL_CLOCK = "wall clock"
 # Metrics that are counts: CloudWatch values are floats, people read integers.
 COUNT_METRICS = frozenset({"Records", "InvalidVerdicts", "InvalidObservations", "InvalidLabels"})
 # The timeline charts of index.html, in order (CloudWatch names).
-TIMELINE_FIGURES = (
-    "Records",
-    "UnknownRate",
-    "RejectedRate",
-    "FalseEdibleRate",
-    "DecisionAccuracy",
-    "DriftShare",
-)
+TIMELINE_FIGURES = DASHBOARD_FIGURES
 INDEX_WINDOWS = 288  # windows drawn in index.html: a day of 5-minute cycles
 # What DecisionAccuracy means (lambda_function.verdict_metrics.decision_accuracy), said wherever
 # it is shown: with every verdict unknown it is the share of poisonous mushrooms, not noise.

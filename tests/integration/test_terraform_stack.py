@@ -23,6 +23,7 @@ from deployment.deploy import terraform_apply, terraform_destroy, terraform_plan
 from deployment.rollout import BUNDLE_ENV, RolloutError, Target, rollback, rollout
 from emulation.emulator import start_emulator, stop_emulator
 from lambda_function.model import ModelBundle
+from monitoring.metrics import DASHBOARD_FIGURES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -208,14 +209,7 @@ def test_dashboard_charts_the_figures_and_shows_the_alarms(stack: Stack) -> None
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     assert set(alarm_widget["properties"]["alarms"]) == {a["AlarmArn"] for a in alarms.values()}
     charted = {w["properties"]["metrics"][0][1]: w for w in widgets if w["type"] == "metric"}
-    assert set(charted) == {
-        "Records",
-        "UnknownRate",
-        "RejectedRate",
-        "FalseEdibleRate",
-        "DecisionAccuracy",
-        "DriftShare",
-    }
+    assert set(charted) == set(DASHBOARD_FIGURES)
     for widget in charted.values():
         assert widget["properties"]["metrics"][0][0] == "MushroomClassifier"
         # Every model version as its own line (the ModelVersion dimension).

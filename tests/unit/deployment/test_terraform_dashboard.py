@@ -12,19 +12,12 @@ import pytest
 
 from config.settings import REPO_ROOT
 from lambda_function import verdict_metrics as vm
-from monitoring.metrics import METRIC_NAMES
+from monitoring.metrics import DASHBOARD_FIGURES, METRIC_NAMES
 from monitoring.publish import MODEL_VERSION_DIMENSION
 
 TERRAFORM = REPO_ROOT / "terraform"
 # The figures the dashboard must chart (README, Monitoring).
-FIGURES = {
-    "Records",
-    "UnknownRate",
-    "RejectedRate",
-    "FalseEdibleRate",
-    "DecisionAccuracy",
-    "DriftShare",
-}
+FIGURES = set(DASHBOARD_FIGURES)
 
 
 def _attributes(block: dict) -> dict:
