@@ -9,7 +9,9 @@ file, in ``files`` with its size and SHA-256. The ABI (version ``PREDICTOR_ABI``
 - ``int32_t mushroom_num_feature(void)``: the model's number of features;
 - ``int32_t mushroom_predict_batch(const double* X, int64_t n_rows, int32_t n_cols,
   double* out)``: P(positive class) of each row of the C-ordered matrix ``X``, NaN = missing,
-  exactly as LightGBM's ``Booster.predict``; returns 0, or -1 when ``n_cols`` is wrong.
+  exactly as LightGBM's ``Booster.predict``; returns 0, or -1 when ``n_cols`` is wrong;
+- optionally, the native batch codec (``native_codec.py``, ``mushroom_codec_abi`` and the
+  functions it lists): a library without it is served with the Python decoder.
 
 Loading a shared library runs its code, so it is loaded only from bytes that were verified
 against ``bundle.json``: the caller passes those bytes, they are copied into a sealed anonymous
@@ -100,7 +102,7 @@ class CompiledPredictor:
     kind = "compiled"
 
     def __init__(self, library: Any, n_features: int, file_name: str):
-        self._library = library  # kept: the functions below live as long as it does
+        self.library = library  # kept: the functions below live as long as it does
         self._predict = getattr(library, PREDICT_SYMBOL)
         self._predict.restype = ctypes.c_int32
         self._predict.argtypes = (

@@ -1,11 +1,14 @@
 """Fast batch decoding of Kinesis record payloads into an encoded feature matrix.
 
-The fast path decodes and validates a whole batch with one call into msgspec, using a Struct
-generated from ``schema.FEATURES`` (vocabularies as ``Literal`` types, finite numbers >= 0,
-unknown fields forbidden). Anything the fast path does not accept goes to the slow path, one
-record at a time: ``json`` + ``schema.validate_record``, which stays the single source of truth
-for what is accepted and for every error message. The fast path is only ever a shortcut: a
-record is accepted only if the schema validator would accept it too (tested with hypothesis).
+With a compiled predictor that has one, the native codec (``native_codec.py``) decodes the
+whole batch (base64, JSON, validation, encoding) in one call; the records it does not accept go
+through the paths below, which decide. Without it, the fast path decodes and validates a whole
+batch with one call into msgspec, using a Struct generated from ``schema.FEATURES``
+(vocabularies as ``Literal`` types, finite numbers >= 0, unknown fields forbidden). Anything
+the fast path does not accept goes to the slow path, one record at a time: ``json`` +
+``schema.validate_record``, which stays the single source of truth for what is accepted and for
+every error message. The fast paths are only ever shortcuts: a record is accepted only if the
+schema validator would accept it too (tested with hypothesis).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from msgspec import UNSET, UnsetType
 
 from lambda_function import schema
 from lambda_function.model import FeatureEncoder
+from lambda_function.native_codec import NativeCodec
 
 FieldErrors = tuple[schema.FieldError, ...]
 
@@ -100,6 +104,9 @@ class DecodedBatch:
     matrix: np.ndarray
     # Index -> errors, for every record that was rejected.
     rejected: dict[int, FieldErrors]
+    # The ids as the native codec wrote them (each followed by a newline), when it accepted
+    # every record: its output encoder reads them as they are.
+    ids_blob: bytes | None = None
 
 
 def decode_base64(data: Sequence[str]) -> list[bytes | None]:
@@ -121,8 +128,9 @@ def _decode_base64_one(item: Any) -> bytes | None:
 class BatchDecoder:
     """Decodes, validates and encodes batches for one model bundle's encoder."""
 
-    def __init__(self, encoder: FeatureEncoder):
+    def __init__(self, encoder: FeatureEncoder, codec: NativeCodec | None = None):
         self.encoder = encoder
+        self.codec = codec
         nan = float("nan")
         # Per nominal feature: code (or None/UNSET = not observed) -> the bundle's float code.
         self._lookups: dict[str, dict[Any, float]] = {}
@@ -149,7 +157,31 @@ class BatchDecoder:
 
     def decode(self, data: Sequence[str]) -> DecodedBatch:
         """Decode Kinesis ``data`` fields (base64 text) into a DecodedBatch."""
+        if self.codec is not None and data:
+            native = self.codec.decode(data)
+            if native is not None:
+                return self._merge_native(data, *native)
         return self.decode_payloads(decode_base64(data))
+
+    def _merge_native(
+        self, data: Sequence[str], matrix: np.ndarray, status: np.ndarray, ids: list, blob: bytes
+    ) -> DecodedBatch:
+        """The native codec's batch, with the records it left to Python decided here."""
+        n = len(data)
+        left = np.flatnonzero(status).tolist()
+        if not left:
+            return DecodedBatch(n, ids, list(range(n)), matrix, {}, ids_blob=blob)
+        rest = self.decode_payloads(decode_base64([data[i] for i in left]))
+        mushroom_ids: list[str | None] = [mushroom_id or None for mushroom_id in ids]
+        for j, mushroom_id in enumerate(rest.mushroom_ids):
+            mushroom_ids[left[j]] = mushroom_id
+        if rest.accepted:
+            matrix[[left[j] for j in rest.accepted]] = rest.matrix
+        accepted = sorted(
+            [*np.flatnonzero(status == 0).tolist(), *(left[j] for j in rest.accepted)]
+        )
+        rejected = {left[j]: errors for j, errors in rest.rejected.items()}
+        return DecodedBatch(n, mushroom_ids, accepted, matrix[accepted], rejected)
 
     def decode_payloads(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
         """Validate and encode raw payloads (None = data that was not valid base64)."""

@@ -14,7 +14,10 @@
    type ``None`` goes where 0.0 goes, at type ``NaN`` down the default branch, at a categorical
    split right; measured identical, and tested). Type ``Zero`` (``zero_as_missing``) is not
    supported (``check_missing_types``): such a model is not compiled;
-5. gcc builds it (``-O3 -fPIC -shared``, no OpenMP, only libc and libm).
+5. ``native/codec.c``, the native batch codec (``lambda_function/native_codec.py``: a whole
+   batch decoded into the matrix, and its output records encoded, in one call each), is built
+   into the same library, so it too is loaded only from the verified bundle;
+6. gcc builds it (``-O3 -fPIC -shared``, no OpenMP, only libc and libm).
 
 No gcc (or any other failure): ``compile_predictor`` logs why and returns None; the bundle then
 has no compiled predictor and the scorer uses LightGBM.
@@ -38,6 +41,8 @@ from lambda_function.compiled import (
 )
 
 log = logging.getLogger(__name__)
+
+CODEC_SOURCE = Path(__file__).with_name("native") / "codec.c"
 
 CC = "gcc"
 # No -ffast-math: NaN must stay NaN. -ffp-contract=off: no fused multiply-add on any target.
@@ -173,6 +178,7 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
                 abi=PREDICTOR_ABI,
             )
         )
+        shutil.copyfile(CODEC_SOURCE, work / "src" / CODEC_SOURCE.name)
         platform = platform_tag()
         output = work / predictor_file_name(platform)
         sources = sorted(str(p) for p in (work / "src").glob("*.c"))

@@ -68,8 +68,10 @@ def hostile_records(draw) -> tuple[bytes | None, str | None]:
     return _json_bytes(record), None
 
 
-@pytest.fixture(scope="module")
-def scorer(tmp_path_factory):
+@pytest.fixture(scope="module", params=["lightgbm", "compiled"])
+def scorer(request, tmp_path_factory):
+    """The scoring service of a tiny model: LightGBM and the Python decoder, or the compiled
+    predictor with its native codec (each property holds for both)."""
     from lambda_function.model import FeatureEncoder
     from tests.conftest import make_tiny_dataset
     from training.features import encode_frame, labels
@@ -86,8 +88,17 @@ def scorer(tmp_path_factory):
         num_boost_round=10,
     )
     directory = tmp_path_factory.mktemp("bundle")
-    to_bundle(fitted, encoder, "mushroom-classifier", "1", {}).save(directory)
-    return ScoringService(load_bundle(str(directory)), InMemoryWriter())
+    bundle = to_bundle(fitted, encoder, "mushroom-classifier", "1", {})
+    compiled = []
+    if request.param == "compiled":
+        from training.compile import compile_predictor
+
+        compiled = [compile_predictor(bundle.model_text)]
+        assert compiled[0] is not None, "gcc is needed to build the compiled predictor"
+    bundle.save(directory, compiled=compiled)
+    service = ScoringService(load_bundle(str(directory)), InMemoryWriter())
+    assert (service.codec is not None) == (request.param == "compiled")
+    return service
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
