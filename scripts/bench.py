@@ -167,7 +167,7 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
     handler_ms, raw_ms, score_ms, compiled_ms = [], [], [], []
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         # Logs and EMF metrics are written as in Lambda (to stdout), here to /dev/null.
-        handler.logger.registered_handler.setStream(sink)
+        stream = handler.logger.registered_handler.setStream(sink)  # the one it had
         for i in range(runs + 3):
             writer.records.clear()
             elapsed_handler = timed(invoke)
@@ -181,9 +181,10 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
                 raw_ms.append(elapsed_raw)
                 score_ms.append(elapsed_score)
                 compiled_ms.append(elapsed_compiled)
-        handler.logger.registered_handler.setStream(sys.stdout)
+        handler.logger.registered_handler.setStream(stream)
     outputs = [json.loads(data) for _, _, data in writer.records]
     assert len(outputs) == len(event["Records"])
+    stages = handler_stages(service, event, runs)
     verdicts = {v: sum(o["verdict"] == v for o in outputs) for v in ("edible", "poisonous")}
     verdicts["unknown"] = sum(o["verdict"] == "unknown" for o in outputs)
     verdicts["rejected"] = sum(o["status"] == "rejected" for o in outputs)
@@ -197,10 +198,62 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
         "compiled_predict_1000_ms_min": min(compiled_ms),
         "compiled_vs_raw_ratio": statistics.median(c / r for c, r in zip(compiled_ms, raw_ms)),
         "bundle_score_1000_ms": statistics.median(score_ms),
+        "handler_stages_ms": stages,
         "predictor": predictor.kind,
+        "codec": "native" if service.codec is not None else "python",
         "verdicts": verdicts,
         "model_trees": bundle.n_trees,
         "model_version": bundle.model_version,
+    }
+
+
+def handler_stages(service: Any, event: dict, runs: int) -> dict[str, float]:
+    """Medians of the handler's stages on the same event (where its time goes): decoding
+    (base64, JSON, validation, matrix), scoring (guard, grouping, predict, verdicts), encoding
+    the output records, and the rest of ``score_records`` and of the handler by difference."""
+    from lambda_function import handler
+    from lambda_function.service import format_timestamp, output_segments
+
+    records = event["Records"]
+    data = [r["kinesis"]["data"] for r in records]
+    sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in records]
+    batch = service.decoder.decode(data)
+    p, codes = service.bundle.score_codes(batch.matrix)
+    bundle = service.bundle
+    segments = output_segments(
+        bundle.model_name, bundle.model_version, format_timestamp(service.clock())
+    )
+
+    def encode() -> None:
+        if service.codec is not None and batch.ids_blob is not None:
+            service.codec.encode_scored(batch.ids_blob, sequence_numbers, codes, p, segments)
+
+    timings: dict[str, list[float]] = {
+        k: [] for k in ("decode", "score", "encode", "service", "handler")
+    }
+    context = FakeContext()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        stream = handler.logger.registered_handler.setStream(sink)  # the one it had
+        for _ in range(runs):
+            service.writer.records.clear()
+            timings["decode"].append(timed(lambda: service.decoder.decode(data)))
+            timings["score"].append(timed(lambda: bundle.score_codes(batch.matrix)))
+            timings["encode"].append(timed(encode))
+            timings["service"].append(timed(lambda: service.score_records(records)))
+            service.writer.records.clear()
+            timings["handler"].append(timed(lambda: handler.lambda_handler(event, context)))
+        handler.logger.registered_handler.setStream(stream)
+    medians = {k: statistics.median(v) for k, v in timings.items()}
+    return {
+        "decode": medians["decode"],
+        "score": medians["score"],
+        "encode_outputs": medians["encode"],
+        "rest_of_service": medians["service"]
+        - medians["decode"]
+        - medians["score"]
+        - medians["encode"],
+        "powertools_and_handler": medians["handler"] - medians["service"],
+        "handler": medians["handler"],
     }
 
 
@@ -463,6 +516,11 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start_lightgbm_ms",
     ):
         print(f"{key:28s} {report[key]:10.3f}")
+    print(
+        "handler stages (ms): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in report["handler_stages_ms"].items())
+        + f"; codec {report['codec']}"
+    )
     for key, check in report["targets"].items():
         print(f"{key:28s} {check['value']:10.3f}  target {check['target']:8s} met={check['met']}")
     print(
