@@ -7,6 +7,7 @@ its outputs are written in as few PutRecords calls as the Kinesis limits allow.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import repeat
@@ -52,6 +53,15 @@ _UNKNOWN_CODE = VERDICTS_BY_CODE.index(VERDICT_UNKNOWN)
 # Placeholders of the variable fields in a template output record (native output encoding):
 # control characters, which msgspec escapes, and a number no rounded probability takes.
 _ID_MARK, _VERDICT_MARK, _SEQUENCE_MARK, _P_MARK = "\x01", "\x02", "\x03", 12345.6789
+
+
+@functools.cache
+def _output_texts() -> tuple[list[bytes], list[bytes]]:
+    """The JSON of each verdict (by code) and of each value a rounded p_poisonous takes."""
+    return (
+        [_json_encode(v) for v in VERDICTS_BY_CODE],
+        [_json_encode(k / PROBABILITY_STEPS) for k in range(PROBABILITY_STEPS + 1)],
+    )
 
 
 def output_segments(model_name: str, model_version: str, scored_at: str) -> list[bytes] | None:
@@ -118,10 +128,7 @@ class ScoringService:
         if self.codec is not None:
             # The JSON of each verdict and of each value a rounded p_poisonous takes, as
             # msgspec writes them: the native encoder copies these bytes.
-            self.codec.configure_output(
-                [_json_encode(v) for v in VERDICTS_BY_CODE],
-                [_json_encode(k / PROBABILITY_STEPS) for k in range(PROBABILITY_STEPS + 1)],
-            )
+            self.codec.configure_output(*_output_texts())
         self.decoder = BatchDecoder(bundle.encoder, self.codec)
 
     @property

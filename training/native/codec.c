@@ -392,18 +392,34 @@ EXPORT int32_t mushroom_codec_configure_output(const char* verdict_texts, int64_
                                                const char* probability_texts,
                                                int64_t probability_length) {
   static int64_t starts[P_STEPS + 2];
-  free(verdict_table);
-  free(probability_table);
-  verdict_table = probability_table = NULL;
-  if (split_blob(verdict_texts, verdict_length, 3, verdict_start) ||
+  static int64_t verdict_size, probability_size;
+  /* The same texts again (another service of the same bundle): nothing is written, so a
+     thread encoding meanwhile is not disturbed. Different texts (not expected in one process)
+     replace the tables, which must then not be in use; the old ones are not freed. */
+  if (verdict_table != NULL && verdict_size == verdict_length &&
+      probability_size == probability_length &&
+      memcmp(verdict_table, verdict_texts, (size_t)verdict_length) == 0 &&
+      memcmp(probability_table, probability_texts, (size_t)probability_length) == 0)
+    return 0;
+  int64_t new_verdict_start[4];
+  if (split_blob(verdict_texts, verdict_length, 3, new_verdict_start) ||
       split_blob(probability_texts, probability_length, P_STEPS + 1, starts) ||
       probability_length > INT32_MAX)
     return -1;
-  verdict_table = malloc((size_t)verdict_length);
-  probability_table = malloc((size_t)probability_length);
-  if (verdict_table == NULL || probability_table == NULL) return -1;
-  memcpy(verdict_table, verdict_texts, (size_t)verdict_length);
-  memcpy(probability_table, probability_texts, (size_t)probability_length);
+  char* verdicts = malloc((size_t)verdict_length);
+  char* probabilities = malloc((size_t)probability_length);
+  if (verdicts == NULL || probabilities == NULL) {
+    free(verdicts);
+    free(probabilities);
+    return -1;
+  }
+  memcpy(verdicts, verdict_texts, (size_t)verdict_length);
+  memcpy(probabilities, probability_texts, (size_t)probability_length);
+  memcpy(verdict_start, new_verdict_start, sizeof verdict_start);
+  verdict_table = verdicts;
+  probability_table = probabilities;
+  verdict_size = verdict_length;
+  probability_size = probability_length;
   for (int k = 0; k <= P_STEPS + 1; ++k) probability_start[k] = (int32_t)starts[k];
   return 0;
 }
