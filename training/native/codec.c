@@ -22,6 +22,12 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+#if defined(__x86_64__) && !defined(MUSHROOM_NO_AVX2)
+#include <immintrin.h>
+#define HAVE_AVX2_BASE64 1
+#endif
+static int have_avx2; /* set at configure time, from the CPU the library runs on */
+
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "same_name compares 8-byte words as little-endian (x86_64 and arm64 are)"
 #endif
@@ -108,6 +114,10 @@ EXPORT int32_t mushroom_codec_configure(int32_t n_fields_, int32_t n_columns_, c
   for (int k = 0; k < 64; ++k)
     for (int position = 0; position < 4; ++position)
       base64_bits[position][(unsigned char)alphabet[k]] = (uint32_t)k << (18 - 6 * position);
+#ifdef HAVE_AVX2_BASE64
+  __builtin_cpu_init();
+  have_avx2 = __builtin_cpu_supports("avx2");
+#endif
   n_fields = n_fields_;
   n_columns = n_columns_;
   id_max_length = id_max_length_;
@@ -116,9 +126,57 @@ EXPORT int32_t mushroom_codec_configure(int32_t n_fields_, int32_t n_columns_, c
   return 0;
 }
 
-/* Canonical base64 (padded, no other characters, unused bits zero) into out; the decoded
-   length, or -1. Four table lookups per 4 characters: each table holds the character's 6 bits
-   already shifted into place, and bit 31 for a character outside the alphabet. */
+#ifdef HAVE_AVX2_BASE64
+/* 32 base64 characters -> 24 bytes per step with AVX2 (the algorithm of Wojciech Mula and
+   Daniel Lemire, "Faster Base64 Encoding and Decoding Using AVX2 Instructions", as in aklomp's
+   base64 library). Returns how many characters it decoded (a multiple of 32, stopping before
+   any block with a character outside the alphabet, '=' included); the scalar code does the
+   rest and decides. Writes 32 bytes per step: out needs 8 bytes of slack. Only used when the
+   CPU has AVX2 (checked at run time: the build targets baseline x86-64). */
+__attribute__((target("avx2"))) static int64_t base64_decode_avx2(const unsigned char* text,
+                                                                  int64_t length,
+                                                                  unsigned char* out) {
+  const __m256i lut_lo = _mm256_setr_epi8(
+      0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B, 0x1B,
+      0x1A, 0x15, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x13, 0x1A, 0x1B, 0x1B,
+      0x1B, 0x1A);
+  const __m256i lut_hi = _mm256_setr_epi8(
+      0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+      0x10, 0x10, 0x10, 0x01, 0x02, 0x04, 0x08, 0x04, 0x08, 0x10, 0x10, 0x10, 0x10, 0x10, 0x10,
+      0x10, 0x10);
+  const __m256i lut_roll = _mm256_setr_epi8(0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0, 0, 0,
+                                            0, 0, 0, 16, 19, 4, -65, -65, -71, -71, 0, 0, 0, 0,
+                                            0, 0, 0, 0);
+  const __m256i mask_2f = _mm256_set1_epi8(0x2f);
+  const __m256i pack_shuffle =
+      _mm256_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1, 2, 1, 0, 6, 5, 4,
+                       10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+  const __m256i pack_lanes = _mm256_setr_epi32(0, 1, 2, 4, 5, 6, -1, -1);
+  int64_t i = 0;
+  for (; i + 32 <= length; i += 32, out += 24) {
+    __m256i chars = _mm256_loadu_si256((const __m256i*)(text + i));
+    const __m256i hi_nibbles = _mm256_and_si256(_mm256_srli_epi32(chars, 4), mask_2f);
+    const __m256i lo_nibbles = _mm256_and_si256(chars, mask_2f);
+    const __m256i hi = _mm256_shuffle_epi8(lut_hi, hi_nibbles);
+    const __m256i lo = _mm256_shuffle_epi8(lut_lo, lo_nibbles);
+    if (!_mm256_testz_si256(lo, hi)) break; /* a character outside the alphabet */
+    const __m256i eq_2f = _mm256_cmpeq_epi8(chars, mask_2f);
+    const __m256i roll = _mm256_shuffle_epi8(lut_roll, _mm256_add_epi8(eq_2f, hi_nibbles));
+    chars = _mm256_add_epi8(chars, roll); /* now the 6-bit values */
+    const __m256i pairs = _mm256_maddubs_epi16(chars, _mm256_set1_epi32(0x01400140));
+    __m256i bytes = _mm256_madd_epi16(pairs, _mm256_set1_epi32(0x00011000));
+    bytes = _mm256_shuffle_epi8(bytes, pack_shuffle);
+    bytes = _mm256_permutevar8x32_epi32(bytes, pack_lanes);
+    _mm256_storeu_si256((__m256i*)out, bytes);
+  }
+  return i;
+}
+#endif
+
+/* Canonical base64 (padded, no other characters, unused bits zero) into out (which has
+   RECORD_SLACK bytes past capacity); the decoded length, or -1. Scalar: four table lookups per
+   4 characters, each table holding the character's 6 bits already shifted into place, and bit
+   31 for a character outside the alphabet. */
 static int64_t base64_decode(const unsigned char* text, int64_t length, unsigned char* out,
                              int64_t capacity) {
   if (length == 0 || length % 4) return -1;
@@ -127,9 +185,15 @@ static int64_t base64_decode(const unsigned char* text, int64_t length, unsigned
   const int64_t size = length / 4 * 3 - padding;
   if (size > capacity) return -1;
   const int64_t full = padding ? length - 4 : length; /* groups without padding */
+  int64_t i = 0, o = 0;
+#ifdef HAVE_AVX2_BASE64
+  if (have_avx2) {
+    i = base64_decode_avx2(text, full, out);
+    o = i / 4 * 3;
+  }
+#endif
   uint32_t invalid = 0;
-  int64_t o = 0;
-  for (int64_t i = 0; i < full; i += 4) {
+  for (; i < full; i += 4) {
     const uint32_t v = base64_bits[0][text[i]] | base64_bits[1][text[i + 1]] |
                        base64_bits[2][text[i + 2]] | base64_bits[3][text[i + 3]];
     invalid |= v;

@@ -115,6 +115,65 @@ def test_valid_records_are_all_decoded_natively(compiled):
     assert batch.ids_blob == blob and batch.accepted == list(range(len(payloads)))
 
 
+_printable_ids = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters='"\\'),
+    min_size=1,
+    max_size=schema.ID_MAX_LENGTH,
+)
+
+
+@settings(_SETTINGS, max_examples=100)
+@given(
+    ids=st.lists(_printable_ids, min_size=1, max_size=6),
+    separators=st.sampled_from([(", ", ": "), (",", ":"), (" ,", " : ")]),
+)
+def test_valid_records_of_any_printable_id_are_decoded_natively(compiled, ids, separators):
+    """Valid records stay in the native path, so a wrong byte from the (vectorised) base64
+    decoder would show as a different id or value, not as a silent fallback."""
+    payloads = [
+        json.dumps(valid_record(i, mushroom_id=m), separators=separators).encode()
+        for i, m in enumerate(ids)
+    ]
+    _, status, native_ids, _ = compiled.codec.decode(_data(payloads))
+    assert status.tolist() == [0] * len(ids) and native_ids == ids
+    native, python = _decoders(compiled)
+    _assert_same_batch(native.decode(_data(payloads)), python.decode(_data(payloads)))
+
+
+def test_every_pair_of_id_characters_at_every_alignment_decodes_natively(compiled):
+    """Base64 of every pair of printable characters at each of the 3 byte alignments: every
+    6-bit value ASCII text can produce, in every lane of the vectorised decoder."""
+    plain = [chr(c) for c in range(0x20, 0x7F) if chr(c) not in '"\\']
+    pairs = "".join(a + b for a in plain for b in plain)
+    ids = [
+        "x" * shift + pairs[i : i + schema.ID_MAX_LENGTH - shift]
+        for shift in range(3)
+        for i in range(0, len(pairs), schema.ID_MAX_LENGTH - 2)
+    ]
+    payloads = [json.dumps(valid_record(1, mushroom_id=m)).encode() for m in ids]
+    encoded = "".join(_data(payloads))
+    assert set(encoded) - set("=") == set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    )
+    _, status, native_ids, _ = compiled.codec.decode(_data(payloads))
+    assert status.tolist() == [0] * len(ids) and native_ids == ids
+
+
+@settings(_SETTINGS, max_examples=200)
+@given(
+    position=st.integers(0, 10_000),
+    character=st.sampled_from(["=", " ", "-", "_", "*", "\x00", "\x7f", "\n", "é", "{"]),
+)
+def test_a_bad_base64_character_anywhere_is_left_to_python(compiled, position, character):
+    text = base64.b64encode(json.dumps(valid_record(1)).encode()).decode()
+    at = position % len(text)
+    data = [text, text[:at] + character + text[at + 1 :], text]
+    native, python = _decoders(compiled)
+    batch = native.decode(data)
+    _assert_same_batch(batch, python.decode(data))
+    assert batch.accepted == [0, 2] or character in "=\n"  # '=' at a padding place is valid
+
+
 @pytest.mark.parametrize(
     "data",
     [
