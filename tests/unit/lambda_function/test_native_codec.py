@@ -185,6 +185,8 @@ def test_a_bad_base64_character_anywhere_is_left_to_python(compiled, position, c
         "-_-_",  # the URL-safe alphabet
         "",
         "é",
+        "eyJhIjoxfQ==é",
+        "eyJhIjoxfQ\u2028==",
     ],
 )
 def test_non_canonical_base64_is_left_to_python(compiled, data):
@@ -340,6 +342,7 @@ def test_native_output_records_are_msgspecs_bytes(compiled, rows, model):
         (['a"b'], ["1"], [0.5]),
         (["a"], ["1\\"], [0.5]),
         (["é"], ["1"], [0.5]),
+        (["a"], ["1é"], [0.5]),
         ([""], ["1"], [0.5]),
     ],
 )
