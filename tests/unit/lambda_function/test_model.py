@@ -56,6 +56,8 @@ def test_unknown_beats_poisonous_beats_edible():
         VERDICT_UNKNOWN,
         VERDICT_POISONOUS,  # p == threshold is poisonous
     ]
+    assert all(type(v) is str for v in decide_verdicts(p, known, threshold=0.5))
+    assert decide_verdicts(np.empty(0), np.empty(0, dtype=bool), threshold=0.5) == []
 
 
 def test_candidate_species_marks_the_row_species(tiny_bundle, tiny_dataset: pd.DataFrame):
