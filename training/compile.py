@@ -15,8 +15,9 @@
    once per row and feature with the same rules (``patch_category_tests``);
 4. ``BATCH_SOURCE`` adds the batch entry point of ``lambda_function/compiled.py``: it runs each
    tree over a block of rows before the next tree (the tree's code and branch history stay
-   hot), adding the trees to each row's sum in model order as ``predict()`` did
-   (``split_tree_calls``), so the probabilities are the same doubles. NaN is passed as it is:
+   hot), adding the trees to each row's sum in model order as ``predict()`` does, then the
+   base score and the sigmoid (``split_tree_calls``), so the probabilities are the same
+   doubles. NaN is passed as it is:
    treelite already maps LightGBM's missing types (NaN at a numeric split of type ``None`` goes
    where 0.0 goes, at type ``NaN`` down the default branch, at a categorical split right;
    measured identical, and tested). Type ``Zero`` (``zero_as_missing``) is not supported
@@ -74,6 +75,7 @@ _NUMERIC_RIGHT = re.compile(
 # "not (x > t)" is "x <= t or x is NaN": every ordered comparison with NaN is false.
 _NEGATED = {"<=": ">", "<": ">=", ">": "<=", ">=": "<"}
 _TREE_CALL = re.compile(r"^[ \t]*(predict_unit\d+)\(data, result\);[ \t]*\n", re.MULTILINE)
+_PREDICT_SIGNATURE = "(union Entry* data, int pred_margin, double* result)"
 _ENTRY_UNION = "union Entry {\n"
 _GLIBC_VERSION = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -91,6 +93,8 @@ BATCH_SOURCE = """\
    20 KB (measured: 32 and 128 rows are no faster). */
 #define BLOCK 64
 #define EXPORT __attribute__((visibility("default")))
+
+void predict_after_trees(union Entry* data, int pred_margin, double* result);
 
 EXPORT int32_t mushroom_predictor_abi(void) {{ return {abi}; }}
 
@@ -120,7 +124,7 @@ EXPORT int32_t mushroom_predict_batch(const double* X, int64_t n_rows, int32_t n
     /* The trees in model order (split_tree_calls), each over the block. */
 {tree_calls}
     for (int r = 0; r < n; ++r) {{
-      predict(rows[r], 0, &result[r]); /* the trees' sum -> base score and sigmoid */
+      predict_after_trees(rows[r], 0, &result[r]); /* base score, sigmoid */
       out[start + r] = result[r];
     }}
   }}
@@ -181,13 +185,21 @@ def patch_entry_union(header: str) -> str:
 
 
 def split_tree_calls(main_source: str) -> tuple[str, list[str]]:
-    """Take the calls of the tree functions out of ``predict()`` (which then adds the base
-    score and applies the sigmoid to a sum of the trees); return them in model order."""
-    calls = _TREE_CALL.findall(main_source)
-    patched = _TREE_CALL.sub("", main_source)
-    if not calls or "predict_unit" in patched:
+    """Add ``predict_after_trees()``: ``predict()`` without its calls of the tree functions
+    (the base score and the sigmoid, applied to a sum of the trees); return those calls in
+    model order. ``predict()`` itself stays whole, for any other caller."""
+    head = f"void predict{_PREDICT_SIGNATURE} {{\n"
+    start = main_source.find(head)
+    end = main_source.find("\n}\n", start) + 3
+    if start < 0 or end < 3:
+        raise CompileError("generated code does not define predict() as expected")
+    body = main_source[start + len(head) : end]
+    calls = _TREE_CALL.findall(body)
+    rest = _TREE_CALL.sub("", body)
+    if not calls or "predict_unit" in rest:
         raise CompileError("generated predict() does not call one function per tree as expected")
-    return patched, calls
+    after_trees = f"\nvoid predict_after_trees{_PREDICT_SIGNATURE} {{\n{rest}"
+    return main_source + after_trees, calls
 
 
 def max_glibc(data: bytes) -> str | None:

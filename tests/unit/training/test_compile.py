@@ -124,20 +124,25 @@ def test_one_negated_comparison_is_the_nan_test_and_the_comparison():
         assert (x <= threshold) == (not np.isnan(x) and x <= threshold)
 
 
-def test_predict_keeps_the_base_score_and_the_trees_run_in_model_order():
-    main = (
+def test_the_trees_run_in_model_order_then_the_base_score_and_the_sigmoid():
+    predict = (
         "void predict(union Entry* data, int pred_margin, double* result) {\n"
         "  predict_unit0(data, result);\n  predict_unit1(data, result);\n"
         "  predict_unit10(data, result);\n  predict_unit2(data, result);\n"
         "  result[0] += 0.25;\n  if (!pred_margin) { postprocess(result); }\n}\n"
     )
+    main = f'#include "header.h"\n{predict}\nvoid postprocess(double* result) {{\n}}\n'
     patched, calls = split_tree_calls(main)
     assert calls == ["predict_unit0", "predict_unit1", "predict_unit10", "predict_unit2"]
-    assert "predict_unit" not in patched and "result[0] += 0.25;" in patched
-    with pytest.raises(CompileError, match="one function per tree"):
+    assert patched.startswith(main)  # predict() stays whole for any other caller
+    assert patched[len(main) :] == (
+        "\nvoid predict_after_trees(union Entry* data, int pred_margin, double* result) {\n"
+        "  result[0] += 0.25;\n  if (!pred_margin) { postprocess(result); }\n}\n"
+    )
+    with pytest.raises(CompileError, match="define predict"):
         split_tree_calls("void predict(union Entry* data) { tree(data); }")
     with pytest.raises(CompileError, match="one function per tree"):
-        split_tree_calls("  predict_unit0(data, result);\n  x = predict_unit1(data, result);\n")
+        split_tree_calls(predict.replace("  predict_unit1(", "  x = predict_unit1("))
 
 
 def test_the_entry_union_gets_the_category_bits():
