@@ -17,16 +17,16 @@
    tree over a block of rows before the next tree (the tree's code and branch history stay
    hot), adding the trees to each row's sum in model order as ``predict()`` does, then the
    base score and the sigmoid (``split_tree_calls``), so the probabilities are the same
-   doubles. NaN is passed as it is:
-   treelite already maps LightGBM's missing types (NaN at a numeric split of type ``None`` goes
-   where 0.0 goes, at type ``NaN`` down the default branch, at a categorical split right;
-   measured identical, and tested). Type ``Zero`` (``zero_as_missing``) is not supported
-   (``check_missing_types``): such a model is not compiled;
+   doubles. NaN is passed as it is: treelite already maps LightGBM's missing types (NaN at a
+   numeric split of type ``None`` goes where 0.0 goes, at type ``NaN`` down the default
+   branch, at a categorical split right; measured identical, and tested). Type ``Zero``
+   (``zero_as_missing``) is not supported (``check_missing_types``): such a model is not
+   compiled;
 5. gcc builds it (``-O3 -fPIC -shared``, no OpenMP, only libc and libm).
 
-On the champion (65 trees) and 1,000 dataset rows, 2 to 4 make the predictor about 1.7x faster
-than tl2cgen's code with patch 2's NaN test and the former per-split category code
-(decision 0006).
+On the champion (65 trees) and 1,000 dataset rows, one comparison per split and the blocks of
+rows take the compiled predict from 2.33 to 1.24 ms (rows unsorted) and from 1.36 to 0.82 ms
+(rows grouped by species, as ``ModelBundle.score`` predicts them): decision 0006.
 
 No gcc (or any other failure): ``compile_predictor`` logs why and returns None; the bundle then
 has no compiled predictor and the scorer uses LightGBM.
@@ -69,7 +69,7 @@ _NUMERIC_LEFT = re.compile(
     r"\(data\[\1\]\.fvalue (<=|<|>=|>) (\(double\)[-+0-9.eE]+)\)"
 )
 _NUMERIC_RIGHT = re.compile(
-    r"\(!isnan\(data\[(\d+)\]\.fvalue\)\) && "
+    r"(?<!!)\(!isnan\(data\[(\d+)\]\.fvalue\)\) && "
     r"\(data\[\1\]\.fvalue (<=|<|>=|>) (\(double\)[-+0-9.eE]+)\)"
 )
 # "not (x > t)" is "x <= t or x is NaN": every ordered comparison with NaN is false.

@@ -112,6 +112,9 @@ def test_numeric_tests_become_one_comparison():
     # An infinite threshold is a constant: left as it is, still exact.
     constant = "if (!(!isnan(data[1].fvalue)) || (1)) {"
     assert patch_numeric_tests(constant) == constant
+    # "missing and x <= t" is no form of tl2cgen's; it must not lose its negation.
+    odd = "if (!(!isnan(data[1].fvalue)) && (data[1].fvalue <= (double)2)) {"
+    assert patch_numeric_tests(odd) == odd
 
 
 def test_one_negated_comparison_is_the_nan_test_and_the_comparison():
