@@ -56,6 +56,8 @@ def test_unknown_beats_poisonous_beats_edible():
         VERDICT_UNKNOWN,
         VERDICT_POISONOUS,  # p == threshold is poisonous
     ]
+    assert all(type(v) is str for v in decide_verdicts(p, known, threshold=0.5))
+    assert decide_verdicts(np.empty(0), np.empty(0, dtype=bool), threshold=0.5) == []
 
 
 def test_candidate_species_marks_the_row_species(tiny_bundle, tiny_dataset: pd.DataFrame):
@@ -70,6 +72,34 @@ def test_candidate_species_marks_the_row_species(tiny_bundle, tiny_dataset: pd.D
         bit = position[int(species)]
         assert int(row[bit // 64]) >> (bit % 64) & 1, "a training row fits its own species"
     np.testing.assert_array_equal(masks.any(axis=1), guard.compatible(matrix))
+
+
+def test_species_words_are_the_and_of_each_values_mask(tiny_bundle, tiny_dataset: pd.DataFrame):
+    """Word by word, what the guard's definition gives row by row: missing nominal values read
+    the feature's last mask row, numeric values their bin (NaN the last one)."""
+    guard = ModelBundle.load(tiny_bundle).guard
+    matrix = encode_frame(tiny_dataset, ModelBundle.load(tiny_bundle).encoder)
+    rng = np.random.default_rng(5)
+    matrix[rng.random(matrix.shape) < 0.2] = np.nan
+    numeric = [j for j, kind in enumerate(guard.kinds) if kind == "numeric"]
+    matrix[:5, numeric] = [[-1e9], [0.0], [1e9], [np.inf], [-np.inf]]
+
+    expected = np.empty((len(matrix), guard.n_words), dtype=np.uint64)
+    for i, row in enumerate(matrix):
+        mask = np.full(guard.n_words, np.iinfo(np.uint64).max, dtype=np.uint64)
+        for j, value in enumerate(row):
+            if guard.kinds[j] == "nominal":
+                code = len(guard.masks[j]) - 1 if np.isnan(value) else int(value)
+            else:
+                code = int(np.searchsorted(guard.edges[j], value, side="right"))
+            mask &= guard.masks[j][code]
+        expected[i] = mask
+
+    words = guard.species_words(matrix)
+    assert words.shape == (guard.n_words, len(matrix))
+    np.testing.assert_array_equal(words.T, expected)
+    np.testing.assert_array_equal(guard.candidate_species(matrix), expected)
+    np.testing.assert_array_equal(guard.compatible(matrix), expected.any(axis=1))
 
 
 def _edit_metadata(directory, edit) -> None:

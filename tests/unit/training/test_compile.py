@@ -17,7 +17,10 @@ from training.compile import (
     check_missing_types,
     max_glibc,
     patch_category_tests,
+    patch_entry_union,
     patch_missing_tests,
+    patch_numeric_tests,
+    split_tree_calls,
 )
 from training.features import encode_frame
 
@@ -60,15 +63,14 @@ def test_values_no_encoder_produces_score_as_lightgbm_scores_them(
         np.testing.assert_allclose(compiled.predict_proba(rows), expected, rtol=0, atol=1e-12)
 
 
-def test_category_tests_read_the_rows_category_code():
+def test_category_tests_read_the_rows_category_bit():
     split = (
         "!isnan(data[3].fvalue) && ((tmp = (unsigned int)(data[3].fvalue) ), "
         "((data[3].fvalue >= 0) && (fabs(data[3].fvalue) <= (double)(1U << FLT_MANT_DIG)) && "
         "((tmp >= 0 && tmp < 64 && (( (uint64_t)1058U >> tmp) & 1) ))))"
     )
     assert patch_category_tests(f"if ( LIKELY( {split} ) ) {{", 20) == (
-        "if ( LIKELY( (data[20 + 3].missing < 64 && "
-        "(( (uint64_t)1058U >> data[20 + 3].missing) & 1)) ) ) {"
+        "if ( LIKELY( (data[20 + 3].bits & (uint64_t)1058U) ) ) {"
     )
     with pytest.raises(CompileError, match="categories"):
         patch_category_tests("tmp = (unsigned int)(data[3].fvalue); x[tmp];", 20)
@@ -96,8 +98,92 @@ def test_missing_value_tests_become_exact_nan_tests():
     assert patch_missing_tests(source) == (
         "if (!(!isnan(data[9].fvalue)) || !isnan(data[12].fvalue) && x) {}"
     )
+    assert patch_missing_tests("result[0] += 0.5;") == "result[0] += 0.5;"  # a tree, no split
     with pytest.raises(CompileError):
         patch_missing_tests("if (data[1].missing == 0) {}")  # a form this code does not know
+
+
+def test_numeric_tests_become_one_comparison():
+    """NaN goes left: ``isnan(x) || x <= t`` is ``!(x > t)``; right: ``x <= t`` alone."""
+    left = "if ( UNLIKELY( !(!isnan(data[9].fvalue)) || (data[9].fvalue <= (double)8.585) ) ) {"
+    right = "if ( LIKELY(  (!isnan(data[2].fvalue)) && (data[2].fvalue < (double)-1.5e-05) ) ) {"
+    assert patch_numeric_tests(left) == "if ( UNLIKELY( !(data[9].fvalue > (double)8.585) ) ) {"
+    assert patch_numeric_tests(right) == "if ( LIKELY(  (data[2].fvalue < (double)-1.5e-05) ) ) {"
+    # An infinite threshold is a constant: left as it is, still exact.
+    constant = "if (!(!isnan(data[1].fvalue)) || (1)) {"
+    assert patch_numeric_tests(constant) == constant
+    # "missing and x <= t" is no form of tl2cgen's; it must not lose its negation.
+    odd = "if (!(!isnan(data[1].fvalue)) && (data[1].fvalue <= (double)2)) {"
+    assert patch_numeric_tests(odd) == odd
+
+
+def test_one_negated_comparison_is_the_nan_test_and_the_comparison():
+    """The identities patch_numeric_tests relies on, for every kind of double (IEEE 754)."""
+    values = [np.nan, -np.inf, -1.0, -0.0, 0.0, 8.585, np.nextafter(8.585, 9), np.inf]
+    threshold = 8.585
+    for x in values:
+        assert (not x > threshold) == (np.isnan(x) or x <= threshold)
+        assert (not x >= threshold) == (np.isnan(x) or x < threshold)
+        assert (x <= threshold) == (not np.isnan(x) and x <= threshold)
+
+
+def test_the_trees_run_in_model_order_then_the_base_score_and_the_sigmoid():
+    predict = (
+        "void predict(union Entry* data, int pred_margin, double* result) {\n"
+        "  predict_unit0(data, result);\n  predict_unit1(data, result);\n"
+        "  predict_unit10(data, result);\n  predict_unit2(data, result);\n"
+        "  result[0] += 0.25;\n  if (!pred_margin) { postprocess(result); }\n}\n"
+    )
+    main = f'#include "header.h"\n{predict}\nvoid postprocess(double* result) {{\n}}\n'
+    patched, calls = split_tree_calls(main)
+    assert calls == ["predict_unit0", "predict_unit1", "predict_unit10", "predict_unit2"]
+    assert patched.startswith(main)  # predict() stays whole for any other caller
+    assert patched[len(main) :] == (
+        "\nvoid predict_after_trees(union Entry* data, int pred_margin, double* result) {\n"
+        "  result[0] += 0.25;\n  if (!pred_margin) { postprocess(result); }\n}\n"
+    )
+    with pytest.raises(CompileError, match="define predict"):
+        split_tree_calls("void predict(union Entry* data) { tree(data); }")
+    with pytest.raises(CompileError, match="one function per tree"):
+        split_tree_calls(predict.replace("  predict_unit1(", "  x = predict_unit1("))
+
+
+def test_the_entry_union_gets_the_category_bits():
+    header = "#include <stdint.h>\nunion Entry {\n  int missing;\n  double fvalue;\n};\n"
+    assert "union Entry {\n  uint64_t bits;\n  int missing;" in patch_entry_union(header)
+    with pytest.raises(CompileError, match="union Entry"):
+        patch_entry_union("struct Entry { double fvalue; };")
+
+
+def test_blocks_of_rows_give_exactly_lightgbms_probabilities(tiny_compiled_bundle, tiny_dataset):
+    """Every tree runs over a block of 64 rows: row counts around the block size, missing
+    values included, give the very doubles Booster.predict gives."""
+    compiled = ModelBundle.load(tiny_compiled_bundle)
+    reference = ModelBundle.load(tiny_compiled_bundle, predictor="lightgbm")
+    matrix = _with_missing_values(encode_frame(tiny_dataset, compiled.encoder), 0.2)
+    rows = np.concatenate([matrix] * (1 + 200 // len(matrix)))
+    for n in (0, 1, 63, 64, 65, 128, 129, 200):
+        expected = reference.booster.predict(rows[:n], num_threads=1)
+        np.testing.assert_array_equal(compiled.predict_proba(rows[:n]), expected)
+
+
+def test_a_model_whose_tree_has_no_split_is_compiled():
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (200, 2))
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "min_data_in_leaf": 150},
+        lgb.Dataset(x, label=x[:, 0] > 0.5),
+        num_boost_round=3,
+    )
+    assert "num_leaves=1" in booster.model_to_string()
+    if compile_mod.shutil.which(compile_mod.CC) is None:
+        pytest.skip("no C compiler here")
+    artifact = compile_mod.compile_predictor(booster.model_to_string())
+    assert artifact is not None
+    predictor = _load(artifact, 2)
+    np.testing.assert_array_equal(predictor.predict(x), booster.predict(x, num_threads=1))
 
 
 def test_max_glibc_reads_the_highest_version_named():
