@@ -44,6 +44,11 @@ _SIGNATURES: dict[str, tuple[Any, tuple[Any, ...]]] = {
     "mushroom_codec_configure_output": (ctypes.c_int32, (_p, _i64, _p, _i64)),
     "mushroom_decode_batch": (_i64, (_p, _i64, _i64, _p, _p, _p, _i64)),
     "mushroom_encode_scored": (_i64, (_i64, _p, _i64, _p, _i64, _p, _p, _p, _i64, _p, _i64)),
+    "mushroom_guard_configure": (
+        ctypes.c_int32,
+        (ctypes.c_int32, ctypes.c_int32, _p, _p, _p, _p, _p, _p, _i64, ctypes.c_double),
+    ),
+    "mushroom_score_batch": (ctypes.c_int32, (_p, _i64, _p, _p)),
 }
 
 
@@ -126,6 +131,7 @@ class NativeCodec:
         if status != 0:
             raise NativeCodecError(f"the native codec refused this schema (status {status})")
         self._output_configured = False
+        self.scores = False  # configure_guard: score() is available
         # Buffers kept between batches, per thread: allocating and freeing ~0.5 MB per batch
         # makes malloc return the memory to the kernel and fault it in again (~0.5 ms).
         self._buffers = threading.local()
@@ -166,6 +172,58 @@ class NativeCodec:
             return None
         blob = ids[:written].tobytes()
         return matrix, status, blob.decode("ascii").split("\n")[:-1], blob
+
+    def configure_guard(
+        self,
+        kinds: Sequence[str],
+        edges: Sequence[np.ndarray | None],
+        masks: Sequence[np.ndarray],
+        threshold: float,
+    ) -> None:
+        """The bundle's species guard (per column: ``"nominal"`` or ``"numeric"``, its edges,
+        its masks ``(rows, words)``) and threshold, for ``score``."""
+        if len(kinds) != self.n_columns:
+            raise NativeCodecError(
+                f"the guard has {len(kinds)} columns, the codec {self.n_columns}"
+            )
+        nominal = np.array([kind == "nominal" for kind in kinds], dtype=np.int32)
+        sizes = np.array([m.shape[0] for m in masks], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        counts = np.array([0 if e is None else len(e) for e in edges], dtype=np.int64)
+        flat_edges = np.concatenate(
+            [np.asarray(e, dtype=np.float64) for e in edges if e is not None] or [np.empty(0)]
+        )
+        table = np.ascontiguousarray(np.concatenate(masks), dtype=np.uint64)
+        status = self._functions["mushroom_guard_configure"](
+            self.n_columns,
+            table.shape[1],
+            nominal.ctypes.data,
+            offsets.ctypes.data,
+            sizes.ctypes.data,
+            flat_edges.ctypes.data,
+            counts.ctypes.data,
+            table.ctypes.data,
+            table.shape[0],
+            float(threshold),
+        )
+        if status != 0:
+            raise NativeCodecError(f"the native codec refused the species guard (status {status})")
+        self.scores = True
+
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """P(poisonous) and verdict codes, as ``ModelBundle.score_codes`` gives them (guard,
+        rows grouped by species, trees, threshold) in one native call; None if it cannot."""
+        rows = np.ascontiguousarray(matrix, dtype=np.float64)
+        if not self.scores or rows.ndim != 2 or rows.shape[1] != self.n_columns:
+            return None
+        n = rows.shape[0]
+        p = np.empty(n, dtype=np.float64)
+        codes = np.empty(n, dtype=np.int8)
+        if self._functions["mushroom_score_batch"](
+            rows.ctypes.data, n, p.ctypes.data, codes.ctypes.data
+        ):
+            return None
+        return p, codes
 
     def configure_output(self, verdict_texts: Sequence[bytes], probability_texts: Sequence[bytes]):
         """The JSON texts of the verdicts (edible, poisonous, unknown) and of k / 10^4."""

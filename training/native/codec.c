@@ -549,3 +549,159 @@ EXPORT int64_t mushroom_encode_scored(int64_t n, const char* ids, int64_t ids_le
   if (id != ids_end || sequence != sequence_end) return -2;
   return o - out;
 }
+
+/* --- Scoring: the species guard, rows grouped by species, the trees, the verdict codes ------
+
+   The same results as ModelBundle.score_codes (lambda_function/model.py), which stays the
+   definition: per row, the AND of the guard's species masks of its values (a nominal code, or
+   the feature's "missing" row; a numeric value's bin among the feature's edges), "unknown"
+   when no species is left, else P(poisonous) >= threshold. Rows with the same species mask
+   are predicted together (their trees take the same branches); each row's probability does
+   not depend on which rows are beside it. */
+
+int32_t mushroom_predict_batch(const double* X, int64_t n_rows, int32_t n_cols, double* out);
+
+#define MAX_WORDS 16
+static int guard_configured, guard_columns, guard_words;
+static int guard_nominal[MAX_FIELDS];
+static int64_t guard_offset[MAX_FIELDS], guard_edge_count[MAX_FIELDS];
+static double guard_missing[MAX_FIELDS];
+static double* guard_edges[MAX_FIELDS];
+static uint64_t* guard_table;
+static double guard_threshold;
+
+/* Per column: nominal[j] (1) or numeric (0); offsets[j]: its first row in table; sizes[j]: its
+   rows (nominal: codes + 1, the last for missing; numeric: edge_counts[j] + 1 bins); edges:
+   the numeric columns' edges, one after the other. table: rows x n_words uint64 masks.
+   Returns 0, or < 0. */
+EXPORT int32_t mushroom_guard_configure(int32_t n_columns_, int32_t n_words, const int32_t* nominal,
+                                        const int64_t* offsets, const int64_t* sizes,
+                                        const double* edges, const int64_t* edge_counts,
+                                        const uint64_t* table, int64_t table_rows,
+                                        double threshold) {
+  guard_configured = 0;
+  if (n_columns_ < 1 || n_columns_ > MAX_FIELDS || n_words < 1 || n_words > MAX_WORDS) return -1;
+  for (int j = 0; j < n_columns_; ++j) {
+    if (offsets[j] < 0 || sizes[j] < 1 || offsets[j] + sizes[j] > table_rows) return -2;
+    if (!nominal[j] && edge_counts[j] + 1 != sizes[j]) return -3;
+  }
+  uint64_t* table_copy = malloc((size_t)(table_rows * n_words) * sizeof(uint64_t));
+  if (table_copy == NULL) return -1;
+  memcpy(table_copy, table, (size_t)(table_rows * n_words) * sizeof(uint64_t));
+  for (int j = 0; j < n_columns_; ++j) {
+    guard_nominal[j] = nominal[j] != 0;
+    guard_offset[j] = offsets[j];
+    guard_missing[j] = (double)(sizes[j] - 1);
+    guard_edge_count[j] = nominal[j] ? 0 : edge_counts[j];
+    free(guard_edges[j]); /* configured once per library (bundle) in practice */
+    guard_edges[j] = NULL;
+    if (!nominal[j]) {
+      guard_edges[j] = malloc((size_t)(edge_counts[j] + 1) * sizeof(double));
+      if (guard_edges[j] == NULL) return -1;
+      memcpy(guard_edges[j], edges, (size_t)edge_counts[j] * sizeof(double));
+      edges += edge_counts[j];
+    }
+  }
+  guard_table = table_copy; /* an earlier table is not freed: a thread may still read it */
+  guard_columns = n_columns_;
+  guard_words = n_words;
+  guard_threshold = threshold;
+  guard_configured = 1;
+  return 0;
+}
+
+/* Row i's mask before row k's: the last word first (np.lexsort's order), then the row. */
+static inline int mask_before(const uint64_t* masks, int words, int64_t i, int64_t k) {
+  for (int w = words - 1; w >= 0; --w) {
+    const uint64_t x = masks[i * words + w], y = masks[k * words + w];
+    if (x != y) return x < y;
+  }
+  return i < k;
+}
+
+/* Sorts order (n row indices) by mask_before: a bottom-up merge sort through scratch, with
+   its context as arguments (qsort has none, and qsort_r differs between platforms). */
+static void sort_by_mask(int64_t* order, int64_t* scratch, int64_t n, const uint64_t* masks,
+                         int words) {
+  int64_t* from = order;
+  int64_t* to = scratch;
+  for (int64_t width = 1; width < n; width *= 2) {
+    for (int64_t start = 0; start < n; start += 2 * width) {
+      const int64_t middle = start + width < n ? start + width : n;
+      const int64_t end = start + 2 * width < n ? start + 2 * width : n;
+      int64_t a = start, b = middle, o = start;
+      while (a < middle && b < end)
+        to[o++] = mask_before(masks, words, from[b], from[a]) ? from[b++] : from[a++];
+      while (a < middle) to[o++] = from[a++];
+      while (b < end) to[o++] = from[b++];
+    }
+    int64_t* swap = from;
+    from = to;
+    to = swap;
+  }
+  if (from != order) memcpy(order, from, (size_t)n * sizeof(int64_t));
+}
+
+/* numpy's searchsorted(edges, x, side="right"): how many edges are <= x; NaN sorts last. */
+static inline int64_t bin_of(const double* edges, int64_t count, double x) {
+  if (isnan(x)) return count;
+  int64_t low = 0, high = count;
+  while (low < high) {
+    const int64_t middle = (low + high) / 2;
+    if (edges[middle] <= x)
+      low = middle + 1;
+    else
+      high = middle;
+  }
+  return low;
+}
+
+/* P(poisonous) and verdict codes (0 edible, 1 poisonous, 2 unknown) of n rows of X (C order,
+   guard_columns each). Returns 0, or < 0 (not configured, no memory, predictor refused). */
+EXPORT int32_t mushroom_score_batch(const double* X, int64_t n, double* p, int8_t* codes) {
+  if (!guard_configured) return -1;
+  if (n == 0) return 0;
+  const int W = guard_words, C = guard_columns;
+  uint64_t* masks = malloc((size_t)(n * W) * sizeof(uint64_t));
+  int64_t* order = malloc((size_t)n * sizeof(int64_t));
+  int64_t* scratch = malloc((size_t)n * sizeof(int64_t));
+  double* grouped = malloc((size_t)(n * C) * sizeof(double));
+  double* grouped_p = malloc((size_t)n * sizeof(double));
+  int32_t status = -1;
+  if (masks && order && scratch && grouped && grouped_p) {
+    for (int64_t i = 0; i < n; ++i) {
+      const double* x = X + i * C;
+      uint64_t* m = masks + i * W;
+      for (int w = 0; w < W; ++w) m[w] = ~0ULL;
+      for (int j = 0; j < C; ++j) {
+        int64_t row;
+        if (guard_nominal[j])
+          row = (int64_t)(fmin(x[j], guard_missing[j]) + (double)guard_offset[j]);
+        else
+          row = bin_of(guard_edges[j], guard_edge_count[j], x[j]) + guard_offset[j];
+        const uint64_t* t = guard_table + row * W;
+        for (int w = 0; w < W; ++w) m[w] &= t[w];
+      }
+    }
+    /* Rows in the order of their species masks, the last word first, as np.lexsort orders
+       them: rows of one mask together, and masks that share species near each other. */
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    sort_by_mask(order, scratch, n, masks, W);
+    for (int64_t k = 0; k < n; ++k) memcpy(grouped + k * C, X + order[k] * C, (size_t)C * sizeof(double));
+    status = mushroom_predict_batch(grouped, n, C, grouped_p) == 0 ? 0 : -3;
+    if (status == 0) {
+      for (int64_t k = 0; k < n; ++k) p[order[k]] = grouped_p[k];
+      for (int64_t i = 0; i < n; ++i) {
+        uint64_t any = 0;
+        for (int w = 0; w < W; ++w) any |= masks[i * W + w];
+        codes[i] = any ? (int8_t)(p[i] >= guard_threshold) : 2;
+      }
+    }
+  }
+  free(masks);
+  free(order);
+  free(scratch);
+  free(grouped);
+  free(grouped_p);
+  return status;
+}

@@ -370,3 +370,84 @@ def test_the_service_writes_the_same_records_with_and_without_the_codec(compiled
             outputs.append((outcome, writer.records))
     assert outputs[0] == outputs[2] and outputs[1] == outputs[3]
     assert outputs[0][0].n_scored == 40 and outputs[1][0].n_rejected == 1
+
+
+# --- scoring ----------------------------------------------------------------------------------
+
+
+def _numpy_score(bundle: ModelBundle, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    codec, bundle.codec = bundle.codec, None
+    try:
+        return bundle.score_codes(matrix)
+    finally:
+        bundle.codec = codec
+
+
+@settings(_SETTINGS, max_examples=150)
+@given(data=st.data())
+def test_native_scoring_equals_the_guard_and_predictor_in_python(compiled, data):
+    """Guard (codes, missing rows, numeric bins: values at, just below and above the edges,
+    NaN, beyond every edge), grouping, trees and threshold: the same doubles and codes."""
+    from tests.conftest import make_tiny_dataset
+    from training.features import encode_frame
+
+    base = encode_frame(make_tiny_dataset(), compiled.encoder)
+    n = data.draw(st.integers(1, 40))
+    rows = base[data.draw(st.lists(st.integers(0, len(base) - 1), min_size=n, max_size=n))].copy()
+    edges = [e for e in compiled.guard.edges if e is not None]
+    special = [np.nan, 0.0, 1e300, *np.concatenate(edges).tolist()]
+    for _ in range(data.draw(st.integers(0, 3 * n))):
+        i, j = data.draw(st.integers(0, n - 1)), data.draw(st.integers(0, rows.shape[1] - 1))
+        if compiled.guard.kinds[j] == "nominal":
+            rows[i, j] = data.draw(st.sampled_from([np.nan, 0.0, 1.0, 2.0]))
+        else:
+            value = data.draw(st.sampled_from(special))
+            rows[i, j] = data.draw(
+                st.sampled_from([value, np.nextafter(value, -np.inf), np.nextafter(value, np.inf)])
+            )
+    p, codes = compiled.codec.score(rows)
+    expected_p, expected_codes = _numpy_score(compiled, rows)
+    assert p.tobytes() == expected_p.tobytes()
+    assert codes.tolist() == expected_codes.tolist()
+
+
+def test_the_bundle_scores_natively_and_the_same(compiled):
+    from tests.conftest import make_tiny_dataset
+    from training.features import encode_frame
+
+    matrix = encode_frame(make_tiny_dataset(), compiled.encoder)
+    assert compiled.codec.scores
+    p, codes = compiled.score_codes(matrix)
+    expected_p, expected_codes = _numpy_score(compiled, matrix)
+    assert p.tobytes() == expected_p.tobytes() and codes.tolist() == expected_codes.tolist()
+    assert set(codes.tolist()) >= {0, 1}
+
+
+def test_a_guard_of_another_shape_is_refused(compiled):
+    guard = compiled.guard
+    with pytest.raises(NativeCodecError, match="columns"):
+        compiled.codec.configure_guard(guard.kinds[:-1], guard.edges[:-1], guard.masks[:-1], 0.5)
+
+
+def test_values_at_every_guard_edge_score_the_same(compiled):
+    """Every row of the tiny dataset with each numeric feature set to each guard edge (and the
+    doubles either side): the bins, hence the masks and verdicts, of numpy's searchsorted."""
+    from tests.conftest import make_tiny_dataset
+    from training.features import encode_frame
+
+    base = encode_frame(make_tiny_dataset(), compiled.encoder)[::4]
+    batches = []
+    for j, edges in enumerate(compiled.guard.edges):
+        if edges is None:
+            continue
+        for edge in edges:
+            for value in (np.nextafter(edge, -np.inf), edge, np.nextafter(edge, np.inf)):
+                rows = base.copy()
+                rows[:, j] = value
+                batches.append(rows)
+    matrix = np.concatenate(batches)
+    p, codes = compiled.codec.score(matrix)
+    expected_p, expected_codes = _numpy_score(compiled, matrix)
+    assert codes.tolist() == expected_codes.tolist()
+    assert p.tobytes() == expected_p.tobytes()
+    assert 0 < np.count_nonzero(codes == 2) < len(codes)  # both sides of the edges are met
