@@ -243,7 +243,7 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
         # One function per tree, so that the batch entry point can run a tree over many rows.
         params = {"parallel_comp": max(int(model.num_tree), 1)}
         tl2cgen.generate_c_code(model, str(work / "src"), params=params)
-        for tree_file in (work / "src").glob("tu*.c"):
+        for tree_file in (work / "src").glob("tu[0-9]*.c"):  # tl2cgen's, one per tree
             tree_code = patch_numeric_tests(patch_missing_tests(tree_file.read_text()))
             tree_file.write_text(patch_category_tests(tree_code, n_features))
         header = work / "src" / "header.h"
