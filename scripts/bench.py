@@ -10,11 +10,17 @@
 - ``per_record_pattern_1000_ms``: the common pattern, per record: base64 + ``json.loads``, a
   one-row pandas DataFrame, ``predict``, one ``put_record`` to an in-memory fake;
 - ``cold_start_ms``: a new process imports the handler, loads the bundle (through the real
-  ``get_service``: files verified, the compiled predictor loaded) and scores one record, with
-  pandas/sklearn/mlflow and LightGBM/SciPy unimportable as in the Lambda package; PutRecords is
-  answered by a botocore hook, so no network is involved. ``cold_start_lightgbm_ms``: the same
-  with ``SCORER_PREDICTOR=lightgbm`` and LightGBM importable (the package before the compiled
-  predictor), alternating with the other; ``cold_start_vs_lightgbm_ratio``.
+  ``get_service``: files verified, the compiled predictor loaded) and scores one record, run
+  from the default Lambda package itself, unzipped (built with ``deployment/package_lambda.py``,
+  cached under ``.local/bench/`` by its inputs' digest), isolated from this environment
+  (``python -I -S -B``: ``sys.path`` = the package, then the runtime's boto3/botocore);
+  PutRecords is answered inside botocore, so no network is involved
+  (``scripts/cold_start_probe.py``). ``cold_start_baseline_ms``: the same for today's package
+  as issue 12 found it (commit ``BASELINE_COMMIT``: LightGBM, SciPy, libgomp, boto3), built by
+  that commit's own builder from ``git archive``; ``cold_start_vs_baseline_ratio`` (the
+  target). ``cold_start_lightgbm_ms``: the current ``lightgbm`` flavour with
+  ``SCORER_PREDICTOR=lightgbm`` (reported only). The three alternate, so they see the same
+  load; ratios are medians of the per-run ratios.
 
 Medians of ``--runs`` runs (at least 5). The machine is shared: the report includes the load
 average, and every number of one run is measured in that same run.
@@ -301,6 +307,9 @@ def current_package(flavour: str) -> Path:
 
     key = package_lambda.inputs_digest(flavour)[:16]
     target = BENCH_DIR / "packages" / f"{flavour}-{key}"
+    for stale in target.parent.glob(f"{flavour}-*"):
+        if stale != target:
+            shutil.rmtree(stale)  # built from inputs that changed since: one per flavour
     return _complete(target, lambda package: package_lambda.build_package_dir(package, flavour))
 
 
