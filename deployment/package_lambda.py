@@ -16,7 +16,7 @@ For the cold start, the ``compiled`` package also carries (measured in ``make be
 
 - its own botocore, with the data of the services the function calls only
   (``BOTOCORE_SERVICES``; ``endpoints.json`` keeps every partition, with those services only),
-  so creating a client neither lists ~400 service directories nor parses 1.25 MB of JSON;
+  so creating a client neither lists 445 service directories nor parses 1.25 MB of JSON;
 - the bytecode of every module (``compile_bytecode``): /var/task is read-only, so Python would
   otherwise compile every module it imports from source, on every cold start.
 
@@ -256,7 +256,7 @@ def prune_botocore_data(data_dir: Path, services: Iterable[str] = BOTOCORE_SERVI
     """Keep only ``services`` among botocore's service models, and only their entries in each
     partition of ``endpoints.json``; returns the bytes removed.
 
-    Creating a client lists every service directory (~400) and parses all of endpoints.json
+    Creating a client lists every service directory (445) and parses all of endpoints.json
     (1.25 MB); with two services left both are cheap. Every partition (aws, aws-cn, aws-us-gov,
     ...) and the shared files (partitions.json, _retry.json, ...) are kept as they are.
     """

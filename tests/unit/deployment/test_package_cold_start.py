@@ -17,8 +17,12 @@ from botocore.exceptions import UnknownServiceError
 from botocore.loaders import Loader
 
 from config.settings import REPO_ROOT
+from deployment import package_lambda
+from deployment.package_lambda import BOTOCORE_DATA as BOTOCORE_DATA_IN_PACKAGE
 from deployment.package_lambda import (
     BOTOCORE_SERVICES,
+    FLAVOUR_COMPILED,
+    FLAVOUR_LIGHTGBM,
     LAMBDA_TASK_ROOT,
     PackageError,
     compile_bytecode,
@@ -175,3 +179,31 @@ def test_pruning_refuses_a_botocore_without_the_services(tmp_path):
     (tmp_path / "kinesis").mkdir()
     with pytest.raises(PackageError, match="no data for s3"):
         prune_botocore_data(tmp_path)
+
+
+def _fake_install(staging: Path, requirements: Path) -> None:
+    """What pip would install, in small: a module and a botocore with three services."""
+    (staging / "lib1").mkdir(parents=True)
+    (staging / "lib1" / "__init__.py").write_text("VALUE = 1\n")
+    data = staging / BOTOCORE_DATA_IN_PACKAGE
+    for service in ("kinesis", "s3", "sqs"):
+        (data / service / "2020-01-01").mkdir(parents=True)
+        (data / service / "2020-01-01" / "service-2.json").write_text("{}")
+    endpoints = {"partitions": [{"partition": "aws", "services": {"kinesis": {}, "sqs": {}}}]}
+    (data / "endpoints.json").write_text(json.dumps(endpoints))
+
+
+@pytest.mark.parametrize("flavour", [FLAVOUR_COMPILED, FLAVOUR_LIGHTGBM])
+def test_only_the_compiled_flavour_gets_bytecode_and_a_pruned_botocore(
+    tmp_path, monkeypatch, flavour
+):
+    monkeypatch.setattr(package_lambda, "install_requirements", _fake_install)
+    monkeypatch.setattr(package_lambda, "bundle_libgomp", lambda staging: "sha")
+    staging = tmp_path / "package"
+    package_lambda.build_package_dir(staging, flavour)
+    compiled = flavour == FLAVOUR_COMPILED
+    pyc = Path(importlib.util.cache_from_source(str(staging / "lib1" / "__init__.py")))
+    assert pyc.is_file() is compiled
+    assert (staging / "lambda_function" / "__pycache__").is_dir() is compiled
+    services = {p.name for p in (staging / BOTOCORE_DATA_IN_PACKAGE).iterdir() if p.is_dir()}
+    assert services == ({"kinesis", "s3"} if compiled else {"kinesis", "s3", "sqs"})
