@@ -12,6 +12,16 @@ Two flavours (``--flavour``):
 The function learns which one it runs from ``SCORER_PACKAGE`` (Terraform variable
 ``scorer_package``); the build refuses a ``compiled`` package that contains LightGBM or SciPy.
 
+For the cold start, the ``compiled`` package also carries (measured in ``make bench``):
+
+- its own botocore, with the data of the services the function calls only
+  (``BOTOCORE_SERVICES``; ``endpoints.json`` keeps every partition, with those services only),
+  so creating a client neither lists 445 service directories nor parses 1.25 MB of JSON;
+- the bytecode of every module (``compile_bytecode``): /var/task is read-only, so Python would
+  otherwise compile every module it imports from source, on every cold start.
+
+The ``lightgbm`` flavour has neither: its zip is at the 50 MB direct-upload limit already.
+
 The zip is deterministic: the same requirements and sources give the same bytes (sorted entries,
 fixed timestamps and permissions), so its SHA-256 names it: ``build/mushroom-scorer-<sha12>.zip``.
 Wheels come from PyPI through pip (cached in ``.local/pip-cache``) for the Lambda platform, not
@@ -31,7 +41,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
+import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -67,6 +80,13 @@ PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(34, 16, -1)] + [
 STRIP_DIRS = {"__pycache__"}
 STRIP_TEST_DIRS_UNDER = ("numpy", "scipy")
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+#: Where Lambda unpacks the zip: the path the compiled modules name (tracebacks, co_filename).
+LAMBDA_TASK_ROOT = "/var/task"
+#: The AWS services the function creates clients for (``aws.client(...)`` in lambda_function/:
+#: Kinesis for the verdicts, S3 for bundles; metrics go to stdout as EMF, no CloudWatch client).
+#: The package's botocore keeps the data of these only.
+BOTOCORE_SERVICES = ("kinesis", "s3")
+BOTOCORE_DATA = Path("botocore") / "data"
 # OpenMP runtime for lib_lightgbm.so: the libgomp (GCC's, manylinux_2_28, glibc >= 2.17 only)
 # that this scikit-learn wheel vendors, checked byte for byte.
 LIBGOMP_WHEEL = "scikit-learn==1.9.1"
@@ -94,11 +114,17 @@ def _pip_platform_args() -> list[str]:
     return args
 
 
+def install_wheels(target: Path, specifiers: list[str], compile_bytecode: bool = False) -> None:
+    """pip-install ``specifiers`` (pip arguments) for the Lambda platform into ``target``."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += [] if compile_bytecode else ["--no-compile"]
+    command += ["--target", str(target), *_pip_platform_args()]
+    subprocess.run(command + specifiers, check=True)
+
+
 def install_requirements(staging: Path, requirements: Path = REQUIREMENTS) -> None:
     """pip-install the requirements for the Lambda platform into ``staging``."""
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    command += ["--no-compile", "--target", str(staging), *_pip_platform_args()]
-    subprocess.run(command + ["-r", str(requirements)], check=True)
+    install_wheels(staging, ["-r", str(requirements)])
 
 
 def extract_libgomp(wheel: Path, destination: Path, expected_sha256: str = LIBGOMP_SHA256) -> str:
@@ -200,6 +226,60 @@ def strip_unneeded(staging: Path) -> int:
     return removed
 
 
+def compile_bytecode(staging: Path, task_root: str = LAMBDA_TASK_ROOT) -> int:
+    """Write ``__pycache__/*.cpython-312.pyc`` next to every module; returns how many.
+
+    /var/task is read-only, so without them every cold start compiles every module it imports
+    from source. Unchecked-hash pycs: no timestamps (the zip's are fixed), and the import
+    does not stat or hash the source. Each names its module by its path under ``task_root``.
+    """
+    failures, count = [], 0
+    for source in sorted(staging.rglob("*.py")):
+        relative = source.relative_to(staging).as_posix()
+        try:
+            py_compile.compile(
+                str(source),
+                cfile=importlib.util.cache_from_source(str(source)),
+                dfile=f"{task_root}/{relative}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        except py_compile.PyCompileError as exc:
+            failures.append(f"{relative}: {exc.msg.strip().splitlines()[-1]}")
+        count += 1
+    if failures:
+        raise PackageError(f"{len(failures)} module(s) do not compile: {'; '.join(failures)}")
+    return count
+
+
+def prune_botocore_data(data_dir: Path, services: Iterable[str] = BOTOCORE_SERVICES) -> int:
+    """Keep only ``services`` among botocore's service models, and only their entries in each
+    partition of ``endpoints.json``; returns the bytes removed.
+
+    Creating a client lists every service directory (445) and parses all of endpoints.json
+    (1.25 MB); with two services left both are cheap. Every partition (aws, aws-cn, aws-us-gov,
+    ...) and the shared files (partitions.json, _retry.json, ...) are kept as they are.
+    """
+    keep = set(services)
+    missing = sorted(name for name in keep if not (data_dir / name).is_dir())
+    if missing:
+        raise PackageError(f"botocore has no data for {', '.join(missing)} in {data_dir}")
+    removed = 0
+    for path in sorted(data_dir.iterdir()):
+        if path.is_dir() and path.name not in keep:
+            removed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+    endpoints_file = data_dir / "endpoints.json"
+    before = endpoints_file.stat().st_size
+    endpoints = json.loads(endpoints_file.read_text())
+    for partition in endpoints["partitions"]:
+        partition["services"] = {
+            name: entry for name, entry in partition["services"].items() if name in keep
+        }
+    endpoints_file.write_text(json.dumps(endpoints, separators=(",", ":")))
+    return removed + before - endpoints_file.stat().st_size
+
+
 def _files(root: Path) -> Iterator[Path]:
     for path in sorted(root.rglob("*"), key=lambda p: p.relative_to(root).as_posix()):
         if path.is_file() and not path.is_symlink():
@@ -233,12 +313,21 @@ def tree_size(paths: Iterable[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
 
-def build_lambda_zip(output_dir: Path = Path("build"), flavour: str = FLAVOUR_COMPILED) -> Path:
-    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` of ``flavour``; return its path."""
+def inputs_digest(flavour: str = FLAVOUR_COMPILED) -> str:
+    """SHA-256 of what a package is built from: requirements, the function's modules, this
+    builder and its audit, the Python version. The same digest gives the same package."""
+    digest = hashlib.sha256(f"{flavour} {sys.version}".encode())
+    builder = [Path(__file__), Path(__file__).with_name("elf_audit.py")]
+    for path in [REQUIREMENTS, FLAVOURS[flavour], *builder, *sorted(PACKAGE_DIR.glob("*.py"))]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_package_dir(staging: Path, flavour: str = FLAVOUR_COMPILED) -> int:
+    """Build the unzipped package of ``flavour`` in ``staging`` (emptied first), checked and
+    audited; returns the bytes stripped."""
     if flavour not in FLAVOURS:
         raise PackageError(f"flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
-    output_dir = Path(output_dir)
-    staging = output_dir / "lambda-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     install_requirements(staging, FLAVOURS[flavour])
@@ -247,8 +336,23 @@ def build_lambda_zip(output_dir: Path = Path("build"), flavour: str = FLAVOUR_CO
     if flavour == FLAVOUR_LIGHTGBM:
         libgomp_sha256 = bundle_libgomp(staging)
         print(f"{PACKAGE_LIB_DIR}/{LIBGOMP_NAME} from {LIBGOMP_WHEEL}  sha256 {libgomp_sha256}")
+    else:  # the lightgbm flavour stays under 50 MB zipped: runtime botocore, no bytecode
+        stripped += prune_botocore_data(staging / BOTOCORE_DATA)
     check_flavour(staging, flavour)
     audit(staging)
+    if flavour == FLAVOUR_COMPILED:
+        modules = compile_bytecode(staging)
+        print(f"bytecode: {modules} modules ({LAMBDA_TASK_ROOT} paths, unchecked-hash pyc)")
+    return stripped
+
+
+def build_lambda_zip(output_dir: Path = Path("build"), flavour: str = FLAVOUR_COMPILED) -> Path:
+    """Build ``<output_dir>/mushroom-scorer-<sha12>.zip`` of ``flavour``; return its path."""
+    if flavour not in FLAVOURS:
+        raise PackageError(f"flavour {flavour!r} is not one of {', '.join(FLAVOURS)}")
+    output_dir = Path(output_dir)
+    staging = output_dir / "lambda-staging"
+    stripped = build_package_dir(staging, flavour)
     unzipped = tree_size(_files(staging))
 
     temporary = output_dir / f"{ZIP_PREFIX}.zip.partial"

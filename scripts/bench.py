@@ -10,11 +10,17 @@
 - ``per_record_pattern_1000_ms``: the common pattern, per record: base64 + ``json.loads``, a
   one-row pandas DataFrame, ``predict``, one ``put_record`` to an in-memory fake;
 - ``cold_start_ms``: a new process imports the handler, loads the bundle (through the real
-  ``get_service``: files verified, the compiled predictor loaded) and scores one record, with
-  pandas/sklearn/mlflow and LightGBM/SciPy unimportable as in the Lambda package; PutRecords is
-  answered by a botocore hook, so no network is involved. ``cold_start_lightgbm_ms``: the same
-  with ``SCORER_PREDICTOR=lightgbm`` and LightGBM importable (the package before the compiled
-  predictor), alternating with the other; ``cold_start_vs_lightgbm_ratio``.
+  ``get_service``: files verified, the compiled predictor loaded) and scores one record, run
+  from the default Lambda package itself, unzipped (built with ``deployment/package_lambda.py``,
+  cached under ``.local/bench/`` by its inputs' digest), isolated from this environment
+  (``python -I -S -B``: ``sys.path`` = the package, then the runtime's boto3/botocore);
+  PutRecords is answered inside botocore, so no network is involved
+  (``scripts/cold_start_probe.py``). ``cold_start_baseline_ms``: the same for today's package
+  as issue 12 found it (commit ``BASELINE_COMMIT``: LightGBM, SciPy, libgomp, boto3), built by
+  that commit's own builder from ``git archive``; ``cold_start_vs_baseline_ratio`` (the
+  target). ``cold_start_lightgbm_ms``: the current ``lightgbm`` flavour with
+  ``SCORER_PREDICTOR=lightgbm`` (reported only). The three alternate, so they see the same
+  load; ratios are medians of the per-run ratios.
 
 Medians of ``--runs`` runs (at least 5). The machine is shared: the report includes the load
 average, and every number of one run is measured in that same run.
@@ -26,13 +32,17 @@ import argparse
 import base64
 import contextlib
 import csv
+import hashlib
+import io
 import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -50,7 +60,7 @@ TARGETS = {
     "compiled_vs_raw_ratio": ("<=", 0.4),
     "speedup_vs_per_record": (">=", 100.0),
     "cold_start_ms": ("<=", 1000.0),
-    "cold_start_vs_lightgbm_ratio": ("<=", 0.5),
+    "cold_start_vs_baseline_ratio": ("<=", 0.5),
 }
 
 
@@ -321,124 +331,187 @@ def bench_per_record(bundle_dir: Path, event: dict, runs: int) -> dict[str, floa
     return results
 
 
-COLD_START_SCRIPT = """
-import time
-started = time.perf_counter()
-import importlib.abc, sys
-
-BLOCKED = {"pandas", "sklearn", "mlflow", *sys.argv[2:]}
-
-
-class Blocker(importlib.abc.MetaPathFinder):
-    # Not in the Lambda package: make them unimportable, as they are there.
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in BLOCKED:
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
-        return None
-
-sys.meta_path.insert(0, Blocker())
-
-import base64, json
-from lambda_function import handler
-imported = time.perf_counter()
-
-
-def answer(request, **_):
-    # Answer PutRecords inside botocore (after serialisation, before HTTP).
-    from botocore.awsrequest import AWSResponse
-
-    class Raw:
-        def stream(self, **_):
-            n = len(json.loads(request.body)["Records"])
-            yield json.dumps({"FailedRecordCount": 0, "Records": [
-                {"SequenceNumber": str(i), "ShardId": "shardId-000000000000"} for i in range(n)
-            ]}).encode()
-
-    return AWSResponse(request.url, 200, {}, Raw())
-
-
-service = handler.get_service()
-service.writer.client.meta.events.register("before-send.kinesis.PutRecords", answer)
-loaded = time.perf_counter()
-event = json.loads(sys.argv[1])
-context = type("Context", (), {
-    "function_name": "mushroom-scorer", "function_version": "$LATEST",
-    "memory_limit_in_mb": 1024, "aws_request_id": "cold", "log_group_name": "g",
-    "log_stream_name": "s",
-    "invoked_function_arn": "arn:aws:lambda:us-east-1:123456789012:function:mushroom-scorer",
-    "get_remaining_time_in_millis": lambda self: 60000,
-})()
-response = handler.lambda_handler(event, context)
-done = time.perf_counter()
-assert response == {"batchItemFailures": []}, response
-leaked = [m for m in BLOCKED if m in sys.modules]
-print("COLD " + json.dumps({
-    "predictor": service.bundle.predictor.kind,
-    "import_ms": (imported - started) * 1000,
-    "load_ms": (loaded - imported) * 1000,
-    "first_invocation_ms": (done - loaded) * 1000,
-    "total_ms": (done - started) * 1000,
-    "leaked": leaked,
-}))
-"""
-
-
-#: What the default (compiled) Lambda package lacks, and the environment of each cold start.
+#: The function as issue 12 found it, before any compiled-predictor work: LightGBM, SciPy and
+#: libgomp in the zip, boto3 from the runtime. Its cold start is the reference of the target.
+BASELINE_COMMIT = "0f6f10b8c2568ef365009a9ab4ec74017e8b7e26"
+BENCH_DIR = LOCAL_DIR / "bench"
+PROBE = ROOT / "scripts" / "cold_start_probe.py"
+#: Cold starts measured, each in its own package: directory, extra environment, the predictor
+#: that must serve, top-level modules that must not load.
+COLD_START_KINDS = ("baseline", "compiled", "lightgbm")
 COMPILED_PACKAGE_LACKS = ("lightgbm", "scipy")
-COLD_STARTS = {
-    "compiled": ({}, COMPILED_PACKAGE_LACKS),
-    "lightgbm": ({"SCORER_PREDICTOR": "lightgbm"}, ()),
-}
+
+
+def _complete(target: Path, build: Callable[[Path], None]) -> Path:
+    """``target/package``, built by ``build(directory)`` once (a ``complete`` marker beside it)."""
+    package, marker = target / "package", target / "complete"
+    if marker.is_file() and package.is_dir():
+        return package
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    build(package)
+    marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+    return package
+
+
+def current_package(flavour: str) -> Path:
+    """This checkout's Lambda package of ``flavour``, unzipped (cached by its inputs' digest)."""
+    from deployment import package_lambda
+
+    key = package_lambda.inputs_digest(flavour)[:16]
+    target = BENCH_DIR / "packages" / f"{flavour}-{key}"
+    for stale in target.parent.glob(f"{flavour}-*"):
+        if stale != target:
+            shutil.rmtree(stale)  # built from inputs that changed since: one per flavour
+    return _complete(target, lambda package: package_lambda.build_package_dir(package, flavour))
+
+
+def baseline_package(commit: str = BASELINE_COMMIT) -> Path:
+    """The package of ``commit``, built by that commit's own ``deployment/package_lambda.py``."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+    )
+    if found.returncode != 0:
+        raise SystemExit(
+            f"cold start: the baseline commit {commit[:12]} (the Lambda package before the "
+            "compiled predictor, issue 12) is not in this clone's history. Fetch it "
+            f"(`git fetch --unshallow`, or `git fetch origin {commit}`) and run make bench again."
+        )
+
+    def build(package: Path) -> None:
+        source, output = package.parent / "source", package.parent / "build"
+        source.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", "--format=tar", commit],
+            capture_output=True,
+            check=True,
+        )
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(source, filter="data")
+        print(f"cold start: building the baseline package of {commit[:12]} with its own builder")
+        built = subprocess.run(
+            [sys.executable, "-m", "deployment.package_lambda", "--output-dir", str(output)],
+            cwd=source,
+            env={**os.environ, "MUSHROOM_LOCAL_DIR": str(LOCAL_DIR)},  # its pip cache: ours
+            capture_output=True,
+            text=True,
+        )
+        if built.returncode != 0:
+            raise SystemExit(
+                f"cold start: the baseline package ({commit[:12]}) did not build:\n"
+                f"{built.stderr[-3000:]}\nIts builder downloads cp312 manylinux wheels with "
+                f"pip (PyPI, or the cache in {LOCAL_DIR / 'pip-cache'}): make PyPI reachable, "
+                "then run make bench again."
+            )
+        (output / "lambda-staging").rename(package)
+        shutil.rmtree(output)
+        shutil.rmtree(source)
+
+    return _complete(BENCH_DIR / "packages" / f"baseline-{commit[:12]}", build)
+
+
+def runtime_sdk() -> Path:
+    """What the python3.12 runtime adds to a zip: boto3, botocore and their dependencies, at
+    this environment's versions, installed (with their bytecode, as in the runtime image)."""
+    import importlib.metadata
+
+    from deployment.package_lambda import install_wheels
+    from emulation.lambda_runtime.sandbox import RUNTIME_DISTRIBUTIONS
+
+    pins = [f"{name}=={importlib.metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS]
+    key = hashlib.sha256(" ".join(pins).encode()).hexdigest()[:16]
+    target = BENCH_DIR / "runtime" / key
+    return _complete(target, lambda sdk: install_wheels(sdk, ["--no-deps", *pins], True))
+
+
+def cold_start_packages() -> dict[str, tuple[Path, dict[str, str], str, tuple[str, ...]]]:
+    """Build (or reuse) the three packages; fails naming the fix when one cannot be built."""
+    return {
+        "baseline": (baseline_package(), {}, "lightgbm", ()),
+        "compiled": (current_package("compiled"), {}, "compiled", COMPILED_PACKAGE_LACKS),
+        "lightgbm": (current_package("lightgbm"), {"SCORER_PREDICTOR": "lightgbm"}, "lightgbm", ()),
+    }
+
+
+def _tree_mb(root: Path) -> float:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
 
 
 def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any]:
-    """New processes: import handler, load the bundle, score one record (medians).
+    """New processes: import the handler, load the bundle, score one record (medians).
 
-    The compiled package and LightGBM forced (today's package before it) alternate, so both see
-    the same machine load.
+    Each runs ``scripts/cold_start_probe.py`` isolated from this environment (``-I -S``):
+    ``sys.path`` = its unzipped package, then the runtime's SDK (``runtime_sdk``); ``-B``, as
+    /var/task is read-only (no bytecode written between runs). The kinds alternate (in a
+    rotating order) so that all see the same machine load.
     """
-    base = {**os.environ, **_lambda_environment(bundle_dir), "PYTHONPATH": str(ROOT)}
-    base.pop("SCORER_PREDICTOR", None)
-    event = json.dumps(kinesis_event([record]))
-    results: dict[str, list[dict]] = {name: [] for name in COLD_STARTS}
-    process_ms: dict[str, list[float]] = {name: [] for name in COLD_STARTS}
-    for _ in range(runs):
-        for name, (extra_env, blocked) in COLD_STARTS.items():
+    packages = cold_start_packages()
+    sdk = runtime_sdk()
+    event = kinesis_event([record])
+    results: dict[str, list[dict]] = {name: [] for name in COLD_START_KINDS}
+    for run in range(runs):
+        shift = run % len(COLD_START_KINDS)
+        for name in COLD_START_KINDS[shift:] + COLD_START_KINDS[:shift]:
+            package, extra_env, _, absent = packages[name]
+            spec = {"paths": [str(package), str(sdk)], "event": event, "absent": list(absent)}
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "LANG": "C.UTF-8",
+                "LAMBDA_TASK_ROOT": str(package),
+                "LD_LIBRARY_PATH": f"{package}:{package / 'lib'}",  # as Lambda: /var/task/lib
+                **_lambda_environment(bundle_dir),
+                **extra_env,
+            }
             started = time.perf_counter()
             completed = subprocess.run(
-                [sys.executable, "-c", COLD_START_SCRIPT, event, *blocked],
-                cwd=ROOT,
-                env={**base, **extra_env},
+                [sys.executable, "-I", "-S", "-B", str(PROBE), json.dumps(spec)],
+                cwd=package,
+                env=env,
                 capture_output=True,
                 text=True,
                 timeout=120,
             )
-            process_ms[name].append((time.perf_counter() - started) * 1000)
+            process_ms = (time.perf_counter() - started) * 1000
             if completed.returncode != 0:
-                raise SystemExit(f"cold start run ({name}) failed:\n{completed.stderr}")
+                raise SystemExit(f"cold start run ({name}) failed:\n{completed.stderr[-5000:]}")
             line = next(x for x in completed.stdout.splitlines() if x.startswith("COLD "))
-            results[name].append(json.loads(line[len("COLD ") :]))
-    report: dict[str, Any] = {}
-    for name, suffix in (("compiled", ""), ("lightgbm", "_lightgbm")):
+            results[name].append({**json.loads(line[len("COLD ") :]), "process_ms": process_ms})
+    report: dict[str, Any] = {"cold_start_baseline_commit": BASELINE_COMMIT}
+    for name in COLD_START_KINDS:
+        package, _, predictor, _ = packages[name]
         runs_of = results[name]
         served = {r["predictor"] for r in runs_of}
-        if served != {name}:
+        if served != {predictor}:
             raise SystemExit(f"cold start {name!r} was served by {sorted(served)}")
+        leaked = sorted({m for r in runs_of for m in r["leaked"] + r["present"]})
+        if leaked:
+            raise SystemExit(
+                f"cold start {name!r} loaded modules from outside its package, the runtime's "
+                f"SDK and the standard library, or modules its package lacks: {leaked}"
+            )
+        suffix = "" if name == "compiled" else f"_{name}"
         medians = {
             key: statistics.median(r[key] for r in runs_of)
-            for key in ("import_ms", "load_ms", "first_invocation_ms", "total_ms")
+            for key in ("import_ms", "load_ms", "first_invocation_ms", "total_ms", "process_ms")
         }
         report[f"cold_start{suffix}_ms"] = medians["total_ms"]
         report[f"cold_start{suffix}_breakdown_ms"] = {
-            k: v for k, v in medians.items() if k != "total_ms"
+            k: v for k, v in medians.items() if k not in ("total_ms", "process_ms")
         }
-        report[f"cold_start{suffix}_process_ms"] = statistics.median(process_ms[name])
-        report[f"cold_start{suffix}_leaked_modules"] = sorted(
-            {m for r in runs_of for m in r["leaked"]}
-        )
-    report["cold_start_vs_lightgbm_ratio"] = (
-        report["cold_start_ms"] / report["cold_start_lightgbm_ms"]
-    )
+        report[f"cold_start{suffix}_process_ms"] = medians["process_ms"]
+        report[f"cold_start{suffix}_package"] = {
+            "directory": str(package),
+            "unzipped_mb": round(_tree_mb(package), 1),
+            "modules_loaded": runs_of[0]["modules"],
+            "botocore": runs_of[0]["botocore"],
+        }
+
+    def paired(other: str) -> float:
+        pairs = zip(results["compiled"], results[other])
+        return statistics.median(c["total_ms"] / o["total_ms"] for c, o in pairs)
+
+    report["cold_start_vs_baseline_ratio"] = paired("baseline")
+    report["cold_start_vs_lightgbm_ratio"] = paired("lightgbm")
     return report
 
 
@@ -460,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--runs", type=int, default=31, help="handler/raw runs (>= 5)")
     parser.add_argument("--slow-runs", type=int, default=5, help="per-record and cold-start runs")
+    parser.add_argument(
+        "--cold-start-only", action="store_true", help="only the cold starts (print, no report)"
+    )
     args = parser.parse_args(argv)
     if not (args.bundle / "bundle.json").is_file():
         raise SystemExit(
@@ -472,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
     import numpy
 
     records, source = sample_records()
+    if args.cold_start_only:
+        load_before = os.getloadavg()
+        cold = bench_cold_start(args.bundle, records[0], slow_runs)
+        print(json.dumps(cold, indent=2))
+        print(f"load average {load_before} -> {os.getloadavg()}")
+        return 0
     event = kinesis_event(records)
     load_before = os.getloadavg()
     report: dict[str, Any] = {
@@ -513,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         "per_record_pattern_1000_ms",
         "per_record_lean_1000_ms",
         "cold_start_ms",
+        "cold_start_baseline_ms",
         "cold_start_lightgbm_ms",
     ):
         print(f"{key:28s} {report[key]:10.3f}")
