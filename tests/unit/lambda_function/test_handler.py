@@ -58,6 +58,39 @@ def test_mixed_event_scores_and_rejects_without_failing(service, capsys):
     assert emf["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MushroomScorer"
 
 
+def _log_lines(captured: str) -> list[dict]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def logs():
+    """What the function's Logger writes (its handler holds the stdout of import time)."""
+    stream = io.StringIO()
+    previous = handler.logger.registered_handler.setStream(stream)
+    yield stream
+    handler.logger.registered_handler.setStream(previous)
+
+
+def test_a_clean_batch_writes_one_line_the_emf_metrics_with_its_fields(service, capsys, logs):
+    payloads = [json.dumps(valid_record(i)).encode() for i in range(5)]
+    context = FakeLambdaContext()
+    assert handler.lambda_handler(kinesis_event(payloads), context) == {"batchItemFailures": []}
+
+    assert _log_lines(logs.getvalue()) == []  # no second line repeating what the metrics say
+    (emf,) = _log_lines(capsys.readouterr().out)
+    assert "_aws" in emf and emf["RecordsScored"] in (5.0, [5.0])
+    assert emf["records"] == 5 and emf["request_id"] == context.aws_request_id
+
+
+def test_a_batch_with_rejections_also_logs_its_counts(service, logs):
+    payloads = [json.dumps(valid_record(1)).encode(), b"not json"]
+    handler.lambda_handler(kinesis_event(payloads), FakeLambdaContext())
+
+    (summary,) = _log_lines(logs.getvalue())
+    assert summary["message"].startswith("batch scored with rejected records")
+    assert (summary["records"], summary["scored"], summary["rejected"]) == (2, 1, 1)
+
+
 def test_invalid_utf8_in_a_string_is_rejected_without_failing_the_batch(service):
     bad = b'{"mushroom_id":"\xff\xfe","cap_diameter":5,"stem_height":1,"stem_width":1}'
     event = kinesis_event([json.dumps(valid_record(0)).encode(), bad])
