@@ -47,7 +47,6 @@ static int have_avx2; /* set at configure time, from the CPU the library runs on
 static int configured;
 static int n_fields, n_columns, id_field, id_max_length;
 static int64_t max_record_bytes;
-static char names[MAX_FIELDS][MAX_NAME];
 static unsigned char names_quoted[MAX_FIELDS][MAX_NAME + 8];
 static int name_lengths[MAX_FIELDS], kinds[MAX_FIELDS], columns[MAX_FIELDS];
 static uint64_t required_mask;
@@ -81,7 +80,6 @@ EXPORT int32_t mushroom_codec_configure(int32_t n_fields_, int32_t n_columns_, c
       if ((unsigned char)names_[k] < 0x20 || names_[k] == '"' || names_[k] == '\\' ||
           (unsigned char)names_[k] > 0x7e)
         return -2;
-    memcpy(names[f], names_, length + 1);
     memset(names_quoted[f], 0, sizeof names_quoted[f]);
     memcpy(names_quoted[f], names_, length);
     names_quoted[f][length] = '"';

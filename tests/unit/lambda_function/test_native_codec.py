@@ -304,17 +304,12 @@ _probabilities = st.one_of(
         lambda t: float(np.nextafter(t[0] / 10_000, t[1] * np.inf)) if 0 < t[0] < 10_000 else 0.0
     ),
 )
-_plain_ids = st.text(
-    st.characters(min_codepoint=0x20, max_codepoint=0x7E, blacklist_characters='"\\'),
-    min_size=1,
-    max_size=schema.ID_MAX_LENGTH,
-)
 
 
 @settings(_SETTINGS, max_examples=300)
 @given(
     rows=st.lists(
-        st.tuples(_plain_ids, st.integers(0, 2), _probabilities), min_size=1, max_size=20
+        st.tuples(_printable_ids, st.integers(0, 2), _probabilities), min_size=1, max_size=20
     ),
     model=st.tuples(st.text(max_size=10), st.text(max_size=5), st.text(max_size=30)),
 )
