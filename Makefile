@@ -20,6 +20,8 @@ STACK_ENV := .local/stack.env
 
 EVENT ?= tests/fixtures/kinesis_event.json
 AWS_TARGET ?= moto
+# What `make invoke` calls: the alias the event source mapping invokes, i.e. what is served.
+QUALIFIER ?= live
 
 ##@ The two commands
 
@@ -128,8 +130,8 @@ package: setup ## Build the Lambda zip (x86_64, cp312 wheels, no LightGBM) from 
 	$(PY) -m deployment.package_lambda
 
 .PHONY: invoke
-invoke: setup ## Invoke the deployed function once with EVENT=path.json and print each record's verdict
-	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer)
+invoke: setup ## Invoke the alias live (or QUALIFIER=N or LATEST) once with EVENT=path.json; print each record's verdict
+	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer) --qualifier '$(QUALIFIER)'
 
 .PHONY: bench
 bench: setup ## Benchmark the handler, LightGBM and compiled predict, per-record pattern, cold starts -> reports/benchmark.json
@@ -138,12 +140,16 @@ bench: setup ## Benchmark the handler, LightGBM and compiled predict, per-record
 ##@ Infrastructure
 
 .PHONY: up
-up: setup ## Start the local AWS emulator (AWS_TARGET=moto, or localstack with Docker)
+up: setup ## Start the local AWS emulator (AWS_TARGET=moto, or localstack with Docker); on moto also the background service scoring every mapped stream
 	$(PY) -m emulation.emulator up --target $(AWS_TARGET)
 
 .PHONY: down
-down: setup ## Stop the local AWS emulator
+down: setup ## Stop the local AWS emulator and the background service
 	$(PY) -m emulation.emulator down
+
+.PHONY: status
+status: setup ## Say what runs (emulator, background service and its pollers) and whether it is healthy
+	$(PY) -m emulation.emulator status
 
 .PHONY: aws
 aws: setup ## The AWS CLI against the stack of .local/stack.env (endpoint, region, credentials): make aws ARGS="kinesis list-streams"
@@ -156,6 +162,7 @@ plan: setup ## Show the Terraform plan against the current target
 
 .PHONY: deploy
 deploy: setup ## terraform apply (infrastructure, Lambda package), then roll out the champion (or MODEL_VERSION=N)
+	if [ "$(AWS_TARGET)" != aws ]; then $(PY) -m emulation.emulator up --target $(AWS_TARGET); fi
 	$(PY) -m deployment.deploy apply --target $(AWS_TARGET)
 	$(PY) -m orchestration.rollout --if-champion $(if $(MODEL_VERSION),--model-version $(MODEL_VERSION))
 

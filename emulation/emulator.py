@@ -6,6 +6,10 @@ moto server runs as a detached process on a free 127.0.0.1 port (pid and endpoin
 LocalStack runs through docker compose (docker-compose.yml) on http://localhost:4566. Either way
 the endpoint and dummy credentials go to .local/stack.env as ``export KEY=value`` lines, which the
 Makefile includes and bash can ``source``; boto3 and Terraform pick up AWS_ENDPOINT_URL from there.
+
+On moto, ``up`` also starts the background service (emulation/services.py: the local Lambda
+runtime polling every enabled event source mapping), so a record put on the input stream gets
+its verdict with no other command; ``down`` stops both, ``status`` reports both.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from config.stack_env import (
     write_state,
 )
 from deployment.terraform_cli import state_dir
+from emulation import services
 
 TARGETS = ("moto", "localstack")
 HOST = "127.0.0.1"
@@ -176,6 +181,16 @@ def _forget_stack(target: str, local_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _moto_env(endpoint: str, local_dir: Path) -> dict[str, str]:
+    """moto server's environment: its Invoke runs functions through the local runtime, whose
+    boto3 calls go back to this same server, with the stack's runtime state directory."""
+    env = {**os.environ, **emulator_env("moto", endpoint)}
+    env["LOCAL_LAMBDA_STATE_DIR"] = str(services.runtime_state_dir(local_dir, env))
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        env.pop(key, None)
+    return env
+
+
 def _start_moto(port: int | None, local_dir: Path, timeout: float) -> EmulatorState:
     if port is None:
         port = free_port()
@@ -186,6 +201,7 @@ def _start_moto(port: int | None, local_dir: Path, timeout: float) -> EmulatorSt
         )
     local_dir.mkdir(parents=True, exist_ok=True)
     log_path = local_dir / LOG_NAME
+    endpoint = f"http://{HOST}:{port}"
     with log_path.open("wb") as log:
         # A session of its own: the server outlives `make up` and is stopped as a group.
         # moto with the local Lambda runtime's patches (emulation/lambda_runtime/moto_patches.py):
@@ -201,12 +217,12 @@ def _start_moto(port: int | None, local_dir: Path, timeout: float) -> EmulatorSt
                 str(port),
             ],
             cwd=REPO_ROOT,
+            env=_moto_env(endpoint, local_dir),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    endpoint = f"http://{HOST}:{port}"
     try:
         wait_until_ready(endpoint, timeout, path="/moto-api/", process=process)
     except EmulatorError as error:
@@ -247,10 +263,15 @@ def start_emulator(
     port: int | None = None,
     local_dir: Path = LOCAL_DIR,
     timeout: float = START_TIMEOUT_S,
+    *,
+    background_service: bool = False,
 ) -> EmulatorState:
     """Start the emulator (or find the running one) and write .local/stack.env; idempotent.
 
-    Raises EmulatorError with the reason when it cannot start (port taken, no Docker, ...).
+    ``background_service`` (moto only; `make up` and the demo): also start the background
+    service, which polls every enabled event source mapping; without it (tests, demo-drift)
+    the caller runs the local Lambda runtime itself. Raises EmulatorError with the reason when
+    something cannot start (port taken, no Docker, ...).
     """
     if target not in TARGETS:
         raise EmulatorError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -274,7 +295,13 @@ def start_emulator(
             state = _start_localstack(timeout)
         write_state(state, local_dir)
         _forget_stack(target, local_dir)
-    update_stack_env(stack_env_path(local_dir), emulator_env(state.target, state.endpoint))
+    env = emulator_env(state.target, state.endpoint)
+    update_stack_env(stack_env_path(local_dir), env)
+    if background_service and state.target == "moto":
+        try:
+            services.start_services(local_dir, {**env, **_moto_env(state.endpoint, local_dir)})
+        except services.ServiceError as error:
+            raise EmulatorError(str(error)) from None
     return state
 
 
@@ -296,7 +323,8 @@ def stop_emulator(local_dir: Path = LOCAL_DIR, timeout: float = STOP_TIMEOUT_S) 
     Returns True when a running emulator was stopped.
     """
     state = read_state(local_dir)
-    stopped = False
+    # The pollers first: they would only log errors against a stopped emulator.
+    stopped = services.stop_services(local_dir)
     if state is not None and state.target == "moto" and state.pid is not None:
         if _pid_alive(state.pid) and _is_moto_process(state.pid):
             os.killpg(state.pid, signal.SIGTERM)
@@ -335,26 +363,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=int(os.environ["MOTO_PORT"]) if "MOTO_PORT" in os.environ else None,
     )
     up.add_argument("--timeout", type=float, default=START_TIMEOUT_S)
-    sub.add_parser("down", help="stop the emulator")
-    sub.add_parser("status", help="show whether the emulator runs")
+    up.add_argument(
+        "--no-service",
+        action="store_true",
+        help="do not start the background service (run the local Lambda runtime yourself)",
+    )
+    sub.add_parser("down", help="stop the emulator and the background service")
+    sub.add_parser("status", help="show whether the emulator and the background service run")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            state = start_emulator(args.target, args.port, timeout=args.timeout)
+            state = start_emulator(
+                args.target,
+                args.port,
+                timeout=args.timeout,
+                background_service=not args.no_service,
+            )
             print(f"{state.target} running at {state.endpoint} (pid {state.pid or '-'})")
+            service = services.service_status()
+            if service is not None and service.running:
+                print(
+                    f"background service running (pid {service.pid}): polls every enabled "
+                    f"event source mapping; log {service.log}"
+                )
             print(f"environment: {stack_env_path()}  (source it, or let make include it)")
         elif args.command == "down":
             print("emulator stopped" if stop_emulator() else "no emulator was running")
         else:
-            state = status()
-            if state is None:
-                print("no emulator running (make up)")
-                return 3
-            print(f"{state.target} running at {state.endpoint} (pid {state.pid or '-'})")
+            return _print_status()
     except EmulatorError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_status(local_dir: Path = LOCAL_DIR) -> int:
+    """`make status`: 0 when the emulator and (on moto) the background service are healthy."""
+    state = status(local_dir)
+    service = services.service_status(local_dir)
+    if state is None:
+        print("no emulator running (make up)")
+        if service is not None and service.running:
+            print(f"background service still running (pid {service.pid}): make down stops it")
+        return 3
+    print(f"{state.target} running at {state.endpoint} (pid {state.pid or '-'})")
+    if state.target != "moto":
+        return 0  # LocalStack runs functions itself
+    if service is None:
+        print("background service: not started: records are not scored (make up starts it)")
+        return 1
+    print("\n".join(service.lines()))
+    return 0 if service.healthy else 1
 
 
 if __name__ == "__main__":

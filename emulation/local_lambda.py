@@ -3,13 +3,16 @@
     python -m emulation.local_lambda run [--function NAME] [--until-idle S] [--max-seconds N]
     python -m emulation.local_lambda invoke --event PATH [--function mushroom-scorer[:QUALIFIER]]
 
+`make up` already runs this in the background service (emulation/services.py), for every
+function; `run` refuses to poll the same checkpoints beside it (no record delivered twice).
 `run` polls the function's enabled Kinesis event source mappings and invokes the version each
 names ($LATEST, a version, or the version its alias points to now, followed when the alias
 moves) with the Lambda service's semantics (batch size, starting position, ReportBatchItemFailures,
 bisect on error, retry and record-age limits, on-failure destination). `invoke` does what
-`aws lambda invoke` does and prints the response. The endpoint comes from AWS_ENDPOINT_URL
-(`make up` writes it to .local/stack.env). On LocalStack with Docker, or on AWS, the real
-service does all this and this runtime is not started.
+`aws lambda invoke` does and prints the response (an event over 6 MB is refused, as on AWS;
+on the embedded emulator `aws lambda invoke` itself works too). The endpoint comes from
+AWS_ENDPOINT_URL (`make up` writes it to .local/stack.env). On LocalStack with Docker, or on
+AWS, the real service does all this and this runtime is not started.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from emulation.lambda_runtime import DEFAULT_FUNCTION, RunStats, invoke, run, run_until_idle
 from emulation.lambda_runtime.aws import CodeIntegrityError, default_state_dir
+from emulation.lambda_runtime.runtime import PollerBusy
 from emulation.lambda_runtime.sandbox import RuntimeMismatch
 
 __all__ = ["invoke", "main", "run", "run_until_idle", "RunStats"]
@@ -132,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps(stats.to_dict(), indent=2))
         return 0
-    except (CodeIntegrityError, RuntimeMismatch, FileNotFoundError, ValueError) as exc:
+    except (CodeIntegrityError, RuntimeMismatch, PollerBusy, FileNotFoundError, ValueError) as exc:
         say(f"error: {exc}")
         return 2
     except (ClientError, BotoCoreError) as exc:

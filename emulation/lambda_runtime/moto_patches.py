@@ -14,6 +14,9 @@ and signature can change in any release. Re-read the patched functions, then bum
    version the given name resolved to at that moment (an alias ARN becomes ``...:f:1``, and
    later alias moves are not followed). AWS keeps the ARN as given (unqualified, version or
    alias), and the Lambda service resolves an alias on each invocation.
+4. Invoke runs the function in Docker (without Docker: a 200 with ``FunctionError: Handled``
+   and a docker error as the payload). Here it runs the published code in the local runtime
+   (``invoke_api``: qualifier, ExecutedVersion, FunctionError, LogType=Tail, the 6 MB limit).
 
 ``apply()`` is idempotent; run it in the moto server process before serving, e.g.
 ``python -m emulation.lambda_runtime.moto_server -p 5000`` (same arguments as ``moto_server``).
@@ -51,6 +54,9 @@ def check_moto_version(installed: str | None = None) -> None:
 
 def restore() -> None:
     """Undo apply() (for tests that run moto in-process)."""
+    from emulation.lambda_runtime import invoke_api
+
+    invoke_api.reset()
     while _ORIGINALS:
         owner, name, original = _ORIGINALS.pop()
         setattr(owner, name, original)
@@ -62,6 +68,7 @@ def apply() -> None:
     if _ORIGINALS:
         return
     from moto.awslambda.models import LambdaBackend
+    from moto.awslambda.responses import LambdaResponse
     from moto.kinesis.models import Record, Shard
 
     def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -114,7 +121,30 @@ def apply() -> None:
             esm.function_arn = _function_arn_as_given(self, spec["FunctionName"], esm.function_arn)
         return esm
 
+    def invoke(self: LambdaResponse) -> tuple[int, dict[str, str], bytes]:
+        from urllib.parse import unquote
+
+        from emulation.lambda_runtime import invoke_api
+        from emulation.lambda_runtime.model import QualifierError, parse_function_ref
+
+        function_name = unquote(self.path.rsplit("/", 2)[-2])
+        qualifier = self._get_param("qualifier") or self._get_param("Qualifier")
+        try:
+            ref = parse_function_ref(function_name, qualifier)
+        except QualifierError as exc:
+            status, headers, body = invoke_api.error(
+                400, "InvalidParameterValueException", str(exc)
+            )
+        else:
+            self.backend.get_function(ref.name, ref.qualifier)  # 404 ResourceNotFound as on AWS
+            raw = self.raw_body or b""
+            raw = raw if isinstance(raw, bytes) else str(raw).encode()
+            status, headers, body = invoke_api.handle(function_name, qualifier, raw, self.headers)
+        headers["status"] = str(status)  # moto takes the status code from this header
+        return status, headers, body
+
     for owner, name, replacement in (
+        (LambdaResponse, "invoke", invoke),
         (LambdaBackend, "send_kinesis_message", send_kinesis_message),
         (LambdaBackend, "create_event_source_mapping", create_event_source_mapping),
         (LambdaBackend, "update_event_source_mapping", update_event_source_mapping),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -46,6 +47,74 @@ READ_AHEAD = 2
 ALIAS_CHECK_S = 1.0
 #: GetAlias failures in a row after which the run stops instead of keeping the old version.
 MAX_ALIAS_CHECK_FAILURES = 5
+#: Lambda's limit for a synchronous invocation's request (and response) payload: 6 MB.
+MAX_SYNC_PAYLOAD_BYTES = 6_291_456
+#: The lock file in a state directory: one poller per set of checkpoints.
+POLLER_LOCK_NAME = "poller.lock"
+
+
+class PayloadTooLarge(ValueError):
+    """A synchronous invocation's payload is over Lambda's 6 MB limit (413 on AWS)."""
+
+
+def check_payload_size(size: int) -> None:
+    """Refuse a synchronous payload over MAX_SYNC_PAYLOAD_BYTES, as Lambda does."""
+    if size > MAX_SYNC_PAYLOAD_BYTES:
+        raise PayloadTooLarge(
+            f"RequestEntityTooLarge: the payload is {size:,} bytes; Lambda refuses a synchronous "
+            f"invocation over {MAX_SYNC_PAYLOAD_BYTES:,} bytes (6 MB)"
+        )
+
+
+class PollerBusy(RuntimeError):
+    """Another process already polls with these checkpoints (the background service)."""
+
+
+class PollerLock:
+    """An exclusive lock on a state directory's checkpoints, held while polling.
+
+    Two pollers on the same checkpoints would both deliver every record: the second one is
+    refused with a message naming the holder. The OS drops the lock when its process dies.
+    """
+
+    def __init__(self, state_dir: Path, owner: str = "") -> None:
+        self.path = Path(state_dir) / POLLER_LOCK_NAME
+        self.owner = owner or f"pid {os.getpid()}"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> "PollerLock":
+        """Take the lock or raise PollerBusy."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise PollerBusy(
+                f"{holder} already polls the event source mappings with the checkpoints in "
+                f"{self.path.parent}; a second poller would deliver every record twice. The "
+                "background service does it for `make up` (make status; make down stops it)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(self.owner)
+        handle.flush()
+        self._file = handle
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (idempotent)."""
+        if self._file is not None:
+            self._file.close()  # closing the descriptor releases the flock
+            self._file = None
+
+    def __enter__(self) -> "PollerLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 class LocalFunction:
@@ -420,6 +489,8 @@ def run(
     latest_from: str = "mapping",
     refresh_s: float = 5.0,
     alias_check_s: float = ALIAS_CHECK_S,
+    exclusive: bool = True,
+    on_stats: Callable[[RunStats], None] | None = None,
 ) -> RunStats:
     """Poll the function's enabled Kinesis mappings and invoke it, like the Lambda service.
 
@@ -429,6 +500,10 @@ def run(
 
     Stops after ``until_idle`` seconds without records, after ``max_seconds``, or when ``stop``
     is set (whichever first; none of them: runs until interrupted).
+
+    ``exclusive`` takes the state directory's PollerLock for the run (PollerBusy when the
+    background service or another run holds it); the service, which holds it itself, passes
+    False. ``on_stats`` receives the counters as they change (at most about once a second).
     """
     state_dir = Path(state_dir) if state_dir else aws.default_state_dir()
     started = time.monotonic()
@@ -447,6 +522,8 @@ def run(
     if ref.qualifier is not None:  # only the mappings of that version or alias
         mappings = [m for m in mappings if parse_function_ref(m.function_arn) == ref]
     with ExitStack() as resources:
+        if exclusive:
+            resources.enter_context(PollerLock(state_dir))
         # One function per qualifier the mappings name: each resolves its own version.
         functions: dict[FunctionRef, LocalFunction] = {}
         sink = aws.DestinationSink()
@@ -504,6 +581,7 @@ def run(
                 max_seconds,
                 refresh_s,
                 say,
+                on_stats or (lambda stats: None),
             )
         finally:
             readers_stop.set()
@@ -537,12 +615,14 @@ def _loop(
     max_seconds: float | None,
     refresh_s: float,
     say: Callable[[str], None],
+    on_stats: Callable[[RunStats], None],
 ) -> str:
     """Process fetched records until a stop condition; returns which one."""
     if not pollers:
         return "no-mappings"
     readers_started = last_records = last_refresh = last_report = time.monotonic()
     open_shards = stats.shards
+    unreported = False  # records processed since the counters were last summarised
     while True:
         now = time.monotonic()
         if stop.is_set():
@@ -563,6 +643,10 @@ def _loop(
         try:
             poller, shard_id, payload = fetched.get(timeout=wait)
         except queue.Empty:
+            if unreported:  # the stream went quiet: report the last batches' counters now
+                _summarise(stats, pollers)
+                on_stats(stats)
+                unreported = False
             continue
         if isinstance(payload, Exception):
             raise payload
@@ -574,10 +658,13 @@ def _loop(
         last_records = time.monotonic()
         stats.busy_s += last_records - busy_from
         stats.active_s = last_records - readers_started
+        unreported = True
         if last_records - last_report >= 1.0:
             _summarise(stats, pollers)
             say(_progress_line(stats))
+            on_stats(stats)
             last_report = last_records
+            unreported = False
 
 
 def _idle(
@@ -638,6 +725,8 @@ def invoke(
     """What `aws lambda invoke` returns (StatusCode, FunctionError, ExecutedVersion, Payload).
 
     ``function_name`` may carry a qualifier (``name:live``, ``name:3``, or a qualified ARN).
+    An event over 6 MB (as JSON) raises PayloadTooLarge before anything runs, as on Lambda.
     """
+    check_payload_size(len(json.dumps(event, separators=(",", ":")).encode()))
     with LocalFunction(function_name, state_dir=state_dir, log_stream=log_stream) as function:
         return function.invoke(event).to_invoke_response()
