@@ -410,7 +410,8 @@ class ServiceStatus:
         return out
 
 
-def _alive(pid: int) -> bool:
+def _exists(pid: int) -> bool:
+    """True while the process exists and has not exited (a zombie has)."""
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
     except ChildProcessError:
@@ -421,7 +422,15 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return _is_service(pid)
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS)
+
+
+def _alive(pid: int) -> bool:
+    """True when ``pid`` is a running background service."""
+    return _exists(pid) and _is_service(pid)
 
 
 def _is_service(pid: int) -> bool:
@@ -544,7 +553,7 @@ def stop_services(local_dir: Path = LOCAL_DIR, timeout: float = STOP_TIMEOUT_S) 
             # anything left in its process group (workers) goes with it.
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
+            while _exists(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
             _kill_group(pid)
             stopped = True
@@ -559,11 +568,10 @@ def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+        return
+    deadline = time.monotonic() + 5.0
+    while _exists(pgid) and time.monotonic() < deadline:  # reaps it when it is our child
+        time.sleep(0.02)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
