@@ -472,6 +472,19 @@ def service_status(local_dir: Path = LOCAL_DIR) -> ServiceStatus | None:
     return ServiceStatus(pid, running, healthy, age, pollers, str(state.get("log", "")))
 
 
+def function_counters(function: str, local_dir: Path = LOCAL_DIR) -> dict[str, int] | None:
+    """The service's counters for ``function`` so far (summed over its runs), or None when no
+    healthy-looking service runs (read them before and after to count what one step did)."""
+    status = service_status(local_dir)
+    if status is None or not status.running:
+        return None
+    for poller in status.pollers:
+        if poller.get("name") == LambdaPoller.name:
+            found = (poller.get("functions") or {}).get(function) or {}
+            return {k: int(found.get(k, 0)) for k in COUNTERS}
+    return None
+
+
 def _log_tail(path: Path, lines: int = 15) -> str:
     if not path.exists():
         return ""

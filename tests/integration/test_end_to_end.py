@@ -389,3 +389,76 @@ def test_the_compiled_predictor_serves_and_equals_lightgbm_on_the_whole_dataset(
     log = deployed.function_log.read_text()
     assert "model bundle loaded: scoring with the compiled predictor" in log
     assert "scoring with the lightgbm predictor" not in log
+
+
+def test_the_background_service_scores_what_the_aws_cli_puts(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    """`make up`'s background service on this stack: a record put with the AWS CLI gets its
+    verdict with no other command; `aws lambda invoke` on the alias returns the scorer's reply;
+    stopping the service leaves no process. Last in the module: the service holds the
+    checkpoints the tests above poll themselves."""
+    import subprocess
+    import sys
+
+    from emulation.services import function_counters, start_services, stop_services
+    from monitoring.aws import KinesisStreamReader
+
+    aws = str(Path(sys.executable).with_name("aws"))
+    env = {**os.environ}
+
+    def cli(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [aws, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    name = deployed.outputs["function_name"]
+    service = start_services(deployed.local_dir, env)
+    try:
+        assert service.healthy, service.lines()
+        checkpoint = deployed.verdict_checkpoint()
+        (record,) = producer.observations(held_out_sample(1, seed=21), "cli")
+        put = cli(
+            "kinesis", "put-record", "--stream-name", deployed.outputs["input_stream_name"],
+            "--partition-key", record["mushroom_id"], "--data", json.dumps(record),
+        )  # fmt: skip
+        # The service also scores what earlier tests put and left unscored (the hostile
+        # records): only this record's verdicts are counted.
+        mine: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 60
+        while not mine and time.monotonic() < deadline:
+            read = KinesisStreamReader(deployed.outputs["output_stream_name"]).read(checkpoint)
+            checkpoint = read.checkpoint
+            mine += [
+                v
+                for v in map(json.loads, read.records)
+                if v["mushroom_id"] == record["mushroom_id"]
+            ]
+            time.sleep(0.2)
+        (verdict,) = mine
+        assert verdict["input_sequence_number"] == put["SequenceNumber"]
+        assert verdict["status"] == "scored" and verdict["verdict"] in {"edible", "poisonous"}
+        deadline = time.monotonic() + 10  # the health file is rewritten every second
+        while (counters := function_counters(name, deployed.local_dir) or {}).get(
+            "records_read", 0
+        ) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert counters["records_read"] >= 1 and counters["function_errors"] == 0
+
+        out = tmp_path / "out.json"
+        alias = deployed.outputs["function_alias"]
+        response = cli(
+            "lambda", "invoke", "--function-name", name, "--qualifier", alias,
+            "--payload", f"fileb://{EVENT_FIXTURE}", str(out),
+        )  # fmt: skip
+        served = serving(connect(local_dir=deployed.local_dir))
+        assert response["StatusCode"] == 200 and "FunctionError" not in response
+        assert response["ExecutedVersion"] == served.function_version
+        assert json.loads(out.read_text()) == {"batchItemFailures": []}
+    finally:
+        stop_services(deployed.local_dir)
+    assert function_counters(name, deployed.local_dir) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(service.pid, 0)

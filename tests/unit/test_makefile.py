@@ -170,3 +170,22 @@ def test_make_test_sets_up_chromium_before_pytest():
     install = dry.index("apt-get install -y -qq chromium")
     assert install < dry.index("-m pytest tests")
     assert "command -v chromium" in dry and '"$(id -u)" = 0' in dry and "apt-get" in dry
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="GNU make not installed")
+def test_make_invoke_calls_the_alias_live_unless_told_otherwise(tmp_path):
+    def dry_run(*overrides: str) -> str:
+        return subprocess.run(
+            ["make", "--no-print-directory", "-n", "invoke", f"STACK_ENV={tmp_path}/none.env"]
+            + list(overrides),
+            cwd=ROOT,
+            env=_fresh_terminal(tmp_path),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    assert "-m scripts.invoke --event tests/fixtures/kinesis_event.json" in dry_run()
+    assert "--qualifier 'live'" in dry_run()
+    assert "--qualifier '3'" in dry_run("QUALIFIER=3")

@@ -251,3 +251,19 @@ def test_the_service_process_starts_reports_a_dead_endpoint_and_stops(tmp_path: 
         os.kill(status.pid, 0)
     assert services.service_status(tmp_path) is None
     PollerLock(tmp_path / "runtime").acquire().release()
+
+
+def test_function_counters_read_the_lambda_pollers_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert services.function_counters("f", tmp_path) is None  # no service started
+    monkeypatch.setattr(services, "_is_service", lambda pid: True)
+    services.write_json(tmp_path / services.STATE_NAME, {"pid": os.getpid(), "log": "x.log"})
+    function = {"state": "polling", "error": "", "records_read": 7, "invocations": 2}
+    lambda_health = {"name": "lambda", "healthy": True, "functions": {"f": function}}
+    health = {"pid": os.getpid(), "heartbeat": time.time(), "pollers": [lambda_health]}
+    services.write_json(tmp_path / services.HEALTH_NAME, health)
+    counts = services.function_counters("f", tmp_path)
+    assert counts is not None and counts["records_read"] == 7 and counts["invocations"] == 2
+    assert counts["function_errors"] == 0
+    assert services.function_counters("g", tmp_path) == {k: 0 for k in services.COUNTERS}
