@@ -179,7 +179,7 @@ def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> 
         print(f"      - {reasons[:150]}")
     print(
         f"    {records_put} records from put to verdicts read in {seconds:.1f} s, including the "
-        "function's cold start and the runtime's idle wait; steady state: make bench-e2e"
+        "function's cold start; steady state: make bench-e2e"
     )
 
 

@@ -1,7 +1,8 @@
 """`make demo`: the whole system end to end on the embedded emulator, from a clean clone.
 
 Steps (each prints what it does and how long it took):
-1. start the emulator (moto server; `AWS_TARGET=localstack` for LocalStack on Docker);
+1. start the emulator (moto server and the background service; `AWS_TARGET=localstack` for
+   LocalStack on Docker);
 2. build the Lambda zip and `terraform apply` the stack (buckets, streams, function, mapping,
    DLQ, alarms, SNS);
 3. train, evaluate both ways, register in MLflow, run the promotion gate, export the bundle;
@@ -9,8 +10,9 @@ Steps (each prints what it does and how long it took):
    alias `live` (which the event source mapping invokes) moved to it;
 5. put held-out mushrooms (rows no model was trained on) plus malformed records on the input
    stream, as a producer would;
-6. run the deployed function through the local Lambda runtime (the emulator stores functions but
-   cannot run them), with the event source mapping's semantics;
+6. nothing to run: on the embedded emulator the background service that `make up` starts beside
+   moto (the local Lambda runtime, polling every enabled event source mapping with the Lambda
+   service's semantics) scores them, as the Lambda service would; the demo waits for it;
 7. read the verdict stream and summarise: verdicts, the shared verdict metrics against the known
    labels (decision_accuracy, coverage, covered_accuracy, false_edible), rejections with their
    reasons, throughput;
@@ -64,10 +66,29 @@ def explore_hints(models_bucket: str) -> list[str]:
         "make mlflow-ui      # runs, metrics, plots, registry (http://127.0.0.1:5000)",
         "make monitor        # another monitoring cycle",
         "make monitoring-ui  # the monitoring dashboard over time (http://127.0.0.1:8000)",
-        "make invoke         # one event through the deployed function, with its verdicts",
+        "make invoke         # one event through the alias live, with its verdicts",
         "make rollback       # the alias back to the version served before",
-        "make down           # stop the emulator",
+        "make status         # what runs: the emulator, the background service scoring records",
+        "make down           # stop the emulator and the background service",
     ]
+
+
+def _service_counts(
+    function: str, before: dict[str, int] | None, records: int, timeout: float = 10.0
+) -> dict[str, int] | None:
+    """What the background service counted for ``function`` since ``before``: polled until it
+    counts ``records`` read (its health file is rewritten every second) or ``timeout``."""
+    from emulation.services import function_counters
+
+    deadline = time.monotonic() + timeout
+    while True:
+        now = function_counters(function)
+        if now is None or before is None:
+            return None
+        done = {k: now[k] - before.get(k, 0) for k in now}
+        if done["records_read"] >= records or time.monotonic() >= deadline:
+            return done
+        time.sleep(0.2)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -90,9 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orchestration.rollout import connect, deploy, describe, roll_out_model, serving
 
     with step(f"Start the emulator ({target})"):
-        state = start_emulator(target)
+        state = start_emulator(target, background_service=True)
         _load_stack_env()
         print(f"    endpoint {state.endpoint}")
+        if target == "moto":
+            print("    background service: the local Lambda runtime polls every enabled mapping")
 
     with step("Build the Lambda zip and apply the Terraform stack"):
         zip_path = build_lambda_zip()
@@ -132,9 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"    {rolled.message}")
         print(f"    {describe(rolled.served)}")
 
+    from emulation.services import function_counters, runtime_state_dir
     from monitoring.aws import KinesisStreamReader
 
     verdict_checkpoint = KinesisStreamReader(outputs["output_stream_name"]).read({}).checkpoint
+    counted_before = function_counters(outputs["function_name"])
 
     with step(f"Put {args.records} held-out mushrooms and a few malformed records"):
         sample = held_out_sample(Settings.from_env(), args.records, args.seed)
@@ -146,25 +171,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         records_put = len(records) + len(malformed)
         print(f"    {records_put} records on {outputs['input_stream_name']}")
 
-    with step("Run the function with the event source mapping's semantics"):
-        from emulation.local_lambda import run_until_idle
-
-        log_path = LOCAL_DIR / "demo-function.log"
-        with log_path.open("w") as function_log:  # the function's JSON logs and EMF metrics
-            stats = run_until_idle(
-                outputs["function_name"], idle_seconds=2.0, timeout=600, log_stream=function_log
-            )
-        print(f"    function logs (JSON, with EMF metrics): {log_path}")
-        print(
-            f"    {stats.records_read} records in {stats.invocations} invocations, "
-            f"{stats.function_errors} function errors, {stats.on_failure_records} sent to the DLQ"
-        )
-
-    with step("Read the verdict stream"):
+    with step("Read the verdict stream (the background service scores the records)"):
         verdicts = producer.read_verdicts(
-            outputs["output_stream_name"], verdict_checkpoint, records_put, timeout=60
+            outputs["output_stream_name"], verdict_checkpoint, records_put, timeout=600
         )
         seconds = time.monotonic() - started
+        done = _service_counts(outputs["function_name"], counted_before, records_put)
+        if done is not None:
+            print(
+                f"    {done['records_read']} records in {done['invocations']} invocations, "
+                f"{done['function_errors']} function errors, {done['on_failure_records']} "
+                "sent to the DLQ"
+            )
+            logs = runtime_state_dir(LOCAL_DIR) / "logs" / f"{outputs['function_name']}.log"
+            print(f"    function logs (JSON, with EMF metrics): {logs}")
         summary = producer.summarise(verdicts, labels, {m.partition_key for m in malformed})
         producer.print_summary(summary, records_put, seconds)
         print(f"    served: {describe(serving(connect()))}")
