@@ -289,6 +289,7 @@ def start_emulator(
         state = current
     else:
         clear_state(local_dir)
+        services.stop_services(local_dir)  # one left from an emulator that died polls nothing
         if target == "moto":
             state = _start_moto(port, local_dir, timeout)
         else:

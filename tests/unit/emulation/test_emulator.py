@@ -178,3 +178,23 @@ def test_up_is_idempotent_and_down_cleans_up(tmp_path: Path) -> None:
     assert emulator.status(tmp_path) is None
     # The emulator's resources died with it, so its Terraform state is dropped too.
     assert not (tmp_path / "terraform" / "moto" / "terraform.tfstate").exists()
+
+
+def test_a_new_emulator_stops_a_service_left_polling_a_dead_one(tmp_path: Path) -> None:
+    """A background service recorded for an emulator that died would poll nothing (its
+    endpoint is gone), and `up` would keep it: a fresh emulator stops it first."""
+    from emulation import services
+
+    leftover = subprocess.Popen(  # its command line names it a service, as the real one's does
+        [sys.executable, "-c", "import time; time.sleep(120)", "emulation.services"],
+        start_new_session=True,
+    )
+    services.write_json(tmp_path / services.STATE_NAME, {"pid": leftover.pid, "log": "x"})
+    try:
+        start_emulator("moto", local_dir=tmp_path)
+        leftover.wait(timeout=20)  # stopped (TimeoutExpired otherwise: it sleeps 120 s)
+        assert services.service_status(tmp_path) is None
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+        stop_emulator(tmp_path)
