@@ -444,6 +444,28 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
         assert kinesis.list_streams()["StreamNames"] == ["mushroom-observations"]
 
 
+def test_dlq_redrive_policy_reads_the_dlq_and_the_input_stream_only(stack: Stack) -> None:
+    """``make redrive``: take messages from the DLQ, read and put back on the input stream."""
+    iam = stack.client("iam")
+    arn = stack.outputs["dlq_redrive_policy_arn"]
+    default = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]
+    granted = {}
+    for statement in document["Document"]["Statement"]:
+        actions = statement["Action"]
+        resources = statement["Resource"]
+        for action in actions if isinstance(actions, list) else [actions]:
+            granted[action] = resources if isinstance(resources, list) else [resources]
+    assert granted == {
+        "sqs:ReceiveMessage": [stack.outputs["dlq_arn"]],
+        "sqs:DeleteMessage": [stack.outputs["dlq_arn"]],
+        "sqs:ChangeMessageVisibility": [stack.outputs["dlq_arn"]],
+        "kinesis:GetShardIterator": [stack.outputs["input_stream_arn"]],
+        "kinesis:GetRecords": [stack.outputs["input_stream_arn"]],
+        "kinesis:PutRecords": [stack.outputs["input_stream_arn"]],
+    }
+
+
 def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> None:
     """What vars/aws.tfvars gets and the emulator cannot serve: TLS-only bucket policies, and a
     customer-managed stream key granted to the function through Kinesis only.
