@@ -565,3 +565,20 @@ def test_rollback_target_says_what_a_rollback_would_serve(stack: Stack) -> None:
     would = rollback_target(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
     assert would.function_version == "1" and would.model_version == "1"
     assert stack.alias()["FunctionVersion"] == "2"  # only said, not done
+
+
+def test_the_status_says_what_make_rollback_would_do(stack: Stack) -> None:
+    from orchestration.rollout import Stack as Deployed  # noqa: PLC0415
+    from orchestration.rollout import can_roll_back, rollback_status  # noqa: PLC0415
+
+    deployed = Deployed(None, TARGET, stack.lam, stack.s3)  # type: ignore[arg-type]
+    assert not can_roll_back(deployed)
+    assert rollback_status(deployed).startswith("make rollback: refused (nothing to roll back")
+    stack.roll_out("2")
+    assert can_roll_back(deployed)
+    assert rollback_status(deployed) == (
+        "make rollback: to Lambda version 1 (model version 1, its S3 copy verifies)"
+    )
+    _delete(stack, "1", "model.txt")
+    assert not can_roll_back(deployed)
+    assert "make rollout MODEL_VERSION=1" in rollback_status(deployed)
