@@ -355,7 +355,8 @@ def _rollback_plan(target: Target, lambda_client: Any, s3_client: Any) -> _Rollb
     if not uri:
         raise RolloutError(
             f"nothing to roll back to: version {record.previous_version} of {name}, served "
-            f"before version {alias['FunctionVersion']}, serves no model ({BUNDLE_ENV} unset)"
+            f"before version {alias['FunctionVersion']}, serves no model ({BUNDLE_ENV} unset); "
+            "nothing changed (make rollout MODEL_VERSION=N serves another registered version)"
         )
     restored = ServedRecord.parse(previous.get("Description")) or ServedRecord(
         _model_version_of(uri), "unknown", None
