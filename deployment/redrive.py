@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 from config.settings import LOCAL_DIR
 from config.stack_env import read_stack_env, stack_env_path
 
@@ -286,7 +288,7 @@ def _redrive_message(
         return outcome
     try:
         records = read_batch(kinesis, stream_name, pointer)
-    except _Unreadable as exc:
+    except (_Unreadable, RedriveError) as exc:  # this message's shard only: the others go on
         outcome.status, outcome.detail = UNREADABLE, str(exc)
         return outcome
     outcome.found = len(records)
@@ -294,19 +296,24 @@ def _redrive_message(
         r for r in records if journal.redriven(pointer.shard_id, r["SequenceNumber"]) is None
     ]
     outcome.already = len(records) - len(pending)
-    entries, failures = put_back(kinesis, stream_name, pending, put_attempts, sleep)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock()))
-    journal.record(
-        {
-            "message_id": message_id,
-            "shard_id": pointer.shard_id,
-            "original_sequence_number": original,
-            "partition_key": key,
-            "redriven_shard_id": shard,
-            "redriven_sequence_number": new,
-            "redriven_at": stamp,
-        }
-        for original, key, shard, new in entries
+
+    def journal_chunk(chunk: list[tuple[str, str, str, str]]) -> None:
+        journal.record(
+            {
+                "message_id": message_id,
+                "shard_id": pointer.shard_id,
+                "original_sequence_number": original,
+                "partition_key": key,
+                "redriven_shard_id": shard,
+                "redriven_sequence_number": new,
+                "redriven_at": stamp,
+            }
+            for original, key, shard, new in chunk
+        )
+
+    entries, failures = put_back(
+        kinesis, stream_name, pending, put_attempts, sleep, on_put=journal_chunk
     )
     outcome.put = len(entries)
     missing = pointer.batch_size - len(records)
@@ -384,27 +391,36 @@ def put_back(
     records: Sequence[Mapping[str, Any]],
     attempts: int,
     sleep: Callable[[float], None],
+    on_put: Callable[[list[tuple[str, str, str, str]]], None] = lambda entries: None,
 ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """PutRecords ``records`` (same data and partition key) in chunks within Kinesis limits,
-    retrying only failed entries; returns (original, partition key, shard, new sequence number)
-    for each put, and the last error of each record still not put."""
+    retrying only failed entries (a request refused as a whole is retried too); returns
+    (original, partition key, shard, new sequence number) for each put, and the last error of
+    each record still not put. ``on_put`` gets each request's successes as soon as they are in."""
     done: list[tuple[str, str, str, str]] = []
     failures: list[str] = []
     for chunk in _chunks(records):
         waiting = list(chunk)
+        again: list[tuple[Mapping[str, Any], str]] = []
         for attempt in range(attempts):
             if attempt:
                 sleep(min(0.1 * 2**attempt, 2.0))
-            response = _call(
-                f"put records back on {stream_name}",
-                kinesis.put_records,
-                StreamName=stream_name,
-                Records=[{"Data": r["Data"], "PartitionKey": r["PartitionKey"]} for r in waiting],
-            )
-            again = []
+            try:
+                response = _call(
+                    f"put records back on {stream_name}",
+                    kinesis.put_records,
+                    StreamName=stream_name,
+                    Records=[
+                        {"Data": r["Data"], "PartitionKey": r["PartitionKey"]} for r in waiting
+                    ],
+                )
+            except RedriveError as exc:
+                again = [(record, str(exc)) for record in waiting]
+                continue
+            again, put = [], []
             for record, result in zip(waiting, response["Records"]):
                 if result.get("SequenceNumber"):
-                    done.append(
+                    put.append(
                         (
                             str(record["SequenceNumber"]),
                             str(record["PartitionKey"]),
@@ -416,11 +432,12 @@ def put_back(
                     again.append(
                         (record, f"{result.get('ErrorCode')}: {result.get('ErrorMessage')}")
                     )
+            on_put(put)
+            done += put
             waiting = [record for record, _ in again]
             if not waiting:
                 break
-        else:
-            failures += [error for _, error in again]
+        failures += [error for _, error in again]
     return done, failures
 
 
@@ -490,8 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             kinesis=session.client("kinesis", endpoint_url=endpoint),
             journal=Journal(journal_path),
         )
-    except RedriveError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (RedriveError, BotoCoreError) as exc:  # no queue, no endpoint, no credentials
+        print(f"error: {exc}; nothing deleted", file=sys.stderr)
         return 1
     print(report.summary())
     print(f"journal (original -> redriven sequence numbers): {journal_path}")

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from deployment.redrive import (
     FOREIGN,
@@ -266,3 +267,44 @@ def test_a_damaged_journal_stops_before_anything_is_read(stack, tmp_path):
     with pytest.raises(RedriveError, match="redrive-journal.jsonl:1 is not a redrive journal"):
         stack.run()
     assert stack.queue_depth() == 1 and len(stack.stream()) == 1
+
+
+class _Refusing:
+    """A Kinesis client that refuses ``method`` as a whole (a ClientError) ``times`` times."""
+
+    def __init__(self, client: Any, method: str, times: int) -> None:
+        self._client, self._method, self.times = client, method, times
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name != self._method:
+            return attribute
+
+        def refused(**kwargs: Any) -> Any:
+            if self.times > 0:
+                self.times -= 1
+                raise ClientError(
+                    {"Error": {"Code": "KMSThrottlingException", "Message": "slow down"}}, name
+                )
+            return attribute(**kwargs)
+
+        return refused
+
+
+def test_a_put_refused_as_a_whole_is_retried(stack):
+    records = stack.put(3)
+    stack.fail(records)
+    report = stack.run(kinesis=_Refusing(stack.kinesis, "put_records", 2))
+    assert report.outcomes[0].status == REDRIVEN and report.records_put == 3
+    assert len(stack.stream()) == 6 and stack.queue_depth() == 0
+
+
+def test_a_shard_that_cannot_be_read_keeps_its_message_and_the_others_go_on(stack):
+    records = stack.put(4)
+    stack.fail(records[:2])
+    stack.fail(records[2:])
+    report = stack.run(kinesis=_Refusing(stack.kinesis, "get_records", 1))
+    assert [o.status for o in report.outcomes] == [UNREADABLE, REDRIVEN]
+    assert "KMSThrottlingException" in report.outcomes[0].detail
+    assert stack.queue_depth() == 1 and len(stack.stream()) == 6
+    assert stack.run().outcomes[0].status == REDRIVEN and stack.queue_depth() == 0
