@@ -174,6 +174,10 @@ rollout: setup ## Serve model MODEL_VERSION=N (default: the champion) via the al
 rollback: setup ## Move the alias live back to the version served before (instant, no rebuild)
 	$(PY) -m orchestration.rollout --rollback
 
+.PHONY: redrive
+redrive: setup ## Replay the DLQ once the function is fixed: its failed batches back onto the input stream
+	$(PY) -m deployment.redrive
+
 .PHONY: bench-e2e
 bench-e2e: setup ## Put 10,000 records through the deployed stack -> reports/benchmark_e2e.json
 	$(PY) -m scripts.bench_e2e

@@ -41,10 +41,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
-import py_compile
 import shutil
 import subprocess
 import sys
@@ -54,6 +52,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from config.settings import LOCAL_DIR, REPO_ROOT
+from deployment.bytecode import compile_tree_isolated
 from deployment.elf_audit import PACKAGE_LIB_DIR, AuditReport, audit_package, read_elf, too_new
 
 ROOT = REPO_ROOT
@@ -232,21 +231,13 @@ def compile_bytecode(staging: Path, task_root: str = LAMBDA_TASK_ROOT) -> int:
     /var/task is read-only, so without them every cold start compiles every module it imports
     from source. Unchecked-hash pycs: no timestamps (the zip's are fixed), and the import
     does not stat or hash the source. Each names its module by its path under ``task_root``.
+    Compiled in a fresh interpreter of fixed state (``deployment/bytecode.py``): in this
+    process, the bytes would depend on what the command that builds imported before.
     """
-    failures, count = [], 0
-    for source in sorted(staging.rglob("*.py")):
-        relative = source.relative_to(staging).as_posix()
-        try:
-            py_compile.compile(
-                str(source),
-                cfile=importlib.util.cache_from_source(str(source)),
-                dfile=f"{task_root}/{relative}",
-                doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
-            )
-        except py_compile.PyCompileError as exc:
-            failures.append(f"{relative}: {exc.msg.strip().splitlines()[-1]}")
-        count += 1
+    try:
+        count, failures = compile_tree_isolated(staging, task_root)
+    except RuntimeError as exc:
+        raise PackageError(str(exc)) from exc
     if failures:
         raise PackageError(f"{len(failures)} module(s) do not compile: {'; '.join(failures)}")
     return count
@@ -317,7 +308,10 @@ def inputs_digest(flavour: str = FLAVOUR_COMPILED) -> str:
     """SHA-256 of what a package is built from: requirements, the function's modules, this
     builder and its audit, the Python version. The same digest gives the same package."""
     digest = hashlib.sha256(f"{flavour} {sys.version}".encode())
-    builder = [Path(__file__), Path(__file__).with_name("elf_audit.py")]
+    builder = [
+        Path(__file__),
+        *(Path(__file__).with_name(n) for n in ("elf_audit.py", "bytecode.py")),
+    ]
     for path in [REQUIREMENTS, FLAVOURS[flavour], *builder, *sorted(PACKAGE_DIR.glob("*.py"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -11,10 +11,13 @@ Lambda version's ``MODEL_BUNDLE_URI``. Rolling out model version N:
    fails closed) needs the bundle's compiled predictor for the function's architecture
    (``linux-x86_64`` for ``x86_64``), one the ELF audit (``deployment/elf_audit.py``) finds
    loadable on the python3.12 runtime;
-3. upload the bundle to ``s3://<models-bucket>/mushroom-classifier/<N>/`` (model files first,
-   ``bundle.json`` last), unless that prefix already holds the same ``bundle.json``; a
-   different bundle there is never overwritten;
-4. if the alias already serves this bundle with ``$LATEST``'s code and settings: stop, a no-op;
+3. make ``s3://<models-bucket>/mushroom-classifier/<N>/`` a verified copy of the bundle: an
+   empty prefix gets every file (model files first, ``bundle.json`` last); a prefix holding the
+   same ``bundle.json`` has every file it lists read back and checked (size and SHA-256), and a
+   missing or damaged file is uploaded again from the verified local bundle, then read back; a
+   different ``bundle.json`` there is never overwritten (the rollout stops, nothing changed);
+4. if the alias already serves this bundle with ``$LATEST``'s code and settings: stop, a no-op
+   (the message says whether the S3 copy was verified as it was, or repaired);
 5. set ``MODEL_BUNDLE_URI`` on ``$LATEST`` (every other variable kept) and wait until the update
    is ``Successful``; ``$LATEST`` is not what the mapping invokes, so traffic is unaffected;
 6. publish a version and move the alias to it. The version's and the alias's descriptions hold
@@ -24,7 +27,9 @@ Lambda version's ``MODEL_BUNDLE_URI``. Rolling out model version N:
 the model the alias serves now, and moves the alias: Terraform never moves it.
 
 Rollback moves the alias to the ``previous_version`` of its record (and takes over that
-version's own record, so a second rollback goes one further back): no upload, no rebuild.
+version's own record, so a second rollback goes one further back): no upload, no rebuild. It
+first reads that version's S3 copy back and refuses a copy that no longer verifies, naming the
+fix (``make rollout MODEL_VERSION=<N>`` uploads the registry's bundle again).
 
 Plain code over injected boto3 clients (Lambda, S3); no MLflow, no training code.
 """
@@ -46,6 +51,7 @@ from lambda_function.model import (
     ModelBundle,
     bundle_files,
     compiled_entry,
+    file_entry,
     parse_metadata,
     verify_file,
 )
@@ -133,13 +139,44 @@ class Served:
     previous_version: str | None
 
 
+#: What a rollout found under the version's S3 prefix (``CopyCheck.state``).
+COPY_VERIFIED = "verified"  # every file there, each with its size and SHA-256
+COPY_UPLOADED = "uploaded"  # the prefix was empty: the whole bundle uploaded
+COPY_REPAIRED = "repaired"  # same bundle.json, missing or damaged files uploaded again
+
+
+@dataclass(frozen=True)
+class CopyCheck:
+    """The served S3 copy of a bundle after a rollout checked it (and uploaded what it lacked)."""
+
+    uri: str
+    state: str
+    files: int
+    problems: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.state == COPY_VERIFIED:
+            return f"its S3 copy {self.uri} verifies ({self.files} files, size and SHA-256)"
+        if self.state == COPY_UPLOADED:
+            return (
+                f"its bundle was not in S3: uploaded to {self.uri} from the registry's bundle "
+                f"and verified ({self.files} files)"
+            )
+        return (
+            f"its S3 copy {self.uri} was damaged ({'; '.join(self.problems)}): re-uploaded from "
+            f"the registry's bundle and verified ({self.files} files)"
+        )
+
+
 @dataclass(frozen=True)
 class RolloutResult:
-    """The outcome of rollout() or rollback(); ``changed`` is False for a no-op."""
+    """The outcome of rollout() or rollback(); ``changed`` is False for a no-op (the alias and
+    the function; ``copy`` says what the rollout found and did in S3)."""
 
     served: Served
     changed: bool
     message: str
+    copy: CopyCheck | None = None
 
 
 def rollout(
@@ -173,7 +210,7 @@ def rollout(
     alias = _alias(lambda_client, target)
     current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
     uri = target.bundle_uri(model_version)
-    _upload(s3_client, target, model_version, files)
+    copy = _ensure_copy(s3_client, target, model_version, files)
 
     env = dict((latest.get("Environment") or {}).get("Variables") or {})
     desired = {**env, BUNDLE_ENV: uri}
@@ -184,14 +221,21 @@ def rollout(
             changed=False,
             message=(
                 f"model version {model_version} is already served by {name}:{target.alias} "
-                f"(version {alias['FunctionVersion']}); nothing changed"
+                f"(version {alias['FunctionVersion']}); {copy.describe()}; "
+                + (
+                    "nothing changed"
+                    if copy.state == COPY_VERIFIED
+                    else "the function and the alias are unchanged"
+                )
             ),
+            copy=copy,
         )
 
     record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
-    return _publish_and_move(
+    result = _publish_and_move(
         lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
     )
+    return RolloutResult(result.served, True, f"{result.message}; {copy.describe()}", copy)
 
 
 def follow_code(
@@ -285,8 +329,16 @@ def _publish_and_move(
     )
 
 
-def rollback(*, target: Target, lambda_client: Any) -> RolloutResult:
-    """Move the alias back to the version it served before the current one (instant)."""
+@dataclass(frozen=True)
+class _RollbackPlan:
+    alias: dict[str, Any]
+    record: ServedRecord  # what the alias serves now
+    version: str  # the version to go back to
+    config: dict[str, Any]  # its configuration
+    restored: ServedRecord  # what it serves
+
+
+def _rollback_plan(target: Target, lambda_client: Any, s3_client: Any) -> _RollbackPlan:
     name = target.function_name
     _function_configuration(lambda_client, name)
     alias = _alias(lambda_client, target)
@@ -303,19 +355,42 @@ def rollback(*, target: Target, lambda_client: Any) -> RolloutResult:
     if not uri:
         raise RolloutError(
             f"nothing to roll back to: version {record.previous_version} of {name}, served "
-            f"before version {alias['FunctionVersion']}, serves no model ({BUNDLE_ENV} unset)"
+            f"before version {alias['FunctionVersion']}, serves no model ({BUNDLE_ENV} unset); "
+            "nothing changed (make rollout MODEL_VERSION=N serves another registered version)"
         )
     restored = ServedRecord.parse(previous.get("Description")) or ServedRecord(
         _model_version_of(uri), "unknown", None
     )
-    moved = _move_alias(lambda_client, target, alias, record.previous_version, restored)
+    problems = verify_served_copy(s3_client, uri)
+    if problems:
+        raise RolloutError(
+            f"refusing to roll back to version {record.previous_version} of {name} (model "
+            f"{restored.model_version}): its bundle {uri} no longer verifies "
+            f"({'; '.join(problems)}); nothing changed. To serve model "
+            f"{restored.model_version} again, run make rollout "
+            f"MODEL_VERSION={restored.model_version} (it uploads the registry's bundle again)"
+        )
+    return _RollbackPlan(alias, record, record.previous_version, previous, restored)
+
+
+def rollback_target(*, target: Target, lambda_client: Any, s3_client: Any) -> Served:
+    """What a rollback would serve, checked as rollback() checks it (RolloutError if none)."""
+    plan = _rollback_plan(target, lambda_client, s3_client)
+    return _served(plan.version, plan.config, {"Description": plan.restored.describe()})
+
+
+def rollback(*, target: Target, lambda_client: Any, s3_client: Any) -> RolloutResult:
+    """Move the alias back to the version it served before the current one (instant), once
+    that version's S3 copy of its bundle verifies."""
+    plan = _rollback_plan(target, lambda_client, s3_client)
+    moved = _move_alias(lambda_client, target, plan.alias, plan.version, plan.restored)
     return RolloutResult(
-        _served(record.previous_version, previous, moved),
+        _served(plan.version, plan.config, moved),
         changed=True,
         message=(
-            f"{name}:{target.alias} rolled back from version {alias['FunctionVersion']} (model "
-            f"{record.model_version}) to version {record.previous_version} (model "
-            f"{restored.model_version})"
+            f"{target.function_name}:{target.alias} rolled back from version "
+            f"{plan.alias['FunctionVersion']} (model {plan.record.model_version}) to version "
+            f"{plan.version} (model {plan.restored.model_version}), whose S3 copy verifies"
         ),
     )
 
@@ -404,47 +479,99 @@ def _verified_files(directory: Path, model_version: str) -> _BundleFiles:
     return _BundleFiles(contents, str(run_id) if run_id else None)
 
 
-def _upload(s3: Any, target: Target, model_version: str, files: _BundleFiles) -> None:
-    """Put the bundle under its version's prefix, unless it is there already."""
-    prefix = f"{target.model_name}/{model_version}/"
+def _ensure_copy(s3: Any, target: Target, model_version: str, files: _BundleFiles) -> CopyCheck:
+    """Make the version's prefix a verified copy of ``files`` (module docstring, step 3)."""
+    bucket, prefix = target.models_bucket, f"{target.model_name}/{model_version}/"
+    uri = f"s3://{bucket}/{prefix}"
     metadata = files.contents[BUNDLE_METADATA_FILE]
-    try:
-        existing = s3.get_object(Bucket=target.models_bucket, Key=prefix + BUNDLE_METADATA_FILE)
-        present: bytes | None = existing["Body"].read()
-    except Exception as exc:  # botocore ClientError; its class lives on the client
-        if _error_code(exc) not in ("NoSuchKey", "404"):
-            raise RolloutError(
-                f"cannot read s3://{target.models_bucket}/{prefix}{BUNDLE_METADATA_FILE}: "
-                f"{_describe(exc)}; nothing changed"
-            ) from exc
-        present = None
-    if present == metadata:
-        return
-    if present is not None:
+    present = _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE)
+    if present is not None and present != metadata:
         raise RolloutError(
-            f"s3://{target.models_bucket}/{prefix} already holds a different bundle for model "
-            f"version {model_version}; a published version is never overwritten: nothing changed"
+            f"{uri} already holds a different bundle for model version {model_version}; a "
+            "published version is never overwritten: nothing changed"
         )
-    # Model files first, bundle.json last: a reader that finds bundle.json finds them all.
-    for file_name, data in files.contents.items():
-        if file_name == BUNDLE_METADATA_FILE:
+    listed = {name: file_entry(data) for name, data in files.contents.items()}
+    del listed[BUNDLE_METADATA_FILE]
+    if present is None:
+        # Model files first, bundle.json last: a reader that finds bundle.json finds them all.
+        _put(s3, bucket, prefix, files, [*listed, BUNDLE_METADATA_FILE])
+        state, problems = COPY_UPLOADED, {}
+    else:
+        problems = copy_problems(s3, bucket, prefix, listed)
+        if problems:
+            _put(s3, bucket, prefix, files, list(problems))
+        state = COPY_REPAIRED if problems else COPY_VERIFIED
+    if state != COPY_VERIFIED:  # read back what was put: S3 must now hold these bytes
+        still = copy_problems(s3, bucket, prefix, listed)
+        if _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE) != metadata:
+            still[BUNDLE_METADATA_FILE] = f"{BUNDLE_METADATA_FILE} missing or different"
+        if still:
+            raise RolloutError(
+                f"{uri} does not verify after the upload ({'; '.join(still.values())}); the "
+                "function and the alias are unchanged"
+            )
+    return CopyCheck(uri, state, len(listed) + 1, tuple(problems.values()))
+
+
+def copy_problems(
+    s3: Any, bucket: str, prefix: str, listed: dict[str, dict[str, Any]]
+) -> dict[str, str]:
+    """What is wrong with each listed file under ``prefix`` (name -> problem), read back and
+    checked against its size and SHA-256; empty when every file verifies."""
+    problems = {}
+    for name, expected in sorted(listed.items()):
+        data = _get_object(s3, bucket, prefix + name)
+        if data is None:
+            problems[name] = f"{name} missing"
             continue
+        try:
+            verify_file(data, expected, name)
+        except BundleError as exc:
+            problems[name] = str(exc)
+    return problems
+
+
+def verify_served_copy(s3: Any, uri: str) -> list[str]:
+    """What is wrong with the bundle at ``uri`` (``s3://bucket/prefix/``), read back from S3:
+    its ``bundle.json`` and every file it lists (size and SHA-256); empty when it verifies."""
+    if not uri.startswith("s3://"):
+        return [f"{uri} is not an s3:// URI"]
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+    raw = _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE)
+    if raw is None:
+        return [f"{BUNDLE_METADATA_FILE} missing"]
+    try:
+        _, listed = bundle_files(parse_metadata(raw, uri + BUNDLE_METADATA_FILE), uri)
+    except BundleError as exc:
+        return [str(exc)]
+    return list(copy_problems(s3, bucket, prefix, listed).values())
+
+
+def _get_object(s3: Any, bucket: str, key: str) -> bytes | None:
+    """The object's bytes, None when there is no such key; RolloutError when it cannot tell."""
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except Exception as exc:  # botocore ClientError; its class lives on the client
+        if _error_code(exc) in ("NoSuchKey", "404"):
+            return None
+        raise RolloutError(
+            f"cannot read s3://{bucket}/{key}: {_describe(exc)}; the function and the alias "
+            "are unchanged"
+        ) from exc
+
+
+def _put(s3: Any, bucket: str, prefix: str, files: _BundleFiles, names: list[str]) -> None:
+    for name in names:
+        extra = {"ContentType": "application/json"} if name == BUNDLE_METADATA_FILE else {}
         _call(
-            f"upload s3://{target.models_bucket}/{prefix}{file_name} (the function is unchanged)",
+            f"upload s3://{bucket}/{prefix}{name} (the function is unchanged)",
             s3.put_object,
-            Bucket=target.models_bucket,
-            Key=prefix + file_name,
-            Body=data,
+            Bucket=bucket,
+            Key=prefix + name,
+            Body=files.contents[name],
+            **extra,
         )
-    _call(
-        f"upload s3://{target.models_bucket}/{prefix}{BUNDLE_METADATA_FILE} (the function is "
-        "unchanged)",
-        s3.put_object,
-        Bucket=target.models_bucket,
-        Key=prefix + BUNDLE_METADATA_FILE,
-        Body=metadata,
-        ContentType="application/json",
-    )
 
 
 def _wait_until_updated(

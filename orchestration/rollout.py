@@ -3,7 +3,8 @@
 ``python -m orchestration.rollout [--model-version N]`` rolls out version N (default: the MLflow
 registry's ``champion``): its bundle (the local export, else the registered artifacts) goes
 through ``deployment.rollout.rollout``. ``--rollback`` moves the alias back to the version served
-before; ``--status`` prints what the alias serves.
+before, once that version's bundle in S3 verifies; ``--status`` prints what the alias serves and
+what a rollback would serve.
 
 The stack comes from ``<MUSHROOM_LOCAL_DIR>/stack.env`` (written by ``make up``/``make deploy``:
 endpoint, function, buckets) over the environment; the registry from the training settings.
@@ -29,6 +30,7 @@ from deployment.rollout import (
     Served,
     Target,
     rollback,
+    rollback_target,
     rollout,
     served,
 )
@@ -134,8 +136,36 @@ def deploy(
 
 
 def roll_back(stack: Stack) -> RolloutResult:
-    """The alias back to the version served before (no upload, no rebuild)."""
-    return rollback(target=stack.target, lambda_client=stack.lambda_client)
+    """The alias back to the version served before (no upload, no rebuild), once its S3 copy
+    verifies."""
+    return rollback(
+        target=stack.target, lambda_client=stack.lambda_client, s3_client=stack.s3_client
+    )
+
+
+def rollback_status(stack: Stack) -> str:
+    """One line: what ``make rollback`` would serve, or why it would refuse."""
+    try:
+        would = rollback_target(
+            target=stack.target, lambda_client=stack.lambda_client, s3_client=stack.s3_client
+        )
+    except RolloutError as exc:
+        return f"make rollback: refused ({exc})"
+    return (
+        f"make rollback: to Lambda version {would.function_version} (model version "
+        f"{would.model_version or 'none'}, its S3 copy verifies)"
+    )
+
+
+def can_roll_back(stack: Stack) -> bool:
+    """Whether ``make rollback`` has a valid target now (a demo prints its hint only then)."""
+    try:
+        rollback_target(
+            target=stack.target, lambda_client=stack.lambda_client, s3_client=stack.s3_client
+        )
+    except RolloutError:
+        return False
+    return True
 
 
 def serving(stack: Stack) -> Served:
@@ -174,7 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--model-version", help="registered version (default: the champion)")
     action.add_argument("--rollback", action="store_true", help="back to the version before")
-    action.add_argument("--status", action="store_true", help="print what the alias serves")
+    action.add_argument(
+        "--status",
+        action="store_true",
+        help="print what the alias serves and what a rollback would serve",
+    )
     parser.add_argument(
         "--if-champion",
         action="store_true",
@@ -185,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.status:
             print(describe(serving(stack), stack.target.alias))
+            print(rollback_status(stack))
             return 0
         if args.rollback:
             result = roll_back(stack)

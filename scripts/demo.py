@@ -55,11 +55,23 @@ def _load_stack_env() -> None:
     os.environ.update(read_stack_env(stack_env_path()))
 
 
-def explore_hints(models_bucket: str) -> list[str]:
+def _rollback_possible() -> bool:
+    """Whether `make rollback` has a target whose bundle verifies (after one demo there is
+    none: the version Terraform created serves no model)."""
+    from orchestration.rollout import can_roll_back, connect
+
+    try:
+        return can_roll_back(connect())
+    except Exception:  # no stack to ask (the emulator is down): no hint that would fail
+        return False
+
+
+def explore_hints(models_bucket: str, rollback: bool) -> list[str]:
     """The closing hints. Each works pasted into a fresh terminal at the repository root: the
     AWS CLI goes through `make aws`, which reads the endpoint, region and the emulator's
-    credentials from .local/stack.env and runs the virtualenv's `aws`."""
-    return [
+    credentials from .local/stack.env and runs the virtualenv's `aws`. `make rollback` only
+    when it has a valid target (``rollback``)."""
+    hints = [
         'make aws ARGS="kinesis list-streams"',
         'make aws ARGS="cloudwatch describe-alarms"',
         f'make aws ARGS="s3 ls s3://{models_bucket} --recursive"',
@@ -71,6 +83,7 @@ def explore_hints(models_bucket: str) -> list[str]:
         "make status         # what runs: the emulator, the background service scoring records",
         "make down           # stop the emulator and the background service",
     ]
+    return [hint for hint in hints if rollback or not hint.startswith("make rollback")]
 
 
 def _service_counts(
@@ -101,7 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.hints:
         _load_stack_env()
-        print("\n".join(explore_hints(os.environ.get("MODELS_BUCKET", "<models bucket>"))))
+        print(
+            "\n".join(
+                explore_hints(
+                    os.environ.get("MODELS_BUCKET", "<models bucket>"), _rollback_possible()
+                )
+            )
+        )
         return 0
     target = os.environ.get("AWS_TARGET", "moto")
     run_tag = time.strftime("demo-%Y%m%dT%H%M%S")
@@ -202,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("    " + describe(cycle).replace("\n", "\n    "))
 
     print("\nThe stack is still up. Explore it (from the repository root, in any terminal):")
-    print("\n".join(f"  {hint}" for hint in explore_hints(outputs["models_bucket"])))
+    print(
+        "\n".join(
+            f"  {hint}" for hint in explore_hints(outputs["models_bucket"], _rollback_possible())
+        )
+    )
     ok = summary["outputs"] == records_put and summary[vm.FALSE_EDIBLE] == 0
     if summary["outputs"] != records_put:
         print(f"\nERROR: {records_put} records put but {summary['outputs']} outputs read")

@@ -81,6 +81,11 @@ output "model_deployer_policy_arn" {
   value       = module.scorer.model_deployer_policy_arn
 }
 
+output "dlq_redrive_policy_arn" {
+  description = "ARN of the least-privilege policy for make redrive (the DLQ back onto the input stream)."
+  value       = module.scorer.dlq_redrive_policy_arn
+}
+
 output "event_source_mapping_uuid" {
   description = "UUID of the Kinesis event source mapping."
   value       = module.scorer.event_source_mapping_uuid

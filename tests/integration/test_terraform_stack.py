@@ -240,6 +240,14 @@ def _bundle(source: Path, directory: Path, version: str) -> Path:
     return bundle.save(directory)
 
 
+def _upload_bundle(s3: Any, bucket: str, directory: Path, version: str) -> None:
+    """The bundle of the model the function was created with, where a rollback verifies it."""
+    for path in sorted(directory.iterdir()):
+        s3.put_object(
+            Bucket=bucket, Key=f"mushroom-classifier/{version}/{path.name}", Body=path.read_bytes()
+        )
+
+
 def test_rollout_and_rollback_leave_terraform_nothing_to_change(
     stack: Stack, tiny_compiled_bundle: Path, tmp_path: Path
 ) -> None:
@@ -258,13 +266,17 @@ def test_rollout_and_rollback_leave_terraform_nothing_to_change(
     assert live["Environment"]["Variables"][BUNDLE_ENV] == target.bundle_uri("8")
     assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
 
-    back = rollback(target=target, lambda_client=lam)
+    with pytest.raises(RolloutError, match=f"MODEL_VERSION={MODEL_VERSION}"):
+        rollback(target=target, lambda_client=lam, s3_client=s3)  # its bundle is not in S3
+    initial = _bundle(tiny_compiled_bundle, tmp_path / "bundle-initial", MODEL_VERSION)
+    _upload_bundle(s3, target.models_bucket, initial, MODEL_VERSION)
+    back = rollback(target=target, lambda_client=lam, s3_client=s3)
     assert back.served.function_version == "1" and back.served.model_version == MODEL_VERSION
     live = lam.get_function_configuration(FunctionName="mushroom-scorer", Qualifier="live")
     assert live["Environment"]["Variables"][BUNDLE_ENV] == target.bundle_uri(MODEL_VERSION)
     assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
     with pytest.raises(RolloutError, match="nothing to roll back to"):
-        rollback(target=target, lambda_client=lam)
+        rollback(target=target, lambda_client=lam, s3_client=s3)
 
     # Forward again; the apply of the next test must not revert it.
     assert roll_out().served.model_version == "8"
@@ -359,6 +371,10 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
             )
             lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
         admin.client("s3").create_bucket(Bucket=stack.outputs["models_bucket"])
+        initial_bundle = _bundle(tiny_compiled_bundle, tmp_path / "bundle-initial", MODEL_VERSION)
+        _upload_bundle(
+            admin.client("s3"), stack.outputs["models_bucket"], initial_bundle, MODEL_VERSION
+        )
         admin.client("kinesis").create_stream(StreamName="mushroom-observations", ShardCount=1)
         admin_iam = admin.client("iam")
         policy = admin_iam.create_policy(
@@ -384,7 +400,8 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
             dlam, ds3 = deployer.client("lambda"), deployer.client("s3")
             result = rollout(bundle, "9", None, target=target, lambda_client=dlam, s3_client=ds3)
             assert result.changed and result.served.model_version == "9"
-            assert rollback(target=target, lambda_client=dlam).served.function_version == "1"
+            back = rollback(target=target, lambda_client=dlam, s3_client=ds3)
+            assert back.served.function_version == "1"
 
             refused = [
                 lambda: deployer.client("kinesis").delete_stream(
@@ -425,6 +442,28 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
         assert lam.get_function(FunctionName="mushroom-scorer")["Configuration"]
         kinesis = admin.client("kinesis")
         assert kinesis.list_streams()["StreamNames"] == ["mushroom-observations"]
+
+
+def test_dlq_redrive_policy_reads_the_dlq_and_the_input_stream_only(stack: Stack) -> None:
+    """``make redrive``: take messages from the DLQ, read and put back on the input stream."""
+    iam = stack.client("iam")
+    arn = stack.outputs["dlq_redrive_policy_arn"]
+    default = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=default)["PolicyVersion"]
+    granted = {}
+    for statement in document["Document"]["Statement"]:
+        actions = statement["Action"]
+        resources = statement["Resource"]
+        for action in actions if isinstance(actions, list) else [actions]:
+            granted[action] = resources if isinstance(resources, list) else [resources]
+    assert granted == {
+        "sqs:ReceiveMessage": [stack.outputs["dlq_arn"]],
+        "sqs:DeleteMessage": [stack.outputs["dlq_arn"]],
+        "sqs:ChangeMessageVisibility": [stack.outputs["dlq_arn"]],
+        "kinesis:GetShardIterator": [stack.outputs["input_stream_arn"]],
+        "kinesis:GetRecords": [stack.outputs["input_stream_arn"]],
+        "kinesis:PutRecords": [stack.outputs["input_stream_arn"]],
+    }
 
 
 def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> None:

@@ -333,3 +333,46 @@ resource "aws_iam_policy" "model_deployer" {
   description = "Roll out and roll back model versions of ${var.function_name} (deployment/rollout.py)."
   policy      = data.aws_iam_policy_document.model_deployer.json
 }
+
+# ---------------------------------------------------------------------------------------------
+# DLQ redrive: what `make redrive` needs (deployment/redrive.py), nothing more
+# ---------------------------------------------------------------------------------------------
+
+# For the operator who replays failed batches once the function is fixed: read the DLQ's
+# pointers, read those records back from the input stream, put them back on it.
+data "aws_iam_policy_document" "dlq_redrive" {
+  statement {
+    sid = "TakeFailureRecordsFromTheDeadLetterQueue"
+    # ChangeMessageVisibility: a message kept (records trimmed, a put failed) is made visible
+    # again at once for the next run.
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"]
+    resources = [aws_sqs_queue.dlq.arn]
+  }
+
+  statement {
+    sid       = "ReadFailedRecordsBackAndPutThemBack"
+    actions   = ["kinesis:GetShardIterator", "kinesis:GetRecords", "kinesis:PutRecords"]
+    resources = [var.input_stream_arn]
+  }
+
+  # The DLQ is SSE-SQS (no key rights). A customer-managed stream key needs both directions.
+  dynamic "statement" {
+    for_each = var.stream_kms_key_arn == null ? [] : [var.stream_kms_key_arn]
+    content {
+      sid       = "UseStreamKeyThroughKinesis"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
+      }
+    }
+  }
+}
+
+resource "aws_iam_policy" "dlq_redrive" {
+  name        = "${var.function_name}-dlq-redrive"
+  description = "Replay the dead-letter queue of ${var.function_name} onto its input stream (deployment/redrive.py)."
+  policy      = data.aws_iam_policy_document.dlq_redrive.json
+}

@@ -57,3 +57,8 @@ output "model_deployer_policy_arn" {
   description = "ARN of the least-privilege policy for model rollouts."
   value       = aws_iam_policy.model_deployer.arn
 }
+
+output "dlq_redrive_policy_arn" {
+  description = "ARN of the least-privilege policy for make redrive (the DLQ back onto the input stream)."
+  value       = aws_iam_policy.dlq_redrive.arn
+}

@@ -8,6 +8,8 @@ import importlib.util
 import json
 import marshal
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import botocore
@@ -51,6 +53,53 @@ def test_bytecode_is_unchecked_deterministic_and_names_the_lambda_path(tmp_path)
     # Flags 0b01: hash-based, source not checked on import (no stat, no hashing).
     assert int.from_bytes(pycs[0][4:8], "little") == 0b01
     assert marshal.loads(pycs[0][16:]).co_filename == f"{LAMBDA_TASK_ROOT}/pkg/mod.py"
+
+
+def _pycs(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*.pyc"))}
+
+
+def test_bytecode_does_not_depend_on_what_the_building_process_imported(tmp_path):
+    """``make package`` compiles in a bare process, ``make demo``/``make deploy`` in one that
+    imported botocore and the scorer: marshal's FLAG_REF follows reference counts, so compiling
+    in the builder's own process wrote different bytes for some modules."""
+    botocore_dir = Path(botocore.__file__).parent
+    trees = {}
+    for name in ("busy", "bare"):
+        tree = tmp_path / name
+        shutil.copytree(
+            REPO_ROOT / "lambda_function",
+            tree / "lambda_function",
+            ignore=shutil.ignore_patterns("__pycache__", "native"),
+        )
+        shutil.copytree(
+            botocore_dir, tree / "botocore", ignore=shutil.ignore_patterns("__pycache__", "data")
+        )
+        trees[name] = tree
+    # This process has imported the modules it compiles (as the demo has); the other has not.
+    import lambda_function.handler  # noqa: F401, PLC0415
+    import lambda_function.model  # noqa: F401, PLC0415
+
+    compile_bytecode(trees["busy"])
+    script = (
+        "import sys; from pathlib import Path; "
+        "from deployment.package_lambda import compile_bytecode; "
+        "compile_bytecode(Path(sys.argv[1]))"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); {script}",
+            str(trees["bare"]),
+        ],
+        check=True,
+    )
+    busy, bare = _pycs(trees["busy"]), _pycs(trees["bare"])
+    assert len(busy) > 80 and busy.keys() == bare.keys()
+    differing = sorted(name for name in busy if busy[name] != bare[name])
+    assert differing == []
 
 
 def test_a_module_that_does_not_compile_fails_the_build(tmp_path):

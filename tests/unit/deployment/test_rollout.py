@@ -21,6 +21,7 @@ from deployment.rollout import (
     Target,
     follow_code,
     rollback,
+    rollback_target,
     rollout,
     served,
 )
@@ -37,6 +38,9 @@ OTHER_ENV = {
     PACKAGE_ENV: "compiled",
 }
 LIBRARY = predictor_file_name("linux-x86_64")
+MODEL_1_KEYS = [
+    f"mushroom-classifier/1/{name}" for name in sorted(["bundle.json", "model.txt", LIBRARY])
+]
 
 
 def _zip() -> bytes:
@@ -62,6 +66,9 @@ class Stack:
             s3_client=self.s3,
             **kwargs,
         )
+
+    def roll_back(self) -> Any:
+        return rollback(target=TARGET, lambda_client=self.lam, s3_client=self.s3)
 
     def alias(self) -> dict[str, Any]:
         return self.lam.get_alias(FunctionName=FUNCTION, Name="live")
@@ -112,6 +119,11 @@ def stack(moto_aws: None, tiny_compiled_bundle: Path, tmp_path: Path) -> Stack:
         version: _bundle_copy(tiny_compiled_bundle, tmp_path / f"bundle-{version}", version)
         for version in ("1", "2", "3")
     }
+    # Model 1's bundle is in S3, as the model the function was created with would be.
+    for path in sorted(bundles["1"].iterdir()):
+        s3.put_object(
+            Bucket=BUCKET, Key=f"mushroom-classifier/1/{path.name}", Body=path.read_bytes()
+        )
     return Stack(lam, s3, bundles)
 
 
@@ -122,6 +134,7 @@ def test_rollout_uploads_publishes_and_moves_the_alias(stack: Stack) -> None:
     assert result.served.function_version == "2" and result.served.model_version == "2"
     assert result.served.run_id == "run-2" and result.served.previous_version == "1"
     assert sorted(stack.keys()) == [
+        *MODEL_1_KEYS,
         "mushroom-classifier/2/bundle.json",
         "mushroom-classifier/2/model.txt",
         f"mushroom-classifier/2/{LIBRARY}",
@@ -167,7 +180,7 @@ def test_rollback_returns_to_the_version_served_before_and_walks_back(stack: Sta
     stack.roll_out("3")
     keys = stack.keys()
 
-    back = rollback(target=TARGET, lambda_client=stack.lam)
+    back = stack.roll_back()
     assert back.changed and back.served.function_version == "2"
     assert back.served.model_version == "2" and back.served.previous_version == "1"
     assert "from version 3 (model 3) to version 2 (model 2)" in back.message
@@ -175,26 +188,26 @@ def test_rollback_returns_to_the_version_served_before_and_walks_back(stack: Sta
     assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
     assert stack.keys() == keys and stack.versions() == ["1", "2", "3"]  # no upload, no publish
 
-    assert rollback(target=TARGET, lambda_client=stack.lam).served.function_version == "1"
+    assert stack.roll_back().served.function_version == "1"
     with pytest.raises(RolloutError, match="nothing to roll back to: .*records no version"):
-        rollback(target=TARGET, lambda_client=stack.lam)
+        stack.roll_back()
     assert stack.alias()["FunctionVersion"] == "1"
 
 
 def test_roll_forward_after_a_rollback_serves_the_new_model_again(stack: Stack) -> None:
     stack.roll_out("2")
-    rollback(target=TARGET, lambda_client=stack.lam)
+    stack.roll_back()
     forward = stack.roll_out("2")
     assert forward.changed and forward.served.model_version == "2"
     config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
     assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/2/")
     # And rolling back once more lands on model 1 again, not on a loop.
-    assert rollback(target=TARGET, lambda_client=stack.lam).served.model_version == "1"
+    assert stack.roll_back().served.model_version == "1"
 
 
 def test_follow_code_serves_new_code_with_the_model_served_now(stack: Stack) -> None:
     stack.roll_out("2")
-    rollback(target=TARGET, lambda_client=stack.lam)  # $LATEST still names model 2
+    stack.roll_back()  # $LATEST still names model 2
     assert not follow_code(target=TARGET, lambda_client=stack.lam).changed
     stack.lam.update_function_configuration(FunctionName=FUNCTION, MemorySize=2048)  # an apply
 
@@ -205,7 +218,7 @@ def test_follow_code_serves_new_code_with_the_model_served_now(stack: Stack) -> 
     config = stack.lam.get_function_configuration(FunctionName=FUNCTION, Qualifier="live")
     assert config["MemorySize"] == 2048
     assert config["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/1/")
-    assert rollback(target=TARGET, lambda_client=stack.lam).served.function_version == "1"
+    assert stack.roll_back().served.function_version == "1"
 
 
 def test_rollback_refuses_a_previous_version_without_a_model(stack: Stack) -> None:
@@ -214,13 +227,13 @@ def test_rollback_refuses_a_previous_version_without_a_model(stack: Stack) -> No
     stack.lam.publish_version(FunctionName=FUNCTION)  # version 2, no model
     stack.lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="2")
     stack.roll_out("3")  # version 3, previous_version=2
-    with pytest.raises(RolloutError, match="version 2 .* serves no model"):
-        rollback(target=TARGET, lambda_client=stack.lam)
+    with pytest.raises(RolloutError, match="version 2 .* serves no model.*make rollout"):
+        stack.roll_back()
     assert stack.alias()["FunctionVersion"] == "3"
 
 
 def _unchanged(stack: Stack) -> None:
-    assert stack.keys() == []
+    assert stack.keys() == MODEL_1_KEYS
     assert stack.latest_env()[BUNDLE_ENV].endswith("/mushroom-classifier/1/")
     assert stack.versions() == ["1"] and stack.alias()["FunctionVersion"] == "1"
 
@@ -258,20 +271,20 @@ def test_no_function_or_no_alias_is_a_clear_error_before_any_upload(stack: Stack
             s3_client=stack.s3,
         )
     with pytest.raises(RolloutError, match="does not exist"):
-        rollback(target=missing, lambda_client=stack.lam)
+        rollback(target=missing, lambda_client=stack.lam, s3_client=stack.s3)
     stack.lam.delete_alias(FunctionName=FUNCTION, Name="live")
     with pytest.raises(RolloutError, match=f"function {FUNCTION} has no alias live"):
         stack.roll_out("2")
     with pytest.raises(RolloutError, match="has no alias live"):
-        rollback(target=TARGET, lambda_client=stack.lam)
-    assert stack.keys() == [] and stack.versions() == ["1"]
+        stack.roll_back()
+    assert stack.keys() == MODEL_1_KEYS and stack.versions() == ["1"]
 
 
 def test_a_different_bundle_under_the_version_prefix_is_never_overwritten(stack: Stack) -> None:
     stack.s3.put_object(Bucket=BUCKET, Key="mushroom-classifier/2/bundle.json", Body=b"{}")
     with pytest.raises(RolloutError, match="already holds a different bundle"):
         stack.roll_out("2")
-    assert stack.keys() == ["mushroom-classifier/2/bundle.json"]
+    assert stack.keys() == [*MODEL_1_KEYS, "mushroom-classifier/2/bundle.json"]
     assert stack.alias()["FunctionVersion"] == "1" and stack.versions() == ["1"]
 
 
@@ -356,7 +369,8 @@ def test_served_record_round_trip() -> None:
 
 def _nothing_changed(stack: Stack) -> None:
     assert stack.alias()["FunctionVersion"] == "1" and stack.versions() == ["1"]
-    assert stack.latest_env()[BUNDLE_ENV] == TARGET.bundle_uri("1") and stack.keys() == []
+    assert stack.latest_env()[BUNDLE_ENV] == TARGET.bundle_uri("1")
+    assert stack.keys() == MODEL_1_KEYS
 
 
 def _set_package(stack: Stack, package: str | None) -> None:
@@ -423,3 +437,148 @@ def test_a_compiled_predictor_needing_a_newer_glibc_than_the_runtime_is_refused(
     with pytest.raises(RolloutError, match="would not load on the python3.12 runtime"):
         stack.roll_out("2")
     _nothing_changed(stack)
+
+
+# --- the S3 copy is verified before it is said to be served ---------------------------------
+
+
+def _delete(stack: Stack, version: str, *names: str) -> None:
+    for key in stack.keys():
+        if key.startswith(f"mushroom-classifier/{version}/") and (
+            not names or key.rsplit("/", 1)[-1] in names
+        ):
+            stack.s3.delete_object(Bucket=BUCKET, Key=key)
+
+
+def _copy_is_the_bundle(stack: Stack, version: str) -> None:
+    for path in stack.bundles[version].iterdir():
+        key = f"mushroom-classifier/{version}/{path.name}"
+        assert stack.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == path.read_bytes()
+
+
+def test_files_deleted_from_the_served_copy_are_uploaded_again_and_said_so(stack: Stack) -> None:
+    stack.roll_out("3")
+    _delete(stack, "3", "model.txt", LIBRARY)  # bundle.json kept
+
+    again = stack.roll_out("3")
+
+    assert not again.changed and again.copy is not None and again.copy.state == "repaired"
+    assert "already served" in again.message and "nothing changed" not in again.message
+    assert f"was damaged (model.txt missing; {LIBRARY} missing): re-uploaded" in again.message
+    assert "the function and the alias are unchanged" in again.message
+    _copy_is_the_bundle(stack, "3")
+    assert stack.versions() == ["1", "2"] and stack.alias()["FunctionVersion"] == "2"
+
+
+def test_rolling_forward_onto_a_damaged_copy_repairs_it_first(stack: Stack) -> None:
+    stack.roll_out("2")
+    stack.roll_out("3")
+    stack.roll_back()  # live back on model 2; model 3's copy then loses its model file
+    model = f"mushroom-classifier/3/{'model.txt'}"
+    stack.s3.put_object(Bucket=BUCKET, Key=model, Body=b"tree\n")  # damaged, not missing
+
+    forward = stack.roll_out("3")
+
+    assert forward.changed and forward.served.model_version == "3"
+    assert "now serves model version 3" in forward.message
+    assert (
+        "model.txt is corrupt or truncated" in forward.message and "re-uploaded" in forward.message
+    )
+    _copy_is_the_bundle(stack, "3")
+
+
+def test_a_whole_prefix_deleted_is_uploaded_and_the_message_says_so(stack: Stack) -> None:
+    stack.roll_out("3")
+    _delete(stack, "3")
+
+    again = stack.roll_out("3")
+
+    assert not again.changed and again.copy is not None and again.copy.state == "uploaded"
+    assert "was not in S3: uploaded to s3://" in again.message
+    assert "nothing changed" not in again.message
+    _copy_is_the_bundle(stack, "3")
+
+
+def test_an_intact_copy_is_verified_file_by_file(stack: Stack) -> None:
+    stack.roll_out("3")
+    again = stack.roll_out("3")
+    assert again.copy is not None and again.copy.state == "verified" and again.copy.files == 3
+    assert "verifies (3 files, size and SHA-256); nothing changed" in again.message
+
+
+class _LossyPut:
+    """An S3 client that stores every model.txt truncated (a copy that never verifies)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs["Key"].endswith("/model.txt"):
+            kwargs = {**kwargs, "Body": kwargs["Body"][:10]}
+        return self._client.put_object(**kwargs)
+
+
+def test_a_copy_that_does_not_verify_after_the_upload_stops_the_rollout(stack: Stack) -> None:
+    with pytest.raises(
+        RolloutError, match="does not verify after the upload .*model.txt is corrupt"
+    ):
+        rollout(
+            stack.bundles["2"],
+            "2",
+            None,
+            target=TARGET,
+            lambda_client=stack.lam,
+            s3_client=_LossyPut(stack.s3),
+        )
+    assert stack.alias()["FunctionVersion"] == "1" and stack.versions() == ["1"]
+    assert stack.latest_env()[BUNDLE_ENV] == TARGET.bundle_uri("1")
+
+
+@pytest.mark.parametrize("names", [("model.txt",), ()], ids=["model file", "whole prefix"])
+def test_rollback_refuses_a_target_whose_copy_no_longer_verifies(
+    stack: Stack, names: tuple[str, ...]
+) -> None:
+    stack.roll_out("2")
+    stack.roll_out("3")
+    _delete(stack, "2", *names)
+    with pytest.raises(RolloutError) as caught:
+        stack.roll_back()
+    message = str(caught.value)
+    assert "refusing to roll back to version 2" in message and "no longer verifies" in message
+    assert ("model.txt missing" if names else "bundle.json missing") in message
+    assert "nothing changed" in message and "make rollout MODEL_VERSION=2" in message
+    with pytest.raises(RolloutError, match="no longer verifies"):
+        rollback_target(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
+    assert stack.alias()["FunctionVersion"] == "3"
+
+    stack.roll_out("2")  # the fix the message names: the copy is whole again
+    _copy_is_the_bundle(stack, "2")
+
+
+def test_rollback_target_says_what_a_rollback_would_serve(stack: Stack) -> None:
+    with pytest.raises(RolloutError, match="nothing to roll back to"):
+        rollback_target(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
+    stack.roll_out("2")
+    would = rollback_target(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
+    assert would.function_version == "1" and would.model_version == "1"
+    assert stack.alias()["FunctionVersion"] == "2"  # only said, not done
+
+
+def test_the_status_says_what_make_rollback_would_do(stack: Stack) -> None:
+    from orchestration.rollout import Stack as Deployed  # noqa: PLC0415
+    from orchestration.rollout import can_roll_back, rollback_status  # noqa: PLC0415
+
+    deployed = Deployed(None, TARGET, stack.lam, stack.s3)  # type: ignore[arg-type]
+    assert not can_roll_back(deployed)
+    assert rollback_status(deployed).startswith("make rollback: refused (nothing to roll back")
+    stack.roll_out("2")
+    assert can_roll_back(deployed)
+    assert rollback_status(deployed) == (
+        "make rollback: to Lambda version 1 (model version 1, its S3 copy verifies)"
+    )
+    _delete(stack, "1", "model.txt")
+    assert not can_roll_back(deployed)
+    assert "make rollout MODEL_VERSION=1" in rollback_status(deployed)
