@@ -331,7 +331,12 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
         values = [(e.get("metrics") or {}).get(name) for e in shown]
         ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", color="#3949ab")
         ax.set_xlim(-0.3, max(len(shown) - 0.7, 0.7))
-        for value in sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None}):
+        limits = sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None})
+        low, high = axis_range([v for v in values if v is not None] + limits)
+        margin = (high - low) * 0.06  # the points on the axis ends stay whole
+        ax.set_ylim(low - margin, high + margin)
+        ax.set_yticks([low, high], [axis_label(low), axis_label(high)])
+        for value in limits:
             ax.axhline(value, color="#e53935", linestyle="--", linewidth=1)
             ax.annotate(
                 f"alarm threshold {value:g}",

@@ -176,3 +176,14 @@ def test_the_index_names_the_workspace_its_dashboard_command_opens(tmp_path):
     assert f"<code>{command}</code>" in page
     elsewhere = html.unescape(render_index(TIMELINE, tmp_path / "my workspace"))
     assert f"MONITORING_WORKSPACE='{tmp_path / 'my workspace'}'" in elsewhere
+
+
+def test_the_timeline_png_axes_start_at_zero_and_read_as_numbers():
+    one = entry("w1", 0.0, "OK")
+    one["metrics"] = {"Records": 2007.0, "RejectedRate": 0.0035}
+    fig = timeline_figure([one])
+    axes = {ax.get_ylabel(): ax for ax in fig.axes}
+    assert [t.get_text() for t in axes["Records"].get_yticklabels()] == ["0", "2,500"]
+    assert [t.get_text() for t in axes["RejectedRate"].get_yticklabels()] == ["0", "0.004"]
+    low, high = axes["RejectedRate"].get_ylim()
+    assert low < 0 < 0.0035 < high < 0.0045
