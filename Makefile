@@ -44,8 +44,10 @@ setup: $(SETUP_STAMP) ## Install pipenv if missing and sync the locked environme
 # a line every SETUP_PROGRESS_S seconds tells how far it got (packages in .venv out of those in
 # Pipfile.lock).
 SETUP_PROGRESS_S ?= 20
+# `@`: with .ONESHELL the whole script is one recipe, and make would echo all of it; the
+# `[setup +Ns]` lines say what happens.
 $(SETUP_STAMP): Pipfile.lock
-	start=$$(date +%s)
+	@start=$$(date +%s)
 	say() { echo "[setup +$$(( $$(date +%s) - start ))s] $$*"; }
 	if ! python3 -m pipenv --version >/dev/null 2>&1; then
 	  say "installing pipenv"; python3 -m pip install --quiet pipenv

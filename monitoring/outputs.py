@@ -70,6 +70,7 @@ def write_outputs(
         drift,
         inputs=inputs,
         clock=clock,
+        workspace=config.workspace_dir,
     )
     path = write_report(config.reports_dir, window, document)
     timeline = config.reports_dir / "timeline.jsonl"
@@ -94,7 +95,7 @@ def write_outputs(
         entry["report_s3"] = uri
     append_timeline(timeline, entry)
     try:
-        write_index(config.reports_dir, read_timeline(timeline))
+        write_index(config.reports_dir, read_timeline(timeline), config.workspace_dir)
     except Exception:  # noqa: BLE001 - a view of the timeline, which is written
         log.exception("writing %s failed", config.reports_dir / "index.html")
     if objects is not None:
@@ -118,7 +119,12 @@ def describe(result: CycleResult) -> str:
         f" {result.labels_read} new labels, {m.labelled} labelled verdicts",
         "metrics: " + ", ".join(f"{k}={_number(v)}" for k, v in values.items()),
         *m.not_published(),
-        f"published {result.published} datapoints; model version {m.dominant_model_version}",
+        f"published {result.published} datapoints; "
+        + (
+            f"model version {m.dominant_model_version}"
+            if m.dominant_model_version is not None
+            else "no model version (no scored verdicts in the window)"
+        ),
     ]
     if "DecisionAccuracy" in values:
         lines.append(f"  ({DECISION_ACCURACY_NOTE})")

@@ -14,6 +14,8 @@ import html
 import io
 import json
 import logging
+import math
+import shlex
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -23,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: reports are written by batch jobs
 import matplotlib.pyplot as plt  # noqa: E402
 
+from config.settings import REPO_ROOT  # noqa: E402
 from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
@@ -49,6 +52,18 @@ DECISION_ACCURACY_NOTE = (
 def display_values(values: Mapping[str, float]) -> dict[str, int | float]:
     """Metric values as shown to people: counts as integers, rates as they are."""
     return {k: int(v) if k in COUNT_METRICS else v for k, v in values.items()}
+
+
+def monitoring_ui_hint(workspace: Path | None) -> str:
+    """The command that opens ``workspace`` in the dashboard, as pasted at the repository root.
+
+    The workspace is always named: ``make monitoring-ui`` alone opens the default one, which is
+    not the one of a scenario with its own reports directory (``make demo-drift``)."""
+    if workspace is None:
+        return "make monitoring-ui"
+    path = Path(workspace)
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    return f"make monitoring-ui MONITORING_WORKSPACE={shlex.quote(str(shown))}"
 
 
 def _png(fig: Any) -> str:
@@ -116,11 +131,47 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
         return f"{value:.4f}"
     if value is None:
         return "-"
     return str(value)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k that is >= ``value`` (> 0)."""
+    exponent = math.floor(math.log10(value))
+    for mantissa in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        candidate = mantissa * 10.0**exponent
+        if candidate >= value * (1 - 1e-9):
+            return float(f"{candidate:.12g}")  # 0.30000000000000004 -> 0.3
+    return 10.0 ** (exponent + 1)  # not reached
+
+
+def axis_range(values: Sequence[float]) -> tuple[float, float]:
+    """A chart's y axis: from zero (every figure here is a count, a rate, a share or a version)
+    to a round number at or above the largest value, so that one point or a flat series sits on
+    a readable scale instead of a made-up +-0.5 around it."""
+    low = min([0.0, *values])
+    high = max([0.0, *values])
+    if high > 0:
+        high = _nice_ceiling(high)
+    if low < 0:
+        low = -_nice_ceiling(-low)
+    if high == low:
+        high = 1.0
+    return low, high
+
+
+def axis_label(value: float) -> str:
+    """An axis end as people read it: 0, 0.004, 0.25, 1, 2,000 (no 2e+03)."""
+    if value == int(value):
+        return f"{int(value):,}"
+    return f"{value:.6g}"
 
 
 def render_html(
@@ -133,8 +184,10 @@ def render_html(
     drift: DriftResult | None = None,
     inputs: InputReport | None = None,
     clock: str = WALL_CLOCK,
+    workspace: Path | None = None,
 ) -> str:
-    """The window's report as one HTML document; ``clock`` says where ``at`` came from."""
+    """The window's report as one HTML document; ``clock`` says where ``at`` came from,
+    ``workspace`` is the dashboard workspace that holds the window's drift run."""
     values = metrics.cloudwatch_values()
     images = plots(metrics, p_poisonous, drift)
     parts = [
@@ -180,7 +233,7 @@ def render_html(
             f"<p>Reference: {html.escape(describe_reference(drift.reference))}</p>"
             f"<p>Drifted: {html.escape(', '.join(drift.drifted) or 'none')}. Evidently's own "
             "drift page for this window is its run in the monitoring workspace "
-            "(<code>make monitoring-ui</code>).</p>"
+            f"(<code>{html.escape(monitoring_ui_hint(workspace))}</code>).</p>"
         )
     parts.append("</body></html>")
     return "".join(parts)
@@ -278,7 +331,12 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
         values = [(e.get("metrics") or {}).get(name) for e in shown]
         ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", color="#3949ab")
         ax.set_xlim(-0.3, max(len(shown) - 0.7, 0.7))
-        for value in sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None}):
+        limits = sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None})
+        low, high = axis_range([v for v in values if v is not None] + limits)
+        margin = (high - low) * 0.06  # the points on the axis ends stay whole
+        ax.set_ylim(low - margin, high + margin)
+        ax.set_yticks([low, high], [axis_label(low), axis_label(high)])
+        for value in limits:
             ax.axhline(value, color="#e53935", linestyle="--", linewidth=1)
             ax.annotate(
                 f"alarm threshold {value:g}",
@@ -350,10 +408,7 @@ def _svg_chart(shown: Sequence[Mapping[str, Any]], name: str, last: bool) -> str
     )
     values = [(e.get("metrics") or {}).get(name) for e in shown]
     thresholds = sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None})
-    known = [v for v in values if v is not None] + list(thresholds)
-    low, high = (min(known), max(known)) if known else (0.0, 1.0)
-    if high - low < 1e-9:
-        low, high = low - 0.5 if low else 0.0, high + 0.5 if high else 1.0
+    low, high = axis_range([v for v in values if v is not None] + list(thresholds))
     step = (width - left - right) / max(len(shown), 1)
 
     def x(index: float) -> float:
@@ -366,8 +421,10 @@ def _svg_chart(shown: Sequence[Mapping[str, Any]], name: str, last: bool) -> str
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"font-family='sans-serif' font-size='10' role='img' aria-label='{name}'>",
         f"<text x='{left}' y='{top - 4}' font-weight='bold'>{html.escape(name)}</text>",
-        f"<text x='{left - 4}' y='{y(high) + 4:.1f}' text-anchor='end'>{high:.3g}</text>",
-        f"<text x='{left - 4}' y='{y(low) + 4:.1f}' text-anchor='end'>{low:.3g}</text>",
+        f"<text class='axis' x='{left - 4}' y='{y(high) + 4:.1f}' "
+        f"text-anchor='end'>{axis_label(high)}</text>",
+        f"<text class='axis' x='{left - 4}' y='{y(low) + 4:.1f}' "
+        f"text-anchor='end'>{axis_label(low)}</text>",
         f"<rect x='{left}' y='{top}' width='{width - left - right}' "
         f"height='{height - top - bottom}' fill='none' stroke='#ccc'/>",
     ]
@@ -415,8 +472,9 @@ def _svg_chart(shown: Sequence[Mapping[str, Any]], name: str, last: bool) -> str
     return "".join(parts)
 
 
-def render_index(timeline: Sequence[Mapping[str, Any]]) -> str:
-    """``index.html``: the timeline charts and, per window, its figures, alarms and actions."""
+def render_index(timeline: Sequence[Mapping[str, Any]], workspace: Path | None = None) -> str:
+    """``index.html``: the timeline charts and, per window, its figures, alarms and actions;
+    ``workspace`` is the dashboard workspace the page's command opens."""
     shown = list(timeline)[-INDEX_WINDOWS:]
     changes = {}
     for index, alarm, before, after in transitions(shown):
@@ -434,7 +492,7 @@ def render_index(timeline: Sequence[Mapping[str, Any]]) -> str:
             "<tr>"
             + f"<td><a href='{html.escape(report)}'>{html.escape(str(entry['window']))}</a></td>"
             + f"<td>{html.escape(str(entry.get('at', '-')))}</td>"
-            + f"<td>{html.escape(str(entry.get('model_version')))}</td>"
+            + f"<td>{html.escape(_fmt(entry.get('model_version')))}</td>"
             + "".join(
                 f"<td>{html.escape(_fmt(display_values(metrics).get(n)))}</td>"
                 for n in TIMELINE_FIGURES
@@ -460,8 +518,8 @@ def render_index(timeline: Sequence[Mapping[str, Any]]) -> str:
             "</head><body><h1>Monitoring timeline</h1>",
             f"<p>{len(shown)} windows (the last {INDEX_WINDOWS} at most); times from the "
             f"{html.escape(clock)}. Dashed red: alarm thresholds; dotted red: alarm state "
-            "changes; green: model deployments. The interactive dashboard: "
-            "<code>make monitoring-ui</code>.</p>",
+            "changes; green: model deployments. The interactive dashboard, from the repository "
+            f"root: <code>{html.escape(monitoring_ui_hint(workspace))}</code>.</p>",
             f"<p>Alarm thresholds: {html.escape(thresholds or 'none known')}.</p>",
             "<div>"
             + "<br>".join(
@@ -475,11 +533,13 @@ def render_index(timeline: Sequence[Mapping[str, Any]]) -> str:
     )
 
 
-def write_index(reports_dir: Path, timeline: Sequence[Mapping[str, Any]]) -> Path:
+def write_index(
+    reports_dir: Path, timeline: Sequence[Mapping[str, Any]], workspace: Path | None = None
+) -> Path:
     """Write ``index.html`` beside the windows' reports."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / "index.html"
-    path.write_text(render_index(timeline), encoding="utf-8")
+    path.write_text(render_index(timeline, workspace), encoding="utf-8")
     return path
 
 

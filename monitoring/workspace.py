@@ -5,8 +5,10 @@
 time and tagged ``window=...`` and ``model_version=...``; the run holds the window's figures
 (:data:`FIGURES`, each a ``MeanValue`` of a one-row dataset, so the dashboard plots the value
 the cycle published) and, when drift was computed, Evidently's own drift results. Every figure
-has a line panel; a figure with an alarm also plots the alarm's threshold as a second series
-(the panel API draws series, not reference lines) and names it in the subtitle.
+has a bar panel, one bar per window: windows are discrete, and Evidently's line panel joins
+them with a smoothed curve that its panel API cannot turn off (decision 0007). A figure with an
+alarm also plots the alarm's threshold as a second series (the panel API draws series, not
+reference lines) and names it in the subtitle.
 
 :class:`WindowRun` is plain data (built by :func:`window_run`); :class:`EvidentlyWorkspace` is
 the adapter (the ``RunStore`` port in ``monitoring.ports``).
@@ -134,9 +136,10 @@ def _snapshot(run: WindowRun) -> Any:
 
 
 def _dashboard(thresholds: Mapping[str, tuple[str, float]]) -> Any:
-    """One line panel per figure; a figure with an alarm also plots its threshold."""
+    """One bar panel per figure (a bar per window); a figure with an alarm also plots its
+    threshold as a second bar per window."""
     from evidently.sdk.models import DashboardModel, DashboardTabModel, PanelMetric  # noqa: PLC0415
-    from evidently.sdk.panels import line_plot_panel  # noqa: PLC0415
+    from evidently.sdk.panels import bar_plot_panel  # noqa: PLC0415
 
     panels = []
     for name, title in FIGURES.items():
@@ -152,6 +155,6 @@ def _dashboard(thresholds: Mapping[str, tuple[str, float]]) -> Any:
                 )
             )
             subtitle = f"per window; alarm {alarm}, threshold {threshold:g}"
-        panels.append(line_plot_panel(title, values, description=subtitle, size="half"))
+        panels.append(bar_plot_panel(title, values, description=subtitle, size="half"))
     tab = DashboardTabModel(title="Over time", panels=[p.id for p in panels])
     return DashboardModel(tabs=[tab], panels=panels)

@@ -5,7 +5,9 @@
   stops it again on exit.
 - Serves two deployments from this process: ``mushroom-monitoring/scheduled`` every
   ``MONITORING_INTERVAL_MINUTES`` (default 5) and ``mushroom-training/on-demand`` (run it from
-  the UI or ``prefect deployment run 'mushroom-training/on-demand'``).
+  the UI, or with the command it prints: ``prefect deployment run`` with ``PREFECT_API_URL``
+  set to this server; without it, the CLI starts a temporary server of its own, which no one
+  serves, and the run is never picked up).
 - The monitoring deployment runs one flow at a time (concurrency limit 1): a run scheduled
   while one is still going is cancelled (``CANCEL_NEW``), the next one reads what it left. The
   cycle's own lease (``monitoring.lease``) also refuses cycles started outside Prefect.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -69,6 +72,16 @@ def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
             raise RuntimeError(f"the Prefect server did not start ({why}); see {log_path}")
         time.sleep(0.5)
     return process, api_url
+
+
+def run_hint(api_url: str, deployment: Any) -> str:
+    """The command that runs ``deployment`` on the server at ``api_url`` now, pasted into
+    another terminal at the repository root (the virtualenv's ``prefect``, the server named)."""
+    name = f"{deployment.flow_name}/{deployment.name}"
+    return (
+        f"PREFECT_API_URL={shlex.quote(api_url)} .venv/bin/prefect deployment run "
+        f"{shlex.quote(name)}"
+    )
 
 
 def deployments(interval_minutes: float) -> tuple[Any, Any]:
@@ -138,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         print(
             f"serving mushroom-monitoring/scheduled (every {args.interval_minutes:g} min) and "
-            "mushroom-training/on-demand; Ctrl-C to stop",
+            "mushroom-training/on-demand; Ctrl-C to stop\n"
+            "train now (from another terminal at the repository root, while this one serves): "
+            f"{run_hint(api_url, training)}",
             flush=True,
         )
         serve(monitoring, training)

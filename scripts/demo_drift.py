@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from config.settings import LOCAL_DIR, REPO_ROOT
-from monitoring.report import DECISION_ACCURACY_NOTE, write_timeline_png
+from monitoring.report import DECISION_ACCURACY_NOTE, monitoring_ui_hint, write_timeline_png
 
 ROOT = REPO_ROOT
 DEFAULT_LOCAL_DIR = LOCAL_DIR / "demo-drift"
@@ -354,14 +354,8 @@ def closing_hints(reports_dir: Path, workspace: Path | None) -> str:
         f"Timeline charts: {reports_dir / 'index.html'} (PNG: {reports_dir / 'timeline.png'})",
     ]
     if workspace is not None:
-        lines.append(
-            f"Dashboard over time: make monitoring-ui MONITORING_WORKSPACE={_relative(workspace)}"
-        )
+        lines.append(f"Dashboard over time: {monitoring_ui_hint(workspace)}")
     return "\n".join(lines)
-
-
-def _relative(path: Path) -> Path:
-    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
 
 
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:

@@ -37,13 +37,18 @@ has no compiled predictor and the scorer uses LightGBM.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from lambda_function.compiled import (
     PREDICTOR_ABI,
@@ -229,6 +234,42 @@ def compile_predictor(model_text: str) -> CompiledArtifact | None:
         return None
 
 
+# tl2cgen 1.0 embeds Treelite 4.1.2 and reads the model through treelite 4.x's serialisation, so
+# its C++ logger writes "The model you are loading originated from a newer Treelite version" (and
+# the two versions) to stderr on every compile. The compiled predictor is held to LightGBM's own
+# probabilities by tests, so that one notice says nothing to the user; tl2cgen's info lines
+# ("Parallel compilation enabled; ...") go to the log. Anything else it writes passes through.
+TREELITE_VERSION_NOTICE = re.compile(
+    r"(?m)^.*The model you are loading originated from a newer Treelite version.*\n"
+    r"Currently running Treelite version \S+\n"
+    r"The model checkpoint was generated from Treelite version \S+\n?"
+)
+
+
+@contextlib.contextmanager
+def _quiet_tl2cgen() -> Iterator[None]:
+    """Run tl2cgen with its version notice dropped and its info lines logged at debug level."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    info = io.StringIO()
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)  # the native library writes to fd 2, not sys.stderr
+        try:
+            with contextlib.redirect_stdout(info):  # tl2cgen's log callback print()s
+                yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            rest = TREELITE_VERSION_NOTICE.sub("", captured.read().decode(errors="replace"))
+            if rest:
+                sys.stderr.write(rest)
+                sys.stderr.flush()
+            for line in info.getvalue().splitlines():
+                log.debug("tl2cgen: %s", line)
+
+
 def _compile(model_text: str, compiler: str) -> CompiledArtifact:
     import tl2cgen
     import treelite
@@ -242,7 +283,8 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
         n_features = int(model.num_feature)
         # One function per tree, so that the batch entry point can run a tree over many rows.
         params = {"parallel_comp": max(int(model.num_tree), 1)}
-        tl2cgen.generate_c_code(model, str(work / "src"), params=params)
+        with _quiet_tl2cgen():
+            tl2cgen.generate_c_code(model, str(work / "src"), params=params)
         for tree_file in (work / "src").glob("tu[0-9]*.c"):  # tl2cgen's, one per tree
             tree_code = patch_numeric_tests(patch_missing_tests(tree_file.read_text()))
             tree_file.write_text(patch_category_tests(tree_code, n_features))

@@ -7,10 +7,24 @@ Uses the same settings as training (embedded SQLite store and artifact folder un
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from config.settings import Settings
+
+# What the UI's processes get on top of the caller's environment (a caller's own value wins):
+# - MLflow 3's server starts job runners (huey consumers, for GenAI judges and prompt
+#   optimisation; nothing here uses them) that take a second import per process, and a Ctrl-C
+#   during their start-up printed one traceback each;
+# - one library-internal deprecation notice (MLflow's use of Starlette's WSGI middleware) that
+#   nobody running the UI can act on.
+UI_ENVIRONMENT = {
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "PYTHONWARNINGS": "ignore:starlette.middleware.wsgi is deprecated:UserWarning",
+}
 
 
 def ui_command(settings: Settings) -> list[str]:
@@ -46,6 +60,30 @@ def runs_view_url(settings: Settings, experiment_id: str | None) -> str:
     return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
 
 
+def ui_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The UI's environment: ``environ`` plus :data:`UI_ENVIRONMENT` where it says nothing."""
+    return {**UI_ENVIRONMENT, **environ}
+
+
+def serve(command: list[str], env: Mapping[str, str]) -> int:
+    """Run the UI until it exits; Ctrl-C (or SIGTERM) stops it once, without tracebacks.
+
+    The server runs in its own session: a Ctrl-C at the terminal would otherwise reach both
+    ``mlflow ui`` (which forwards it to uvicorn) and uvicorn itself, and uvicorn, interrupted
+    again while shutting down, printed a traceback. Here the signal is passed on once."""
+    process = subprocess.Popen(command, env=dict(env), start_new_session=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    code = process.wait()
+    # The server's exit status after a stop we asked for is a clean stop.
+    return 0 if code in (0, -signal.SIGINT, -signal.SIGTERM) else code
+
+
 def _experiment_id(settings: Settings) -> str | None:
     from training.registry import mlflow_client  # noqa: PLC0415 - MLflow takes seconds
 
@@ -60,11 +98,8 @@ def main() -> int:
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     command = ui_command(settings)
     address = runs_view_url(settings, _experiment_id(settings))
-    print(f"MLflow UI on {address} (store {uri}); Ctrl-C stops")
-    sys.stdout.flush()
-    # exec: Ctrl-C and signals go straight to the server, no wrapper process left behind.
-    os.execv(command[0], command)
-    return 0  # not reached
+    print(f"MLflow UI on {address} (store {uri}); Ctrl-C stops", flush=True)
+    return serve(command, ui_environment(os.environ))
 
 
 if __name__ == "__main__":

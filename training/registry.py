@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,10 +38,18 @@ EXPERIMENT_KIND = "custom_model_development"
 GATE_METRICS = ((vm.FALSE_EDIBLE, "lower"), (vm.DECISION_ACCURACY, "higher"))
 
 
+# MLflow draws a tqdm bar ("Downloading artifacts: 100%|...") for every multi-file download, a
+# bundle of a few KB included, into the demo's and the monitor's output. It reads this switch
+# from the environment only (at each download), so it is set where MLflow is configured; a
+# user's own value wins.
+ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
 def _quiet_mlflow_logs() -> None:
     # Database migrations and artifact uploads log at INFO on every start; keep output readable.
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault(ARTIFACTS_PROGRESS_BAR, "false")
 
 
 def mlflow_client(settings: Settings) -> Any:

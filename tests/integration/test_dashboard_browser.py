@@ -2,7 +2,7 @@
 
 Reuses the session's drift scenario (``drift_scenario``: three windows, an alarm, a retraining,
 a rollout and the recovery), starts the UI as ``make monitoring-ui`` does, and checks in
-headless Chromium that every panel renders with one data point per window. Chromium is
+headless Chromium that every panel renders with one bar per window and series. Chromium is
 Debian's package (``make test`` installs it where it can); playwright's own browser download
 is not used. Saves ``reports/monitoring-dashboard.png``. About 30 s after the scenario.
 """
@@ -92,7 +92,7 @@ def dashboard(drift_scenario):
         log.close()
 
 
-def test_every_panel_renders_one_point_per_window(dashboard, drift_scenario):
+def test_every_panel_renders_one_bar_per_window(dashboard, drift_scenario):
     from playwright.sync_api import sync_playwright
 
     url, projects = dashboard
@@ -104,17 +104,19 @@ def test_every_panel_renders_one_point_per_window(dashboard, drift_scenario):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{url}/projects/{project['id']}", wait_until="networkidle")
             page.wait_for_function(
-                f"document.querySelectorAll('.MuiCard-root svg circle').length >= "
+                f"document.querySelectorAll('.MuiCard-root svg rect[class*=MuiBarElement-series-]')"
+                f".length >= "
                 f"{WINDOWS * len(FIGURES)}",
                 timeout=60_000,
             )
-            # Per panel (a card): its title and the number of points of each series.
+            # Per panel (a card): its title and the number of bars of each series (a bar per
+            # window: the line charts joined discrete windows with a smoothed curve).
             panels = page.evaluate(
                 """() => Array.from(document.querySelectorAll('.MuiCard-root')).map(card => {
                     const series = {};
-                    card.querySelectorAll('svg circle').forEach(c => {
+                    card.querySelectorAll('svg rect').forEach(c => {
                         const name = Array.from(c.classList).find(
-                            k => k.startsWith('MuiMarkElement-series-'));
+                            k => k.startsWith('MuiBarElement-series-'));
                         if (name) series[name] = (series[name] || 0) + 1;
                     });
                     return {title: card.innerText.split('\\n')[0], text: card.innerText,

@@ -12,8 +12,10 @@ MUSHROOM_LAMBDA_ZIP to a built zip to skip packaging.
 
 from __future__ import annotations
 
+import html
 import json
 import re
+import shlex
 
 import pytest
 
@@ -147,4 +149,9 @@ def test_reports_are_small_and_the_index_draws_the_timeline(scenario):
     assert f"{UNKNOWN}: OK -&gt; ALARM" in index or f"{FALSE_EDIBLE}: OK -&gt; ALARM" in index
     assert f"deployed model version {scenario.versions['champion']}" in index
     assert "UnknownRate 0.2 (mushroom-unknown-rate-high)" in index  # the threshold legend
+    # The dashboard command names this scenario's workspace, as printed at the end.
+    (hint,) = re.findall(r"<code>(make monitoring-ui [^<]+)</code>", index)
+    words = shlex.split(html.unescape(hint))
+    assert words[2] == f"MONITORING_WORKSPACE={monitoring / 'workspace'}", words
+    assert (monitoring / "workspace").is_dir() and html.unescape(hint) in scenario.stdout
     assert (monitoring / "timeline.png").stat().st_size > 10_000

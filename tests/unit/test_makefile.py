@@ -149,7 +149,10 @@ def test_the_first_setup_shows_progress_while_pipenv_syncs(tmp_path):
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    # Progress lines only: not the recipe's 20 lines of shell echoed before them.
+    assert "start=$(date" not in done.stdout and "kill -0" not in done.stdout, done.stdout
     lines = [line for line in done.stdout.splitlines() if line.startswith("[setup +")]
+    assert lines == done.stdout.splitlines(), done.stdout
     assert re.match(r"\[setup \+\d+s\] pipenv sync --dev: \d+ locked packages", lines[0]), lines
     assert any(re.search(r"\d+s\] [01] of \d+ packages installed$", line) for line in lines)
     assert lines[-1].endswith("environment ready")

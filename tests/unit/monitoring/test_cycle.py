@@ -799,3 +799,12 @@ def test_drift_is_computed_on_at_most_drift_max_rows(env, monkeypatch):
     assert result.ok, result.errors
     assert calls == [(60, 25)]
     assert (result.drift.rows, result.drift.window_rows) == (25, 60)
+
+
+def test_an_empty_window_says_no_model_version_not_none(env):
+    result = run_cycle(env["deps"], at=T0, window="empty")
+    text = describe(result)
+    assert "model version None" not in text
+    assert "no model version (no scored verdicts in the window)" in text
+    page = (env["tmp_path"] / "reports" / "index.html").read_text()
+    assert "None" not in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -108,3 +109,81 @@ def test_counts_display_as_integers_and_rates_as_they_are():
 def test_timeline_png_is_drawn_from_the_timeline_file(tmp_path):
     (tmp_path / "timeline.jsonl").write_text("".join(json.dumps(e) + "\n" for e in TIMELINE))
     assert write_timeline_png(tmp_path).read_bytes()[:4] == b"\x89PNG"
+
+
+def _axis(chart: str) -> list[str]:
+    return re.findall(r"<text class='axis'[^>]*>([^<]*)</text>", chart)
+
+
+def _charts(page: str) -> dict[str, str]:
+    return dict(re.findall(r"<svg [^>]*aria-label='(\w+)'>(.*?)</svg>", page))
+
+
+def test_a_one_point_chart_has_an_axis_from_zero_to_a_round_number():
+    one = entry("w1", 0.0, "OK")
+    one["metrics"] = {"Records": 2007.0, "RejectedRate": 0.0035, "DecisionAccuracy": 1.0}
+    charts = _charts(render_index([one]))
+    # Not -0.497 to 0.503 or 0.499 to 1.5 (a made-up +-0.5 around the one value).
+    assert _axis(charts["RejectedRate"]) == ["0.004", "0"]
+    assert _axis(charts["DecisionAccuracy"]) == ["1", "0"]
+    assert _axis(charts["Records"]) == ["2,500", "0"]  # not 2.01e+03
+    assert "<title>w1: 0.0035</title>" in charts["RejectedRate"]
+    assert "<title>w1: 2,007</title>" in charts["Records"]
+
+
+def test_a_flat_series_has_a_readable_axis_and_counts_read_as_integers():
+    flat = [entry(f"w{i}", 0.1, "OK") for i in range(1, 4)]
+    for e in flat:
+        e["metrics"]["Records"] = 1500.0
+    page = render_index(flat)
+    assert _axis(_charts(page)["Records"]) == ["1,500", "0"]  # not 1.5e+03 at both ends
+    assert "e+0" not in page
+    assert "<td>1,500</td>" in page
+
+
+def test_axis_range_and_labels():
+    from monitoring.report import axis_label, axis_range
+
+    assert axis_range([]) == (0.0, 1.0) and axis_range([0.0, 0.0]) == (0.0, 1.0)
+    assert axis_range([0.05, 1.0, 0.02, 0.2]) == (0.0, 1.0)
+    assert axis_range([0.85, 0.35]) == (0.0, 1.0)
+    assert axis_range([0.3]) == (0.0, 0.3)
+    assert axis_range([2.0, 1.0]) == (0.0, 2.0)
+    assert axis_range([-0.3, 0.2]) == (-0.3, 0.2)
+    assert [axis_label(v) for v in (0.0, 0.004, 0.25, 1.0, 2000.0)] == [
+        "0",
+        "0.004",
+        "0.25",
+        "1",
+        "2,000",
+    ]
+
+
+def test_an_empty_window_shows_no_model_as_a_dash_not_none():
+    empty = entry("w1", 0.0, "OK", version=None)
+    empty["metrics"] = {"Records": 0.0}
+    page = render_index([empty])
+    assert "None" not in page
+    assert "<td>-</td>" in page
+
+
+def test_the_index_names_the_workspace_its_dashboard_command_opens(tmp_path):
+    from config.settings import REPO_ROOT
+
+    inside = REPO_ROOT / "reports" / "demo-drift" / "monitoring" / "workspace"
+    page = render_index(TIMELINE, inside)
+    command = "make monitoring-ui MONITORING_WORKSPACE=reports/demo-drift/monitoring/workspace"
+    assert f"<code>{command}</code>" in page
+    elsewhere = html.unescape(render_index(TIMELINE, tmp_path / "my workspace"))
+    assert f"MONITORING_WORKSPACE='{tmp_path / 'my workspace'}'" in elsewhere
+
+
+def test_the_timeline_png_axes_start_at_zero_and_read_as_numbers():
+    one = entry("w1", 0.0, "OK")
+    one["metrics"] = {"Records": 2007.0, "RejectedRate": 0.0035}
+    fig = timeline_figure([one])
+    axes = {ax.get_ylabel(): ax for ax in fig.axes}
+    assert [t.get_text() for t in axes["Records"].get_yticklabels()] == ["0", "2,500"]
+    assert [t.get_text() for t in axes["RejectedRate"].get_yticklabels()] == ["0", "0.004"]
+    low, high = axes["RejectedRate"].get_ylim()
+    assert low < 0 < 0.0035 < high < 0.0045

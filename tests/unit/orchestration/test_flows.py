@@ -107,3 +107,37 @@ def test_monitoring_flow_is_refused_while_another_cycle_holds_the_lease(tmp_path
     with pytest.raises(LeaseHeld, match="make-monitor:1:abc"):
         monitoring_flow(window="w1", deps_factory=deps_factory)
     assert cloudwatch.data == [] and state.document is None
+
+
+def test_the_printed_training_hint_runs_on_the_served_server_from_a_fresh_terminal(tmp_path):
+    """`make orchestrate` prints how to start a training run. Pasted into a new terminal (no
+    virtualenv on PATH, no Prefect settings), it must create the run on the server that serves
+    the deployment: without PREFECT_API_URL the CLI starts a temporary server of its own."""
+    import os
+    import shlex
+    import subprocess
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from config.settings import REPO_ROOT
+    from orchestration.serve import deployments, run_hint
+
+    _, training = deployments(5)
+    deployment_id = training.apply()
+    api_url = PREFECT_API_URL.value()
+    hint = run_hint(api_url, training)
+    words = shlex.split(hint)
+    assert words[0] == f"PREFECT_API_URL={api_url}" and words[1] == ".venv/bin/prefect"
+    assert words[2:] == ["deployment", "run", "mushroom-training/on-demand"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "VIRTUAL_ENV"))}
+    env["HOME"] = str(tmp_path)  # no ~/.prefect profile
+    env["PATH"] = ":".join(p for p in env.get("PATH", "").split(":") if ".venv" not in p)
+    done = subprocess.run(
+        ["bash", "-c", hint], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    mine = [r for r in runs if r.deployment_id == deployment_id]
+    assert len(mine) == 1 and mine[0].state.name == "Scheduled", [r.state for r in mine]

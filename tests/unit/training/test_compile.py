@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -267,3 +268,37 @@ def test_each_load_gets_its_own_library_after_another_was_dropped(tiny_compiled_
     second = _load(compile_mod.compile_predictor(booster.model_to_string()), 2)
     rows = np.array([[-8.0, 0.5], [3.0, 0.5]])
     np.testing.assert_array_equal(second.predict(rows), booster.predict(rows, num_threads=1))
+
+
+def test_compiling_prints_no_treelite_version_notice_and_keeps_other_output(capfd):
+    import lightgbm as lgb
+
+    if compile_mod.shutil.which(compile_mod.CC) is None:
+        pytest.skip("no C compiler here")
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (200, 2))
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4},
+        lgb.Dataset(x, label=x[:, 0] > 0.5),
+        num_boost_round=3,
+    )
+    capfd.readouterr()
+    assert compile_mod.compile_predictor(booster.model_to_string()) is not None
+    out, err = capfd.readouterr()
+    assert "Treelite version" not in err and "Parallel compilation" not in out, (out, err)
+    assert out == "" and err == ""
+    # Whatever else native code writes to stderr meanwhile still reaches it.
+    with compile_mod._quiet_tl2cgen():
+        os.write(2, b"a real native warning\n")
+    assert capfd.readouterr().err == "a real native warning\n"
+
+
+def test_the_filter_drops_only_the_version_notice():
+    notice = (
+        "[23:35:26] /x/serializer.cc:202: The model you are loading originated from a newer "
+        "Treelite version; some functionalities may be unavailable.\n"
+        "Currently running Treelite version 4.1.2\n"
+        "The model checkpoint was generated from Treelite version 4.8.1\n"
+    )
+    text = "before\n" + notice + "after\n"
+    assert compile_mod.TREELITE_VERSION_NOTICE.sub("", text) == "before\nafter\n"

@@ -218,3 +218,37 @@ def test_pipeline_gate_first_worse_equal(settings, tiny_dataset, monkeypatch):
     assert equal.gate_reason.startswith("tie with champion on every figure: not promoted")
     assert registry.get_champion(settings) == ("1", first.run_id)
     assert ModelBundle.load(settings.model_bundles_dir / "champion").model_version == "1"
+
+
+def test_downloading_a_bundle_draws_no_progress_bar(settings, tmp_path, monkeypatch, capfd):
+    import mlflow
+
+    monkeypatch.setenv(registry.ARTIFACTS_PROGRESS_BAR, "unset")  # restored after the test
+    monkeypatch.delenv(registry.ARTIFACTS_PROGRESS_BAR)
+    registry.mlflow_client(settings)
+    files = tmp_path / "bundle"
+    files.mkdir()
+    for name in ("model.txt", "bundle.json", "predictor.so"):
+        (files / name).write_text(name)
+    mlflow.set_experiment("progress")
+    with mlflow.start_run() as run:
+        mlflow.log_artifacts(str(files), "bundle")
+    capfd.readouterr()
+    got = mlflow.artifacts.download_artifacts(
+        artifact_uri=f"runs:/{run.info.run_id}/bundle", dst_path=str(tmp_path / "dl")
+    )
+    assert sorted(p.name for p in Path(got).iterdir()) == [
+        "bundle.json",
+        "model.txt",
+        "predictor.so",
+    ]
+    out, err = capfd.readouterr()
+    assert "Downloading artifacts" not in out + err, err
+
+
+def test_a_users_own_progress_bar_setting_is_kept(settings, monkeypatch):
+    import os
+
+    monkeypatch.setenv(registry.ARTIFACTS_PROGRESS_BAR, "true")
+    registry.mlflow_client(settings)
+    assert os.environ[registry.ARTIFACTS_PROGRESS_BAR] == "true"
