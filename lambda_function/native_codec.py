@@ -1,6 +1,6 @@
 """The native batch codec of a compiled predictor: one call decodes a batch, one encodes it.
 
-Training compiles ``training/native/codec.c`` into the same shared library as the trees
+Training compiles ``lambda_function/native/codec.c`` into the same shared library as the trees
 (``compiled.py``), so it is loaded only from the verified bundle, like them. It is a shortcut
 of the Python code, not a second definition of the contracts:
 

@@ -257,9 +257,10 @@ def test_a_bundle_compiled_without_the_codec_is_served_by_the_python_decoder(
     from tests.conftest import _tiny_model, make_tiny_dataset
     from training import compile as compile_mod
 
-    empty = tmp_path / "codec.c"
-    empty.write_text("/* an older bundle's library: no codec */\n")
-    monkeypatch.setattr(compile_mod, "CODEC_SOURCE", empty)
+    empty = tmp_path / "native"
+    empty.mkdir()
+    (empty / "codec.c").write_text("/* an older bundle's library: no codec */\n")
+    monkeypatch.setattr(compile_mod, "NATIVE_DIR", empty)
     bundle = _tiny_model(make_tiny_dataset())
     artifact = compile_mod.compile_predictor(bundle.model_text)
     loaded = ModelBundle.load(bundle.save(tmp_path / "old", compiled=[artifact]))

@@ -13,8 +13,10 @@ from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundl
 from training import compile as compile_mod
 from training import export
 from training.compile import (
+    NATIVE_DIR,
     CompileError,
     check_missing_types,
+    copy_native_sources,
     max_glibc,
     patch_category_tests,
     patch_entry_union,
@@ -184,6 +186,29 @@ def test_a_model_whose_tree_has_no_split_is_compiled():
     assert artifact is not None
     predictor = _load(artifact, 2)
     np.testing.assert_array_equal(predictor.predict(x), booster.predict(x, num_threads=1))
+
+
+def test_every_native_source_of_the_scorer_is_copied_into_the_build(tmp_path):
+    assert NATIVE_DIR.parts[-2:] == ("lambda_function", "native")
+    source, build = tmp_path / "native", tmp_path / "src"
+    source.mkdir()
+    build.mkdir()
+    for name in ("a.c", "b.c", "b.h", "notes.txt"):
+        (source / name).write_text(f"/* {name} */\n")
+    assert copy_native_sources(source, build) == ["a.c", "b.c", "b.h"]
+    assert sorted(p.name for p in build.iterdir()) == ["a.c", "b.c", "b.h"]
+    assert (build / "b.h").read_text() == "/* b.h */\n"
+
+
+def test_a_native_source_may_not_replace_a_generated_one(tmp_path):
+    source, build = tmp_path / "native", tmp_path / "src"
+    source.mkdir()
+    build.mkdir()
+    (source / "main.c").write_text("int x;\n")
+    (build / "main.c").write_text("/* generated */\n")
+    with pytest.raises(CompileError, match="main.c"):
+        copy_native_sources(source, build)
+    assert (build / "main.c").read_text() == "/* generated */\n"
 
 
 def test_max_glibc_reads_the_highest_version_named():
