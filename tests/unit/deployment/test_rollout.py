@@ -413,7 +413,8 @@ def test_a_compiled_predictor_needing_a_newer_glibc_than_the_runtime_is_refused(
 ) -> None:
     directory = stack.bundles["2"]
     data = (directory / LIBRARY).read_bytes()
-    newest = max(re.findall(rb"GLIBC_2\.[0-9]+", data))
+    # Compared as numbers: GLIBC_2.4 (the stack protector's) is older than GLIBC_2.29.
+    newest = max(re.findall(rb"GLIBC_2\.[0-9]+", data), key=lambda v: int(v.split(b".")[1]))
     data = data.replace(newest, b"GLIBC_2." + b"9" * (len(newest) - len(b"GLIBC_2.")))
     (directory / LIBRARY).write_bytes(data)
     path = directory / BUNDLE_METADATA_FILE
