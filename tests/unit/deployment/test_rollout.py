@@ -408,6 +408,19 @@ def test_a_package_with_lightgbm_serves_a_bundle_without_a_compiled_predictor(
     assert result.changed and result.served.model_version == "4"
 
 
+def test_a_compiled_predictor_of_another_abi_is_refused(stack: Stack) -> None:
+    """A bundle exported before the hardened library (ABI 1) would fail the cold start of a
+    package without LightGBM: refused before anything changes."""
+    path = stack.bundles["2"] / BUNDLE_METADATA_FILE
+    metadata = json.loads(path.read_text())
+    for entry in metadata[COMPILED_KEY].values():
+        entry["abi"] = 1
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(RolloutError, match="implements predictor ABI 1, and .* reads 2"):
+        stack.roll_out("2")
+    _nothing_changed(stack)
+
+
 def test_a_compiled_predictor_needing_a_newer_glibc_than_the_runtime_is_refused(
     stack: Stack,
 ) -> None:
