@@ -102,7 +102,7 @@ EXPORT Scorer* mushroom_scorer_create(int32_t n_columns, int32_t n_words, const 
     return NULL;
   int64_t rows = 0, edge_total = 0;
   for (int j = 0; j < n_columns; ++j) {
-    if (sizes[j] < 1 || sizes[j] > table_rows - rows) return NULL;
+    if (sizes[j] < 1 || sizes[j] > table_rows - rows || edge_counts[j] < 0) return NULL;
     if (nominal[j] ? edge_counts[j] != 0 : edge_counts[j] + 1 != sizes[j]) return NULL;
     rows += sizes[j];
     edge_total += edge_counts[j];

@@ -99,6 +99,19 @@ def test_package_copy_leaves_out_the_native_sources(tmp_path):
     assert not [n for n in shipped if n.endswith("/native") or n.endswith((".c", ".h"))]
 
 
+def test_the_image_copies_only_the_modules_and_requirements():
+    """The container image (lambda_function/Dockerfile) ships no native sources either."""
+    copies = [
+        line.split()[1]
+        for line in (ROOT / "lambda_function" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    assert copies and set(copies) <= {
+        "lambda_function/*.py",
+        "lambda_function/requirements.txt",
+    }
+
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():

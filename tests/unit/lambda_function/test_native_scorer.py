@@ -219,3 +219,61 @@ def test_a_library_without_the_native_scorer_scores_in_numpy(
     p, codes = loaded.score_codes(base)
     expected_p, expected_codes = compiled.score_codes(base)
     assert p.tobytes() == expected_p.tobytes() and codes.tolist() == expected_codes.tolist()
+
+
+_UBSAN_CHILD = """
+import sys
+import numpy as np
+from lambda_function.model import ModelBundle
+from tests.conftest import make_tiny_dataset
+from training.features import encode_frame
+
+bundle = ModelBundle.load(sys.argv[1])
+assert bundle.scorer is not None
+base = encode_frame(make_tiny_dataset(), bundle.encoder)
+odd = np.array([np.nan, np.inf, -np.inf, -0.0, 1e308, -1e308, 5e-324, -1.0, 0.5, 2.0**63, 64.0])
+rng = np.random.default_rng(0)
+anything = np.where(rng.random(base.shape) < 0.5, rng.choice(odd, size=base.shape), base)
+bundle.predictor.predict(anything)  # the trees read any double
+numeric = [j for j, kind in enumerate(bundle.guard.kinds) if kind == "numeric"]
+rows = base.copy()
+rows[:, numeric] = rng.choice(odd, size=(len(rows), len(numeric)))
+bundle.scorer.score(rows)  # the guard's bins of any double
+nominal = bundle.guard.kinds.index("nominal")
+for value in odd[1:]:
+    rows = base[:7].copy()
+    rows[3, nominal] = value
+    try:
+        bundle.scorer.score(rows)
+    except ValueError:
+        pass
+    else:
+        assert value == 0.0 or (value >= 0 and value == int(value) and value < 64), value
+print("clean")
+"""
+
+
+def test_odd_values_do_not_reach_undefined_behaviour(tmp_path, monkeypatch):
+    """The library built with UBSan in trap mode (no runtime: any undefined behaviour it
+    detects, a float-to-integer overflow included, is an illegal instruction) scores NaN,
+    infinities, huge, tiny, negative and fractional values, in a child process that must end
+    cleanly."""
+    import subprocess
+    import sys
+
+    from tests.conftest import _tiny_model, make_tiny_dataset
+    from training import compile as compile_mod
+
+    ubsan = ("-fsanitize=undefined,float-cast-overflow", "-fsanitize-undefined-trap-on-error")
+    monkeypatch.setattr(compile_mod, "CFLAGS", (*compile_mod.CFLAGS, *ubsan))
+    bundle = _tiny_model(make_tiny_dataset())
+    artifact = compile_mod.compile_predictor(bundle.model_text)
+    assert artifact is not None, "gcc with UBSan is needed"
+    directory = bundle.save(tmp_path / "ubsan", compiled=[artifact])
+    result = subprocess.run(
+        [sys.executable, "-c", _UBSAN_CHILD, str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "clean", result.stderr[-2000:]
