@@ -270,3 +270,75 @@ def audit_package(root: Path, files: Iterable[Path] | None = None) -> AuditRepor
     if glibc:
         report.max_glibc = "GLIBC_" + ".".join(map(str, max(glibc)))
     return report
+
+
+PT_GNU_STACK, PT_GNU_RELRO = 0x6474E551, 0x6474E552
+PF_X = 1
+SHT_DYNSYM = 11
+DT_BIND_NOW, DT_FLAGS, DT_FLAGS_1 = 24, 30, 0x6FFFFFFB
+DF_BIND_NOW, DF_1_NOW = 0x8, 0x1
+
+
+@dataclass(frozen=True)
+class Hardening:
+    """The hardening a shared object shows (what ``checksec`` reports for it)."""
+
+    relro: bool  # a PT_GNU_RELRO segment: relocated data made read-only after loading
+    bind_now: bool  # DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW: every symbol resolved at load
+    executable_stack: bool  # PT_GNU_STACK with PF_X (or no PT_GNU_STACK at all)
+    imports: frozenset[str]  # undefined dynamic symbols, e.g. __stack_chk_fail, __memcpy_chk
+
+    @property
+    def full_relro(self) -> bool:
+        return self.relro and self.bind_now
+
+    @property
+    def stack_protector(self) -> bool:
+        return "__stack_chk_fail" in self.imports
+
+    @property
+    def fortified(self) -> frozenset[str]:
+        """glibc's checked functions it calls (``_FORTIFY_SOURCE``), e.g. ``__memcpy_chk``."""
+        return frozenset(name for name in self.imports if name.endswith("_chk"))
+
+
+def read_hardening(data: bytes) -> Hardening:
+    """Program headers, dynamic flags and imported symbols of an x86_64 ELF64 object."""
+    read_elf(data)  # the same checks: ELF64, little-endian, x86_64
+    try:
+        phoff = struct.unpack_from("<Q", data, 32)[0]
+        phentsize, phnum = struct.unpack_from("<HH", data, 54)
+        segments = [struct.unpack_from("<II", data, phoff + i * phentsize) for i in range(phnum)]
+        relro = any(kind == PT_GNU_RELRO for kind, _ in segments)
+        stacks = [flags for kind, flags in segments if kind == PT_GNU_STACK]
+        shoff = struct.unpack_from("<Q", data, 40)[0]
+        shentsize, shnum = struct.unpack_from("<HH", data, 58)
+        sections = [
+            struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
+        ]
+        bind_now, imports = False, set()
+        for _, sh_type, _, _, offset, size, link, _, _, entsize in sections:
+            if sh_type == SHT_DYNAMIC:
+                for position in range(offset, offset + size, 16):
+                    tag, value = struct.unpack_from("<qQ", data, position)
+                    if tag == 0:
+                        break
+                    bind_now |= (
+                        tag == DT_BIND_NOW
+                        or (tag == DT_FLAGS and bool(value & DF_BIND_NOW))
+                        or (tag == DT_FLAGS_1 and bool(value & DF_1_NOW))
+                    )
+            elif sh_type == SHT_DYNSYM and entsize:
+                strtab = sections[link]
+                for position in range(offset + entsize, offset + size, entsize):
+                    name, _, _, shndx = struct.unpack_from("<IBBH", data, position)
+                    if shndx == 0 and name:  # SHN_UNDEF: defined elsewhere, imported
+                        imports.add(_string(data, strtab, name))
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
+        raise ElfError(f"malformed ELF object: {exc}") from exc
+    return Hardening(
+        relro=relro,
+        bind_now=bind_now,
+        executable_stack=not stacks or any(flags & PF_X for flags in stacks),
+        imports=frozenset(imports),
+    )

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deployment.elf_audit import RUNTIME_LIBRARIES, ElfError, read_elf, too_new
+from lambda_function.compiled import PREDICTOR_ABI
 from lambda_function.model import (
     BUNDLE_METADATA_FILE,
     COMPILED_KEY,
@@ -436,6 +437,12 @@ def check_package_serves(
             f"export the model on {platform} (make train there), or deploy the package with "
             f"LightGBM (package_lambda --flavour lightgbm, scorer_package=lightgbm); "
             "nothing changed"
+        )
+    if entry.get("abi") != PREDICTOR_ABI:  # e.g. ABI 1: the unhardened library (decision 0007)
+        raise RolloutError(
+            f"{directory / entry['file']} implements predictor ABI {entry.get('abi')!r}, and "
+            f"{name}'s package reads {PREDICTOR_ABI} and has no LightGBM ({flavour}); export "
+            "the model again (make train), or deploy the package with LightGBM; nothing changed"
         )
     try:
         info = read_elf(contents[entry["file"]])

@@ -10,8 +10,14 @@ file, in ``files`` with its size and SHA-256. The ABI (version ``PREDICTOR_ABI``
 - ``int32_t mushroom_predict_batch(const double* X, int64_t n_rows, int32_t n_cols,
   double* out)``: P(positive class) of each row of the C-ordered matrix ``X``, NaN = missing,
   exactly as LightGBM's ``Booster.predict``; returns 0, or -1 when ``n_cols`` is wrong;
-- optionally, the native batch codec (``native_codec.py``, ``mushroom_codec_abi`` and the
-  functions it lists): a library without it is served with the Python decoder.
+- ``mushroom_scorer_create``, ``mushroom_scorer_score``, ``mushroom_scorer_free``: the species
+  guard, rows grouped by species, the trees and the threshold in one call
+  (``lambda_function/native/scorer.c``, wrapped by ``NativeScorer``), on the encoded matrix
+  only: no native code reads the stream's bytes (msgspec does, ``decoding.py``);
+- ``mushroom_build_flags``: how it was built (the hardening flags, checked by the tests).
+
+ABI 2 is the hardened library without the native codec of ABI 1 (decision 0007): a bundle
+compiled for ABI 1 is served by LightGBM, or refused by a package without it.
 
 Loading a shared library runs its code, so it is loaded only from bytes that were verified
 against ``bundle.json``: the caller passes those bytes, they are copied into a sealed anonymous
@@ -26,15 +32,24 @@ import fcntl
 import os
 import platform
 import re
+import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-PREDICTOR_ABI = 1
+PREDICTOR_ABI = 2
 PREDICT_SYMBOL = "mushroom_predict_batch"
 ABI_SYMBOL = "mushroom_predictor_abi"
 NUM_FEATURE_SYMBOL = "mushroom_num_feature"
+BUILD_FLAGS_SYMBOL = "mushroom_build_flags"
+#: mushroom_scorer_score's status codes (scorer.c).
+_SCORER_ERRORS = {
+    -1: "bad argument",
+    -2: "out of memory",
+    -3: "the compiled trees refused the matrix",
+}
+_BAD_CODE = -4
 _SEALS = ("F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE")
 
 
@@ -157,6 +172,12 @@ class CompiledPredictor:
             )
         return cls(library, n_features, file_name)
 
+    def build_flags(self) -> str:
+        """How the library was built (``mushroom_build_flags``), e.g. its hardening flags."""
+        flags = getattr(self.library, BUILD_FLAGS_SYMBOL)
+        flags.restype = ctypes.c_char_p
+        return flags().decode("ascii")
+
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """P(poisonous) for an ``(n, n_features)`` matrix, in one native call."""
         rows = np.ascontiguousarray(matrix, dtype=np.float64)
@@ -167,3 +188,110 @@ class CompiledPredictor:
         if status != 0:
             raise CompiledPredictorError(f"{self.file_name} returned status {status}")
         return out
+
+
+class NativeScorer:
+    """The species guard, rows grouped by species, the trees and the threshold of one bundle in
+    one native call (``scorer.c``): what ``ModelBundle.score_codes`` computes, faster.
+
+    The guard is copied into a native context at creation and never changed afterwards; this
+    object owns it (freed when the object is collected), so concurrent calls are safe and no
+    reconfiguration can pull arrays from under a running call.
+    """
+
+    def __init__(
+        self,
+        library: Any,
+        column_names: Sequence[str],
+        kinds: Sequence[str],
+        edges: Sequence[np.ndarray | None],
+        masks: Sequence[np.ndarray],
+        threshold: float,
+    ):
+        """CompiledPredictorError when the library has no scorer or refuses the guard."""
+        try:
+            create, score, free = (
+                library.mushroom_scorer_create,
+                library.mushroom_scorer_score,
+                library.mushroom_scorer_free,
+            )
+        except AttributeError as exc:
+            raise CompiledPredictorError(f"the library has no native scorer ({exc})") from exc
+        p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
+        create.restype = p
+        create.argtypes = (i32, i32, p, p, p, p, i64, p, i64, ctypes.c_double, p)
+        score.restype = i32
+        score.argtypes = (p, p, i64, i32, p, p, p, p)
+        free.restype, free.argtypes = None, (p,)
+        if not (len(column_names) == len(kinds) == len(edges) == len(masks)):
+            raise CompiledPredictorError("the guard does not describe every column")
+        nominal = np.array([kind == "nominal" for kind in kinds], dtype=np.int32)
+        sizes = np.array([m.shape[0] for m in masks], dtype=np.int64)
+        counts = np.array([0 if e is None else len(e) for e in edges], dtype=np.int64)
+        flat_edges = np.ascontiguousarray(
+            np.concatenate(
+                [np.asarray(e, dtype=np.float64) for e in edges if e is not None] or [np.empty(0)]
+            ),
+            dtype=np.float64,
+        )
+        table = np.ascontiguousarray(np.concatenate(masks), dtype=np.uint64)
+        status = ctypes.c_int32(0)
+        context = create(
+            len(kinds),
+            table.shape[1],
+            nominal.ctypes.data,
+            sizes.ctypes.data,
+            counts.ctypes.data,
+            flat_edges.ctypes.data,
+            flat_edges.size,
+            table.ctypes.data,
+            table.shape[0],
+            float(threshold),
+            ctypes.byref(status),
+        )
+        if not context:
+            raise CompiledPredictorError(
+                f"the native scorer refused the species guard (status {status.value})"
+            )
+        self._library = library  # kept: its functions live as long as it does
+        self._score = score
+        self._context = context
+        self.column_names = tuple(column_names)
+        self.n_columns = len(self.column_names)
+        self._finalizer = weakref.finalize(self, free, context)
+
+    def score(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(poisonous) and verdict codes (int8: 0 edible, 1 poisonous, 2 unknown).
+
+        ValueError when the matrix has the wrong shape or holds a nominal value that is no
+        code of its vocabulary (the decoder never writes one); CompiledPredictorError when the
+        native call fails otherwise.
+        """
+        rows = np.ascontiguousarray(matrix, dtype=np.float64)
+        if rows.ndim != 2 or rows.shape[1] != self.n_columns:
+            raise ValueError(f"expected a matrix of {self.n_columns} columns, got {rows.shape}")
+        n = rows.shape[0]
+        p = np.empty(n, dtype=np.float64)
+        codes = np.empty(n, dtype=np.int8)
+        bad_row, bad_column = ctypes.c_int64(-1), ctypes.c_int32(-1)
+        status = self._score(
+            self._context,
+            rows.ctypes.data,
+            n,
+            self.n_columns,
+            p.ctypes.data,
+            codes.ctypes.data,
+            ctypes.byref(bad_row),
+            ctypes.byref(bad_column),
+        )
+        if status == _BAD_CODE:
+            name = self.column_names[bad_column.value]
+            value = rows[bad_row.value, bad_column.value]
+            raise ValueError(
+                f"row {bad_row.value}: {name} = {value!r} is no code of its vocabulary"
+            )
+        if status != 0:
+            raise CompiledPredictorError(
+                f"the native scorer failed: {_SCORER_ERRORS.get(status, f'status {status}')}"
+            )
+        return p, codes

@@ -1,14 +1,12 @@
 """Fast batch decoding of Kinesis record payloads into an encoded feature matrix.
 
-With a compiled predictor that has one, the native codec (``native_codec.py``) decodes the
-whole batch (base64, JSON, validation, encoding) in one call; the records it does not accept go
-through the paths below, which decide. Without it, the fast path decodes and validates a whole
-batch with one call into msgspec, using a Struct generated from ``schema.FEATURES``
-(vocabularies as ``Literal`` types, finite numbers >= 0, unknown fields forbidden). Anything
-the fast path does not accept goes to the slow path, one record at a time: ``json`` +
-``schema.validate_record``, which stays the single source of truth for what is accepted and for
-every error message. The fast paths are only ever shortcuts: a record is accepted only if the
-schema validator would accept it too (tested with hypothesis).
+No hand-written code parses the stream's bytes: the fast path decodes and validates a whole
+batch with one call into msgspec (base64 too), using a Struct generated from
+``schema.FEATURES`` (vocabularies as ``Literal`` types, finite numbers >= 0, unknown fields
+forbidden). Anything the fast path does not accept goes to the slow path, one record at a time:
+``json`` + ``schema.validate_record``, which stays the single source of truth for what is
+accepted and for every error message. The fast paths are only ever shortcuts: a record is
+accepted only if the schema validator would accept it too (tested with hypothesis).
 """
 
 from __future__ import annotations
@@ -17,7 +15,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
@@ -26,7 +24,6 @@ from msgspec import UNSET, UnsetType
 
 from lambda_function import schema
 from lambda_function.model import FeatureEncoder
-from lambda_function.native_codec import NativeCodec
 
 FieldErrors = tuple[schema.FieldError, ...]
 
@@ -59,16 +56,9 @@ def _observation_struct() -> type[msgspec.Struct]:
 
 
 Observation = _observation_struct()
-_batch_decoder = msgspec.json.Decoder(list[Observation])
+# One decoder per path (the same type), so that tests can fail the batch path alone.
+_batch_decoder = msgspec.json.Decoder(Observation)
 _record_decoder = msgspec.json.Decoder(Observation)
-# Joining payloads into one JSON array is only safe if no record can bleed into its neighbour
-# (crafted payloads such as '{"id":"a"' + '"cap_diameter":1}' would merge into one valid
-# object). Three facts make it safe: the separator contains a raw newline, which JSON forbids
-# inside strings, so no string spans two payloads; an Observation is a flat object (its fields
-# are scalars, unknown fields are forbidden), so it closes at its first } outside a string; and
-# every payload starts with { and ends with }. Hence each payload holds >= 1 whole element,
-# and when the decoded list has exactly one element per payload, each holds exactly its own.
-_SEPARATOR = b"\n,"
 
 
 # Not observed, in the one-character encoding of nominal values: null, and absent (counted).
@@ -104,9 +94,6 @@ class DecodedBatch:
     matrix: np.ndarray
     # Index -> errors, for every record that was rejected.
     rejected: dict[int, FieldErrors]
-    # The ids as the native codec wrote them (each followed by a newline), when it accepted
-    # every record: its output encoder reads them as they are.
-    ids_blob: bytes | None = None
 
 
 def decode_base64(data: Sequence[str]) -> list[bytes | None]:
@@ -128,9 +115,8 @@ def _decode_base64_one(item: Any) -> bytes | None:
 class BatchDecoder:
     """Decodes, validates and encodes batches for one model bundle's encoder."""
 
-    def __init__(self, encoder: FeatureEncoder, codec: NativeCodec | None = None):
+    def __init__(self, encoder: FeatureEncoder):
         self.encoder = encoder
-        self.codec = codec
         nan = float("nan")
         # Per nominal feature: code (or None/UNSET = not observed) -> the bundle's float code.
         self._lookups: dict[str, dict[Any, float]] = {}
@@ -157,31 +143,7 @@ class BatchDecoder:
 
     def decode(self, data: Sequence[str]) -> DecodedBatch:
         """Decode Kinesis ``data`` fields (base64 text) into a DecodedBatch."""
-        if self.codec is not None and data:
-            native = self.codec.decode(data)
-            if native is not None:
-                return self._merge_native(data, *native)
         return self.decode_payloads(decode_base64(data))
-
-    def _merge_native(
-        self, data: Sequence[str], matrix: np.ndarray, status: np.ndarray, ids: list, blob: bytes
-    ) -> DecodedBatch:
-        """The native codec's batch, with the records it left to Python decided here."""
-        n = len(data)
-        left = np.flatnonzero(status).tolist()
-        if not left:
-            return DecodedBatch(n, ids, list(range(n)), matrix, {}, ids_blob=blob)
-        rest = self.decode_payloads(decode_base64([data[i] for i in left]))
-        mushroom_ids: list[str | None] = [mushroom_id or None for mushroom_id in ids]
-        for j, mushroom_id in enumerate(rest.mushroom_ids):
-            mushroom_ids[left[j]] = mushroom_id
-        if rest.accepted:
-            matrix[[left[j] for j in rest.accepted]] = rest.matrix
-        accepted = sorted(
-            [*np.flatnonzero(status == 0).tolist(), *(left[j] for j in rest.accepted)]
-        )
-        rejected = {left[j]: errors for j, errors in rest.rejected.items()}
-        return DecodedBatch(n, mushroom_ids, accepted, matrix[accepted], rejected)
 
     def decode_payloads(self, payloads: Sequence[bytes | None]) -> DecodedBatch:
         """Validate and encode raw payloads (None = data that was not valid base64)."""
@@ -194,7 +156,6 @@ class BatchDecoder:
             candidates: list[int] = list(range(n))
             to_decode = payloads
         else:
-            lengths = None
             candidates = []
             for i, payload in enumerate(payloads):
                 if payload is None:
@@ -208,7 +169,7 @@ class BatchDecoder:
                     candidates.append(i)
             to_decode = [payloads[i] for i in candidates]
 
-        decoded = _decode_batch(to_decode, lengths)  # type: ignore[arg-type]
+        decoded = _decode_batch(to_decode)  # type: ignore[arg-type]
         if decoded is not None:
             observations, columns, buffer = decoded
             matrix, accepted_ids, n_absent = self._encode_columns(columns, len(observations))
@@ -272,15 +233,23 @@ class BatchDecoder:
             # Every schema code is one ASCII character, so all nominal values of the batch
             # become one string in a single C-level join (None -> NUL), one byte per value,
             # and one numpy gather through the tables maps the bytes to the bundle's codes:
-            # ~0.5 ms per 1,000 records instead of ~1 ms for 17,000 dict lookups.
-            nominal = chain.from_iterable(columns[name] for name in self._nominal_names)
-            text = "".join(map(_ASCII_CODES.__getitem__, nominal))  # type: ignore[union-attr]
+            # ~0.35 ms per 1,000 records instead of ~1 ms for 17,000 dict lookups.
+            text = "".join(map(_column_text, map(columns.__getitem__, self._nominal_names)))
             codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8).reshape(-1, n)
             transposed[self._nominal_rows] = self._tables[self._table_index, codes]
             n_absent = text.count(_ABSENT)  # ~10 us; tuple.count(UNSET) per column: ~1 ms
         else:
             n_absent = sum(columns[name].count(UNSET) for name in schema.NOMINAL_FEATURES)
         return np.ascontiguousarray(transposed.T), list(columns[schema.ID_FIELD]), n_absent
+
+
+def _column_text(values: tuple) -> str:
+    """A nominal column as one character per value (``_ASCII_CODES``). A column of codes only
+    is joined as it is (~5 us); one with a null or absent value (not a str) is mapped."""
+    try:
+        return "".join(values)
+    except TypeError:
+        return "".join(map(_ASCII_CODES.__getitem__, values))  # type: ignore[union-attr]
 
 
 def _columns(observations: Sequence[Any]) -> dict[str, tuple]:
@@ -291,7 +260,7 @@ def _columns(observations: Sequence[Any]) -> dict[str, tuple]:
 
 
 def _keys_distinct(payload: bytes, n_present: int, ids: Sequence[str]) -> bool:
-    """True when no object of ``payload`` (one or more decoded records) held a key twice.
+    """True when no object of ``payload`` (one or more decoded records, joined) held a key twice.
 
     msgspec silently keeps the last value of a repeated key, which the schema forbids. Every
     member of a flat JSON object has exactly one colon outside strings, so ``payload`` holds
@@ -310,7 +279,7 @@ def _keys_distinct(payload: bytes, n_present: int, ids: Sequence[str]) -> bool:
     return extra == sum(map(str.count, ids, repeat(":")))
 
 
-_COLON, _OPEN, _CLOSE = ord(":"), ord("{"), ord("}")
+_COLON = ord(":")
 
 
 def _lengths(payloads: Sequence[bytes | None]) -> np.ndarray | None:
@@ -325,40 +294,24 @@ def _lengths(payloads: Sequence[bytes | None]) -> np.ndarray | None:
         return None
 
 
-def _decode_batch(
-    payloads: Sequence[bytes], lengths: np.ndarray | None = None
-) -> tuple[list[Any], dict[str, tuple], bytes] | None:
-    """All payloads as Observations in one call, with their columns and the decoded buffer
-    (for ``_keys_distinct``), or None if any of them is not accepted. ``lengths``: the
-    payloads' lengths, when the caller has them."""
+def _decode_batch(payloads: Sequence[bytes]) -> tuple[list[Any], dict[str, tuple], bytes] | None:
+    """All payloads as Observations, with their columns and the payloads joined (for
+    ``_keys_distinct``), or None if any of them is not accepted.
+
+    Each payload is decoded on its own (a C-level ``map`` over one msgspec decoder), so it must
+    be exactly one object: no record can bleed into its neighbour. Measured on 1,000 records,
+    0.82-0.86 ms of CPU against 1.10-1.18 ms for one decode of the payloads joined into an array.
+    """
     if not payloads:
         return [], {}, b""
-    if lengths is None:
-        lengths = np.fromiter(map(len, payloads), np.int64, len(payloads))
-    buffer = b"[" + _SEPARATOR.join(payloads) + b"]"
-    # Every payload must start with { and end with }: checked in the joined buffer at the
-    # offsets the lengths give (one numpy gather instead of 2,000 method calls).
-    starts = np.empty_like(lengths)
-    starts[0] = 1
-    np.cumsum(lengths[:-1] + len(_SEPARATOR), out=starts[1:])
-    starts[1:] += 1
-    view = np.frombuffer(buffer, dtype=np.uint8)
-    if (
-        lengths.min() < 2
-        or not (view[starts] == _OPEN).all()
-        or not (view[starts + lengths - 1] == _CLOSE).all()
-    ):
-        return None
     try:
-        observations = _batch_decoder.decode(buffer)
+        observations = list(map(_batch_decoder.decode, payloads))
     except Exception:
         # Not only msgspec's errors: invalid UTF-8 inside a string raises UnicodeDecodeError,
         # and whatever else one hostile record triggers must not fail the batch. The record by
         # record path finds the culprit and rejects it alone.
         return None
-    if len(observations) != len(payloads):
-        return None
-    return observations, _columns(observations), buffer
+    return observations, _columns(observations), b"".join(payloads)
 
 
 def _decode_one(payload: bytes) -> tuple[Any | None, FieldErrors, str | None]:

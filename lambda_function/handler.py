@@ -51,10 +51,10 @@ def get_service() -> ScoringService:
             # Which code scores: "compiled" (predictor-<platform>.so) or "lightgbm".
             "predictor": bundle.predictor.kind,
             "predictor_fallback_reason": getattr(bundle.predictor, "fallback_reason", None),
-            # Which code decodes batches and encodes verdicts: "native" (the compiled
-            # predictor's codec) or "python" (msgspec and the schema validator).
-            "codec": "native" if bundle.codec is not None else "python",
-            "codec_unavailable_reason": bundle.codec_unavailable_reason,
+            # Which code applies the guard and threshold: "native" (the compiled predictor's
+            # scorer) or "python" (numpy). Records are always decoded and encoded by msgspec.
+            "scorer": "native" if bundle.scorer is not None else "python",
+            "scorer_unavailable_reason": bundle.scorer_unavailable_reason,
         },
     )
     # Move everything allocated so far (modules, model, clients: ~150,000 objects) out of the

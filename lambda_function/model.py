@@ -36,10 +36,10 @@ from lambda_function.compiled import (
     CompiledArtifact,
     CompiledPredictor,
     CompiledPredictorError,
+    NativeScorer,
     glibc_supports,
     platform_tag,
 )
-from lambda_function.native_codec import NativeCodec, NativeCodecError
 
 # 2: bundle.json lists every file with its size and SHA-256; format 1 bundles are refused.
 BUNDLE_FORMAT_VERSION = 2
@@ -356,9 +356,9 @@ class ModelBundle:
     metadata: dict[str, Any] = field(default_factory=dict)
     # The bundle's compiled predictors (every platform's), written again by save().
     compiled: tuple[CompiledArtifact, ...] = ()
-    # The compiled predictor's native batch codec (native_codec.py), when it serves and has one.
-    codec: NativeCodec | None = None
-    codec_unavailable_reason: str | None = None
+    # The compiled predictor's native scorer (guard + trees + threshold), when it serves.
+    scorer: NativeScorer | None = None
+    scorer_unavailable_reason: str | None = None
 
     @classmethod
     def from_booster(cls, booster: Any, **fields: Any) -> "ModelBundle":
@@ -397,10 +397,8 @@ class ModelBundle:
         """P(poisonous) and verdict codes (int8: 0 edible, 1 poisonous, 2 unknown)."""
         if matrix.shape[0] == 0:
             return np.empty(0), np.empty(0, dtype=np.int8)
-        if self.codec is not None:
-            scored = self.codec.score(matrix)  # the same, in one native call
-            if scored is not None:
-                return scored
+        if self.scorer is not None:
+            return self.scorer.score(matrix)  # the same, in one native call
         species = self.guard.species_words(matrix)
         # Rows of the same species take the same branches in every tree: predicting them
         # together lets the CPU predict those branches (measured on 1,000 dataset rows:
@@ -508,17 +506,23 @@ class ModelBundle:
                         abi=entry.get("abi"),
                     )
                 )
-        codec, codec_reason = None, None
+        scorer, scorer_reason = None, None
         if isinstance(chosen, CompiledPredictor):
             try:
-                codec = NativeCodec(chosen.library, encoder.feature_order, encoder.vocabularies)
-                codec.configure_guard(guard.kinds, guard.edges, guard.masks, threshold)
-            except NativeCodecError as exc:  # an older bundle: the Python decoder serves
-                codec, codec_reason = None, str(exc)
+                scorer = NativeScorer(
+                    chosen.library,
+                    encoder.feature_order,
+                    guard.kinds,
+                    guard.edges,
+                    guard.masks,
+                    threshold,
+                )
+            except CompiledPredictorError as exc:  # the guard in numpy, the compiled trees
+                scorer, scorer_reason = None, str(exc)
         return cls(
             compiled=tuple(artifacts),
-            codec=codec,
-            codec_unavailable_reason=codec_reason,
+            scorer=scorer,
+            scorer_unavailable_reason=scorer_reason,
             model_text=model_text,
             predictor=chosen,
             encoder=encoder,

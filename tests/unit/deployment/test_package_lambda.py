@@ -89,6 +89,29 @@ def test_package_copy_has_only_modules(tmp_path):
     assert all(name.endswith(".py") for name in files)
 
 
+def test_package_copy_leaves_out_the_native_sources(tmp_path):
+    """The C sources of lambda_function/native/ are built into each bundle's library by
+    training; the function never compiles anything, so the zip does not ship them."""
+    sources = sorted((ROOT / "lambda_function" / "native").glob("*.[ch]"))
+    assert sources, "lambda_function/native/ holds the scorer's C sources"
+    copy_package(tmp_path)
+    shipped = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")]
+    assert not [n for n in shipped if n.endswith("/native") or n.endswith((".c", ".h"))]
+
+
+def test_the_image_copies_only_the_modules_and_requirements():
+    """The container image (lambda_function/Dockerfile) ships no native sources either."""
+    copies = [
+        line.split()[1]
+        for line in (ROOT / "lambda_function" / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    ]
+    assert copies and set(copies) <= {
+        "lambda_function/*.py",
+        "lambda_function/requirements.txt",
+    }
+
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():

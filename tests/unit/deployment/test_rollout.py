@@ -422,12 +422,26 @@ def test_a_package_with_lightgbm_serves_a_bundle_without_a_compiled_predictor(
     assert result.changed and result.served.model_version == "4"
 
 
+def test_a_compiled_predictor_of_another_abi_is_refused(stack: Stack) -> None:
+    """A bundle exported before the hardened library (ABI 1) would fail the cold start of a
+    package without LightGBM: refused before anything changes."""
+    path = stack.bundles["2"] / BUNDLE_METADATA_FILE
+    metadata = json.loads(path.read_text())
+    for entry in metadata[COMPILED_KEY].values():
+        entry["abi"] = 1
+    path.write_text(json.dumps(metadata))
+    with pytest.raises(RolloutError, match="implements predictor ABI 1, and .* reads 2"):
+        stack.roll_out("2")
+    _nothing_changed(stack)
+
+
 def test_a_compiled_predictor_needing_a_newer_glibc_than_the_runtime_is_refused(
     stack: Stack,
 ) -> None:
     directory = stack.bundles["2"]
     data = (directory / LIBRARY).read_bytes()
-    newest = max(re.findall(rb"GLIBC_2\.[0-9]+", data))
+    # Compared as numbers: GLIBC_2.4 (the stack protector's) is older than GLIBC_2.29.
+    newest = max(re.findall(rb"GLIBC_2\.[0-9]+", data), key=lambda v: int(v.split(b".")[1]))
     data = data.replace(newest, b"GLIBC_2." + b"9" * (len(newest) - len(b"GLIBC_2.")))
     (directory / LIBRARY).write_bytes(data)
     path = directory / BUNDLE_METADATA_FILE

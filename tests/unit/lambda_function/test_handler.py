@@ -266,7 +266,7 @@ def test_a_compiled_bundle_is_served_without_lightgbm_or_scipy(tiny_compiled_bun
     record = _loaded_log(result.stdout)
     assert record["message"] == "model bundle loaded: scoring with the compiled predictor"
     assert record["predictor"] == "compiled" and record.get("predictor_fallback_reason") is None
-    assert record["codec"] == "native" and record.get("codec_unavailable_reason") is None
+    assert record["scorer"] == "native" and record.get("scorer_unavailable_reason") is None
 
 
 def test_without_a_compiled_predictor_and_without_lightgbm_the_cold_start_fails_clearly(

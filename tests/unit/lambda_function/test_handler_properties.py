@@ -71,7 +71,7 @@ def hostile_records(draw) -> tuple[bytes | None, str | None]:
 @pytest.fixture(scope="module", params=["lightgbm", "compiled"])
 def scorer(request, tmp_path_factory):
     """The scoring service of a tiny model: LightGBM and the Python decoder, or the compiled
-    predictor with its native codec (each property holds for both)."""
+    predictor with its native scorer; msgspec decodes for both (each property holds for both)."""
     from lambda_function.model import FeatureEncoder
     from tests.conftest import make_tiny_dataset
     from training.features import encode_frame, labels
@@ -97,7 +97,7 @@ def scorer(request, tmp_path_factory):
         assert compiled[0] is not None, "gcc is needed to build the compiled predictor"
     bundle.save(directory, compiled=compiled)
     service = ScoringService(load_bundle(str(directory)), InMemoryWriter())
-    assert (service.codec is not None) == (request.param == "compiled")
+    assert (service.bundle.scorer is not None) == (request.param == "compiled")
     return service
 
 

@@ -115,3 +115,22 @@ def test_fixture_payloads_are_what_they_claim():
     event = load_event("kinesis_mixed.json")
     first = json.loads(base64.b64decode(event["Records"][0]["kinesis"]["data"]))
     assert first["mushroom_id"] == "obs-000001"
+
+
+def test_newlines_in_ids_and_messages_still_give_one_output_per_record(bundle):
+    """The outputs are encoded in one call as JSON lines: a newline (or U+2028) inside an id
+    or an error message is escaped, so it never splits a record."""
+    payloads = [
+        json.dumps(valid_record(0, mushroom_id="a\nb")).encode(),
+        json.dumps(valid_record(1, mushroom_id="c\u2028d\r")).encode(),
+        b'{"mushroom_id": "e\\nf", "cap_diameter": "not\\na number"}',
+        json.dumps(valid_record(3)).encode(),
+    ]
+    writer = InMemoryWriter()
+    ScoringService(bundle, writer, clock=lambda: FIXED).score_records(
+        kinesis_event(payloads)["Records"]
+    )
+    records = outputs(writer)
+    assert [o["mushroom_id"] for o in records] == ["a\nb", "c\u2028d\r", "e\nf", "obs-000003"]
+    assert [o["status"] for o in records] == ["scored", "scored", "rejected", "scored"]
+    assert all(b"\n" not in data for _, _, data in writer.records)

@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
 
-from lambda_function.compiled import platform_tag, predictor_file_name
+from lambda_function.compiled import PREDICTOR_ABI, platform_tag, predictor_file_name
 from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundle
 from training import compile as compile_mod
 from training import export
 from training.compile import (
+    NATIVE_DIR,
     CompileError,
     check_missing_types,
+    copy_native_sources,
     max_glibc,
     patch_category_tests,
     patch_entry_union,
@@ -81,10 +87,78 @@ def test_the_bundle_records_file_checksum_and_platform(tiny_compiled_bundle):
     metadata = json.loads((tiny_compiled_bundle / BUNDLE_METADATA_FILE).read_text())
     name = predictor_file_name(platform_tag())
     entry = metadata[COMPILED_KEY][platform_tag()]
-    assert entry["file"] == name and entry["abi"] == 1
+    assert entry["file"] == name and entry["abi"] == PREDICTOR_ABI == 2
     assert entry["glibc"] is None or entry["glibc"].startswith("GLIBC_2.")
     assert metadata["files"][name]["size"] == (tiny_compiled_bundle / name).stat().st_size
     assert len(metadata["files"][name]["sha256"]) == 64
+
+
+def test_the_library_is_built_hardened(tiny_compiled_bundle):
+    """Full RELRO (a GNU_RELRO segment and BIND_NOW), stack canaries, no executable stack, and
+    the compiler's own account of _FORTIFY_SOURCE and the stack protector."""
+    from deployment.elf_audit import read_hardening
+
+    data = (tiny_compiled_bundle / predictor_file_name(platform_tag())).read_bytes()
+    hardening = read_hardening(data)
+    assert hardening.relro and hardening.bind_now and hardening.full_relro
+    assert hardening.stack_protector  # the trees' batch entry point has arrays on the stack
+    assert not hardening.executable_stack
+    # The library needs only libc and libm: nothing but their functions is imported.
+    assert not {name for name in hardening.imports if name.startswith("_Z")}
+    predictor = ModelBundle.load(tiny_compiled_bundle).predictor
+    assert predictor.build_flags() == "_FORTIFY_SOURCE=2 stack-protector-strong"
+    if shutil.which("readelf"):  # the same facts from binutils, where it is installed
+        with tempfile.NamedTemporaryFile(suffix=".so") as handle:
+            handle.write(data)
+            handle.flush()
+            headers = _readelf("-lW", handle.name)
+            dynamic = _readelf("-dW", handle.name)
+            symbols = _readelf("--dyn-syms", "-W", handle.name)
+        assert "GNU_RELRO" in headers
+        assert re.search(r"\(FLAGS\)\s+BIND_NOW", dynamic) or "Flags: NOW" in dynamic
+        assert "__stack_chk_fail" in symbols
+
+
+def _readelf(*args: str) -> str:
+    return subprocess.run(["readelf", *args], check=True, capture_output=True, text=True).stdout
+
+
+def test_the_hardening_check_sees_a_library_built_without_the_flags(tmp_path):
+    """The check can fail: the same kind of code built with -z lazy, no stack protector."""
+    from deployment.elf_audit import read_hardening
+
+    if shutil.which(compile_mod.CC) is None:
+        pytest.skip("no C compiler here")
+    source = tmp_path / "plain.c"
+    source.write_text(
+        "#include <string.h>\nint f(const char* s, int n) { char b[64]; memcpy(b, s, n);"
+        " return b[3]; }\n"
+    )
+    plain, hardened = tmp_path / "plain.so", tmp_path / "hardened.so"
+    base = [compile_mod.CC, *compile_mod.CFLAGS, str(source)]
+    subprocess.run([*base, "-fno-stack-protector", "-Wl,-z,lazy", "-o", str(plain)], check=True)
+    subprocess.run([*base, *compile_mod.HARDENING_FLAGS, "-o", str(hardened)], check=True)
+    weak, strong = read_hardening(plain.read_bytes()), read_hardening(hardened.read_bytes())
+    assert not weak.full_relro and not weak.stack_protector and not weak.fortified
+    assert strong.full_relro and strong.stack_protector
+    assert strong.fortified == {"__memcpy_chk"}  # a copy into a buffer of known size
+
+
+@pytest.mark.parametrize("dropped", ["-D_FORTIFY_SOURCE=2", "-fstack-protector-strong"])
+def test_the_native_sources_refuse_to_build_without_the_hardening_flags(tmp_path, dropped):
+    if shutil.which(compile_mod.CC) is None:
+        pytest.skip("no C compiler here")
+    flags = [f for f in compile_mod.HARDENING_FLAGS if f != dropped]
+    # Undone explicitly too: some distributions' gcc enables both by default.
+    flags.append("-fno-stack-protector" if dropped.startswith("-fstack") else "-U_FORTIFY_SOURCE")
+    result = subprocess.run(
+        [compile_mod.CC, *compile_mod.CFLAGS, *flags, "-fsyntax-only"]
+        + [str(p) for p in sorted(NATIVE_DIR.glob("*.c"))],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "training/compile.py CFLAGS" in result.stderr
 
 
 def test_a_model_with_zero_as_missing_is_not_compiled():
@@ -185,6 +259,29 @@ def test_a_model_whose_tree_has_no_split_is_compiled():
     assert artifact is not None
     predictor = _load(artifact, 2)
     np.testing.assert_array_equal(predictor.predict(x), booster.predict(x, num_threads=1))
+
+
+def test_every_native_source_of_the_scorer_is_copied_into_the_build(tmp_path):
+    assert NATIVE_DIR.parts[-2:] == ("lambda_function", "native")
+    source, build = tmp_path / "native", tmp_path / "src"
+    source.mkdir()
+    build.mkdir()
+    for name in ("a.c", "b.c", "b.h", "notes.txt"):
+        (source / name).write_text(f"/* {name} */\n")
+    assert copy_native_sources(source, build) == ["a.c", "b.c", "b.h"]
+    assert sorted(p.name for p in build.iterdir()) == ["a.c", "b.c", "b.h"]
+    assert (build / "b.h").read_text() == "/* b.h */\n"
+
+
+def test_a_native_source_may_not_replace_a_generated_one(tmp_path):
+    source, build = tmp_path / "native", tmp_path / "src"
+    source.mkdir()
+    build.mkdir()
+    (source / "main.c").write_text("int x;\n")
+    (build / "main.c").write_text("/* generated */\n")
+    with pytest.raises(CompileError, match="main.c"):
+        copy_native_sources(source, build)
+    assert (build / "main.c").read_text() == "/* generated */\n"
 
 
 def test_max_glibc_reads_the_highest_version_named():
