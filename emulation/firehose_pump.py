@@ -354,6 +354,7 @@ class FirehosePump:
         self.streams: dict[str, DeliveryStream] = {}
         self.refused: dict[str, str] = {}
         self.failing: dict[str, str] = {}
+        self.stream_errors: dict[str, str] = {}
         self.last_error: str | None = None
         self._buffers: dict[str, _Buffer] = {}
         self._shards: dict[tuple[str, str], _Shard] = {}
@@ -395,7 +396,13 @@ class FirehosePump:
                     self._flush_stream(stream, force=True)
                     if stream.name in self.failing:
                         continue
-                read += self._read_stream(stream)
+                try:
+                    read += self._read_stream(stream)
+                    self.stream_errors.pop(stream.name, None)
+                except (ClientError, BotoCoreError) as error:
+                    # One stream's source failing (deleted, throttled) must not stop the others.
+                    self.stream_errors[stream.name] = f"reading {stream.source_stream_arn}: {error}"
+                    log.warning("%s: %s", stream.name, self.stream_errors[stream.name])
             self.flush()
             return read
 
@@ -595,7 +602,8 @@ class FirehosePump:
         """``{"healthy", "detail", "streams", ...counters}``: unhealthy while a buffer cannot be
         written, a configuration is refused or polling fails."""
         with self._lock:
-            problems = [f"{n}: {why}" for n, why in {**self.refused, **self.failing}.items()]
+            reasons = {**self.refused, **self.stream_errors, **self.failing}
+            problems = [f"{name}: {why}" for name, why in reasons.items()]
             if self.last_error:
                 problems.append(self.last_error)
             buffered = sum(len(b.lines) for b in self._buffers.values())

@@ -51,6 +51,19 @@ locals {
       partitioned = true
       columns     = concat([{ name = "mushroom_id", type = "string" }], local.archive_feature_columns)
     }
+    # Written by the monitoring cycle (monitoring/archive.py): each window's labels, one line
+    # per id, so that SQL sees an id's label history (corrections).
+    label_events = {
+      description = "The labels each monitoring window received, one line per id: mushroom_id, label, received_in (the window), source_key (the label object)."
+      prefix      = "archive/label-events/"
+      partitioned = true
+      columns = [
+        { name = "mushroom_id", type = "string" },
+        { name = "label", type = "string" },
+        { name = "received_in", type = "string" },
+        { name = "source_key", type = "string" },
+      ]
+    }
     labels = {
       description = "The lab's label lines (labels/*.jsonl): mushroom_id, label p or e, optional features and species_id."
       prefix      = "labels/"

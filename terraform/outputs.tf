@@ -185,3 +185,8 @@ output "athena_results_location" {
   description = "Where the workgroup writes query results (SSE encrypted)."
   value       = module.archive.results_location
 }
+
+output "archive_label_events_table" {
+  description = "Glue table over the labels each monitoring window received (\"\" when not created)."
+  value       = lookup(module.archive.table_names, "label_events", "")
+}

@@ -261,6 +261,11 @@ resource "aws_athena_workgroup" "this" {
     publish_cloudwatch_metrics_enabled = true
     bytes_scanned_cutoff_per_query     = var.bytes_scanned_cutoff_per_query
 
+    # Trino: monitoring's SQL is checked against Trino's dialect (one text for DuckDB and Athena).
+    engine_version {
+      selected_engine_version = "Athena engine version 3"
+    }
+
     result_configuration {
       output_location = "s3://${var.data_bucket}/${var.results_prefix}"
       encryption_configuration {

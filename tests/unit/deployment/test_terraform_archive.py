@@ -56,5 +56,6 @@ def test_table_prefixes_are_the_archive_layout(archive_locals: dict) -> None:
     assert {name: (t["prefix"], t["partitioned"]) for name, t in tables.items()} == {
         "verdicts": ("archive/verdicts/", True),
         "observations": ("archive/observations/", True),
+        "label_events": ("archive/label-events/", True),
         "labels": ("labels/", False),
     }

@@ -340,3 +340,17 @@ def test_start_stop_runs_in_a_thread_and_flushes_on_stop(aws: Aws, tmp_path: Pat
     pump.stop()
     assert len(lines(aws.objects())) == 3
     assert pump.health()["healthy"]
+
+
+def test_a_failing_source_stream_does_not_stop_the_others(aws: Aws) -> None:
+    aws.delivery_stream(aws.stream())
+    gone = aws.stream("mushroom-observations")
+    aws.delivery_stream(gone, name="mushroom-observations-archive")
+    aws.kinesis.delete_stream(StreamName="mushroom-observations")
+    aws.put([verdict(0)])
+    pump = aws.pump()
+    pump.poll_once()
+    assert len(lines(aws.objects())) == 1
+    health = pump.health()
+    assert not health["healthy"]
+    assert "mushroom-observations-archive: reading" in health["detail"]
