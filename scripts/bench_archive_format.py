@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from lambda_function.service import VerdictRecord
@@ -95,7 +95,10 @@ def main() -> int:
                 chunk, part, size = [], part + 1, 0
         json_bytes = sum(p.stat().st_size for p in folder.glob("*.json.gz"))
         # Parquet (Snappy, Firehose's default for the conversion), same records.
-        table = pa.Table.from_pylist([json.loads(line) for line in lines])
+        raw = folder / "v.jsonl"
+        raw.write_bytes(b"".join(lines))
+        table = pa_json.read_json(raw)
+        raw.unlink()
         pq.write_table(table, folder / "v.parquet", compression="snappy")
         parquet = pq.ParquetFile(folder / "v.parquet")
         parquet_bytes = (folder / "v.parquet").stat().st_size
