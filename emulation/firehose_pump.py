@@ -359,6 +359,7 @@ class FirehosePump:
         self._buffers: dict[str, _Buffer] = {}
         self._shards: dict[tuple[str, str], _Shard] = {}
         self._listed_at: float | None = None
+        self._shard_lists: dict[str, list[str]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -370,6 +371,7 @@ class FirehosePump:
         """List the delivery streams again (a new, changed or deleted one is followed)."""
         with self._lock:
             streams, self.refused = list_delivery_streams(self.firehose)
+            self._shard_lists.clear()
             for name in self.refused:
                 log.error("delivery stream %s not pumped: %s", name, self.refused[name])
             current = {s.name: s for s in streams}
@@ -473,6 +475,12 @@ class FirehosePump:
         self.stats.records_read += 1
 
     def _shard_ids(self, stream_arn: str) -> list[str]:
+        """The stream's shards, listed again with the delivery streams (every `relist_s`)."""
+        if stream_arn not in self._shard_lists:
+            self._shard_lists[stream_arn] = self._list_shards(stream_arn)
+        return self._shard_lists[stream_arn]
+
+    def _list_shards(self, stream_arn: str) -> list[str]:
         shards: list[str] = []
         kwargs: dict[str, Any] = {"StreamARN": stream_arn}
         while True:
