@@ -380,6 +380,7 @@ class FirehosePump:
                     self._flush_stream(old, force=True)  # what was read for the old config
                     self._buffers.pop(name, None)
                     self.failing.pop(name, None)
+                    self.stream_errors.pop(name, None)
                     for key in [k for k in self._shards if k[0] == name]:
                         del self._shards[key]
             self.streams = current
