@@ -39,6 +39,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -649,14 +650,28 @@ def default_state_dir() -> Path:
     return LOCAL_DIR / "firehose-pump"
 
 
-def make_pump(state_dir: Path | None = None, **kwargs: Any) -> FirehosePump:
-    """A pump on the emulator of the environment (AWS_ENDPOINT_URL, as `make up` writes it)."""
+def stack_client(service: str) -> Any:
+    """A boto3 client on the local stack: the environment's settings, else those `make up`
+    wrote to .local/stack.env (endpoint, region, the emulator's dummy keys)."""
     import boto3  # noqa: PLC0415
 
+    from config.stack_env import read_stack_env, stack_env_path  # noqa: PLC0415
+
+    env = {**read_stack_env(stack_env_path()), **os.environ}
+    session = boto3.session.Session(
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+    )
+    return session.client(service, endpoint_url=env.get("AWS_ENDPOINT_URL") or None)
+
+
+def make_pump(state_dir: Path | None = None, **kwargs: Any) -> FirehosePump:
+    """A pump on the local stack (see `stack_client`)."""
     return FirehosePump(
-        boto3.client("firehose"),
-        boto3.client("kinesis"),
-        boto3.client("s3"),
+        stack_client("firehose"),
+        stack_client("kinesis"),
+        stack_client("s3"),
         state_dir=state_dir,
         **kwargs,
     )
@@ -683,8 +698,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = pump.run(until_idle=args.until_idle, max_seconds=args.max_seconds)
             print(json.dumps({**stats.to_dict(), "health": pump.health()}, indent=2))
             return 0 if pump.health()["healthy"] else 1
-        import boto3  # noqa: PLC0415
-
         from config.stack_env import read_stack_env, stack_env_path  # noqa: PLC0415
 
         bucket = args.bucket or read_stack_env(stack_env_path()).get("DATA_BUCKET")
@@ -692,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: no --bucket and no DATA_BUCKET (make deploy)", file=sys.stderr)
             return 2
         prefixes = args.prefix or ["archive/verdicts/", "archive/observations/"]
-        print(json.dumps(count_objects(boto3.client("s3"), bucket, prefixes), indent=2))
+        print(json.dumps(count_objects(stack_client("s3"), bucket, prefixes), indent=2))
         return 0
     except PumpBusy as error:
         print(f"error: {error}", file=sys.stderr)
