@@ -178,6 +178,8 @@ class _Terraform:
         merged["aws_endpoint_url"] = self.endpoint
         if self.target == "localstack":
             merged.setdefault("create_ecr_repository", False)  # Community edition has no ECR
+            # ... nor Glue and Athena; its Firehose reads the streams itself.
+            merged.setdefault("archive_query_catalog_enabled", False)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.saved_vars_path.write_text(json.dumps(merged, indent=2, sort_keys=True) + "\n")
         return self.saved_vars_path

@@ -208,6 +208,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         producer.print_summary(summary, records_put, seconds)
         print(f"    served: {describe(serving(connect()))}")
 
+    with step("Archive both streams in S3 (the local pump plays the Firehose delivery streams)"):
+        import boto3
+
+        from emulation.firehose_pump import count_objects, default_state_dir, make_pump
+
+        pump = make_pump(default_state_dir())
+        pump.run(until_idle=1.0, max_seconds=120)  # then it writes what it buffered
+        archive = pump.health()
+        prefixes = [outputs["archive_verdicts_prefix"], outputs["archive_observations_prefix"]]
+        counts = count_objects(boto3.client("s3"), outputs["data_bucket"], prefixes)
+        print(f"    {pump.stats.records_delivered} records archived ({archive['detail']})")
+        for prefix, objects in counts.items():
+            print(f"    s3://{outputs['data_bucket']}/{prefix}: {objects} gzip objects")
+
     with step("Late labels from the lab, and one monitoring cycle"):
         uri = producer.write_labels(
             outputs["data_bucket"], run_tag, producer.label_lines(sample, records)
@@ -227,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     ok = summary["outputs"] == records_put and summary[vm.FALSE_EDIBLE] == 0
+    ok = ok and archive["healthy"]
+    if not archive["healthy"]:
+        print(f"\nERROR: the archive pump is unhealthy: {archive['detail']}")
     if summary["outputs"] != records_put:
         print(f"\nERROR: {records_put} records put but {summary['outputs']} outputs read")
     return 0 if ok else 1

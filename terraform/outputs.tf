@@ -140,3 +140,58 @@ output "dashboard_name" {
   description = "CloudWatch dashboard of the monitoring metrics and alarms."
   value       = aws_cloudwatch_dashboard.monitoring.dashboard_name
 }
+
+output "archive_verdicts_prefix" {
+  description = "Key prefix of the archived verdicts in the data bucket (dt=YYYY-MM-DD/hour=HH/*.gz below it)."
+  value       = module.archive.prefixes["verdicts"]
+}
+
+output "archive_observations_prefix" {
+  description = "Key prefix of the archived observations in the data bucket (dt=YYYY-MM-DD/hour=HH/*.gz below it)."
+  value       = module.archive.prefixes["observations"]
+}
+
+output "archive_verdicts_delivery_stream" {
+  description = "Firehose delivery stream archiving the verdict stream (\"\" when not created)."
+  value       = lookup(module.archive.delivery_stream_names, "verdicts", "")
+}
+
+output "archive_observations_delivery_stream" {
+  description = "Firehose delivery stream archiving the observation stream (\"\" when not created)."
+  value       = lookup(module.archive.delivery_stream_names, "observations", "")
+}
+
+output "archive_database" {
+  description = "Glue database of the archive tables (\"\" when not created)."
+  value       = module.archive.database_name
+}
+
+output "archive_verdicts_table" {
+  description = "Glue table over the archived verdicts (\"\" when not created)."
+  value       = lookup(module.archive.table_names, "verdicts", "")
+}
+
+output "archive_observations_table" {
+  description = "Glue table over the archived observations (\"\" when not created)."
+  value       = lookup(module.archive.table_names, "observations", "")
+}
+
+output "archive_labels_table" {
+  description = "Glue table over the labels (\"\" when not created)."
+  value       = lookup(module.archive.table_names, "labels", "")
+}
+
+output "athena_workgroup" {
+  description = "Athena workgroup for monitoring queries (\"\" when not created)."
+  value       = module.archive.workgroup_name
+}
+
+output "athena_results_location" {
+  description = "Where the workgroup writes query results (SSE encrypted)."
+  value       = module.archive.results_location
+}
+
+output "archive_label_events_table" {
+  description = "Glue table over the labels each monitoring window received (\"\" when not created)."
+  value       = lookup(module.archive.table_names, "label_events", "")
+}

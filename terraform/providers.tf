@@ -18,8 +18,11 @@ provider "aws" {
   dynamic "endpoints" {
     for_each = local.use_emulator ? [var.aws_endpoint_url] : []
     content {
+      athena     = endpoints.value
       cloudwatch = endpoints.value
       ecr        = endpoints.value
+      firehose   = endpoints.value
+      glue       = endpoints.value
       iam        = endpoints.value
       kinesis    = endpoints.value
       kms        = endpoints.value

@@ -339,3 +339,43 @@ variable "monitor_lag_period_seconds" {
     error_message = "monitor_lag_period_seconds must be a multiple of 60, at least 60."
   }
 }
+
+# ---------------------------------------------------------------------------------------------
+# Archive (Firehose to S3, Glue catalog, Athena)
+# ---------------------------------------------------------------------------------------------
+
+variable "archive_delivery_streams_enabled" {
+  type        = bool
+  description = "Create the Firehose delivery streams that archive verdicts and observations (on moto the local pump, emulation/firehose_pump.py, plays Firehose)."
+  default     = true
+}
+
+variable "archive_query_catalog_enabled" {
+  type        = bool
+  description = "Create the Glue database and tables and the Athena workgroup over the archive (false on LocalStack Community, which has neither)."
+  default     = true
+}
+
+variable "archive_buffering_size_mb" {
+  type        = number
+  description = "Firehose buffering hint: an archive object is written when this many MiB are buffered (1..128)."
+  default     = 64
+}
+
+variable "archive_buffering_interval_s" {
+  type        = number
+  description = "Firehose buffering hint: an archive object is written at least this often, seconds (0..900)."
+  default     = 300
+}
+
+variable "archive_projection_start_date" {
+  type        = string
+  description = "First day (YYYY-MM-DD) the archive tables' partition projection enumerates."
+  default     = "2026-01-01"
+}
+
+variable "athena_bytes_scanned_cutoff_per_query" {
+  type        = number
+  description = "Athena cancels a monitoring query that scans more than this many bytes (at least 10 MiB). Default 10 GiB."
+  default     = 10737418240
+}

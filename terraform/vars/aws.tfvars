@@ -23,3 +23,7 @@ false_edible_rate_threshold = 0.01
 alarm_period_seconds        = 3600
 alarm_evaluation_periods    = 1
 alarm_datapoints_to_alarm   = 1
+
+archive_buffering_size_mb             = 64
+archive_buffering_interval_s          = 300
+athena_bytes_scanned_cutoff_per_query = 10737418240

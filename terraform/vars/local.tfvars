@@ -26,3 +26,7 @@ false_edible_rate_threshold = 0.01
 alarm_period_seconds        = 60
 alarm_evaluation_periods    = 1
 alarm_datapoints_to_alarm   = 1
+
+# The local pump (emulation/firehose_pump.py) writes an archive object every 10 s or 1 MiB.
+archive_buffering_size_mb    = 1
+archive_buffering_interval_s = 10

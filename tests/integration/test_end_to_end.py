@@ -8,8 +8,10 @@ built zip to skip the package build.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ import producer
 from config.settings import REPO_ROOT, Settings
 from config.stack_env import read_stack_env
 from emulation.emulator import start_emulator, stop_emulator
+from emulation.firehose_pump import make_pump
 from emulation.local_lambda import invoke, run_until_idle
 from orchestration.rollout import connect, deploy, serving
 from producer import read_verdicts, summarise
@@ -389,6 +392,63 @@ def test_the_compiled_predictor_serves_and_equals_lightgbm_on_the_whole_dataset(
     log = deployed.function_log.read_text()
     assert "model bundle loaded: scoring with the compiled predictor" in log
     assert "scoring with the lightgbm predictor" not in log
+
+
+def _archived(deployed: Deployed, prefix: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Keys under `prefix` of the data bucket, and every JSON line of their gzip bodies."""
+    s3, bucket = deployed.client("s3"), deployed.outputs["data_bucket"]
+    keys, lines = [], []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            keys.append(item["Key"])
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            for line in body.splitlines():
+                try:
+                    lines.append(json.loads(line))
+                except ValueError:
+                    continue  # hostile records of other tests: archived as they came
+    return keys, lines
+
+
+def test_every_verdict_of_a_run_lands_in_the_archive(deployed: Deployed) -> None:
+    """Stream -> local Firehose pump (the Terraform-created delivery streams) -> S3 archive."""
+    sample = held_out_sample(300, seed=17)
+    records = producer.observations(sample, "archive")
+    checkpoint = deployed.verdict_checkpoint()
+    put = producer.put_raw(producer.to_raw(records), deployed.outputs["input_stream_name"])
+    deployed.run_function()
+    verdicts = read_verdicts(deployed.outputs["output_stream_name"], checkpoint, put, timeout=60)
+    assert len(verdicts) == put == len(records)
+
+    pump = make_pump(deployed.local_dir / "firehose-pump")
+    pump.run(until_idle=1.0, max_seconds=120)  # then the flush on stop
+    assert pump.health()["healthy"], pump.health()
+    assert sorted(pump.streams) == [
+        "mushroom-observations-archive",
+        "mushroom-verdicts-archive",
+    ]
+
+    keys, archived = _archived(deployed, deployed.outputs["archive_verdicts_prefix"])
+    ours = {
+        v["input_sequence_number"]
+        for v in archived
+        if isinstance(v, dict) and str(v.get("mushroom_id")).startswith("archive-")
+    }
+    assert len(ours) == put  # every verdict, counted once (distinct input sequence numbers)
+    assert ours == {v["input_sequence_number"] for v in verdicts}
+    name = re.compile(
+        r"^archive/verdicts/dt=\d{4}-\d\d-\d\d/hour=\d\d/"
+        r"mushroom-verdicts-archive-1-\d{4}(-\d\d){5}-[0-9a-f-]{36}\.gz$"
+    )
+    assert keys and all(name.match(key) for key in keys), keys
+
+    _, observations = _archived(deployed, deployed.outputs["archive_observations_prefix"])
+    ids = {
+        o.get("mushroom_id")
+        for o in observations
+        if isinstance(o, dict) and str(o.get("mushroom_id")).startswith("archive-")
+    }
+    assert ids == {r["mushroom_id"] for r in records}
 
 
 def test_the_background_service_scores_what_the_aws_cli_puts(

@@ -22,7 +22,9 @@ from config.stack_env import EmulatorState, read_stack_env
 from deployment.deploy import terraform_apply, terraform_destroy, terraform_plan
 from deployment.rollout import BUNDLE_ENV, RolloutError, Target, rollback, rollout
 from emulation.emulator import start_emulator, stop_emulator
+from emulation.firehose_pump import parse_delivery_stream
 from lambda_function.model import ModelBundle
+from lambda_function.schema import FEATURE_NAMES
 from monitoring.metrics import DASHBOARD_FIGURES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -227,6 +229,192 @@ def test_ecr_repository(stack: Stack) -> None:
     ]
     assert repo["repositoryUri"] == stack.outputs["ecr_repository_url"]
     assert repo["imageTagMutability"] == "IMMUTABLE"
+
+
+# -- the archive (terraform/archive.tf, modules/archive) -----------------------------------------
+
+ARCHIVES = {"verdicts": "output", "observations": "input"}  # archive -> the stream it copies
+
+
+def test_archive_outputs_reach_stack_env(stack: Stack) -> None:
+    env = read_stack_env(stack.local_dir / "stack.env")
+    assert env["ARCHIVE_DATABASE"] == "mushroom_archive"
+    assert env["ARCHIVE_VERDICTS_TABLE"] == "verdicts"
+    assert env["ARCHIVE_OBSERVATIONS_TABLE"] == "observations"
+    assert env["ARCHIVE_LABELS_TABLE"] == "labels"
+    assert env["ARCHIVE_LABEL_EVENTS_TABLE"] == "label_events"
+    assert env["ARCHIVE_VERDICTS_PREFIX"] == "archive/verdicts/"
+    assert env["ARCHIVE_OBSERVATIONS_PREFIX"] == "archive/observations/"
+    assert env["ARCHIVE_VERDICTS_DELIVERY_STREAM"] == "mushroom-verdicts-archive"
+    assert env["ARCHIVE_OBSERVATIONS_DELIVERY_STREAM"] == "mushroom-observations-archive"
+    assert env["ATHENA_WORKGROUP"] == "mushroom-monitoring"
+    assert env["ATHENA_RESULTS_LOCATION"] == "s3://mushroom-local-data/athena-results/"
+
+
+def test_delivery_streams_copy_each_stream_as_gzip_lines_under_its_prefix(stack: Stack) -> None:
+    firehose, logs = stack.client("firehose"), stack.client("logs")
+    for archive, role in ARCHIVES.items():
+        name = stack.outputs[f"archive_{archive}_delivery_stream"]
+        description = firehose.describe_delivery_stream(DeliveryStreamName=name)[
+            "DeliveryStreamDescription"
+        ]
+        assert description["DeliveryStreamType"] == "KinesisStreamAsSource"
+        source = description["Source"]["KinesisStreamSourceDescription"]
+        assert source["KinesisStreamARN"] == stack.outputs[f"{role}_stream_arn"]
+        (destination,) = description["Destinations"]
+        s3 = destination["ExtendedS3DestinationDescription"]
+        assert s3["BucketARN"] == "arn:aws:s3:::mushroom-local-data"
+        assert s3["Prefix"] == (
+            f"archive/{archive}/dt=!{{timestamp:yyyy-MM-dd}}/hour=!{{timestamp:HH}}/"
+        )
+        assert s3["ErrorOutputPrefix"] == (
+            f"archive-errors/{archive}/!{{firehose:error-output-type}}/"
+            "dt=!{timestamp:yyyy-MM-dd}/"
+        )
+        assert s3["CompressionFormat"] == "GZIP"
+        assert s3["BufferingHints"] == {"SizeInMBs": 1, "IntervalInSeconds": 10}  # local.tfvars
+        processing = s3["ProcessingConfiguration"]
+        assert processing["Enabled"] is True
+        assert [p["Type"] for p in processing["Processors"]] == ["AppendDelimiterToRecord"]
+        logging_options = s3["CloudWatchLoggingOptions"]
+        assert logging_options["Enabled"] is True
+        groups = logs.describe_log_groups(logGroupNamePrefix=logging_options["LogGroupName"])
+        assert [g["logGroupName"] for g in groups["logGroups"]] == [f"/aws/kinesisfirehose/{name}"]
+        # The local pump takes exactly this configuration (it refuses what it cannot write).
+        pumped = parse_delivery_stream(description)
+        assert pumped is not None and pumped.bucket == "mushroom-local-data"
+        assert (pumped.buffer_bytes, pumped.buffer_interval_s) == (1024 * 1024, 10.0)
+        assert pumped.compression == "GZIP" and pumped.append_delimiter
+
+
+def test_delivery_roles_read_their_stream_and_write_only_their_prefixes(stack: Stack) -> None:
+    iam = stack.client("iam")
+    for archive, role in ARCHIVES.items():
+        name = stack.outputs[f"archive_{archive}_delivery_stream"]
+        (policy,) = iam.list_role_policies(RoleName=f"{name}-role")["PolicyNames"]
+        document = iam.get_role_policy(RoleName=f"{name}-role", PolicyName=policy)
+        statements = {s["Sid"]: s for s in document["PolicyDocument"]["Statement"]}
+        for statement in statements.values():
+            actions = statement["Action"]
+            actions = actions if isinstance(actions, list) else [actions]
+            assert "*" not in actions and not any(a.endswith(":*") for a in actions)
+            assert statement["Resource"] != "*" and statement["Effect"] == "Allow"
+        assert statements["ReadSourceStream"]["Resource"] == stack.outputs[f"{role}_stream_arn"]
+        write = statements["WriteArchiveObjects"]
+        assert sorted(write["Action"]) == ["s3:AbortMultipartUpload", "s3:PutObject"]
+        assert sorted(write["Resource"]) == [
+            f"arn:aws:s3:::mushroom-local-data/archive-errors/{archive}/*",
+            f"arn:aws:s3:::mushroom-local-data/archive/{archive}/*",
+        ]
+        granted = {a for s in statements.values() for a in _as_list(s["Action"])}
+        assert not any(a in granted for a in ("s3:GetObject", "s3:DeleteObject", "kms:Decrypt"))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_delivery_role_policy_is_enforced_on_its_prefixes(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed verdicts policy, given to a user in moto with IAM enforced (in-process)."""
+    from moto import mock_aws
+    from moto.core import set_initial_no_auth_action_count
+    from moto.iam.access_control import IAMRequest
+
+    iam = stack.client("iam")
+    role = f"{stack.outputs['archive_verdicts_delivery_stream']}-role"
+    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(IAMRequest, "_create_aws_request", _signed_body)
+
+    with mock_aws():
+        admin = boto3.session.Session(region_name="us-east-1")
+        admin.client("s3").create_bucket(Bucket="mushroom-local-data")
+        admin_iam = admin.client("iam")
+        policy = admin_iam.create_policy(PolicyName="delivery", PolicyDocument=json.dumps(document))
+        admin_iam.create_user(UserName="firehose")
+        admin_iam.attach_user_policy(UserName="firehose", PolicyArn=policy["Policy"]["Arn"])
+        key = admin_iam.create_access_key(UserName="firehose")["AccessKey"]
+        s3 = boto3.session.Session(
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+            region_name="us-east-1",
+        ).client("s3")
+
+        @set_initial_no_auth_action_count(0)
+        def as_firehose() -> None:
+            for allowed in (
+                "archive/verdicts/dt=2026-12-06/hour=07/o.gz",
+                "archive-errors/verdicts/processing-failed/dt=2026-12-06/o.gz",
+            ):
+                s3.put_object(Bucket="mushroom-local-data", Key=allowed, Body=b"x")
+            for refused in (
+                "archive/observations/dt=2026-12-06/hour=07/o.gz",
+                "labels/forged.jsonl",
+                "athena-results/x.csv",
+                "archive/o.gz",
+            ):
+                with pytest.raises(botocore.exceptions.ClientError) as denied:
+                    s3.put_object(Bucket="mushroom-local-data", Key=refused, Body=b"x")
+                assert denied.value.response["Error"]["Code"] == "AccessDenied", refused
+            with pytest.raises(botocore.exceptions.ClientError) as denied:
+                s3.get_object(Bucket="mushroom-local-data", Key="archive/verdicts/x.gz")
+            assert denied.value.response["Error"]["Code"] == "AccessDenied"
+
+        as_firehose()
+
+
+def test_glue_tables_project_the_partitions_of_the_archive(stack: Stack) -> None:
+    glue = stack.client("glue")
+    tables = {
+        t["Name"]: t
+        for t in glue.get_tables(DatabaseName=stack.outputs["archive_database"])["TableList"]
+    }
+    assert set(tables) == {"verdicts", "observations", "label_events", "labels"}
+    for name, prefix in (
+        ("verdicts", "verdicts"),
+        ("observations", "observations"),
+        ("label_events", "label-events"),
+    ):
+        table = tables[name]
+        location = f"s3://mushroom-local-data/archive/{prefix}/"
+        assert table["StorageDescriptor"]["Location"] == location
+        assert [k["Name"] for k in table["PartitionKeys"]] == ["dt", "hour"]
+        parameters = table["Parameters"]
+        assert parameters["projection.enabled"] == "true"
+        assert (parameters["projection.dt.type"], parameters["projection.dt.format"]) == (
+            "date",
+            "yyyy-MM-dd",
+        )
+        assert parameters["projection.dt.range"] == "2026-01-01,NOW"
+        assert parameters["projection.hour.range"] == "0,23"
+        assert parameters["projection.hour.digits"] == "2"
+        assert parameters["storage.location.template"] == location + "dt=${dt}/hour=${hour}/"
+        serde = table["StorageDescriptor"]["SerdeInfo"]
+        assert serde["SerializationLibrary"] == "org.openx.data.jsonserde.JsonSerDe"
+        assert serde["Parameters"]["ignore.malformed.json"] == "true"
+    columns = {n: [c["Name"] for c in t["StorageDescriptor"]["Columns"]] for n, t in tables.items()}
+    assert columns["observations"] == ["mushroom_id", *FEATURE_NAMES]
+    assert columns["labels"] == ["mushroom_id", "label", *FEATURE_NAMES, "species_id"]
+    assert columns["verdicts"][6] == "input_sequence_number"
+    labels = tables["labels"]
+    assert labels["StorageDescriptor"]["Location"] == "s3://mushroom-local-data/labels/"
+    assert labels.get("PartitionKeys", []) == []
+
+
+def test_athena_workgroup_enforces_encrypted_results_and_a_scan_limit(stack: Stack) -> None:
+    group = stack.client("athena").get_work_group(WorkGroup=stack.outputs["athena_workgroup"])
+    configuration = group["WorkGroup"]["Configuration"]
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert configuration["BytesScannedCutoffPerQuery"] == 10 * 1024**3
+    assert configuration["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
+    result = configuration["ResultConfiguration"]
+    assert result["OutputLocation"] == "s3://mushroom-local-data/athena-results/"
+    assert result["EncryptionConfiguration"]["EncryptionOption"] == "SSE_S3"
 
 
 def test_second_plan_has_no_changes(stack: Stack) -> None:
@@ -503,6 +691,20 @@ def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> 
     }
     summary = stack.client("kinesis").describe_stream_summary(StreamName="mushroom-verdicts")
     assert summary["StreamDescriptionSummary"]["KeyId"] == key_arn
+    # The archive's delivery roles read the streams: Decrypt on the key, through Kinesis only.
+    for archive in ARCHIVES:
+        role = f"{stack.outputs[f'archive_{archive}_delivery_stream']}-role"
+        (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        (key,) = [
+            s
+            for s in statements["Statement"]
+            if s.get("Sid") == "DecryptSourceStreamThroughKinesis"
+        ]
+        assert key["Action"] == "kms:Decrypt" and key["Resource"] == key_arn
+        assert key["Condition"] == {
+            "StringEquals": {"kms:ViaService": "kinesis.us-east-1.amazonaws.com"}
+        }
     # A later apply does not revert the model rolled out before it.
     live = stack.client("lambda").get_function_configuration(
         FunctionName="mushroom-scorer", Qualifier="live"
@@ -529,5 +731,9 @@ def test_destroy_leaves_nothing(stack: Stack) -> None:
     assert stack.client("iam").list_roles()["Roles"] == []
     assert stack.client("ecr").describe_repositories()["repositories"] == []
     assert stack.client("logs").describe_log_groups()["logGroups"] == []
+    assert stack.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == []
+    assert stack.client("glue").get_databases()["DatabaseList"] == []
+    groups = stack.client("athena").list_work_groups()["WorkGroups"]
+    assert [g["Name"] for g in groups] == ["primary"]  # every account's built-in workgroup
     env = read_stack_env(stack.local_dir / "stack.env")
     assert "FUNCTION_NAME" not in env and env["AWS_ENDPOINT_URL"] == stack.emulator.endpoint

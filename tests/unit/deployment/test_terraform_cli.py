@@ -175,3 +175,20 @@ def test_an_explicit_zip_that_does_not_exist_is_an_error(tmp_path: Path, monkeyp
     tf = deploy._Terraform("moto", tmp_path)
     with pytest.raises(deploy.DeployError, match="does not exist"):
         tf.write_vars({"lambda_zip_path": str(tmp_path / "missing.zip")})
+
+
+def test_localstack_leaves_out_ecr_and_the_query_catalog_unless_told(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """LocalStack Community has no ECR, Glue or Athena; an explicit choice is kept."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
+    tf = deploy._Terraform("localstack", tmp_path)
+    tf.write_vars({}, need_package=False)
+    saved = json.loads(tf.saved_vars_path.read_text())
+    assert saved["create_ecr_repository"] is False
+    assert saved["archive_query_catalog_enabled"] is False
+    tf.write_vars({"archive_query_catalog_enabled": True}, need_package=False)
+    assert json.loads(tf.saved_vars_path.read_text())["archive_query_catalog_enabled"] is True
+    moto = deploy._Terraform("moto", tmp_path)
+    moto.write_vars({}, need_package=False)
+    assert "archive_query_catalog_enabled" not in json.loads(moto.saved_vars_path.read_text())
