@@ -50,6 +50,9 @@ from monitoring.inputs import Rejects, load_json
 LABEL_FIELD = "label"
 SPECIES_FIELD = "species_id"
 LABELS_PREFIX = "labels/"
+# New label objects: ``labels/received/<UTC time>-<batch>.jsonl``; the names sort by time, so
+# monitoring lists only the keys after the last one it read (S3 StartAfter).
+RECEIVED_PREFIX = f"{LABELS_PREFIX}received/"
 LABEL_SUFFIX = ".jsonl"
 MAX_LINE_BYTES = MAX_RECORD_BYTES
 # Byte-order marks of the encodings that are not UTF-8 (UTF-32 first: it starts like UTF-16).

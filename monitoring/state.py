@@ -85,6 +85,9 @@ class MonitoringState:
     cycles: int = 0
     pending_window: PendingWindow | None = None
     recent_sequence_numbers: list[str] = field(default_factory=list)
+    # Reading the archive (monitoring.archive_window): ``verdicts_through`` (ISO time the last
+    # window ended) and ``labels_after`` (last key read under labels/received/).
+    archive: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MonitoringState":
@@ -108,6 +111,7 @@ class MonitoringState:
                 else None
             ),
             recent_sequence_numbers=list(data.get("recent_sequence_numbers", [])),
+            archive=dict(data.get("archive") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +126,7 @@ class MonitoringState:
             "cycles": self.cycles,
             "pending_window": self.pending_window.to_dict() if self.pending_window else None,
             "recent_sequence_numbers": self.recent_sequence_numbers,
+            "archive": self.archive,
         }
 
     def drop_counted(

@@ -93,6 +93,12 @@ class FakeObjects:
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
 
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        keys = [k for k in self.list_keys(prefix) if k > start_after]
+        if delimiter:
+            keys = [k for k in keys if delimiter not in k[len(prefix) :]]
+        return keys
+
     def read_bytes(self, key: str) -> bytes:
         return self.objects[key]
 
@@ -258,6 +264,12 @@ class FolderObjects:
 
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
+
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        keys = [k for k in self.list_keys(prefix) if k > start_after]
+        if delimiter:
+            keys = [k for k in keys if delimiter not in k[len(prefix) :]]
+        return keys
 
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()

@@ -1,0 +1,114 @@
+"""A whole monitoring cycle reading the archive by SQL (DuckDB over a local folder): metrics,
+late labels, alarms, retraining, and a small state."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from monitoring.archive_window import ArchiveReader
+from monitoring.cycle import run_cycle
+from monitoring.duckdb_engine import DuckDBEngine
+from monitoring.outputs import describe
+from monitoring.ports import CycleDeps
+from tests.fakes.monitoring import (
+    FALSE_EDIBLE_ALARM,
+    FakeCloudWatch,
+    FakeStore,
+    FakeStream,
+    FakeTrainer,
+    FolderObjects,
+    archive_object,
+    config,
+    label_line,
+    scored_at,
+    verdict,
+)
+
+T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def env(tmp_path):
+    objects = FolderObjects(tmp_path / "bucket")
+    store, cloudwatch, trainer = FakeStore(), FakeCloudWatch(), FakeTrainer()
+    deployed: list[str] = []
+    deps = CycleDeps(
+        config=config(tmp_path),
+        verdicts=FakeStream("unused"),
+        state_store=store,
+        cloudwatch=cloudwatch,
+        notify=lambda subject, message: "msg-1",
+        retrain=trainer,
+        deploy=deployed.append,
+        objects=objects,
+        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
+    )
+    return dict(deps=deps, objects=objects, store=store, cw=cloudwatch, trainer=trainer)
+
+
+def put_verdicts(objects, at, calls, prefix="obs", name="part"):
+    rows = []
+    for i, call in enumerate(calls):
+        row = verdict(i, call, p=0.2 if call == "edible" else 0.9, prefix=prefix)
+        row["scored_at"] = scored_at(at)
+        rows.append(row)
+    archive_object(objects, "verdicts", at, name, rows)
+
+
+def published(cw, name):
+    return [d["Value"] for d in cw.data if d["MetricName"] == name and "Dimensions" not in d]
+
+
+def test_archive_cycle_counts_verdicts_joins_late_labels_and_alarms(env):
+    objects = env["objects"]
+    put_verdicts(objects, T0 - timedelta(seconds=3), ["edible"] * 20)
+    # A retried batch: the same records again, a little later; counted once.
+    put_verdicts(objects, T0 - timedelta(seconds=2), ["edible"] * 20, name="retry")
+    first = run_cycle(env["deps"], at=T0)
+    assert first.metrics.records == 20 and first.metrics.duplicates == 20
+    assert first.metrics.false_edible_rate is None
+    assert published(env["cw"], "Records") == [20.0]
+    assert "metrics by SQL (duckdb" in describe(first)
+
+    # Labels arrive a cycle later (new key scheme), with a legacy object too.
+    objects.put_labels(
+        "labels/received/2026-11-27T12-01-00.000000Z-lab.jsonl",
+        [label_line(i, "p") for i in range(15)],
+    )
+    objects.put_labels("labels/old-batch.jsonl", [label_line(i, "p") for i in range(15, 20)])
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert second.metrics.records == 0  # nothing new scored
+    assert second.metrics.labelled == 20 and second.metrics.false_edible_rate == 1.0
+    assert published(env["cw"], "LabelsJoined") == [0.0, 20.0]
+    assert {a.name: a.state for a in second.alarms}[FALSE_EDIBLE_ALARM] == "ALARM"
+    assert env["trainer"].calls[0]["reason"] == f"alarm:{FALSE_EDIBLE_ALARM}"
+
+    # Nothing is read twice; the state holds checkpoints, not records.
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=4))
+    assert third.labels_read == 0 and third.metrics.labelled == 0
+    state = env["store"].document
+    assert state["pending_verdicts"] == {} and state["pending_labels"] == {}
+    assert state["recent_sequence_numbers"] == []
+    assert state["archive"]["labels_after"].endswith("-lab.jsonl")
+    assert state["label_keys"] == ["labels/old-batch.jsonl"]
+    assert len(json.dumps(state)) < 5_000
+
+
+def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
+    objects = env["objects"]
+    put_verdicts(objects, T0 - timedelta(seconds=1), ["poisonous"] * 12)
+    body = b"\n".join(
+        [json.dumps(label_line(i, "p")).encode() for i in range(12)]
+        + [b"{not json", json.dumps(label_line(99, "p", prefix="ghost")).encode()]
+    )
+    objects.put("labels/received/2026-11-27T12-00-00.000000Z-a.jsonl", body, "application/jsonl")
+    result = run_cycle(env["deps"], at=T0)
+    assert result.ok
+    assert result.inputs.labels.count == 1
+    assert result.archive["labels"]["unscored"] == 1
+    assert result.archive["labels"]["unscored_examples"] == ["ghost-00099"]
+    assert published(env["cw"], "UnscoredLabels") == [1.0]
+    assert result.metrics.labelled == 12 and result.metrics.false_edible == 0
