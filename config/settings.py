@@ -180,6 +180,7 @@ DEFAULT_DRIFT_MAX_ROWS = 10_000
 # copies of a verdict are looked for this long before a window; on AWS a window ends this long
 # before now (Firehose buffers up to 900 s before it writes).
 QUERY_ENGINES = ("duckdb", "athena")
+SOURCES = ("archive", "streams")
 DEFAULT_LOOK_BACK_DAYS = 30
 DEFAULT_DEDUPE_HORIZON_S = 3600
 DEFAULT_AWS_GRACE_S = 960
@@ -240,6 +241,9 @@ class MonitoringConfig:
         ui_port: the port of ``make monitoring-ui`` (``MONITORING_UI_PORT``, default 8000).
         drift_max_rows: drift is computed on a seeded sample of at most this many of a
             window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
+        source: where a window's verdicts come from (``MONITORING_SOURCE``): ``archive`` (SQL
+            over the archive; the default when the stack has one, ``ARCHIVE_VERDICTS_PREFIX``)
+            or ``streams`` (the Kinesis streams, read after checkpoints).
         query_engine: what runs the archive's SQL (``MONITORING_QUERY_ENGINE``: duckdb, the
             embedded default, or athena with ``ATHENA_WORKGROUP`` and ``ARCHIVE_DATABASE``).
         look_back_days: how late a label may come and still join its verdict
@@ -272,6 +276,7 @@ class MonitoringConfig:
     ui_port: int = 8000
     drift_max_rows: int = DEFAULT_DRIFT_MAX_ROWS
     # The archive (monitoring.archive): which engine queries it, and the window's bounds.
+    source: str = "streams"
     query_engine: str = "duckdb"
     athena_workgroup: str | None = None
     athena_database: str | None = None
@@ -317,6 +322,12 @@ class MonitoringConfig:
             raise ValueError(
                 f"MONITORING_QUERY_ENGINE must be one of {QUERY_ENGINES}, got {engine!r}"
             )
+        source = (
+            env.get("MONITORING_SOURCE")
+            or ("archive" if env.get("ARCHIVE_VERDICTS_PREFIX") else "streams")
+        ).lower()
+        if source not in SOURCES:
+            raise ValueError(f"MONITORING_SOURCE must be one of {SOURCES}, got {source!r}")
         return cls(
             namespace=env.get("METRICS_NAMESPACE") or NAMESPACE,
             alarm_names=alarm_names,
@@ -342,6 +353,7 @@ class MonitoringConfig:
             ),
             ui_port=int(env.get("MONITORING_UI_PORT") or 8000),
             drift_max_rows=_positive_int(env, "MONITORING_DRIFT_MAX_ROWS", DEFAULT_DRIFT_MAX_ROWS),
+            source=source,
             query_engine=engine,
             athena_workgroup=env.get("ATHENA_WORKGROUP") or None,
             athena_database=env.get("ARCHIVE_DATABASE") or None,

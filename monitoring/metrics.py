@@ -300,6 +300,9 @@ def counted_metrics(groups: Iterable[Mapping[str, Any]], invalid: int = 0) -> Wi
     p_sum = 0.0
     for group in groups:
         n = int(group["records"] or 0)
+        if group["status"] == STATUS_SCORED and _text_problem(group["model_version"], 128):
+            invalid += n  # a model version no CloudWatch dimension can carry
+            continue
         records += n
         copies += int(group["copies"] or 0)
         if group["status"] == STATUS_SCORED:

@@ -112,3 +112,48 @@ def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
     assert result.archive["labels"]["unscored_examples"] == ["ghost-00099"]
     assert published(env["cw"], "UnscoredLabels") == [1.0]
     assert result.metrics.labelled == 12 and result.metrics.false_edible == 0
+
+
+def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
+    """The archive is the source when the stack has one; the engine is checked; build_deps
+    wires DuckDB over the data bucket (or Athena with its workgroup and database)."""
+    from config.settings import MonitoringConfig, Settings
+    from monitoring.athena import AthenaEngine
+    from orchestration.monitor import archive_reader
+
+    base = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "LOCAL_DIR": str(tmp_path)}
+    settings = Settings.from_env(base)
+    assert MonitoringConfig.from_env(settings, base).source == "streams"
+    stack = {**base, "ARCHIVE_VERDICTS_PREFIX": "archive/verdicts/"}
+    assert MonitoringConfig.from_env(settings, stack).source == "archive"
+    assert (
+        MonitoringConfig.from_env(settings, {**stack, "AWS_TARGET": "aws"}).archive_grace_seconds
+        == 960
+    )
+    with pytest.raises(ValueError, match="MONITORING_QUERY_ENGINE"):
+        MonitoringConfig.from_env(settings, {**stack, "MONITORING_QUERY_ENGINE": "sqlite"})
+    with pytest.raises(ValueError, match="MONITORING_SOURCE"):
+        MonitoringConfig.from_env(settings, {**stack, "MONITORING_SOURCE": "kafka"})
+
+    full = Settings.from_env(stack)
+    reader = archive_reader(full, FolderObjects(tmp_path))
+    assert (
+        isinstance(reader.engine, DuckDBEngine)
+        and reader.engine.root == f"s3://{full.data_bucket}/"
+    )
+    assert reader.look_back == timedelta(days=30)
+    athena_env = {**stack, "MONITORING_QUERY_ENGINE": "athena"}
+    with pytest.raises(ValueError, match="ATHENA_WORKGROUP"):
+        archive_reader(Settings.from_env(athena_env), FolderObjects(tmp_path))
+    athena_env |= {"ATHENA_WORKGROUP": "wg", "ARCHIVE_DATABASE": "db"}
+    reader = archive_reader(Settings.from_env(athena_env), FolderObjects(tmp_path))
+    assert isinstance(reader.engine, AthenaEngine) and reader.engine.database == "db"
+
+
+def test_producer_label_keys_sort_by_arrival():
+    from producer import label_key
+
+    first = label_key("lab", datetime(2026, 11, 27, 9, 59, 59, 999999, tzinfo=timezone.utc))
+    second = label_key("batch", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
+    assert first.startswith("labels/received/") and first.endswith("-lab.jsonl")
+    assert first < second
