@@ -46,6 +46,7 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from lambda_function.decoding import validate_payload
+from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
@@ -535,13 +536,14 @@ def _archive_cycle(
         invalid.add(f"archive object not readable, left out: {path}")
     label_rejects = labels.invalid
     label_rejects.extend(labels.conflicts)
-    inputs = InputReport(verdicts=invalid, labels=label_rejects)
+    rows, invalid_observations = _sampled_observations(read.observations)
+    inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=label_rejects)
     drift: DriftResult | None = None
-    rows = read.observations
-    if rows is not None and len(rows) >= deps.config.drift_min_rows and deps.reference:
+    if len(rows) >= deps.config.drift_min_rows and deps.reference:
         try:
             reference = DriftReference.of(deps.reference())
-            drift = compute_drift(reference.frame, rows, max_rows=deps.config.drift_max_rows)
+            frame = pd.DataFrame(rows)
+            drift = compute_drift(reference.frame, frame, max_rows=deps.config.drift_max_rows)
             drift.reference = reference.to_dict()
         except Exception as exc:  # drift is advisory: report it, keep the cycle going
             log.exception("drift computation failed")
@@ -573,6 +575,23 @@ def _archive_cycle(
         ],
     }
     return finish_window(deps, state, version, drift=drift)
+
+
+def _sampled_observations(
+    sample: pd.DataFrame | None,
+) -> tuple[list[dict[str, Any]], Rejects | None]:
+    """The sample's observations that keep the input contract (the scorer rejected the rest:
+    counted, as in the stream path, but only among the sampled rows)."""
+    if sample is None:
+        return [], None
+    rows, invalid = [], Rejects()
+    for record in sample.to_dict("records"):
+        checked = validate_record({k: v for k, v in record.items() if v is not None})
+        if checked.ok:
+            rows.append(checked.row)
+        else:
+            invalid.add("; ".join(f"{e['field']}: {e['message']}" for e in checked.errors[:2]))
+    return rows, invalid
 
 
 class ArchiveUnavailable(RuntimeError):

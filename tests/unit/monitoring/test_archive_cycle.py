@@ -11,6 +11,7 @@ import pytest
 from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine
+from monitoring.labels import LabelBatch
 from monitoring.outputs import describe
 from monitoring.ports import CycleDeps
 from tests.fakes.monitoring import (
@@ -157,3 +158,29 @@ def test_producer_label_keys_sort_by_arrival():
     second = label_key("batch", datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc))
     assert first.startswith("labels/received/") and first.endswith("-lab.jsonl")
     assert first < second
+
+
+def test_drift_reads_a_bounded_sample_of_archived_observations(env, tmp_path):
+    from dataclasses import replace
+
+    from monitoring.drift import DriftReference, features_frame
+    from tests.fakes.monitoring import OBSERVATION
+
+    objects = env["objects"]
+    rows = [{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(80)]
+    hostile = [
+        b"{not json",
+        json.dumps({"mushroom_id": "bad", **OBSERVATION, "cap_shape": "zz"}).encode(),
+    ]
+    archive_object(objects, "observations", T0 - timedelta(seconds=5), "obs", [*rows, *hostile])
+    reference = DriftReference(features_frame([OBSERVATION] * 50), "training data", "1", "abc")
+    deps = env["deps"]
+    deps.reference = lambda: reference
+    deps.config = replace(deps.config, drift_max_rows=100)
+    result = run_cycle(deps, at=T0)
+    assert result.drift is not None and result.drift.rows == 80
+    assert result.inputs.observations.count == 2  # both hostile lines were in the sample
+    assert "unknown code 'zz'" in " ".join(result.inputs.observations.reasons)
+    # The sample is bounded by SQL: 30 rows asked, 30 rows read.
+    read = deps.archive.read("w2", T0, T0 - timedelta(minutes=5), LabelBatch(), drift_rows=30)
+    assert len(read.observations) == 30
