@@ -156,6 +156,13 @@ def compare_formats(root: Path) -> dict[str, Any]:
         "json_gzip_bytes": sum(p.stat().st_size for p in root.glob("archive/verdicts/*/*/*")),
         "parquet_zstd_bytes": parquet.stat().st_size,
     }
+    # What Athena would scan of Parquet for the label join: only the columns it names.
+    join_columns = ("mushroom_id", "status", "verdict", "model_version", "scored_at")
+    out["parquet_label_join_column_bytes"] = con.execute(
+        "SELECT sum(total_compressed_size) FROM parquet_metadata(?) "
+        f"WHERE path_in_schema IN ({', '.join(repr(c) for c in join_columns)})",
+        [str(parquet)],
+    ).fetchone()[0]
     for name, src in (("json_gzip", source), ("parquet", f"read_parquet('{parquet}')")):
         times = []
         for _ in range(3):
