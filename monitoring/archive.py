@@ -9,7 +9,8 @@ Layout (data bucket; Firehose writes the first two, monitoring the third):
   it (no Kinesis sequence number: Firehose keeps only the data).
 - ``archive/label-events/dt=.../hour=.../<window>.gz``: the labels each monitoring window
   received, one line ``{"mushroom_id", "label", "received_in", "source_key"}`` per id (the
-  window's last answer for it), written by the cycle before it queries them: the label
+  window's last answer for it; ``received_in`` is the window's time, ``source_key`` its name),
+  written by the cycle before it queries them: the label
   history SQL needs (which label an id had before: a correction), in both engines alike.
 
 Every query here is one text for DuckDB and Athena (Trino): plain SELECTs, ``min_by``/
@@ -208,17 +209,21 @@ WHERE {hours_filter(hours)} AND NOT COALESCE({VALID_VERDICT}, false)
 """.strip()
 
 
-def label_join_sql(window: str, look_back_from: datetime, end: datetime) -> str:
-    """The window's labels (``label_events`` of ``window``), each with the verdict it judges
-    and the label the id had before.
+def label_join_sql(
+    received: str, look_back_from: datetime, end: datetime, previous: str | None = None
+) -> str:
+    """The window's labels (``label_events`` received at ``received``), each with the verdict
+    it judges and the label the id had before.
 
     The verdict a label judges: the id's latest usable scored verdict scored at or before
     ``end`` and after ``look_back_from`` (a re-scored mushroom: the newest verdict, the one the
     forager saw last). ``verdict`` is NULL when the archive holds none (reported, never
     silent). ``previous`` is the id's label in the latest earlier window (a correction when it
-    differs).
+    differs). Only windows up to ``previous``, the last window the state recorded, count as
+    earlier: label events a crashed cycle wrote before it recorded its window are not history.
     """
-    w, hi = sql_literal(window), sql_literal(timestamp(end))
+    w, hi = sql_literal(received), sql_literal(timestamp(end))
+    before = f"e.received_in <= {sql_literal(previous)}" if previous else "false"
     return f"""
 WITH new_labels AS (
     SELECT mushroom_id, max_by(label, source_key) AS label
@@ -238,7 +243,7 @@ judged AS (
 earlier AS (
     SELECT e.mushroom_id, max_by(e.label, e.received_in) AS previous
     FROM {LABEL_EVENTS} e JOIN new_labels n ON e.mushroom_id = n.mushroom_id
-    WHERE {since_hour(look_back_from)} AND e.received_in < {w}
+    WHERE {since_hour(look_back_from)} AND {before}
     GROUP BY e.mushroom_id
 )
 SELECT n.label, j.verdict, j.model_version,
@@ -253,9 +258,11 @@ GROUP BY n.label, j.verdict, j.model_version,
 """.strip()
 
 
-def unscored_examples_sql(window: str, look_back_from: datetime, end: datetime, limit: int) -> str:
+def unscored_examples_sql(
+    received: str, look_back_from: datetime, end: datetime, limit: int
+) -> str:
     """A few ids of the window's labels whose verdict the archive does not hold."""
-    w, hi = sql_literal(window), sql_literal(timestamp(end))
+    w, hi = sql_literal(received), sql_literal(timestamp(end))
     return f"""
 SELECT n.mushroom_id
 FROM (SELECT DISTINCT mushroom_id FROM {LABEL_EVENTS}

@@ -106,7 +106,11 @@ class ArchiveReader:
         labels: LabelBatch,
         *,
         drift_rows: int = 0,
+        previous: str | None = None,
     ) -> ArchiveRead:
+        """The window ``(start, at - grace]``. Its labels are recorded as received at ``at``
+        (``sql.timestamp``); ``previous`` is that time of the last window the state recorded:
+        the label history is the label events up to it."""
         end = self.window_end(at)
         skipped: list[str] = []
         queries = 0
@@ -132,11 +136,12 @@ class ArchiveReader:
         )
         metrics.duplicates += sum(int(g["earlier"] or 0) for g in groups.records())
         report = LabelReport(received=len(labels.labels), conflicts=labels.conflicts.count)
+        received = sql.timestamp(at)
         if labels.labels:
             self._write_label_events(window, at, labels)
             look_from = end - self.look_back
             table: vm.Confusion = {c: dict.fromkeys(vm.VERDICTS, 0) for c in vm.TRUE_CLASSES}
-            for row in run(sql.label_join_sql(window, look_from, end)).records():
+            for row in run(sql.label_join_sql(received, look_from, end, previous)).records():
                 n = int(row["n"])
                 if row["verdict"] is None:
                     report.unscored += n
@@ -150,7 +155,7 @@ class ArchiveReader:
                 report.unscored_examples = [
                     r["mushroom_id"]
                     for r in run(
-                        sql.unscored_examples_sql(window, look_from, end, UNSCORED_EXAMPLES)
+                        sql.unscored_examples_sql(received, look_from, end, UNSCORED_EXAMPLES)
                     ).records()
                 ]
         observations = None
@@ -174,7 +179,12 @@ class ArchiveReader:
         """The window's labels as one object of ``label_events`` (idempotent per window)."""
         lines = (
             json.dumps(
-                {"mushroom_id": m, "label": label, "received_in": window, "source_key": window}
+                {
+                    "mushroom_id": m,
+                    "label": label,
+                    "received_in": sql.timestamp(at),
+                    "source_key": window,
+                }
             )
             for m, label in labels.labels.items()
         )

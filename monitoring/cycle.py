@@ -48,6 +48,7 @@ import pandas as pd
 from lambda_function.decoding import validate_payload
 from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
+from monitoring.archive import timestamp as archive_timestamp
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
 from monitoring.labels import (
@@ -527,7 +528,14 @@ def _archive_cycle(
     start = datetime.fromisoformat(through) if through else end - archive.look_back
     drift_rows = deps.config.drift_max_rows if deps.reference is not None else 0
     try:
-        read = archive.read(window, at, start, labels, drift_rows=drift_rows)
+        read = archive.read(
+            window,
+            at,
+            start,
+            labels,
+            drift_rows=drift_rows,
+            previous=state.archive.get("labels_received"),
+        )
     except QueryError as exc:
         # Nothing advanced: the next cycle reads the same window again.
         raise ArchiveUnavailable(f"the archive could not be queried: {exc}") from exc
@@ -551,7 +559,11 @@ def _archive_cycle(
     metrics = read.metrics
     metrics.drift_share = drift.share if drift else None
     metrics.min_records, metrics.min_labels = deps.config.min_records, deps.config.min_labels
-    state.archive = {"verdicts_through": end.isoformat(), "labels_after": labels_after}
+    state.archive = {
+        "verdicts_through": end.isoformat(),
+        "labels_after": labels_after,
+        "labels_received": archive_timestamp(at),
+    }
     state.pending_window = pending_window(
         window,
         at,

@@ -86,7 +86,9 @@ class MonitoringState:
     pending_window: PendingWindow | None = None
     recent_sequence_numbers: list[str] = field(default_factory=list)
     # Reading the archive (monitoring.archive_window): ``verdicts_through`` (ISO time the last
-    # window ended) and ``labels_after`` (last key read under labels/received/).
+    # window ended), ``labels_after`` (last key read under labels/received/) and
+    # ``labels_received`` (the time of the last window recorded: label events up to it are the
+    # label history).
     archive: dict[str, str] = field(default_factory=dict)
 
     @classmethod

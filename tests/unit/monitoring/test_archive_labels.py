@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from monitoring.archive import timestamp as stamp
 from monitoring.archive_window import ArchiveReader
 from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.labels import parse_label_lines
@@ -62,7 +63,11 @@ def test_late_labels_join_whatever_came_between(archive):
     # The lab corrects 60 of them to edible in a later window: counted there, as corrections.
     fixed = _labels([{"mushroom_id": f"obs-{i:05d}", "label": "e"} for i in range(60)])
     later = at + timedelta(hours=1)
-    read = reader.read("w2", later, at, fixed)
+    # A cycle that crashed after writing its label events, before recording its window: its
+    # events are not history, so the correction is still seen as one.
+    crashed = reader.read("crashed", later - timedelta(minutes=5), at, fixed, previous=stamp(at))
+    assert crashed.labels.corrections == 60
+    read = reader.read("w2", later, at, fixed, previous=stamp(at))
     assert read.labels.corrections == 60
     assert read.metrics.labelled == 60
     assert read.metrics.false_edible == 0
@@ -73,7 +78,7 @@ def test_late_labels_join_whatever_came_between(archive):
         [{"mushroom_id": f"ghost-{i}", "label": "p"} for i in range(1_000)]
         + [{"mushroom_id": "obs-00900", "label": "e"}, {"mushroom_id": "obs-00900", "label": "p"}]
     )
-    read = reader.read("w3", later + timedelta(hours=1), later, odd)
+    read = reader.read("w3", later + timedelta(hours=1), later, odd, previous=stamp(later))
     assert read.labels.unscored == 1_000
     assert read.labels.unscored_examples[:2] == ["ghost-0", "ghost-1"]
     assert read.labels.conflicts == 1

@@ -30,7 +30,9 @@ def every_query() -> dict[str, str]:
         "invalid_verdicts_sql": sql.invalid_verdicts_sql(
             sql.closed_hours(start - timedelta(hours=3), T)
         ),
-        "label_join_sql": sql.label_join_sql("20261127T123000Z", T - timedelta(days=30), T),
+        "label_join_sql": sql.label_join_sql(
+            sql.timestamp(T), T - timedelta(days=30), T, sql.timestamp(start)
+        ),
         "unscored_examples_sql": sql.unscored_examples_sql("w", T - timedelta(days=30), T, 5),
         "observation_sample_sql": sql.observation_sample_sql(start, T, 100),
     }
