@@ -242,8 +242,9 @@ class MonitoringConfig:
         drift_max_rows: drift is computed on a seeded sample of at most this many of a
             window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
         source: where a window's verdicts come from (``MONITORING_SOURCE``): ``archive`` (SQL
-            over the archive; the default when the stack has one, ``ARCHIVE_VERDICTS_PREFIX``)
-            or ``streams`` (the Kinesis streams, read after checkpoints).
+            over the archive) or ``streams`` (the Kinesis streams after checkpoints; the
+            default until ``make demo-drift``, whose windows run on a simulated clock, and the
+            demo's pump flush are wired for the archive).
         query_engine: what runs the archive's SQL (``MONITORING_QUERY_ENGINE``: duckdb, the
             embedded default, or athena with ``ATHENA_WORKGROUP`` and ``ARCHIVE_DATABASE``).
         look_back_days: how late a label may come and still join its verdict
@@ -322,10 +323,7 @@ class MonitoringConfig:
             raise ValueError(
                 f"MONITORING_QUERY_ENGINE must be one of {QUERY_ENGINES}, got {engine!r}"
             )
-        source = (
-            env.get("MONITORING_SOURCE")
-            or ("archive" if env.get("ARCHIVE_VERDICTS_PREFIX") else "streams")
-        ).lower()
+        source = (env.get("MONITORING_SOURCE") or "streams").lower()
         if source not in SOURCES:
             raise ValueError(f"MONITORING_SOURCE must be one of {SOURCES}, got {source!r}")
         return cls(

@@ -116,8 +116,8 @@ def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
 
 
 def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
-    """The archive is the source when the stack has one; the engine is checked; build_deps
-    wires DuckDB over the data bucket (or Athena with its workgroup and database)."""
+    """The archive is the source when asked for; the engine is checked; build_deps wires
+    DuckDB over the data bucket (or Athena with its workgroup and database)."""
     from config.settings import MonitoringConfig, Settings
     from monitoring.athena import AthenaEngine
     from orchestration.monitor import archive_reader
@@ -125,7 +125,7 @@ def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
     base = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "LOCAL_DIR": str(tmp_path)}
     settings = Settings.from_env(base)
     assert MonitoringConfig.from_env(settings, base).source == "streams"
-    stack = {**base, "ARCHIVE_VERDICTS_PREFIX": "archive/verdicts/"}
+    stack = {**base, "MONITORING_SOURCE": "archive"}
     assert MonitoringConfig.from_env(settings, stack).source == "archive"
     assert (
         MonitoringConfig.from_env(settings, {**stack, "AWS_TARGET": "aws"}).archive_grace_seconds
