@@ -85,3 +85,34 @@ def test_late_labels_join_whatever_came_between(archive):
     assert read.labels.joined == 1  # obs-00900, with its later answer "p"
     assert read.metrics.false_edible == 1
     assert any("without a scored verdict" in line for line in read.labels.lines())
+
+
+def test_the_whole_cycle_publishes_the_late_false_edible_rate(archive, tmp_path):
+    """The same scenario through run_cycle: the window publishes FalseEdibleRate 1.0 from the
+    1,000 late labels, and LabelsJoined 1,000."""
+    from monitoring.cycle import run_cycle
+    from monitoring.ports import CycleDeps
+    from tests.fakes.monitoring import FakeCloudWatch, FakeStore, FakeStream, FakeTrainer, config
+
+    archive.put_labels(
+        "labels/received/2026-11-30T09-00-00.000000Z-lab.jsonl",
+        [{"mushroom_id": f"obs-{i:05d}", "label": "p"} for i in range(EARLY)],
+    )
+    cloudwatch = FakeCloudWatch()
+    deps = CycleDeps(
+        config=config(tmp_path),
+        verdicts=FakeStream("unused"),
+        state_store=FakeStore(),
+        cloudwatch=cloudwatch,
+        notify=lambda subject, message: "msg",
+        retrain=FakeTrainer(),
+        deploy=lambda version: None,
+        objects=archive,
+        archive=ArchiveReader(DuckDBEngine.local(archive.root), archive),
+    )
+    result = run_cycle(deps, at=T0 + timedelta(days=3))
+    assert result.metrics.records == EARLY + NEWER
+    published = {d["MetricName"]: d["Value"] for d in cloudwatch.data if "Dimensions" not in d}
+    assert published["FalseEdibleRate"] == 1.0
+    assert published["LabelsJoined"] == EARLY
+    assert published["UnscoredLabels"] == 0
