@@ -32,7 +32,7 @@ from monitoring import archive as sql
 from monitoring.inputs import Rejects
 from monitoring.labels import LabelBatch
 from monitoring.metrics import WindowMetrics, confusion_metrics, counted_metrics
-from monitoring.query import QueryEngine
+from monitoring.query import QueryEngine, QueryError
 
 UNSCORED_EXAMPLES = 5
 
@@ -190,4 +190,7 @@ class ArchiveReader:
         )
         body = gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=6)
         key = f"{sql.TABLES[sql.LABEL_EVENTS].prefix}{sql.partition_key(at)}{window}.gz"
-        return self.objects.put(key, body, "application/gzip")
+        try:
+            return self.objects.put(key, body, "application/gzip")
+        except Exception as exc:  # the join needs them: the window cannot be read without
+            raise QueryError(f"the window's label events not written to {key}: {exc}") from exc

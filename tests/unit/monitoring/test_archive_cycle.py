@@ -184,3 +184,28 @@ def test_drift_reads_a_bounded_sample_of_archived_observations(env, tmp_path):
     # The sample is bounded by SQL: 30 rows asked, 30 rows read.
     read = deps.archive.read("w2", T0, T0 - timedelta(minutes=5), LabelBatch(), drift_rows=30)
     assert len(read.observations) == 30
+
+
+def test_an_unavailable_archive_fails_the_cycle_clearly_and_loses_nothing(env):
+    from monitoring.cycle import ArchiveUnavailable
+    from monitoring.query import QueryError
+
+    put_verdicts(env["objects"], T0 - timedelta(seconds=1), ["edible"] * 12)
+    env["objects"].put_labels(
+        "labels/received/2026-11-27T12-00-00.000000Z-a.jsonl", [label_line(1, "p")]
+    )
+
+    class Down:
+        name = "duckdb"
+
+        def query(self, text):
+            raise QueryError("DuckDB: IO Error: connection refused")
+
+    working = env["deps"].archive.engine
+    env["deps"].archive.engine = Down()
+    with pytest.raises(ArchiveUnavailable, match="connection refused"):
+        run_cycle(env["deps"], at=T0)
+    assert env["store"].document is None  # nothing advanced, nothing recorded
+    env["deps"].archive.engine = working
+    result = run_cycle(env["deps"], at=T0)
+    assert result.metrics.records == 12 and result.labels_read == 1
