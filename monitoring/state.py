@@ -18,6 +18,11 @@
 - ``recent_sequence_numbers``: ``input_sequence_number`` of the verdicts counted lately
   (bounded like ``pending_verdicts``), so a retried Lambda batch whose output lands in two
   windows is counted once.
+- ``archive``: reading the archive by SQL (``MONITORING_SOURCE=archive``), the only per-window
+  memory besides alarm states and the pending window: where the last window ended, the last
+  label object read, and the time of the last window's labels. ``streams``,
+  ``pending_verdicts``, ``pending_labels`` and ``recent_sequence_numbers`` stay empty then,
+  and ``label_keys`` holds only legacy label objects (directly under ``labels/``).
 
 The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``. Every
 save is a compare-and-swap on the version read (:class:`StateConflict` when another writer got
