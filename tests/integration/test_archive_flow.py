@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 from monitoring.archive_window import ArchiveReader
@@ -40,6 +41,8 @@ def emulator(monkeypatch):
     }.items():
         monkeypatch.setenv(key, value)
     yield endpoint
+    # moto's backends live in the process, shared by every server it starts: leave them empty.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     server.stop()
 
 

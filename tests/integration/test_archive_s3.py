@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 from monitoring import archive as sql
@@ -34,6 +35,8 @@ def s3_emulator():
     )
     client.create_bucket(Bucket="mushroom-local-data")
     yield client, S3Location("mushroom-local-data", "us-east-1", endpoint, "test", "test")
+    # moto's backends live in the process, shared by every server it starts: leave them empty.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
     server.stop()
 
 
