@@ -542,10 +542,8 @@ def _archive_cycle(
     invalid = read.invalid
     for path in read.skipped:
         invalid.add(f"archive object not readable, left out: {path}")
-    label_rejects = labels.invalid
-    label_rejects.extend(labels.conflicts)
     rows, invalid_observations = _sampled_observations(read.observations)
-    inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=label_rejects)
+    inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=labels.invalid)
     drift: DriftResult | None = None
     if len(rows) >= deps.config.drift_min_rows and deps.reference:
         try:
@@ -584,6 +582,7 @@ def _archive_cycle(
             f"metrics by SQL ({read.engine}, {read.queries} queries) over the archive, "
             f"verdicts scored in ({read.start:%Y-%m-%d %H:%M:%S}, {read.end:%Y-%m-%d %H:%M:%S}]",
             *read.labels.lines(),
+            *(f"  conflicting labels: {reason}" for reason in labels.conflicts.reasons),
         ],
     }
     return finish_window(deps, state, version, drift=drift)

@@ -106,13 +106,19 @@ def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
         + [b"{not json", json.dumps(label_line(99, "p", prefix="ghost")).encode()]
     )
     objects.put("labels/received/2026-11-27T12-00-00.000000Z-a.jsonl", body, "application/jsonl")
+    # A later object in the same cycle answers obs-00003 the other way: a conflict.
+    objects.put_labels("labels/received/2026-11-27T12-00-01.000000Z-b.jsonl", [label_line(3, "e")])
     result = run_cycle(env["deps"], at=T0)
     assert result.ok
-    assert result.inputs.labels.count == 1
+    assert result.inputs.labels.count == 1  # the bad line; a conflict is not an invalid line
+    assert published(env["cw"], "ConflictingLabels") == [1.0]
+    assert "conflicting labels: " in describe(result) and "obs-00003" in describe(result)
+    assert result.metrics.labelled_poisonous == 11  # obs-00003 counts as edible, the later answer
     assert result.archive["labels"]["unscored"] == 1
     assert result.archive["labels"]["unscored_examples"] == ["ghost-00099"]
     assert published(env["cw"], "UnscoredLabels") == [1.0]
     assert result.metrics.labelled == 12 and result.metrics.false_edible == 0
+    assert result.metrics.false_poisonous_rate == 1.0  # edible obs-00003 was called poisonous
 
 
 def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
