@@ -195,7 +195,11 @@ monitoring-ui: setup ## Start the monitoring dashboard over time (Evidently UI) 
 	$(PY) -m orchestration.monitoring_ui
 
 .PHONY: bench-monitor
-bench-monitor: setup ## Benchmark monitoring cycles in process (fake ports) -> reports/benchmark_monitor.json
+bench-monitor: setup ## Benchmark a monitoring cycle over the archive (DuckDB; 1k, 100k, 1M verdicts with labels; gzip JSON vs Parquet) -> reports/benchmark_archive.json
+	$(PY) -m scripts.bench_archive --formats
+
+.PHONY: bench-monitor-streams
+bench-monitor-streams: setup ## Benchmark monitoring cycles reading the streams (fake ports) -> reports/benchmark_monitor.json
 	$(PY) -m scripts.bench_monitor
 
 .PHONY: orchestrate

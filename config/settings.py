@@ -176,6 +176,14 @@ DEFAULT_MIN_RECORDS = 100
 DEFAULT_MIN_LABELS = 50
 # Drift rows per cycle: Evidently's distances are stable well below this (docs/scaling.md).
 DEFAULT_DRIFT_MAX_ROWS = 10_000
+# The archive's SQL (monitoring.archive): a label joins its verdict up to this many days later;
+# copies of a verdict are looked for this long before a window; on AWS a window ends this long
+# before now (Firehose buffers up to 900 s before it writes).
+QUERY_ENGINES = ("duckdb", "athena")
+SOURCES = ("archive", "streams")
+DEFAULT_LOOK_BACK_DAYS = 30
+DEFAULT_DEDUPE_HORIZON_S = 3600
+DEFAULT_AWS_GRACE_S = 960
 
 
 def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -233,6 +241,18 @@ class MonitoringConfig:
         ui_port: the port of ``make monitoring-ui`` (``MONITORING_UI_PORT``, default 8000).
         drift_max_rows: drift is computed on a seeded sample of at most this many of a
             window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
+        source: where a window's verdicts come from (``MONITORING_SOURCE``): ``archive`` (SQL
+            over the archive) or ``streams`` (the Kinesis streams after checkpoints; the
+            default until ``make demo-drift``, whose windows run on a simulated clock, and the
+            demo's pump flush are wired for the archive).
+        query_engine: what runs the archive's SQL (``MONITORING_QUERY_ENGINE``: duckdb, the
+            embedded default, or athena with ``ATHENA_WORKGROUP`` and ``ARCHIVE_DATABASE``).
+        look_back_days: how late a label may come and still join its verdict
+            (``MONITORING_LOOK_BACK_DAYS``, default 30; it bounds what a query scans).
+        archive_grace_seconds: a window ends this long before now, so every verdict in it
+            has reached the archive (``MONITORING_ARCHIVE_GRACE_SECONDS``; 960 on AWS, 0 else).
+        dedupe_horizon_seconds: copies of a verdict (same input_sequence_number) counted in
+            an earlier window are looked for this far back (``MONITORING_DEDUPE_HORIZON_SECONDS``).
     """
 
     namespace: str
@@ -256,6 +276,14 @@ class MonitoringConfig:
     workspace_dir: Path | None = None
     ui_port: int = 8000
     drift_max_rows: int = DEFAULT_DRIFT_MAX_ROWS
+    # The archive (monitoring.archive): which engine queries it, and the window's bounds.
+    source: str = "streams"
+    query_engine: str = "duckdb"
+    athena_workgroup: str | None = None
+    athena_database: str | None = None
+    look_back_days: int = DEFAULT_LOOK_BACK_DAYS
+    archive_grace_seconds: int = 0
+    dedupe_horizon_seconds: int = DEFAULT_DEDUPE_HORIZON_S
 
     @classmethod
     def from_env(
@@ -290,6 +318,14 @@ class MonitoringConfig:
         ttl = float(env.get("MONITORING_LEASE_TTL_SECONDS") or DEFAULT_LEASE_TTL_S)
         if not ttl > 0:
             raise ValueError(f"MONITORING_LEASE_TTL_SECONDS must be positive, got {ttl}")
+        engine = (env.get("MONITORING_QUERY_ENGINE") or "duckdb").lower()
+        if engine not in QUERY_ENGINES:
+            raise ValueError(
+                f"MONITORING_QUERY_ENGINE must be one of {QUERY_ENGINES}, got {engine!r}"
+            )
+        source = (env.get("MONITORING_SOURCE") or "streams").lower()
+        if source not in SOURCES:
+            raise ValueError(f"MONITORING_SOURCE must be one of {SOURCES}, got {source!r}")
         return cls(
             namespace=env.get("METRICS_NAMESPACE") or NAMESPACE,
             alarm_names=alarm_names,
@@ -315,6 +351,21 @@ class MonitoringConfig:
             ),
             ui_port=int(env.get("MONITORING_UI_PORT") or 8000),
             drift_max_rows=_positive_int(env, "MONITORING_DRIFT_MAX_ROWS", DEFAULT_DRIFT_MAX_ROWS),
+            source=source,
+            query_engine=engine,
+            athena_workgroup=env.get("ATHENA_WORKGROUP") or None,
+            athena_database=env.get("ARCHIVE_DATABASE") or None,
+            look_back_days=_positive_int(env, "MONITORING_LOOK_BACK_DAYS", DEFAULT_LOOK_BACK_DAYS),
+            # AWS: Firehose's buffering interval and delivery must fit in it; the emulator's
+            # pump is flushed before a cycle reads.
+            archive_grace_seconds=_minimum(
+                env,
+                "MONITORING_ARCHIVE_GRACE_SECONDS",
+                DEFAULT_AWS_GRACE_S if (env.get("AWS_TARGET") or "").lower() == "aws" else 0,
+            ),
+            dedupe_horizon_seconds=_minimum(
+                env, "MONITORING_DEDUPE_HORIZON_SECONDS", DEFAULT_DEDUPE_HORIZON_S
+            ),
         )
 
 

@@ -324,6 +324,19 @@ class S3Objects:
             keys.extend(o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix))
         return sorted(keys)
 
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        """Keys after ``start_after`` (S3 lists in key order, so a time-sorted name scheme
+        makes this the new objects only)."""
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        if delimiter:
+            kwargs["Delimiter"] = delimiter
+        keys: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(**kwargs):
+            keys.extend(o["Key"] for o in page.get("Contents", []))
+        return keys
+
     def read_bytes(self, key: str) -> bytes:
         """The object's bytes, undecoded: what they mean (and whether they are valid UTF-8)
         is for the domain code to judge, so bad content cannot fail here."""

@@ -46,14 +46,23 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from lambda_function.decoding import validate_payload
+from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
+from monitoring.archive import timestamp as archive_timestamp
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
-from monitoring.labels import LABEL_SUFFIX, LABELS_PREFIX, LabelBatch, parse_label_object
+from monitoring.labels import (
+    LABEL_SUFFIX,
+    LABELS_PREFIX,
+    RECEIVED_PREFIX,
+    LabelBatch,
+    parse_label_object,
+)
 from monitoring.metrics import WindowMetrics, verdict_problem, window_metrics
 from monitoring.outputs import write_outputs
 from monitoring.ports import CycleDeps, JsonStore, ObjectStore
 from monitoring.publish import metric_data
+from monitoring.query import QueryError
 from monitoring.respond import AlarmStatus, Response, respond
 from monitoring.state import (
     PUBLISH_FAILED,
@@ -86,6 +95,7 @@ class CycleResult:
     errors: list[str]
     counted_before: int = 0  # verdicts an earlier window already counted (retried batches)
     recovery: list[str] = field(default_factory=list)  # what finishing a pending window did
+    archive: dict[str, Any] | None = None  # where the metrics came from (SQL), labels' fate
 
     @property
     def ok(self) -> bool:
@@ -223,6 +233,8 @@ def run_cycle(
     state = MonitoringState.from_dict(document)
     if state.pending_window is not None:
         return finish_window(deps, state, version, recovered=True)
+    if deps.archive is not None:
+        return _archive_cycle(deps, state, version, at, window)
 
     reads = {
         reader.stream_name: reader.read(
@@ -432,6 +444,8 @@ def finish_window(
     }
     if notes:
         entry["recovery"] = notes
+    if pending.summary.get("archive"):
+        entry["archive"] = pending.summary["archive"]
     report_path, report_uri = write_outputs(
         deps.config,
         deps.objects,
@@ -467,7 +481,132 @@ def finish_window(
         errors=errors,
         counted_before=int(summary.get("counted_before", 0)),
         recovery=notes,
+        archive=summary.get("archive"),
     )
+
+
+def read_new_labels(objects: ObjectStore | None, state: MonitoringState) -> tuple[LabelBatch, str]:
+    """Label objects not read yet: under ``labels/received/`` the keys after the checkpoint
+    (time-sorted names: a bounded listing), and legacy objects directly under ``labels/``
+    (the keys read are remembered; no new ones are written there). Returns the batch and the
+    new checkpoint."""
+    batch = LabelBatch()
+    after = state.archive.get("labels_after", "")
+    if objects is None:
+        return batch, after
+    done = set(state.label_keys)
+    legacy = [k for k in objects.list_keys_after(LABELS_PREFIX, "", delimiter="/") if k not in done]
+    received = objects.list_keys_after(RECEIVED_PREFIX, after)
+    for key in [*legacy, *received]:
+        if not key.endswith(LABEL_SUFFIX):
+            continue
+        try:
+            data = objects.read_bytes(key)
+        except Exception as exc:  # noqa: BLE001 - one unreachable object must not stop a cycle
+            batch.unreadable.append(f"label object {key} not read (retried next cycle): {exc}")
+            break  # the checkpoint must not pass it
+        batch.extend(parse_label_object(data, source=key))
+        if key.startswith(RECEIVED_PREFIX):
+            after = key
+        else:
+            state.label_keys.append(key)
+    return batch, after
+
+
+def _archive_cycle(
+    deps: CycleDeps, state: MonitoringState, version: str | None, at: datetime, window: str
+) -> CycleResult:
+    """The window from the archive by SQL (``monitoring.archive_window``): nothing per record
+    is kept in the state, only the time the window reached and the label checkpoint."""
+    archive = deps.archive
+    assert archive is not None
+    errors: list[str] = []
+    labels, labels_after = read_new_labels(deps.objects, state)
+    errors.extend(labels.unreadable)
+    end = archive.window_end(at)
+    through = state.archive.get("verdicts_through")
+    start = datetime.fromisoformat(through) if through else end - archive.look_back
+    drift_rows = deps.config.drift_max_rows if deps.reference is not None else 0
+    try:
+        read = archive.read(
+            window,
+            at,
+            start,
+            labels,
+            drift_rows=drift_rows,
+            previous=state.archive.get("labels_received"),
+        )
+    except QueryError as exc:
+        # Nothing advanced: the next cycle reads the same window again.
+        raise ArchiveUnavailable(f"the archive could not be queried: {exc}") from exc
+    invalid = read.invalid
+    for path in read.skipped:
+        invalid.add(f"archive object not readable, left out: {path}")
+    rows, invalid_observations = _sampled_observations(read.observations)
+    inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=labels.invalid)
+    drift: DriftResult | None = None
+    if len(rows) >= deps.config.drift_min_rows and deps.reference:
+        try:
+            reference = DriftReference.of(deps.reference())
+            frame = pd.DataFrame(rows)
+            drift = compute_drift(reference.frame, frame, max_rows=deps.config.drift_max_rows)
+            drift.reference = reference.to_dict()
+        except Exception as exc:  # drift is advisory: report it, keep the cycle going
+            log.exception("drift computation failed")
+            errors.append(f"drift: {exc}")
+    metrics = read.metrics
+    metrics.drift_share = drift.share if drift else None
+    metrics.min_records, metrics.min_labels = deps.config.min_records, deps.config.min_labels
+    state.archive = {
+        "verdicts_through": end.isoformat(),
+        "labels_after": labels_after,
+        "labels_received": archive_timestamp(at),
+    }
+    state.pending_window = pending_window(
+        window,
+        at,
+        metrics,
+        inputs,
+        labels_read=len(labels.labels),
+        counted_before=0,
+        drift=drift,
+        errors=errors,
+    )
+    state.pending_window.values.update(read.labels.metric_values())
+    state.pending_window.summary["archive"] = {
+        "engine": read.engine,
+        "queries": read.queries,
+        "window": [read.start.isoformat(), read.end.isoformat()],
+        "labels": asdict(read.labels),
+        "lines": [
+            f"metrics by SQL ({read.engine}, {read.queries} queries) over the archive, "
+            f"verdicts scored in ({read.start:%Y-%m-%d %H:%M:%S}, {read.end:%Y-%m-%d %H:%M:%S}]",
+            *read.labels.lines(),
+            *(f"  conflicting labels: {reason}" for reason in labels.conflicts.reasons),
+        ],
+    }
+    return finish_window(deps, state, version, drift=drift)
+
+
+def _sampled_observations(
+    sample: pd.DataFrame | None,
+) -> tuple[list[dict[str, Any]], Rejects | None]:
+    """The sample's observations that keep the input contract (the scorer rejected the rest:
+    counted, as in the stream path, but only among the sampled rows)."""
+    if sample is None:
+        return [], None
+    rows, invalid = [], Rejects()
+    for record in sample.to_dict("records"):
+        checked = validate_record({k: v for k, v in record.items() if v is not None})
+        if checked.ok:
+            rows.append(checked.row)
+        else:
+            invalid.add("; ".join(f"{e['field']}: {e['message']}" for e in checked.errors[:2]))
+    return rows, invalid
+
+
+class ArchiveUnavailable(RuntimeError):
+    """The archive's query engine failed: the window stays unread and is read next cycle."""
 
 
 def respond_and_record(

@@ -50,6 +50,9 @@ from monitoring.inputs import Rejects, load_json
 LABEL_FIELD = "label"
 SPECIES_FIELD = "species_id"
 LABELS_PREFIX = "labels/"
+# New label objects: ``labels/received/<UTC time>-<batch>.jsonl``; the names sort by time, so
+# monitoring lists only the keys after the last one it read (S3 StartAfter).
+RECEIVED_PREFIX = f"{LABELS_PREFIX}received/"
 LABEL_SUFFIX = ".jsonl"
 MAX_LINE_BYTES = MAX_RECORD_BYTES
 # Byte-order marks of the encodings that are not UTF-8 (UTF-32 first: it starts like UTF-16).
@@ -70,9 +73,22 @@ class LabelBatch:
     training_records: list[dict[str, Any]] = field(default_factory=list)
     invalid: Rejects = field(default_factory=Rejects)  # reasons: "<key>:<line>: <why>"
     unreadable: list[str] = field(default_factory=list)  # objects that could not be fetched
+    # Ids answered both "p" and "e" within the batch: the last answer counts, each is reported.
+    conflicts: Rejects = field(default_factory=Rejects)
+
+    def add(self, mushroom_id: str, label: str, where: str) -> None:
+        before = self.labels.pop(mushroom_id, None)
+        if before is not None and before != label:
+            self.conflicts.add(
+                f"{where}: {mushroom_id!r:.60} is {label!r} here and {before!r} earlier in the "
+                "same cycle's labels (the later answer counts)"
+            )
+        self.labels[mushroom_id] = label  # re-inserted: the dict keeps arrival order
 
     def extend(self, other: "LabelBatch") -> None:
-        self.labels.update(other.labels)
+        for mushroom_id, label in other.labels.items():
+            self.add(mushroom_id, label, "labels")
+        self.conflicts.extend(other.conflicts)
         self.training_records.extend(other.training_records)
         self.invalid.extend(other.invalid)
         self.unreadable.extend(other.unreadable)
@@ -118,7 +134,7 @@ def parse_label_lines(lines: Iterable[bytes | str], source: str = "labels") -> L
         if label not in (POISONOUS, EDIBLE):
             batch.invalid.add(f"{where}: label must be 'p' or 'e', got {label!r}")
             continue
-        batch.labels[mushroom_id] = label
+        batch.add(mushroom_id, label, where)
         if not any(name in item for name in FEATURE_NAMES):
             continue  # a metrics-only label
         features = {name: item.get(name) for name in FEATURE_NAMES}

@@ -272,14 +272,60 @@ def label_metrics(pairs: Sequence[LabelledVerdict], metrics: WindowMetrics) -> W
     Only pairs with a verdict (scored records) and a valid label count.
     """
     usable = [p for p in pairs if p.verdict in VERDICTS and p.label in (POISONOUS, EDIBLE)]
-    metrics.labelled = len(usable)
     if not usable:
+        metrics.labelled = 0
         return metrics
     table = vm.confusion([p.label == POISONOUS for p in usable], [p.verdict for p in usable])
+    return confusion_metrics(table, metrics)
+
+
+def confusion_metrics(table: vm.Confusion, metrics: WindowMetrics) -> WindowMetrics:
+    """Fill the label metrics of ``metrics`` from a confusion table (counted here, or by SQL)."""
+    metrics.labelled = sum(sum(row.values()) for row in table.values())
+    if not metrics.labelled:
+        return metrics
     metrics.labelled_poisonous = sum(table[vm.VERDICT_POISONOUS].values())
     for name, value in vm.labelled_metrics(table).items():
         setattr(metrics, name, value)
     return metrics
+
+
+def counted_metrics(groups: Iterable[Mapping[str, Any]], invalid: int = 0) -> WindowMetrics:
+    """Label-free metrics from counts (the archive's SQL): one group per status, verdict and
+    model version, with ``records`` (deduplicated), ``copies`` (lines behind them) and
+    ``p_sum`` (sum of p_poisonous)."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    versions: Counter[str] = Counter()
+    records = copies = rejected = 0
+    p_sum = 0.0
+    for group in groups:
+        n = int(group["records"] or 0)
+        if group["status"] == STATUS_SCORED and _text_problem(group["model_version"], 128):
+            invalid += n  # a model version no CloudWatch dimension can carry
+            continue
+        records += n
+        copies += int(group["copies"] or 0)
+        if group["status"] == STATUS_SCORED:
+            counts[group["verdict"]] += n
+            versions[group["model_version"]] += n
+            p_sum += float(group["p_sum"] or 0.0)
+        else:
+            rejected += n
+    scored = records - rejected
+    return WindowMetrics(
+        records=records,
+        invalid=invalid,
+        scored=scored,
+        rejected=rejected,
+        duplicates=copies - records,
+        verdict_counts=counts,
+        verdict_shares=({v: n / scored for v, n in counts.items()} if scored else {}),
+        unknown_rate=vm.unknown_rate(counts),
+        coverage=vm.coverage(counts),
+        rejected_rate=_share(rejected, records),
+        mean_p_poisonous=(p_sum / scored if scored else None),
+        model_versions={k: v for k, v in versions.items() if v},
+    )
 
 
 def window_metrics(

@@ -140,6 +140,7 @@ def describe(result: CycleResult) -> str:
         )
     for action in result.response.actions:
         lines.append(f"action {action['action']}: {action['detail']}")
+    lines.extend((result.archive or {}).get("lines", []))
     lines.extend(result.inputs.summary_lines())
     lines.append(
         f"report: {result.report_path}" + (f" and {result.report_uri}" if result.report_uri else "")

@@ -14,6 +14,7 @@ import pandas as pd
 
 from config.settings import MonitoringConfig
 from monitoring import alarms as alarm_eval
+from monitoring.archive_window import ArchiveReader
 from monitoring.drift import DriftReference
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
@@ -41,6 +42,11 @@ class ObjectStore(Protocol):
     bucket: str
 
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]: ...
+
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        """Keys under ``prefix`` sorting after ``start_after`` (with ``delimiter``: only those
+        directly under ``prefix``)."""
+        ...
 
     def read_bytes(self, key: str) -> bytes: ...
 
@@ -88,3 +94,6 @@ class CycleDeps:
     no_new_data: NoNewData | None = None
     workspace: RunStore | None = None  # the dashboard over time (make monitoring-ui)
     clock_label: str = "wall clock"  # where window times come from, said in the reports
+    # The archive and its query engine: when set, the window's metrics come from SQL over it
+    # (monitoring.archive_window) instead of reading the streams.
+    archive: ArchiveReader | None = None

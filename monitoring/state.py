@@ -18,6 +18,11 @@
 - ``recent_sequence_numbers``: ``input_sequence_number`` of the verdicts counted lately
   (bounded like ``pending_verdicts``), so a retried Lambda batch whose output lands in two
   windows is counted once.
+- ``archive``: reading the archive by SQL (``MONITORING_SOURCE=archive``), the only per-window
+  memory besides alarm states and the pending window: where the last window ended, the last
+  label object read, and the time of the last window's labels. ``streams``,
+  ``pending_verdicts``, ``pending_labels`` and ``recent_sequence_numbers`` stay empty then,
+  and ``label_keys`` holds only legacy label objects (directly under ``labels/``).
 
 The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``. Every
 save is a compare-and-swap on the version read (:class:`StateConflict` when another writer got
@@ -85,6 +90,11 @@ class MonitoringState:
     cycles: int = 0
     pending_window: PendingWindow | None = None
     recent_sequence_numbers: list[str] = field(default_factory=list)
+    # Reading the archive (monitoring.archive_window): ``verdicts_through`` (ISO time the last
+    # window ended), ``labels_after`` (last key read under labels/received/) and
+    # ``labels_received`` (the time of the last window recorded: label events up to it are the
+    # label history).
+    archive: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MonitoringState":
@@ -108,6 +118,7 @@ class MonitoringState:
                 else None
             ),
             recent_sequence_numbers=list(data.get("recent_sequence_numbers", [])),
+            archive=dict(data.get("archive") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,6 +133,7 @@ class MonitoringState:
             "cycles": self.cycles,
             "pending_window": self.pending_window.to_dict() if self.pending_window else None,
             "recent_sequence_numbers": self.recent_sequence_numbers,
+            "archive": self.archive,
         }
 
     def drop_counted(

@@ -20,9 +20,17 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from config.settings import MonitoringConfig, Settings
+from monitoring.archive_window import ArchiveReader
+from monitoring.athena import AthenaEngine
 from monitoring.config import LEASE_KEY, STATE_KEY, resolve_evaluation_mode
-from monitoring.cycle import PublishFailed, all_training_records, run_exclusive
+from monitoring.cycle import (
+    ArchiveUnavailable,
+    PublishFailed,
+    all_training_records,
+    run_exclusive,
+)
 from monitoring.drift import DriftReference, fingerprint, load_reference
+from monitoring.duckdb_engine import DuckDBEngine, S3Location
 from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
@@ -343,6 +351,45 @@ def build_deps(
         no_new_data=no_new_data or no_new_training_data(settings),
         lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
         workspace=EvidentlyWorkspace(config.workspace_dir) if config.workspace_dir else None,
+        archive=archive_reader(settings, objects) if config.source == "archive" else None,
+    )
+
+
+def archive_reader(settings: Settings, objects: Any) -> ArchiveReader:
+    """SQL over the archive in the data bucket: DuckDB reading S3 (the emulator's or AWS's),
+    or Athena over the Glue tables (``MONITORING_QUERY_ENGINE=athena``)."""
+    import boto3  # noqa: PLC0415 - only when wiring the real thing
+
+    config = settings.monitoring
+    assert config is not None
+    if objects is None:
+        raise ValueError("MONITORING_SOURCE=archive needs an AWS target (make up, make deploy)")
+    engine: Any
+    if config.query_engine == "athena":
+        if not (config.athena_workgroup and config.athena_database):
+            raise ValueError("the athena engine needs ATHENA_WORKGROUP and ARCHIVE_DATABASE")
+        engine = AthenaEngine(
+            boto3.client("athena"), config.athena_workgroup, config.athena_database
+        )
+    else:
+        credentials = boto3.Session().get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials else None
+        engine = DuckDBEngine.over_s3(
+            S3Location(
+                bucket=settings.data_bucket,
+                region=settings.aws_region,
+                endpoint_url=settings.aws_endpoint_url,
+                access_key_id=frozen.access_key if frozen else None,
+                secret_access_key=frozen.secret_key if frozen else None,
+                session_token=frozen.token if frozen else None,
+            )
+        )
+    return ArchiveReader(
+        engine,
+        objects,
+        look_back=timedelta(days=config.look_back_days),
+        grace=timedelta(seconds=config.archive_grace_seconds),
+        dedupe_horizon=timedelta(seconds=config.dedupe_horizon_seconds),
     )
 
 
@@ -360,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LeaseHeld as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return EXIT_LEASE_HELD
-    except (StateConflict, PublishFailed) as exc:
+    except (StateConflict, PublishFailed, ArchiveUnavailable) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1
     print(describe(result))

@@ -14,6 +14,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
 import boto3
@@ -23,7 +24,7 @@ from lambda_function import verdict_metrics as vm
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD, POISONOUS
 from lambda_function.writer import KinesisOutputWriter, OutputBatch
 from monitoring.aws import KinesisStreamReader
-from monitoring.labels import LABEL_FIELD, LABELS_PREFIX, SPECIES_FIELD
+from monitoring.labels import LABEL_FIELD, RECEIVED_PREFIX, SPECIES_FIELD
 
 
 class ProducerError(RuntimeError):
@@ -100,10 +101,17 @@ def label_lines(frame: pd.DataFrame, records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def label_key(name: str, at: datetime | None = None) -> str:
+    """``labels/received/<UTC time>-<name>.jsonl``: keys that sort by arrival, so monitoring
+    lists only those after the last one it read."""
+    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{RECEIVED_PREFIX}{at:%Y-%m-%dT%H-%M-%S.%fZ}-{name}.jsonl"
+
+
 def write_labels(bucket: str, name: str, text: str, client: Any | None = None) -> str:
-    """Store one batch of lab results under ``labels/``; returns its S3 URI."""
+    """Store one batch of lab results under ``labels/received/``; returns its S3 URI."""
     client = client or boto3.client("s3")
-    key = f"{LABELS_PREFIX}{name}.jsonl"
+    key = label_key(name)
     client.put_object(Bucket=bucket, Key=key, Body=text.encode(), ContentType="application/jsonl")
     return f"s3://{bucket}/{key}"
 

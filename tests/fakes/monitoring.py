@@ -93,6 +93,12 @@ class FakeObjects:
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
 
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        keys = [k for k in self.list_keys(prefix) if k > start_after]
+        if delimiter:
+            keys = [k for k in keys if delimiter not in k[len(prefix) :]]
+        return keys
+
     def read_bytes(self, key: str) -> bytes:
         return self.objects[key]
 
@@ -239,3 +245,61 @@ def label_line(index: int, label: str, prefix: str = "obs", species: int = 7) ->
         "species_id": species,
         **OBSERVATION,
     }
+
+
+class FolderObjects:
+    """An object store over a local folder (the DuckDB engine reads the same folder)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.bucket = str(self.root)
+
+    @property
+    def objects(self) -> dict[str, bytes]:
+        return {
+            str(p.relative_to(self.root)): p.read_bytes()
+            for p in sorted(self.root.rglob("*"))
+            if p.is_file()
+        }
+
+    def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
+
+    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
+        keys = [k for k in self.list_keys(prefix) if k > start_after]
+        if delimiter:
+            keys = [k for k in keys if delimiter not in k[len(prefix) :]]
+        return keys
+
+    def read_bytes(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def put(self, key: str, body: bytes, content_type: str) -> str:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+        return str(path)
+
+    def put_labels(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        self.put(key, "\n".join(json.dumps(line) for line in lines).encode(), "application/jsonl")
+
+
+def archive_object(objects: Any, kind: str, arrived: datetime, name: str, lines: Sequence[Any]):
+    """Write one archive object as Firehose does: gzip of each record's JSON and a newline
+    (``bytes`` lines are written as they are: hostile input)."""
+    import gzip
+
+    from monitoring.archive import TABLES, partition_key
+
+    body = b"".join(
+        (line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n" for line in lines
+    )
+    key = f"{TABLES[kind].prefix}{partition_key(arrived)}{name}.gz"
+    objects.put(key, gzip.compress(body, compresslevel=1), "application/gzip")
+    return key
+
+
+def scored_at(at: datetime) -> str:
+    from monitoring.archive import timestamp
+
+    return timestamp(at)

@@ -61,3 +61,26 @@ def test_tiny_benchmark_prints_and_writes_every_key(tmp_path):
         "per_record_cpu_us",
         "fixed_cpu_seconds",
     }
+
+
+@pytest.mark.slow
+def test_archive_benchmark_prints_and_writes_its_figures(tmp_path):
+    """`make bench-monitor`: one cycle over a DuckDB archive per size, every verdict counted
+    and every label joined (the script checks both), figures against the targets."""
+    output = tmp_path / "benchmark_archive.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "scripts.bench_archive", "--records", "300", "--formats"]
+        + ["--output", str(output)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "us/verdict" in done.stdout and "peak RSS" in done.stdout
+    report = json.loads(output.read_text())
+    (run,) = report["runs"]
+    assert run["verdicts"] == 300 and run["labelled"] == run["labels"] > 0
+    assert run["cpu_us_per_verdict"] > 0 and run["peak_rss_mb"] > 0
+    assert report["formats"]["parquet_zstd_bytes"] > 0
+    assert set(report["met"]) == {"cpu", "rss"}
