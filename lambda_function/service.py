@@ -26,11 +26,13 @@ STATUS_SCORED = "scored"
 STATUS_REJECTED = "rejected"
 
 
-class VerdictRecord(msgspec.Struct, gc=False):
+class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
     """One output record of the output contract (README, Contracts), fields in contract order.
 
     ``gc=False``: it holds strings, numbers and a tuple of error dicts, never itself, so it
     cannot be part of a reference cycle; not tracking it spares the garbage collector work.
+    ``misread`` (additive, absent unless set): why an otherwise edible record is ``unknown``,
+    the single misread attribute that could hide a poisonous mushroom (``misread.py``).
     """
 
     mushroom_id: str | None
@@ -42,6 +44,7 @@ class VerdictRecord(msgspec.Struct, gc=False):
     input_sequence_number: str
     scored_at: str
     errors: tuple[dict[str, str], ...]
+    misread: dict[str, Any] | None = None
 
 
 # A shared empty tuple: scored records have no errors, and tuples cannot be mutated.
@@ -145,12 +148,14 @@ class ScoringService:
         except KeyError:  # not a Kinesis record shape Lambda sends; reject just those records
             data = [k.get("data") for k in kinesis]
         batch = self.decoder.decode(data)
-        p_poisonous, codes = self.bundle.score_codes(batch.matrix)
+        p_poisonous, robust = self.bundle.score_robust(batch.matrix)
+        codes = robust.codes
+        blocked = np.flatnonzero(robust.feature >= 0)
         model_name, model_version = self.bundle.model_name, self.bundle.model_version
         scored_at = format_timestamp(self.clock())
         n_unknown = int(np.count_nonzero(codes == _UNKNOWN_CODE))
 
-        if self.codec is not None and batch.ids_blob is not None:
+        if self.codec is not None and batch.ids_blob is not None and not len(blocked):
             # Every record accepted by the native decoder: encode the outputs natively too.
             segments = output_segments(model_name, model_version, scored_at)
             encoded = segments and self.codec.encode_scored(
@@ -192,6 +197,10 @@ class ScoringService:
                 repeat(_NO_ERRORS),
             )
         )
+        for i in blocked.tolist():  # the variant that makes an edible verdict unknown
+            outputs[i].misread = self.bundle.misread.describe(
+                int(robust.feature[i]), float(robust.value[i])
+            )
         if batch.rejected:
             # Back into input order, with one rejection per invalid record.
             ordered: list[VerdictRecord] = [None] * batch.n_records  # type: ignore[list-item]

@@ -24,7 +24,8 @@
    compiled;
 5. ``native/codec.c``, the native batch codec (``lambda_function/native_codec.py``: a whole
    batch decoded into the matrix, and its output records encoded, in one call each), is built
-   into the same library, so it too is loaded only from the verified bundle;
+   into the same library, so it too is loaded only from the verified bundle, and so is
+   ``lambda_function/native/misread.c``, the native misread check (``misread.py``);
 6. gcc builds it (``-O3 -fPIC -shared``, no OpenMP, only libc and libm).
 
 On the champion (65 trees) and 1,000 dataset rows, one comparison per split and the blocks of
@@ -55,6 +56,8 @@ from lambda_function.compiled import (
 log = logging.getLogger(__name__)
 
 CODEC_SOURCE = Path(__file__).with_name("native") / "codec.c"
+#: The native misread check (lambda_function/misread.py), built into the same library.
+MISREAD_SOURCE = Path(__file__).parents[1] / "lambda_function" / "native" / "misread.c"
 
 CC = "gcc"
 # No -ffast-math: NaN must stay NaN. -ffp-contract=off: no fused multiply-add on any target.
@@ -262,6 +265,7 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
             )
         )
         shutil.copyfile(CODEC_SOURCE, work / "src" / CODEC_SOURCE.name)
+        shutil.copyfile(MISREAD_SOURCE, work / "src" / MISREAD_SOURCE.name)
         platform = platform_tag()
         output = work / predictor_file_name(platform)
         sources = sorted(str(p) for p in (work / "src").glob("*.c"))
