@@ -91,6 +91,7 @@ class MisreadResult:
 def interval_points(low: float, high: float, cuts: np.ndarray) -> np.ndarray:
     """One value of each distinct outcome in ``[low, high]``: the ends, the cut points inside,
     and the midpoint of each gap between two of them; sorted, distinct."""
+    low, high = min(low, high), max(low, high)  # a negative value's factors swap them
     inside = cuts[(cuts >= low) & (cuts <= high)]
     ends = np.unique(np.concatenate([[low], inside, [high]]))
     middles = (ends[:-1] + ends[1:]) / 2.0

@@ -236,7 +236,8 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
             int32_t n_codes = m->n_codes[a];
             double delta[MAX_CODES];
             uint64_t all = n_codes == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n_codes) - 1);
-            if (xa >= 0 && xa < n_codes) all &= ~((uint64_t)1 << (int64_t)xa);
+            if (xa >= 0 && xa < n_codes && xa == floor(xa))
+                all &= ~((uint64_t)1 << (int64_t)xa);
             /* A code the guard calls unknown cannot block: only the others are walked. */
             for (int32_t c = 0; c < n_codes; ++c)
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
