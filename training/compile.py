@@ -38,6 +38,8 @@ has no compiled predictor and the scorer uses LightGBM.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import re
 import shutil
@@ -45,6 +47,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from lambda_function.compiled import (
     PREDICTOR_ABI,
@@ -294,3 +297,25 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
         time.perf_counter() - started,
     )
     return artifact
+
+
+@functools.cache
+def misread_library() -> Any | None:
+    """The native misread check alone, built from this repository's source for the offline
+    evaluation (a bundle's own library carries it for serving); None without a compiler."""
+    compiler = shutil.which(CC)
+    if compiler is None:
+        return None
+    work = Path(tempfile.mkdtemp(prefix="misread-"))
+    output = work / "misread.so"
+    try:
+        subprocess.run(
+            [compiler, *CFLAGS, "-o", str(output), str(MISREAD_SOURCE), "-lm"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return ctypes.CDLL(str(output))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.warning("no native misread check for the evaluation (%s): the reference runs", exc)
+        return None
