@@ -110,7 +110,11 @@ static inline __attribute__((always_inline)) int goes_left(const MisreadModel *m
 /* Scratch memory of one call. */
 typedef struct {
     double *base_leaf;  /* per tree: the row's leaf value */
-    int32_t *start;     /* per feature x tree: first node on the row's path splitting on it */
+    /* The first node splitting on feature f on the row's path in tree t, grouped by feature:
+     * entries [first[f], first[f + 1]) of (start_tree, start_node). */
+    int64_t *first, *stamp;
+    int32_t *start_tree, *start_node, *path_feature, *path_tree, *path_node;
+    int64_t max_entries;
     uint64_t *prefix;   /* (n_features + 1) x words: AND of the masks of features < f */
     uint64_t *suffix;   /* (n_features + 1) x words: AND of the masks of features >= f */
     uint64_t *other;    /* words */
@@ -174,18 +178,37 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
     const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
     const int64_t max_steps = (int64_t)m->n_nodes + 1;
     double raw = 0.0;
-    for (int64_t k = 0; k < (int64_t)nf * nt; ++k) s->start[k] = -1;
+    int64_t n_entries = 0;
+    for (int32_t f = 0; f <= nf; ++f) s->first[f] = 0;
     for (int32_t t = 0; t < nt; ++t) {
         int32_t node = m->roots[t];
         for (int64_t steps = 0; node >= 0; ++steps) {
             if (steps > max_steps) return -1; /* not a tree */
             int32_t f = m->feature[node];
-            if (s->start[(int64_t)f * nt + t] < 0) s->start[(int64_t)f * nt + t] = node;
+            if (s->stamp[f] != t) { /* the first split on f on this path */
+                s->stamp[f] = t;
+                if (n_entries >= s->max_entries) return -1;
+                s->path_feature[n_entries] = f;
+                s->path_tree[n_entries] = t;
+                s->path_node[n_entries] = node;
+                ++n_entries;
+                ++s->first[f + 1];
+            }
             node = goes_left(m, node, x[f]) ? m->left[node] : m->right[node];
         }
         s->base_leaf[t] = m->leaf_value[-(int64_t)node - 1];
         raw += s->base_leaf[t];
     }
+    for (int32_t f = 0; f < nf; ++f) s->stamp[f] = -1; /* for the next row */
+    for (int32_t f = 0; f < nf; ++f) s->first[f + 1] += s->first[f];
+    for (int64_t e = 0; e < n_entries; ++e) { /* grouped by feature, trees in order */
+        int32_t f = s->path_feature[e];
+        int64_t at = s->first[f]++;
+        s->start_tree[at] = s->path_tree[e];
+        s->start_node[at] = s->path_node[e];
+    }
+    for (int32_t f = nf; f > 0; --f) s->first[f] = s->first[f - 1];
+    s->first[0] = 0;
     /* The guard: each feature's mask row, and ANDs of all features but one. */
     for (int32_t f = 0; f < nf; ++f) {
         int64_t bin;
@@ -223,11 +246,11 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         if (isnan(xa)) continue; /* not observed: stays so */
         /* No variant of a can score above raw + the sum of its trees' largest possible
          * change: when that stays below the cut, a cannot block. */
+        const int64_t e0 = s->first[a], e1 = s->first[a + 1];
+        if (e0 == e1) continue; /* no tree reads a on this row's paths: nothing can change */
         double bound = raw;
-        for (int32_t t = 0; t < nt; ++t) {
-            int32_t first = s->start[(int64_t)a * nt + t];
-            if (first >= 0) bound += m->node_max[first] - s->base_leaf[t];
-        }
+        for (int64_t e = e0; e < e1; ++e)
+            bound += m->node_max[s->start_node[e]] - s->base_leaf[s->start_tree[e]];
         if (bound < cut) continue;
         for (int32_t w = 0; w < nw; ++w)
             s->other[w] = s->prefix[(int64_t)a * nw + w] & s->suffix[(int64_t)(a + 1) * nw + w];
@@ -244,11 +267,10 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
-            for (int32_t t = 0; t < nt; ++t) {
-                int32_t first = s->start[(int64_t)a * nt + t];
-                if (first < 0) continue;
+            for (int64_t e = e0; e < e1; ++e) {
+                const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, first, (int64_t)all, 0)) return -1;
+                if (!push(s, &top, s->start_node[e], (int64_t)all, 0)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -297,11 +319,10 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
             }
             if (first_ok < 0) continue;
             for (int64_t p = 0; p <= n; ++p) s->diff[p] = 0.0;
-            for (int32_t t = 0; t < nt; ++t) {
-                int32_t first = s->start[(int64_t)a * nt + t];
-                if (first < 0) continue;
+            for (int64_t e = e0; e < e1; ++e) {
+                const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, first, first_ok, last_ok)) return -1;
+                if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -372,7 +393,14 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     s.stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
     s.max_points = 2 * (max_cut + 2);
     s.base_leaf = malloc(sizeof(double) * nt);
-    s.start = malloc(sizeof(int32_t) * nf * nt);
+    s.max_entries = (int64_t)m->n_nodes + 1;
+    s.first = malloc(sizeof(int64_t) * (nf + 1));
+    s.stamp = malloc(sizeof(int64_t) * nf);
+    s.start_tree = malloc(sizeof(int32_t) * s.max_entries);
+    s.start_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_feature = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_tree = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_node = malloc(sizeof(int32_t) * s.max_entries);
     s.prefix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
     s.suffix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
     s.other = malloc(sizeof(uint64_t) * nw);
@@ -385,11 +413,14 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     s.ends = malloc(sizeof(double) * s.max_points);
     s.known = malloc(s.max_points);
     int64_t blocked = 0;
-    if (!s.base_leaf || !s.start || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
+    if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_node ||
+        !s.path_feature || !s.path_tree || !s.path_node || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
         !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends ||
         !s.known) {
         blocked = -1;
     }
+    if (blocked == 0)
+        for (int32_t f = 0; f < nf; ++f) s.stamp[f] = -1;
     for (int64_t i = 0; i < n_rows && blocked >= 0; ++i) {
         out_feature[i] = -1;
         out_value[i] = 0.0;
@@ -402,7 +433,8 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
             ++blocked;
         }
     }
-    free(s.base_leaf); free(s.start); free(s.prefix); free(s.suffix); free(s.other);
+    free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_node);
+    free(s.path_feature); free(s.path_tree); free(s.path_node); free(s.prefix); free(s.suffix); free(s.other);
     free(s.mask_row); free(s.stack_node); free(s.stack_a); free(s.stack_b);
     free(s.points); free(s.diff); free(s.ends); free(s.known);
     return blocked;
