@@ -171,11 +171,15 @@ class MisreadCheck:
         e, g = self.ensemble, self.guard
         n_words = g.n_words
         # The codes 0..63 that go left at each node (for the nodes on nominal attributes).
+        nominal = np.array([n is not None for n in self.n_codes])[e.feature]
+        nodes = np.flatnonzero(nominal)
+        codes = np.arange(MAX_NATIVE_CODES, dtype=np.float64)
+        goes = e.decide(np.repeat(nodes, len(codes)), np.tile(codes, len(nodes)))
+        bits = np.left_shift(np.uint64(1), np.arange(MAX_NATIVE_CODES, dtype=np.uint64))
         left_codes = np.zeros(len(e.feature), dtype=np.uint64)
-        for k in range(len(e.feature)):
-            if self.n_codes[int(e.feature[k])] is not None:
-                goes = e.decide(np.full(64, k), np.arange(64, dtype=np.float64))
-                left_codes[k] = int(sum(1 << c for c in np.flatnonzero(goes).tolist()))
+        left_codes[nodes] = np.bitwise_or.reduce(
+            np.where(goes.reshape(len(nodes), len(codes)), bits, np.uint64(0)), axis=1
+        )
         # The largest leaf value below each node (children before parents: repeat to a fixpoint).
         node_max = np.full(len(e.feature), -np.inf)
         for _ in range(len(e.feature) + 1):

@@ -3,8 +3,10 @@
 A model trained on the whole dataset (as the registered one, with its threshold and guard, and
 its compiled library when there is a C compiler) scores each poisonous row with one attribute
 changed, as a forager might misread it: every other code of each observed nominal attribute,
-each measurement x0.8, x0.9, x1.1, x1.2, x10 and x0.1. None of the ~3.3 million variants may
-be called edible: a variant v of a poisonous row x has x among its own variants.
+each measurement x0.8, x0.9, x1.1, x1.2, x10 and x0.1. None of the ~3.5 million variants may
+be called edible: a variant v of a poisonous row x has x among its own variants. On the way,
+the trees the check parsed are checked against LightGBM on every row, and the native check
+against the reference on a sample.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pytest
 
 from config.settings import Settings
+from lambda_function.misread import MisreadCheck
 from lambda_function.model import VERDICT_EDIBLE, FeatureEncoder, ModelBundle
 from training.compile import compile_predictor
 from training.data import load_dataset
@@ -45,6 +48,23 @@ def test_no_single_misread_attribute_of_a_poisonous_row_is_called_edible(tmp_pat
             tmp_path / "bundle", compiled=[artifact] if artifact else []
         )
     )
+    # The trees the check reads are LightGBM's, on every row (missing values included) ...
+    trees = bundle.misread.ensemble
+    expected = fitted.booster.predict(matrix, num_threads=2)
+    np.testing.assert_allclose(trees.predict(matrix), expected, rtol=0, atol=1e-12)
+    # ... and the native check answers as the reference does, on a sample of rows.
+    sample = matrix[np.random.default_rng(0).choice(len(matrix), 2000, replace=False)]
+    _, codes = bundle.score_codes(sample)
+    reference = MisreadCheck(
+        trees, bundle.guard, encoder.feature_order, encoder.vocabularies, bundle.threshold
+    ).reference(sample, codes, bundle.predict_proba)
+    served = bundle.misread.check(sample, codes, bundle.predict_proba)
+    for got, want in zip(
+        (served.codes, served.feature, served.value),
+        (reference.codes, reference.feature, reference.value),
+    ):
+        np.testing.assert_array_equal(got, want)
+
     poisonous = matrix[y == 1]
     _, verdicts = bundle.score(poisonous)
     assert VERDICT_EDIBLE not in verdicts  # unperturbed
