@@ -16,6 +16,8 @@ LightGBM on the fallback path) only: no MLflow, no pandas.
 Verdicts, in order of precedence:
 - ``unknown``: the species guard finds no training species the mushroom is compatible with;
 - ``poisonous``: ``p_poisonous >= threshold``;
+- ``unknown``: one misread attribute could hide a mushroom the model calls poisonous
+  (``misread.py``; the output record names it);
 - ``edible``: otherwise.
 """
 
@@ -40,6 +42,8 @@ from lambda_function.compiled import (
     glibc_supports,
     platform_tag,
 )
+from lambda_function.misread import MisreadCheck, MisreadResult
+from lambda_function.trees import TreeModelError, parse_model
 
 # 2: bundle.json lists every file with its size and SHA-256; format 1 bundles are refused.
 BUNDLE_FORMAT_VERSION = 2
@@ -389,9 +393,33 @@ class ModelBundle:
         return self.predictor.predict(matrix)
 
     def score(self, matrix: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """P(poisonous) and verdicts for an encoded matrix."""
+        """P(poisonous) and the served verdicts (misread-robust) for an encoded matrix."""
+        p_poisonous, robust = self.score_robust(matrix)
+        return p_poisonous, verdict_strings(robust.codes)
+
+    @property
+    def misread(self) -> MisreadCheck:
+        """The misread check of this model (its trees parsed from ``model.txt`` on first use)."""
+        if "_misread" not in self.__dict__:
+            try:
+                ensemble = parse_model(self.model_text)
+            except TreeModelError as exc:
+                raise BundleError(f"{BUNDLE_MODEL_FILE}: {exc}") from exc
+            self.__dict__["_misread"] = MisreadCheck(
+                ensemble,
+                self.guard,
+                self.encoder.feature_order,
+                self.encoder.vocabularies,
+                self.threshold,
+                library=getattr(self.predictor, "library", None),
+            )
+        return self.__dict__["_misread"]
+
+    def score_robust(self, matrix: np.ndarray) -> tuple[np.ndarray, MisreadResult]:
+        """P(poisonous) and the misread-robust verdict codes (``score_codes``, then edible
+        rows that one misread attribute could make poisonous become unknown)."""
         p_poisonous, codes = self.score_codes(matrix)
-        return p_poisonous, verdict_strings(codes)
+        return p_poisonous, self.misread.check(matrix, codes, self.predict_proba)
 
     def score_codes(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(poisonous) and verdict codes (int8: 0 edible, 1 poisonous, 2 unknown)."""
@@ -519,7 +547,7 @@ class ModelBundle:
                 )
             except CompiledPredictorError as exc:  # the guard in numpy, the compiled trees
                 scorer, scorer_reason = None, str(exc)
-        return cls(
+        bundle = cls(
             compiled=tuple(artifacts),
             scorer=scorer,
             scorer_unavailable_reason=scorer_reason,
@@ -532,6 +560,8 @@ class ModelBundle:
             model_version=str(metadata.get("model_version", "0")),
             metadata={k: v for k, v in metadata.items() if k not in known_keys},
         )
+        bundle.misread  # parsed now: a model.txt the check cannot read fails the load
+        return bundle
 
 
 def file_entry(data: bytes) -> dict[str, Any]:

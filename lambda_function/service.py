@@ -17,6 +17,7 @@ import msgspec
 import numpy as np
 
 from lambda_function.decoding import BatchDecoder, DecodedBatch
+from lambda_function.misread import MisreadResult
 from lambda_function.model import VERDICT_UNKNOWN, VERDICTS_BY_CODE, ModelBundle
 from lambda_function.writer import OutputBatch, OutputWriter
 
@@ -24,11 +25,13 @@ STATUS_SCORED = "scored"
 STATUS_REJECTED = "rejected"
 
 
-class VerdictRecord(msgspec.Struct, gc=False):
+class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
     """One output record of the output contract (README, Contracts), fields in contract order.
 
     ``gc=False``: it holds strings, numbers and a tuple of error dicts, never itself, so it
     cannot be part of a reference cycle; not tracking it spares the garbage collector work.
+    ``misread`` (additive, absent unless set): why an otherwise edible record is ``unknown``,
+    the single misread attribute that could hide a poisonous mushroom (``misread.py``).
     """
 
     mushroom_id: str | None
@@ -40,6 +43,7 @@ class VerdictRecord(msgspec.Struct, gc=False):
     input_sequence_number: str
     scored_at: str
     errors: tuple[dict[str, str], ...]
+    misread: dict[str, Any] | None = None
 
 
 # A shared empty tuple: scored records have no errors, and tuples cannot be mutated.
@@ -99,11 +103,11 @@ class ScoringService:
         except KeyError:  # not a Kinesis record shape Lambda sends; reject just those records
             data = [k.get("data") for k in kinesis]
         batch = self.decoder.decode(data)
-        p_poisonous, codes = self.bundle.score_codes(batch.matrix)
+        p_poisonous, robust = self.bundle.score_robust(batch.matrix)
         scored_at = format_timestamp(self.clock())
-        n_unknown = int(np.count_nonzero(codes == _UNKNOWN_CODE))
+        n_unknown = int(np.count_nonzero(robust.codes == _UNKNOWN_CODE))
         failed = self.writer.write(
-            self.encode_outputs(batch, sequence_numbers, p_poisonous, codes, scored_at)
+            self.encode_outputs(batch, sequence_numbers, p_poisonous, robust, scored_at)
         )
         return BatchOutcome(
             n_records=batch.n_records,
@@ -118,11 +122,14 @@ class ScoringService:
         batch: DecodedBatch,
         sequence_numbers: Sequence[str],
         p_poisonous: np.ndarray,
-        codes: np.ndarray,
+        robust: MisreadResult,
         scored_at: str,
     ) -> OutputBatch:
-        """One output record per input record (msgspec), in input order, with partition keys."""
+        """One output record per input record (msgspec), in input order, with partition keys;
+        a record made ``unknown`` by the misread check says which attribute (``misread``)."""
         model_name, model_version = self.bundle.model_name, self.bundle.model_version
+        codes = robust.codes
+        blocked = np.flatnonzero(robust.feature >= 0)
         verdicts = list(map(VERDICTS_BY_CODE.__getitem__, codes.tolist()))
         # Rounded in one vectorised call; tolist() gives Python floats.
         probabilities = np.round(p_poisonous, 4).tolist()
@@ -148,6 +155,10 @@ class ScoringService:
                 repeat(_NO_ERRORS),
             )
         )
+        for i in blocked.tolist():  # the variant that makes an edible verdict unknown
+            outputs[i].misread = self.bundle.misread.describe(
+                int(robust.feature[i]), float(robust.value[i])
+            )
         if batch.rejected:
             # Back into input order, with one rejection per invalid record.
             ordered: list[VerdictRecord] = [None] * batch.n_records  # type: ignore[list-item]

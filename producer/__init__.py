@@ -144,9 +144,13 @@ def summarise(
         [labels[v["mushroom_id"]] == POISONOUS for v in scored], [v["verdict"] for v in scored]
     )
     rejected = [v for v in verdicts if v["status"] == "rejected"]
+    misread = Counter(v["misread"]["field"] for v in verdicts if v.get("misread"))
     return {
         "outputs": len(verdicts),
         "by_verdict": dict(by_verdict),
+        # unknown because one misread attribute could hide a poisonous mushroom, by attribute
+        "misread_unknown": sum(misread.values()),
+        "misread_fields": dict(misread.most_common()),
         "labelled": len(scored),
         **vm.all_metrics(table),
         "rejected": len(rejected),
@@ -170,6 +174,12 @@ def print_summary(summary: dict[str, Any], records_put: int, seconds: float) -> 
     print(f"    served model version: {summary['model_version']}")
     for verdict, count in sorted(summary["by_verdict"].items()):
         print(f"    {verdict:>10}: {count}")
+    if summary.get("misread_unknown"):
+        fields = ", ".join(f"{k} {v}" for k, v in summary["misread_fields"].items())
+        print(
+            f"    of the unknown, {summary['misread_unknown']} because one misread attribute "
+            f"could hide a poisonous mushroom ({fields})"
+        )
     print(f"    on {summary['labelled']} labelled held-out verdicts (unknown = do not eat):")
     for name, meaning in (
         (vm.DECISION_ACCURACY, "right eat / do-not-eat actions"),
@@ -212,8 +222,15 @@ def verdict_lines(
             reasons = "; ".join(f"{e['field']}: {e['message']}" for e in verdict["errors"])
             lines.append(f"{who} -> rejected: {reasons[:200]}")
         else:
-            lines.append(
+            line = (
                 f"{who} -> {verdict['verdict']} (p_poisonous {float(verdict['p_poisonous']):.3f},"
                 f" model version {verdict.get('model_version')})"
             )
+            misread = verdict.get("misread")
+            if misread:
+                line += (
+                    f": {misread['field']} misread for {misread['value']!r} could make it"
+                    " poisonous"
+                )
+            lines.append(line)
     return lines

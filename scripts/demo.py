@@ -160,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"    {name} ({ev.get(rows)} rows): "
                 + ", ".join(f"{m} {pct(ev.get(m))}" for m in rates)
                 + f", {vm.FALSE_EDIBLE} {ev.get(vm.FALSE_EDIBLE)}"
+                + f", misread_false_edible {ev.get('misread_false_edible')} of "
+                f"{ev.get('misread_variants')} single-attribute variants of poisonous rows"
             )
         holdout = result.evaluation.get("species_holdout", {})
         print(

@@ -24,7 +24,8 @@
    compiled;
 5. every ``*.c`` and ``*.h`` of ``lambda_function/native/`` (the scorer's own native code,
    ``NATIVE_DIR``) is built into the same library, so it too is loaded only from the verified
-   bundle;
+   bundle (``scorer.c``: guard, trees and threshold; ``misread.c``: the misread check of
+   ``lambda_function/misread.py``);
 6. gcc builds it (``-O3 -fPIC -shared``, no OpenMP, only libc and libm), hardened
    (``HARDENING_FLAGS``: stack protector, ``_FORTIFY_SOURCE=2``, full RELRO).
 
@@ -39,6 +40,8 @@ has no compiled predictor and the scorer uses LightGBM.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import io
 import logging
 import os
@@ -49,7 +52,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import lambda_function
 from lambda_function.compiled import (
@@ -63,6 +66,8 @@ log = logging.getLogger(__name__)
 
 #: The scorer's native sources: every *.c and *.h here is built into the library.
 NATIVE_DIR = Path(lambda_function.__file__).with_name("native")
+#: The native misread check alone, built for the offline evaluation (``misread_library``).
+MISREAD_SOURCE = NATIVE_DIR / "misread.c"
 
 CC = "gcc"
 # No -ffast-math: NaN must stay NaN. -ffp-contract=off: no fused multiply-add on any target.
@@ -357,3 +362,25 @@ def _compile(model_text: str, compiler: str) -> CompiledArtifact:
         time.perf_counter() - started,
     )
     return artifact
+
+
+@functools.cache
+def misread_library() -> Any | None:
+    """The native misread check alone, built from this repository's source for the offline
+    evaluation (a bundle's own library carries it for serving); None without a compiler."""
+    compiler = shutil.which(CC)
+    if compiler is None:
+        return None
+    work = Path(tempfile.mkdtemp(prefix="misread-"))
+    output = work / "misread.so"
+    try:
+        subprocess.run(
+            [compiler, *CFLAGS, *HARDENING_FLAGS, "-o", str(output), str(MISREAD_SOURCE), "-lm"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return ctypes.CDLL(str(output))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.warning("no native misread check for the evaluation (%s): the reference runs", exc)
+        return None

@@ -8,10 +8,17 @@
    often known species are wrongly called ``unknown``; the held-out species measure how often a
    poisonous mushroom of a species never seen is called ``edible``.
 
-Verdict metrics (threshold + guard) are the shared definitions of
-:mod:`lambda_function.verdict_metrics`, under the same names; ``classifier_*``, ``auc`` and
-``false_edible_without_guard`` describe the threshold alone, without the guard. Rates are pooled
-over folds (sums of counts), not averages of per-fold rates.
+Verdict metrics (threshold + guard + misread check: the served verdict) are the shared
+definitions of :mod:`lambda_function.verdict_metrics`, under the same names; ``classifier_*``,
+``auc`` and ``false_edible_without_guard`` describe the threshold alone, without the guard.
+Rates are pooled over folds (sums of counts), not averages of per-fold rates.
+
+Robustness to one misread attribute (``lambda_function/misread.py``): ``misread_false_edible``
+counts the single-attribute variants of the held-out poisonous rows that the served verdict
+calls edible (every other code of each observed nominal attribute; each measurement x0.8, x0.9,
+x1.1, x1.2, x1.25, x10 and x0.1), out of ``misread_variants``; ``misread_unknown`` counts the
+held-out rows the misread check turned from edible to unknown, and ``edible_called_edible``
+is the share of edible held-out rows still called edible (the check's coverage price).
 """
 
 from __future__ import annotations
@@ -32,15 +39,104 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedGroupKFold
 
 from lambda_function import verdict_metrics as vm
+from lambda_function.misread import MisreadCheck
 from lambda_function.model import (
     FeatureEncoder,
     ModelBundle,
-    decide_verdicts,
+    SpeciesGuard,
+    verdict_codes,
+    verdict_strings,
 )
+from lambda_function.trees import parse_model
+from training.compile import misread_library
 from training.train import FittedModel, fit_model, split_validation
 
 N_FOLDS = 5
 VERDICTS = vm.VERDICTS
+MISREAD_FALSE_EDIBLE = "misread_false_edible"
+MISREAD_VARIANTS = "misread_variants"
+MISREAD_UNKNOWN = "misread_unknown"
+EDIBLE_CALLED_EDIBLE = "edible_called_edible"
+#: The measurement changes of the misread evaluation (the nominal ones: every other code).
+VARIANT_FACTORS = (0.8, 0.9, 1.1, 1.2, 1.25, 10.0, 0.1)
+
+
+def misread_check(
+    booster: Any, guard: SpeciesGuard, threshold: float, encoder: FeatureEncoder
+) -> MisreadCheck:
+    """The served misread check of a model, native when a compiler is at hand."""
+    return MisreadCheck(
+        parse_model(booster.model_to_string()),
+        guard,
+        encoder.feature_order,
+        encoder.vocabularies,
+        threshold,
+        library=misread_library(),
+    )
+
+
+def robust_codes(
+    check: MisreadCheck, booster: Any, matrix: np.ndarray, p: np.ndarray, known: np.ndarray
+) -> np.ndarray:
+    """The served verdict codes: threshold, guard, then the misread check."""
+    codes = verdict_codes(p, known, check.threshold)
+    return check.check(matrix, codes, lambda rows: booster.predict(rows, num_threads=2)).codes
+
+
+def single_changes(matrix: np.ndarray, encoder: FeatureEncoder) -> Any:
+    """Blocks of variants of ``matrix``: one attribute changed in every row of a block."""
+    for j, name in enumerate(encoder.feature_order):
+        column = matrix[:, j]
+        observed = ~np.isnan(column)
+        if name in encoder.vocabularies:
+            for code in range(len(encoder.vocabularies[name])):
+                block = matrix[observed & (column != code)].copy()
+                block[:, j] = code
+                yield block
+        else:
+            for factor in VARIANT_FACTORS:
+                block = matrix[observed].copy()
+                block[:, j] *= factor
+                yield block
+
+
+def misread_false_edible(
+    check: MisreadCheck, booster: Any, poisonous: np.ndarray, encoder: FeatureEncoder
+) -> tuple[int, int]:
+    """(variants called edible, variants) over the single changes of poisonous rows."""
+    edible = n = 0
+    for block in single_changes(poisonous, encoder):
+        if not len(block):
+            continue
+        p = booster.predict(block, num_threads=2)
+        codes = robust_codes(check, booster, block, p, check.guard.compatible(block))
+        edible += int(np.count_nonzero(codes == 0))
+        n += len(block)
+    return edible, n
+
+
+def robustness(
+    check: MisreadCheck,
+    booster: Any,
+    matrix: np.ndarray,
+    y: np.ndarray,
+    p: np.ndarray,
+    known: np.ndarray,
+    encoder: FeatureEncoder,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The served codes of held-out rows and the misread figures (module docstring)."""
+    base = verdict_codes(p, known, check.threshold)
+    codes = robust_codes(check, booster, matrix, p, known)
+    false_edible, n_variants = misread_false_edible(check, booster, matrix[y == 1], encoder)
+    n_edible = int((y == 0).sum())
+    return codes, {
+        MISREAD_FALSE_EDIBLE: false_edible,
+        MISREAD_VARIANTS: n_variants,
+        MISREAD_UNKNOWN: int(np.count_nonzero(codes != base)),
+        EDIBLE_CALLED_EDIBLE: (
+            int(np.count_nonzero((codes == 0) & (y == 0))) / n_edible if n_edible else None
+        ),
+    }
 
 
 def _safe_auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -53,13 +149,19 @@ def confusion(y: np.ndarray, verdicts: np.ndarray) -> vm.Confusion:
 
 
 def verdict_metrics(
-    y: np.ndarray, p: np.ndarray, known: np.ndarray, threshold: float
+    y: np.ndarray,
+    p: np.ndarray,
+    known: np.ndarray,
+    threshold: float,
+    codes: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Classifier metrics (threshold only, no guard: ``classifier_*``, ``auc``,
-    ``false_edible_without_guard``) and the shared verdict metrics (threshold + guard, named as
-    in :mod:`lambda_function.verdict_metrics`)."""
+    ``false_edible_without_guard``) and the shared verdict metrics (of the verdict ``codes``,
+    by default threshold + guard; named as in :mod:`lambda_function.verdict_metrics`)."""
     predicted = (p >= threshold).astype(np.int8)
-    verdicts = np.asarray(decide_verdicts(p, known, threshold))
+    if codes is None:
+        codes = verdict_codes(p, known, threshold)
+    verdicts = np.asarray(verdict_strings(codes))
     table = confusion(y, verdicts)
     return {
         "n_test": int(len(y)),
@@ -75,10 +177,13 @@ def verdict_metrics(
 
 
 def evaluate_bundle(bundle: ModelBundle, matrix: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    """Verdict metrics of a (possibly older) bundle on encoded rows: used by the gate."""
+    """Verdict metrics and misread figures of a (possibly older) bundle's served verdict on
+    encoded rows: used by the gate."""
     p = bundle.booster.predict(matrix, num_threads=2)
     known = bundle.guard.compatible(matrix)
-    return verdict_metrics(y, p, known, bundle.threshold)
+    check = misread_check(bundle.booster, bundle.guard, bundle.threshold, bundle.encoder)
+    codes, figures = robustness(check, bundle.booster, matrix, y, p, known, bundle.encoder)
+    return {**verdict_metrics(y, p, known, bundle.threshold, codes), **figures}
 
 
 @dataclass
@@ -102,9 +207,12 @@ def evaluate_random_split(
     """Fit on rows where ``is_test`` is False, evaluate on the others."""
     train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
     fitted = fit_model(matrix[train_idx], y[train_idx], species[train_idx], encoder, seed)
-    p = fitted.booster.predict(matrix[test_idx])
-    known = fitted.guard.compatible(matrix[test_idx])
-    metrics = verdict_metrics(y[test_idx], p, known, fitted.threshold)
+    test = matrix[test_idx]
+    p = fitted.booster.predict(test)
+    known = fitted.guard.compatible(test)
+    check = misread_check(fitted.booster, fitted.guard, fitted.threshold, encoder)
+    codes, figures = robustness(check, fitted.booster, test, y[test_idx], p, known, encoder)
+    metrics = {**verdict_metrics(y[test_idx], p, known, fitted.threshold, codes), **figures}
     metrics.update(n_train=int(len(train_idx)), fit_seconds=round(fitted.fit_seconds, 3))
     return RandomSplitResult(metrics=metrics, fitted=fitted, y_test=y[test_idx], p_test=p)
 
@@ -130,14 +238,34 @@ def evaluate_species_holdout(
     per_fold: list[dict[str, Any]] = []
     y_all, p_all, v_all = [], [], []
     fe_no_guard = known_total = known_unknown = 0
+    misread_totals = {MISREAD_FALSE_EDIBLE: 0, MISREAD_VARIANTS: 0, MISREAD_UNKNOWN: 0}
+    known_edible = known_edible_called_edible = 0
     for fold, (train_idx, unseen_idx) in enumerate(folds.split(matrix, y, groups=species)):
         fit_idx, known_idx = split_validation(train_idx, species[train_idx], seed)
         fitted = fit_model(matrix[fit_idx], y[fit_idx], species[fit_idx], encoder, seed)
+        check = misread_check(fitted.booster, fitted.guard, fitted.threshold, encoder)
         p = fitted.booster.predict(matrix[unseen_idx])
         known = fitted.guard.compatible(matrix[unseen_idx])
-        unseen = verdict_metrics(y[unseen_idx], p, known, fitted.threshold)
-        # Known species' held-out rows: only the guard's answer matters here.
-        unknown_known = int((~fitted.guard.compatible(matrix[known_idx])).sum())
+        codes, figures = robustness(
+            check, fitted.booster, matrix[unseen_idx], y[unseen_idx], p, known, encoder
+        )
+        unseen = verdict_metrics(y[unseen_idx], p, known, fitted.threshold, codes)
+        for key in misread_totals:
+            misread_totals[key] += figures[key]
+        # Known species' held-out rows: called unknown by the guard or the misread check.
+        known_rows = matrix[known_idx]
+        known_codes = robust_codes(
+            check,
+            fitted.booster,
+            known_rows,
+            fitted.booster.predict(known_rows),
+            fitted.guard.compatible(known_rows),
+        )
+        unknown_known = int(np.count_nonzero(known_codes == 2))
+        known_edible += int((y[known_idx] == 0).sum())
+        known_edible_called_edible += int(
+            np.count_nonzero((known_codes == 0) & (y[known_idx] == 0))
+        )
         fe_no_guard += unseen["false_edible_without_guard"]
         known_total += len(known_idx)
         known_unknown += unknown_known
@@ -155,12 +283,13 @@ def evaluate_species_holdout(
                 vm.DECISION_ACCURACY: unseen[vm.DECISION_ACCURACY],
                 "unknown_rate_unseen": unseen[vm.UNKNOWN_RATE],
                 "unknown_rate_known": unknown_known / max(1, len(known_idx)),
+                MISREAD_FALSE_EDIBLE: figures[MISREAD_FALSE_EDIBLE],
                 "fit_seconds": round(fitted.fit_seconds, 3),
             }
         )
         y_all.append(y[unseen_idx])
         p_all.append(p)
-        v_all.append(np.asarray(decide_verdicts(p, known, fitted.threshold)))
+        v_all.append(np.asarray(verdict_strings(codes)))
     y_unseen, p_unseen = np.concatenate(y_all), np.concatenate(p_all)
     verdicts = np.concatenate(v_all)
     pooled = confusion(y_unseen, verdicts)
@@ -178,6 +307,9 @@ def evaluate_species_holdout(
         "unknown_rate_known": known_unknown / max(1, known_total),
         "n_unseen": int(len(y_unseen)),
         "n_known_holdout": known_total,
+        **misread_totals,
+        # The coverage price on known species: their edible held-out rows still called edible.
+        EDIBLE_CALLED_EDIBLE + "_known": known_edible_called_edible / max(1, known_edible),
         "confusion": pooled,
         "per_fold": per_fold,
     }

@@ -5,8 +5,10 @@ serve`` load this file (MLflow's "models from code": the file is stored in the m
 load, no pickle) with the bundle as the artifact ``bundle`` and ``lambda_function`` as code.
 ``predict`` turns each input row into the JSON payload a producer would send and scores the
 batch with :class:`lambda_function.service.ScoringService`, so the species guard, the threshold,
-the input contract's checks and the output record are the Lambda's own: one output row per
-input row, ``status`` ``scored`` (``verdict``, ``p_poisonous``) or ``rejected`` (``errors``).
+the input contract's checks, the misread check and the output record are the Lambda's own: one
+output row per input row, ``status`` ``scored`` (``verdict``, ``p_poisonous``, and ``misread``:
+the single misread attribute that made an edible verdict ``unknown``, as JSON, else "") or
+``rejected`` (``errors``).
 
 Input: a frame of the 20 features (``schema.FEATURE_NAMES``; nominal codes, null / NaN = not
 observed) and an optional ``mushroom_id`` (default: the row's position).
@@ -34,7 +36,15 @@ from lambda_function.writer import InMemoryWriter
 
 BUNDLE_ARTIFACT = "bundle"
 # The output columns, from the output contract (README, Contracts).
-OUTPUT_COLUMNS = ("mushroom_id", "status", "verdict", "p_poisonous", "model_version", "errors")
+OUTPUT_COLUMNS = (
+    "mushroom_id",
+    "status",
+    "verdict",
+    "p_poisonous",
+    "model_version",
+    "errors",
+    "misread",
+)
 
 
 def _payload(row: Mapping[str, Any], position: int) -> bytes:
@@ -68,6 +78,7 @@ def score_frame(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     result = pd.DataFrame(rows, columns=list(OUTPUT_COLUMNS))
     # A column of strings: a field-by-field list of dicts does not fit MLflow's output schema.
     result["errors"] = [json.dumps(row["errors"]) if row["errors"] else "" for row in rows]
+    result["misread"] = [json.dumps(row["misread"]) if row.get("misread") else "" for row in rows]
     return result
 
 
@@ -94,6 +105,7 @@ def signature() -> ModelSignature:
         ColSpec("double", "p_poisonous", required=False),
         ColSpec("string", "model_version"),
         ColSpec("string", "errors"),
+        ColSpec("string", "misread"),
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 

@@ -35,7 +35,12 @@ DECISION_REJECTED = "rejected"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 # Metrics the gate compares (lambda_function.verdict_metrics), with the better direction.
-GATE_METRICS = ((vm.FALSE_EDIBLE, "lower"), (vm.DECISION_ACCURACY, "higher"))
+#: Safety first: false edibles, also under one misread attribute (training/evaluate.py).
+GATE_METRICS = (
+    (vm.FALSE_EDIBLE, "lower"),
+    ("misread_false_edible", "lower"),
+    (vm.DECISION_ACCURACY, "higher"),
+)
 
 
 # MLflow draws a tqdm bar ("Downloading artifacts: 100%|...") for every multi-file download, a
@@ -188,8 +193,9 @@ def decide_promotion(
     champion_error: str | None = None,
 ) -> tuple[bool, str]:
     """The gate: promote when there is no champion, or the challenger is better on at least one
-    gate figure and worse on none (``false_edible``: poisonous called edible, the safety figure,
-    lower is better; ``decision_accuracy``: right actions, ``unknown`` counting as "do not eat",
+    gate figure and worse on none (``false_edible``: poisonous called edible, and
+    ``misread_false_edible``: the same under one misread attribute, the safety figures, lower is
+    better; ``decision_accuracy``: right actions, ``unknown`` counting as "do not eat",
     higher is better). A tie on every figure is not a promotion.
 
     It fails closed: a champion that exists but could not be evaluated (``champion_error``),

@@ -55,3 +55,28 @@ def test_invoke_prints_each_records_verdict():
         "m2 -> rejected: $: bad",
         "obs-3 -> no verdict read (sequence number 13)",
     ]
+
+
+def test_the_summary_and_invoke_say_which_misread_made_a_verdict_unknown(capsys):
+    from producer import verdict_lines
+
+    misread = {"field": "gill_spacing", "value": "d"}
+    verdicts = [
+        {**_verdict(0, "unknown"), "p_poisonous": 0.002, "misread": misread},
+        {
+            **_verdict(1, "unknown"),
+            "p_poisonous": 0.3,
+            "misread": {"field": "cap_diameter", "value": 7.5},
+        },
+        {**_verdict(2, "edible"), "p_poisonous": 0.001},
+    ]
+    summary = summarise(verdicts, {"m0": "p", "m1": "e", "m2": "e"}, set())
+    assert summary["misread_unknown"] == 2
+    assert summary["misread_fields"] == {"gill_spacing": 1, "cap_diameter": 1}
+    print_summary(summary, records_put=3, seconds=1.0)
+    assert "of the unknown, 2 because one misread attribute" in capsys.readouterr().out
+    event = [{"kinesis": {"partitionKey": "obs-0", "sequenceNumber": "0"}}]
+    assert verdict_lines(event, verdicts[:1]) == [
+        "m0 -> unknown (p_poisonous 0.002, model version 3): gill_spacing misread for 'd' could"
+        " make it poisonous"
+    ]

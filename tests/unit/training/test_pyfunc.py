@@ -91,6 +91,8 @@ def test_the_champion_loads_as_a_pyfunc_with_the_lambdas_verdicts(trained):
         if lambda_output["p_poisonous"] is not None:
             assert output["p_poisonous"] == lambda_output["p_poisonous"]
         assert output["model_version"] == "1"
+        misread = lambda_output.get("misread")
+        assert output["misread"] == (json.dumps(misread) if misread else "")
     # Every kind of outcome is compared, not only the easy ones.
     outcomes = {(o["status"], o["verdict"]) for o in expected.values()}
     assert {("scored", "edible"), ("scored", "poisonous"), ("scored", "unknown")} <= outcomes

@@ -15,7 +15,7 @@ from training import train as train_mod
 
 
 def test_decide_promotion_rules():
-    good = {"false_edible": 0, "decision_accuracy": 0.99}
+    good = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.99}
     assert registry.decide_promotion(good, None) == (True, "first model: no champion yet")
     promoted, reason = registry.decide_promotion({**good, "false_edible": 1}, good)
     assert not promoted and "false_edible 1 vs champion 0" in reason
@@ -28,7 +28,7 @@ def test_decide_promotion_rules():
 
 def test_gate_does_not_promote_a_tie():
     # The retrain-on-the-same-data case: identical figures change nothing for the forager.
-    good = {"false_edible": 0, "decision_accuracy": 0.996971}
+    good = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.996971}
     promoted, reason = registry.decide_promotion(good, dict(good), champion_version="1")
     assert not promoted
     assert reason.startswith("tie with champion on every figure: not promoted")
@@ -36,14 +36,29 @@ def test_gate_does_not_promote_a_tie():
 
 
 def test_gate_promotes_better_safety_with_equal_quality():
-    champion = {"false_edible": 2, "decision_accuracy": 0.99}
+    champion = {"false_edible": 2, "misread_false_edible": 0, "decision_accuracy": 0.99}
     promoted, reason = registry.decide_promotion({**champion, "false_edible": 1}, champion)
     assert promoted and "false_edible 1 vs champion 2" in reason
 
 
+def test_gate_treats_misread_false_edibles_as_safety():
+    champion = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.99}
+    challenger = {**champion, "misread_false_edible": 3, "decision_accuracy": 0.999}
+    promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
+    assert not promoted and "misread_false_edible 3 vs champion 0" in reason
+    promoted, reason = registry.decide_promotion(
+        {**champion, "misread_false_edible": 0}, {**champion, "misread_false_edible": 2}
+    )
+    assert promoted and "misread_false_edible 0 vs champion 2" in reason
+    # A champion evaluated without the figure (or with a NaN) cannot be compared: fail closed.
+    legacy = {"false_edible": 0, "decision_accuracy": 0.99}
+    promoted, reason = registry.decide_promotion(champion, legacy, champion_version="1")
+    assert not promoted and "champion misread_false_edible is not a finite number" in reason
+
+
 def test_gate_refuses_better_on_one_figure_and_worse_on_another():
-    champion = {"false_edible": 0, "decision_accuracy": 0.99}
-    challenger = {"false_edible": 1, "decision_accuracy": 0.999}
+    champion = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.99}
+    challenger = {"false_edible": 1, "misread_false_edible": 0, "decision_accuracy": 0.999}
     promoted, reason = registry.decide_promotion(challenger, champion)
     assert not promoted and reason.startswith("worse than champion")
     assert "false_edible 1 vs champion 0" in reason
@@ -56,20 +71,24 @@ def test_gate_counts_unknown_as_do_not_eat_on_the_same_rows():
     # but no longer a refusal for being worse.
     y = np.array([1, 1, 1, 0])
     p = np.array([0.9, 0.8, 0.7, 0.1])
-    champion = evaluate.verdict_metrics(y, p, np.array([True] * 4), threshold=0.5)
-    challenger = evaluate.verdict_metrics(y, p, np.array([False, False, True, True]), 0.5)
+    robust = {"misread_false_edible": 0}
+    champion = {**evaluate.verdict_metrics(y, p, np.array([True] * 4), threshold=0.5), **robust}
+    challenger = {
+        **evaluate.verdict_metrics(y, p, np.array([False, False, True, True]), 0.5),
+        **robust,
+    }
     assert challenger["decision_accuracy"] == champion["decision_accuracy"] == 1.0
     promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")
     assert not promoted and reason.startswith("tie with champion"), reason
     assert "decision_accuracy 1 (champion 1)" in reason
     # An edible mushroom called unknown is a wrong action: the gate refuses.
-    worse = evaluate.verdict_metrics(y, p, np.array([True, True, True, False]), 0.5)
+    worse = {**evaluate.verdict_metrics(y, p, np.array([True, True, True, False]), 0.5), **robust}
     promoted, reason = registry.decide_promotion(worse, champion, champion_version="1")
     assert not promoted and "decision_accuracy 0.75 vs champion 1" in reason
 
 
 def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
-    good = {"false_edible": 0, "decision_accuracy": 0.99}
+    good = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.99}
     promoted, reason = registry.decide_promotion(
         good, None, champion_version="4", champion_error="model.txt checksum differs"
     )
@@ -82,7 +101,7 @@ def test_gate_fails_closed_when_the_champion_cannot_be_evaluated():
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), None, "n/a"])
 def test_gate_refuses_metrics_it_cannot_compare(side, value):
     # NaN compares False both ways: without a check, "not worse" would promote a broken model.
-    good = {"false_edible": 0, "decision_accuracy": 0.99}
+    good = {"false_edible": 0, "misread_false_edible": 0, "decision_accuracy": 0.99}
     broken = {**good, "decision_accuracy": value}
     challenger, champion = (broken, good) if side == "challenger" else (good, broken)
     promoted, reason = registry.decide_promotion(challenger, champion, champion_version="1")

@@ -1,0 +1,441 @@
+/* The misread check, natively (lambda_function/misread.py describes what it decides).
+ *
+ * Works only on validated numbers: the encoded feature matrix, the verdict codes, and the
+ * trees, guard and cut points that misread.py takes from the bundle's verified files. Every
+ * array comes with its length, every value used as an index is checked against it, and the
+ * model is checked whole at each call (a few thousand comparisons): a bad index is an error
+ * (-1), never a read out of bounds. No global state: the caller owns every buffer but the
+ * scratch memory, which one call allocates and frees.
+ *
+ * For an edible row and one attribute a, only the trees whose path for the row meets a split
+ * on a can change their leaf, from the first such split down. Each of those trees is walked
+ * once from there for all variants of a at once: a set of codes (a bitmask) for a nominal
+ * attribute, a range of the interval's sorted points for a measurement, split at a's nodes.
+ * raw(variant) = raw(row) + sum over those trees of (leaf(variant) - leaf(row)).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define MISREAD_ABI 1
+#define MAX_CODES 64
+#define ZERO_THRESHOLD 1e-35
+/* Summation order differs from LightGBM's: a variant within this of the cut blocks. */
+#define RAW_EPSILON 1e-9
+
+typedef struct {
+    /* trees: child >= 0 is a node, child < 0 the leaf -child - 1 */
+    int32_t n_features, n_trees, n_nodes, n_leaves;
+    int64_t n_cat_bits;
+    const int32_t *roots, *feature, *left, *right, *cat_start, *cat_words;
+    const double *threshold, *leaf_value;
+    const uint8_t *decision_type;
+    const uint32_t *cat_bits;
+    const uint64_t *left_codes; /* per node: the codes 0..63 that go left */
+    const double *node_max;     /* per node: the largest leaf value below it */
+    /* features: n_codes > 0 nominal (codes 0..n_codes-1), 0 numeric */
+    const int32_t *n_codes;
+    /* guard: per feature, rows [guard_offset, guard_offset + guard_rows) of the mask table */
+    int32_t n_words;
+    int64_t table_rows, n_edges, n_cuts;
+    const int64_t *guard_offset, *guard_rows, *edge_offset, *edge_count;
+    const uint64_t *table;
+    const double *edges;
+    /* per numeric feature: its sorted cut points */
+    const int64_t *cut_offset, *cut_count;
+    const double *cuts;
+    int32_t n_intervals;
+    const double *factors; /* (low, high) factor of the value, per interval */
+    double raw_cut;
+} MisreadModel;
+
+EXPORT int32_t mushroom_misread_abi(void) { return MISREAD_ABI; }
+
+static int valid_child(const MisreadModel *m, int32_t c) {
+    return c >= 0 ? c < m->n_nodes : -(int64_t)c - 1 < m->n_leaves;
+}
+
+static int valid_range(int64_t offset, int64_t count, int64_t total) {
+    return offset >= 0 && count >= 0 && offset <= total && count <= total - offset;
+}
+
+static int validate(const MisreadModel *m) {
+    if (m->n_features <= 0 || m->n_trees <= 0 || m->n_nodes < 0 || m->n_leaves <= 0 ||
+        m->n_words <= 0 || m->n_intervals < 0 || m->n_cat_bits < 0)
+        return 0;
+    for (int32_t t = 0; t < m->n_trees; ++t)
+        if (!valid_child(m, m->roots[t])) return 0;
+    for (int32_t k = 0; k < m->n_nodes; ++k) {
+        if (m->feature[k] < 0 || m->feature[k] >= m->n_features) return 0;
+        if (!valid_child(m, m->left[k]) || !valid_child(m, m->right[k])) return 0;
+        if ((m->decision_type[k] & 1) &&
+            !valid_range(m->cat_start[k], m->cat_words[k], m->n_cat_bits))
+            return 0;
+    }
+    for (int32_t f = 0; f < m->n_features; ++f) {
+        int64_t rows = m->guard_rows[f];
+        if (!valid_range(m->guard_offset[f], rows, m->table_rows)) return 0;
+        if (m->n_codes[f] > 0) {
+            if (m->n_codes[f] > MAX_CODES || rows != (int64_t)m->n_codes[f] + 1) return 0;
+        } else {
+            if (m->n_codes[f] < 0) return 0;
+            if (!valid_range(m->edge_offset[f], m->edge_count[f], m->n_edges)) return 0;
+            if (rows != m->edge_count[f] + 1) return 0;
+            if (!valid_range(m->cut_offset[f], m->cut_count[f], m->n_cuts)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* LightGBM's decision (tree.h): 1 when x goes left at node k. */
+static inline __attribute__((always_inline)) int goes_left(const MisreadModel *m, int32_t k, double x) {
+    uint8_t dt = m->decision_type[k];
+    if (dt & 1) {
+        if (isnan(x) || x <= -1.0 || x >= 2147483648.0) return 0;
+        int64_t code = (int64_t)x; /* truncation, as static_cast<int> */
+        int64_t word = code / 32;
+        if (word >= m->cat_words[k]) return 0;
+        return (int)((m->cat_bits[m->cat_start[k] + word] >> (code % 32)) & 1u);
+    }
+    int missing = (dt >> 2) & 3;
+    if (isnan(x) && missing != 2) x = 0.0;
+    if ((missing == 1 && x >= -ZERO_THRESHOLD && x <= ZERO_THRESHOLD) ||
+        (missing == 2 && isnan(x)))
+        return (dt & 2) != 0;
+    return x <= m->threshold[k];
+}
+
+/* Scratch memory of one call. */
+typedef struct {
+    double *base_leaf;  /* per tree: the row's leaf value */
+    /* The first node splitting on feature f on the row's path in tree t, grouped by feature:
+     * entries [first[f], first[f + 1]) of (start_tree, start_node). */
+    int64_t *first, *stamp;
+    int32_t *start_tree, *start_node, *path_feature, *path_tree, *path_node;
+    int64_t max_entries;
+    uint64_t *prefix;   /* (n_features + 1) x words: AND of the masks of features < f */
+    uint64_t *suffix;   /* (n_features + 1) x words: AND of the masks of features >= f */
+    uint64_t *other;    /* words */
+    int64_t *mask_row;  /* per feature: the row's guard table row */
+    int32_t *stack_node;
+    int64_t *stack_a, *stack_b;
+    int64_t stack_size;
+    double *points, *diff, *ends;
+    uint8_t *known; /* per point: the guard knows it */
+    int64_t max_points;
+} Scratch;
+
+static inline int push(Scratch *s, int64_t *top, int32_t node, int64_t a, int64_t b) {
+    if (*top >= s->stack_size) return 0;
+    s->stack_node[*top] = node;
+    s->stack_a[*top] = a;
+    s->stack_b[*top] = b;
+    ++*top;
+    return 1;
+}
+
+static inline int any_word(const uint64_t *a, const uint64_t *b, int32_t n) {
+    for (int32_t w = 0; w < n; ++w)
+        if (a[w] & b[w]) return 1;
+    return 0;
+}
+
+/* The distinct outcomes' values of [low, high] (misread.interval_points); their count. */
+static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, double high,
+                               Scratch *s) {
+    if (low > high) {
+        double t = low;
+        low = high;
+        high = t;
+    }
+    int64_t n_ends = 0;
+    s->ends[n_ends++] = low;
+    /* first cut >= low */
+    int64_t lo = 0, hi = n_cuts;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (cuts[mid] < low) lo = mid + 1; else hi = mid;
+    }
+    for (int64_t c = lo; c < n_cuts && cuts[c] <= high; ++c)
+        if (cuts[c] > s->ends[n_ends - 1]) s->ends[n_ends++] = cuts[c];
+    if (high > s->ends[n_ends - 1]) s->ends[n_ends++] = high;
+    int64_t n = 0;
+    for (int64_t e = 0; e < n_ends; ++e) {
+        s->points[n++] = s->ends[e];
+        if (e + 1 < n_ends) {
+            double middle = (s->ends[e] + s->ends[e + 1]) / 2.0;
+            if (middle > s->ends[e] && middle < s->ends[e + 1]) s->points[n++] = middle;
+        }
+    }
+    return n;
+}
+
+/* Checks one edible row; 1 blocked (feature and value set), 0 not, -1 error. */
+static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t *out_feature,
+                     double *out_value) {
+    const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
+    const int64_t max_steps = (int64_t)m->n_nodes + 1;
+    double raw = 0.0;
+    int64_t n_entries = 0;
+    for (int32_t f = 0; f <= nf; ++f) s->first[f] = 0;
+    for (int32_t t = 0; t < nt; ++t) {
+        int32_t node = m->roots[t];
+        for (int64_t steps = 0; node >= 0; ++steps) {
+            if (steps > max_steps) return -1; /* not a tree */
+            int32_t f = m->feature[node];
+            if (s->stamp[f] != t) { /* the first split on f on this path */
+                s->stamp[f] = t;
+                if (n_entries >= s->max_entries) return -1;
+                s->path_feature[n_entries] = f;
+                s->path_tree[n_entries] = t;
+                s->path_node[n_entries] = node;
+                ++n_entries;
+                ++s->first[f + 1];
+            }
+            node = goes_left(m, node, x[f]) ? m->left[node] : m->right[node];
+        }
+        s->base_leaf[t] = m->leaf_value[-(int64_t)node - 1];
+        raw += s->base_leaf[t];
+    }
+    for (int32_t f = 0; f < nf; ++f) s->stamp[f] = -1; /* for the next row */
+    for (int32_t f = 0; f < nf; ++f) s->first[f + 1] += s->first[f];
+    for (int64_t e = 0; e < n_entries; ++e) { /* grouped by feature, trees in order */
+        int32_t f = s->path_feature[e];
+        int64_t at = s->first[f]++;
+        s->start_tree[at] = s->path_tree[e];
+        s->start_node[at] = s->path_node[e];
+    }
+    for (int32_t f = nf; f > 0; --f) s->first[f] = s->first[f - 1];
+    s->first[0] = 0;
+    /* The guard: each feature's mask row, and ANDs of all features but one. */
+    for (int32_t f = 0; f < nf; ++f) {
+        int64_t bin;
+        if (m->n_codes[f] > 0) {
+            double v = x[f];
+            bin = (isnan(v) || v < 0 || v >= m->n_codes[f]) ? m->n_codes[f] : (int64_t)v;
+        } else {
+            const double *e = m->edges + m->edge_offset[f];
+            int64_t lo = 0, hi = m->edge_count[f];
+            if (isnan(x[f])) lo = hi;
+            while (lo < hi) { /* edges <= x */
+                int64_t mid = lo + (hi - lo) / 2;
+                if (e[mid] <= x[f]) lo = mid + 1; else hi = mid;
+            }
+            bin = lo;
+        }
+        s->mask_row[f] = m->guard_offset[f] + bin;
+    }
+    for (int32_t w = 0; w < nw; ++w) {
+        s->prefix[w] = ~(uint64_t)0;
+        s->suffix[(int64_t)nf * nw + w] = ~(uint64_t)0;
+    }
+    for (int32_t f = 0; f < nf; ++f)
+        for (int32_t w = 0; w < nw; ++w)
+            s->prefix[(int64_t)(f + 1) * nw + w] =
+                s->prefix[(int64_t)f * nw + w] & m->table[s->mask_row[f] * nw + w];
+    for (int32_t f = nf - 1; f >= 0; --f)
+        for (int32_t w = 0; w < nw; ++w)
+            s->suffix[(int64_t)f * nw + w] =
+                s->suffix[(int64_t)(f + 1) * nw + w] & m->table[s->mask_row[f] * nw + w];
+    const double cut = m->raw_cut - RAW_EPSILON;
+
+    for (int32_t a = 0; a < nf; ++a) {
+        double xa = x[a];
+        if (isnan(xa)) continue; /* not observed: stays so */
+        /* No variant of a can score above raw + the sum of its trees' largest possible
+         * change: when that stays below the cut, a cannot block. */
+        const int64_t e0 = s->first[a], e1 = s->first[a + 1];
+        if (e0 == e1) continue; /* no tree reads a on this row's paths: nothing can change */
+        double bound = raw;
+        for (int64_t e = e0; e < e1; ++e)
+            bound += m->node_max[s->start_node[e]] - s->base_leaf[s->start_tree[e]];
+        if (bound < cut) continue;
+        for (int32_t w = 0; w < nw; ++w)
+            s->other[w] = s->prefix[(int64_t)a * nw + w] & s->suffix[(int64_t)(a + 1) * nw + w];
+        const uint64_t *masks = m->table + m->guard_offset[a] * nw;
+        if (m->n_codes[a] > 0) {
+            int32_t n_codes = m->n_codes[a];
+            double delta[MAX_CODES];
+            uint64_t all = n_codes == 64 ? ~(uint64_t)0 : (((uint64_t)1 << n_codes) - 1);
+            if (xa >= 0 && xa < n_codes && xa == floor(xa))
+                all &= ~((uint64_t)1 << (int64_t)xa);
+            /* A code the guard calls unknown cannot block: only the others are walked. */
+            for (int32_t c = 0; c < n_codes; ++c)
+                if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
+                    all &= ~((uint64_t)1 << c);
+            if (!all) continue;
+            for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
+            for (int64_t e = e0; e < e1; ++e) {
+                const int32_t t = s->start_tree[e];
+                int64_t top = 0, pops = 0;
+                if (!push(s, &top, s->start_node[e], (int64_t)all, 0)) return -1;
+                while (top > 0) {
+                    if (++pops > s->stack_size) return -1;
+                    --top;
+                    int32_t node = s->stack_node[top];
+                    uint64_t set = (uint64_t)s->stack_a[top];
+                    if (node < 0) {
+                        double d = m->leaf_value[-(int64_t)node - 1] - s->base_leaf[t];
+                        for (; set; set &= set - 1) delta[__builtin_ctzll(set)] += d;
+                    } else if (m->feature[node] == a) {
+                        uint64_t l = set & m->left_codes[node], r = set & ~m->left_codes[node];
+                        if (l && !push(s, &top, m->left[node], (int64_t)l, 0)) return -1;
+                        if (r && !push(s, &top, m->right[node], (int64_t)r, 0)) return -1;
+                    } else {
+                        int32_t next = goes_left(m, node, x[m->feature[node]]) ? m->left[node]
+                                                                               : m->right[node];
+                        if (!push(s, &top, next, (int64_t)set, 0)) return -1;
+                    }
+                }
+            }
+            for (int32_t c = 0; c < n_codes; ++c) {
+                if (!((all >> c) & 1)) continue;
+                if (raw + delta[c] >= cut) {
+                    *out_feature = a;
+                    *out_value = (double)c;
+                    return 1;
+                }
+            }
+            continue;
+        }
+        const double *cuts = m->cuts + m->cut_offset[a];
+        const double *edges = m->edges + m->edge_offset[a];
+        const int64_t n_edges = m->edge_count[a];
+        for (int32_t k = 0; k < m->n_intervals; ++k) {
+            int64_t n = interval_points(cuts, m->cut_count[a], xa * m->factors[2 * k],
+                                        xa * m->factors[2 * k + 1], s);
+            /* The guard first: points it calls unknown cannot block; only the range from
+             * the first to the last other point is walked. */
+            int64_t first_ok = -1, last_ok = -1, bin = 0;
+            for (int64_t p = 0; p < n; ++p) {
+                while (bin < n_edges && edges[bin] <= s->points[p]) ++bin;
+                s->known[p] = (uint8_t)any_word(s->other, masks + bin * nw, nw);
+                if (s->known[p]) {
+                    if (first_ok < 0) first_ok = p;
+                    last_ok = p;
+                }
+            }
+            if (first_ok < 0) continue;
+            for (int64_t p = 0; p <= n; ++p) s->diff[p] = 0.0;
+            for (int64_t e = e0; e < e1; ++e) {
+                const int32_t t = s->start_tree[e];
+                int64_t top = 0, pops = 0;
+                if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
+                while (top > 0) {
+                    if (++pops > s->stack_size) return -1;
+                    --top;
+                    int32_t node = s->stack_node[top];
+                    int64_t lo = s->stack_a[top], hi = s->stack_b[top];
+                    if (node < 0) {
+                        double d = m->leaf_value[-(int64_t)node - 1] - s->base_leaf[t];
+                        s->diff[lo] += d;
+                        s->diff[hi + 1] -= d;
+                    } else if (m->feature[node] == a) {
+                        uint8_t dt = m->decision_type[node];
+                        if (!(dt & 1) && ((dt >> 2) & 3) != 1) {
+                            /* x <= threshold goes left (points are never NaN): a prefix */
+                            int64_t l = lo, h = hi + 1;
+                            while (l < h) {
+                                int64_t mid = l + (h - l) / 2;
+                                if (s->points[mid] <= m->threshold[node]) l = mid + 1; else h = mid;
+                            }
+                            if (l > lo && !push(s, &top, m->left[node], lo, l - 1)) return -1;
+                            if (l <= hi && !push(s, &top, m->right[node], l, hi)) return -1;
+                        } else { /* any other rule: runs of points going the same way */
+                            int64_t run = lo;
+                            int side = goes_left(m, node, s->points[lo]);
+                            for (int64_t p = lo + 1; p <= hi + 1; ++p) {
+                                int next = p <= hi ? goes_left(m, node, s->points[p]) : !side;
+                                if (next != side) {
+                                    int32_t child = side ? m->left[node] : m->right[node];
+                                    if (!push(s, &top, child, run, p - 1)) return -1;
+                                    run = p;
+                                    side = next;
+                                }
+                            }
+                        }
+                    } else {
+                        int32_t next = goes_left(m, node, x[m->feature[node]]) ? m->left[node]
+                                                                               : m->right[node];
+                        if (!push(s, &top, next, lo, hi)) return -1;
+                    }
+                }
+            }
+            double delta = 0.0;
+            for (int64_t p = 0; p <= last_ok; ++p) {
+                delta += s->diff[p];
+                if (!s->known[p]) continue;
+                if (raw + delta >= cut) {
+                    *out_feature = a;
+                    *out_value = s->points[p];
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* Rows whose code is 0 (edible) are checked; a blocked one gets code 2 (unknown) and its
+ * variant in out_feature/out_value (out_feature -1 for the others). Returns the number of
+ * rows blocked, or -1 when the model is inconsistent (or memory runs out). */
+EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matrix,
+                                      int64_t n_rows, int32_t n_columns, int8_t *codes,
+                                      int32_t *out_feature, double *out_value) {
+    if (m == NULL || n_rows < 0 || n_columns != m->n_features || !validate(m)) return -1;
+    int64_t max_cut = 0;
+    for (int32_t f = 0; f < m->n_features; ++f)
+        if (m->n_codes[f] == 0 && m->cut_count[f] > max_cut) max_cut = m->cut_count[f];
+    Scratch s;
+    const int64_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
+    s.stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
+    s.max_points = 2 * (max_cut + 2);
+    s.base_leaf = malloc(sizeof(double) * nt);
+    s.max_entries = (int64_t)m->n_nodes + 1;
+    s.first = malloc(sizeof(int64_t) * (nf + 1));
+    s.stamp = malloc(sizeof(int64_t) * nf);
+    s.start_tree = malloc(sizeof(int32_t) * s.max_entries);
+    s.start_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_feature = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_tree = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.prefix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
+    s.suffix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
+    s.other = malloc(sizeof(uint64_t) * nw);
+    s.mask_row = malloc(sizeof(int64_t) * nf);
+    s.stack_node = malloc(sizeof(int32_t) * s.stack_size);
+    s.stack_a = malloc(sizeof(int64_t) * s.stack_size);
+    s.stack_b = malloc(sizeof(int64_t) * s.stack_size);
+    s.points = malloc(sizeof(double) * s.max_points);
+    s.diff = malloc(sizeof(double) * (s.max_points + 1));
+    s.ends = malloc(sizeof(double) * s.max_points);
+    s.known = malloc(s.max_points);
+    int64_t blocked = 0;
+    if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_node ||
+        !s.path_feature || !s.path_tree || !s.path_node || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
+        !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends ||
+        !s.known) {
+        blocked = -1;
+    }
+    if (blocked == 0)
+        for (int32_t f = 0; f < nf; ++f) s.stamp[f] = -1;
+    for (int64_t i = 0; i < n_rows && blocked >= 0; ++i) {
+        out_feature[i] = -1;
+        out_value[i] = 0.0;
+        if (codes[i] != 0) continue;
+        int r = check_row(m, matrix + i * nf, &s, &out_feature[i], &out_value[i]);
+        if (r < 0) {
+            blocked = -1;
+        } else if (r > 0) {
+            codes[i] = 2;
+            ++blocked;
+        }
+    }
+    free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_node);
+    free(s.path_feature); free(s.path_tree); free(s.path_node); free(s.prefix); free(s.suffix); free(s.other);
+    free(s.mask_row); free(s.stack_node); free(s.stack_a); free(s.stack_b);
+    free(s.points); free(s.diff); free(s.ends); free(s.known);
+    return blocked;
+}

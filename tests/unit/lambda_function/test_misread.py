@@ -1,0 +1,247 @@
+"""The misread check, one rule at a time, on hand-written trees (reference and native alike)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from lambda_function import schema
+from lambda_function.misread import INTERVAL_FACTORS, MisreadCheck, interval_points
+from lambda_function.model import FeatureEncoder, ModelBundle, SpeciesGuard
+from lambda_function.service import ScoringService
+from lambda_function.trees import parse_model
+from lambda_function.writer import InMemoryWriter
+from tests.fakes.scorer import kinesis_event, valid_record
+
+ENCODER = FeatureEncoder.from_schema()
+CAP = schema.FEATURE_NAMES.index("cap_diameter")
+SHAPE = schema.FEATURE_NAMES.index("cap_shape")
+SPACING = schema.FEATURE_NAMES.index("gill_spacing")
+N_FEATURES = len(schema.FEATURE_NAMES)
+
+
+def model_text(*trees: dict) -> str:
+    """A LightGBM model.txt of hand-written trees: each a dict of the node arrays."""
+    header = (
+        "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n"
+        f"max_feature_idx={N_FEATURES - 1}\nobjective=binary sigmoid:1\n"
+    )
+    blocks = []
+    for t, tree in enumerate(trees):
+        lines = [f"Tree={t}", f"num_leaves={len(tree['leaf_value'])}"]
+        for key in ("split_feature", "threshold", "decision_type", "left_child", "right_child"):
+            lines.append(f"{key}=" + " ".join(str(v) for v in tree[key]))
+        lines.append("leaf_value=" + " ".join(str(v) for v in tree["leaf_value"]))
+        if "cat_threshold" in tree:
+            lines.append("cat_boundaries=" + " ".join(str(v) for v in tree["cat_boundaries"]))
+            lines.append("cat_threshold=" + " ".join(str(v) for v in tree["cat_threshold"]))
+        lines.append("shrinkage=1")
+        blocks.append("\n".join(lines) + "\n")
+    return header + "\n" + "\n".join(blocks) + "\nend of trees\n"
+
+
+def numeric_band(feature: int, low: float, high: float) -> dict:
+    """Poisonous (+5) exactly when low < x <= high, edible (-5) elsewhere."""
+    return {
+        "split_feature": [feature, feature],
+        "threshold": [low, high],
+        "decision_type": [2, 2],
+        "left_child": [-1, -2],
+        "right_child": [1, -3],
+        "leaf_value": [-5, 5, -5],
+    }
+
+
+def poisonous_code(feature: int, code: int) -> dict:
+    """Poisonous (+5) exactly when the nominal feature has ``code``, else edible (-5)."""
+    return {
+        "split_feature": [feature],
+        "threshold": [0],
+        "decision_type": [9],  # categorical, missing type NaN
+        "left_child": [-1],
+        "right_child": [-2],
+        "leaf_value": [5, -5],
+        "cat_boundaries": [0, 1],
+        "cat_threshold": [1 << code],
+    }
+
+
+def guard(species_codes: list[dict[int, int]] | None = None) -> SpeciesGuard:
+    """Every value known (one species); or species given by their nominal codes
+    (feature -> code), every other value of theirs known."""
+    species_codes = species_codes or [{}]
+    n = len(species_codes)
+    kinds, edges, masks = [], [], []
+    for j, name in enumerate(ENCODER.feature_order):
+        if name in ENCODER.vocabularies:
+            n_codes = len(ENCODER.vocabularies[name])
+            mask = np.zeros((n_codes + 1, 1), dtype=np.uint64)
+            for s, codes in enumerate(species_codes):
+                rows = [codes[j]] if j in codes else range(n_codes + 1)
+                for row in rows:
+                    mask[row, 0] |= np.uint64(1 << s)
+            kinds.append("nominal")
+            edges.append(None)
+        else:
+            mask = np.full((1, 1), (1 << n) - 1, dtype=np.uint64)
+            kinds.append("numeric")
+            edges.append(np.empty(0))
+        masks.append(mask)
+    return SpeciesGuard(n_species=n, kinds=kinds, edges=edges, masks=masks)
+
+
+def row(**values: float) -> np.ndarray:
+    """A matrix of one row: code 0 / 1.0 everywhere, NaN never, but for ``values``."""
+    x = np.array([0.0 if f in ENCODER.vocabularies else 5.0 for f in ENCODER.feature_order])
+    for name, value in values.items():
+        x[schema.FEATURE_NAMES.index(name)] = value
+    return x[None, :]
+
+
+@pytest.fixture(scope="module")
+def native_library(_tiny_compiled_source):
+    """The compiled library of a bundle (it carries native/misread.c)."""
+    return ModelBundle.load(_tiny_compiled_source).predictor.library
+
+
+@pytest.fixture(params=["reference", "native"])
+def run(request):
+    """Check one matrix with a model, a guard and a threshold: (codes, misread per row)."""
+
+    def check(text: str, species_guard: SpeciesGuard, matrix: np.ndarray, threshold=0.5):
+        ensemble = parse_model(text)
+        library = request.getfixturevalue("native_library") if request.param == "native" else None
+        checker = MisreadCheck(
+            ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, library
+        )
+        assert checker.kind == request.param, checker.native_unavailable_reason
+        p = ensemble.predict(matrix)
+        known = species_guard.compatible(matrix)
+        codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+        result = checker.check(matrix, codes, ensemble.predict)
+        return result.codes.tolist(), [
+            checker.describe(int(f), float(v)) for f, v in zip(result.feature, result.value)
+        ]
+
+    return check
+
+
+def test_a_nominal_swap_to_a_poisonous_code_makes_edible_unknown(run):
+    text = model_text(poisonous_code(SPACING, 1))
+    codes, misread = run(text, guard(), np.vstack([row(gill_spacing=0), row(gill_spacing=1)]))
+    assert codes == [2, 1]  # edible -> unknown; the poisonous row stays poisonous
+    assert misread == [
+        {"field": "gill_spacing", "value": ENCODER.vocabularies["gill_spacing"][1]},
+        None,
+    ]
+
+
+def test_a_row_with_no_dangerous_variant_stays_edible(run):
+    # Only cap_diameter in (40, 41] is poisonous: 5 cm is far from it, even slipped (0.5, 50).
+    codes, misread = run(model_text(numeric_band(CAP, 40.0, 41.0)), guard(), row(cap_diameter=5))
+    assert (codes, misread) == ([0], [None])
+
+
+def test_a_threshold_strictly_inside_the_interval_is_found(run):
+    # Poisonous only for 10 < x <= 10.5: both ends of [0.8 * 9, 1.25 * 9] = [7.2, 11.25] are
+    # edible; a check of the ends alone would call 9 cm edible.
+    text = model_text(numeric_band(CAP, 10.0, 10.5))
+    assert parse_model(text).predict(row(cap_diameter=7.2))[0] < 0.5
+    assert parse_model(text).predict(row(cap_diameter=11.25))[0] < 0.5
+    codes, misread = run(text, guard(), row(cap_diameter=9.0))
+    assert codes == [2]
+    assert misread[0]["field"] == "cap_diameter" and 10.0 < misread[0]["value"] <= 10.5
+
+
+@pytest.mark.parametrize(
+    "value, blocked",
+    [(8.0, False), (8.01, True), (12.5, True), (12.6, False)],
+)
+def test_the_interval_is_point_eight_to_one_point_two_five_of_the_value(run, value, blocked):
+    # Poisonous for 10 < x <= 10.0000001: reachable from v when 0.8 v <= 10.0000001 and
+    # 1.25 v > 10, i.e. v in (8, 12.5000001].
+    text = model_text(numeric_band(CAP, 10.0, 10.0000001))
+    codes, _ = run(text, guard(), row(cap_diameter=value))
+    assert codes == [2 if blocked else 0]
+
+
+@pytest.mark.parametrize("value, slipped", [(12.0, 120.0), (1500.0, 150.0)])
+def test_a_unit_slip_is_a_variant(run, value, slipped):
+    # Poisonous only in (100, 200]: 12 cm read for 120, or 1500 for 150 (x10 / x0.1).
+    codes, misread = run(
+        model_text(numeric_band(CAP, 100.0, 200.0)), guard(), row(cap_diameter=value)
+    )
+    assert codes == [2]
+    assert misread[0]["field"] == "cap_diameter"
+    assert misread[0]["value"] == pytest.approx(slipped, rel=1e-8)
+
+
+def test_a_variant_the_guard_calls_unknown_does_not_block(run):
+    # Two species: (gill_spacing 0, cap_shape 0) and (gill_spacing 1, cap_shape 1). The swap
+    # 0 -> 1 of gill_spacing alone is poisonous but unlike both: it does not block.
+    text = model_text(poisonous_code(SPACING, 1))
+    two = guard([{SPACING: 0, SHAPE: 0}, {SPACING: 1, SHAPE: 1}])
+    codes, misread = run(text, two, row(gill_spacing=0, cap_shape=0))
+    assert (codes, misread) == ([0], [None])
+    # With one species that has both spacings, the same swap blocks.
+    codes, _ = run(text, guard([{SHAPE: 0}]), row(gill_spacing=0, cap_shape=0))
+    assert codes == [2]
+
+
+def test_an_unobserved_attribute_stays_unobserved(run):
+    # NaN (not observed) goes right (edible) at the split; it is not varied into code 1.
+    text = model_text(poisonous_code(SPACING, 1))
+    codes, misread = run(text, guard(), row(gill_spacing=math.nan))
+    assert (codes, misread) == ([0], [None])
+
+
+def test_only_edible_rows_are_changed():
+    text = model_text(poisonous_code(SPACING, 1))
+    matrix = np.vstack([row(gill_spacing=0)] * 3)
+    ensemble = parse_model(text)
+    checker = MisreadCheck(ensemble, guard(), ENCODER.feature_order, ENCODER.vocabularies, 0.5)
+    result = checker.check(matrix, np.array([0, 1, 2], dtype=np.int8), ensemble.predict)
+    assert result.codes.tolist() == [2, 1, 2] and result.feature.tolist()[1:] == [-1, -1]
+
+
+def test_a_tie_with_the_threshold_blocks(run):
+    # A variant exactly at the threshold is poisonous (p >= threshold): never edible.
+    text = model_text({**poisonous_code(SPACING, 1), "leaf_value": [0.0, -5]})
+    codes, _ = run(text, guard(), row(gill_spacing=0), threshold=0.5)
+    assert codes == [2]
+
+
+def test_interval_points_cover_every_piece():
+    cuts = np.array([1.0, 2.0, 3.0, 10.0])
+    points = interval_points(1.5, 3.0, cuts)
+    # 1.5, (1.5, 2) -> 1.75, 2, (2, 3) -> 2.5, 3
+    assert points.tolist() == [1.5, 1.75, 2.0, 2.5, 3.0]
+    assert interval_points(0.0, 0.0, cuts).tolist() == [0.0]
+    assert INTERVAL_FACTORS[0] == (0.8, 1.25)
+
+
+def test_the_service_writes_the_misread_field_and_the_unknown_verdict():
+    text = model_text(poisonous_code(SPACING, 1))
+    ensemble = parse_model(text)
+
+    class TreesPredictor:
+        kind = "trees"
+        predict = staticmethod(ensemble.predict)
+
+    bundle = ModelBundle(
+        model_text=text, predictor=TreesPredictor(), encoder=ENCODER, guard=guard(), threshold=0.5
+    )
+    safe = {**valid_record(), "mushroom_id": "a", "gill_spacing": None}
+    risky = {**valid_record(), "mushroom_id": "b", "gill_spacing": "c"}
+    assert ENCODER.vocabularies["gill_spacing"].index("c") != 1
+    writer = InMemoryWriter()
+    payloads = [json.dumps(record).encode() for record in (safe, risky)]
+    ScoringService(bundle, writer).score_records(kinesis_event(payloads)["Records"])
+    outputs = [json.loads(data) for _, _, data in writer.records]
+    assert [o["verdict"] for o in outputs] == ["edible", "unknown"]
+    assert "misread" not in outputs[0]  # consumers that ignore it see the same record
+    spacing = ENCODER.vocabularies["gill_spacing"][1]
+    assert outputs[1]["misread"] == {"field": "gill_spacing", "value": spacing}
