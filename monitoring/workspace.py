@@ -6,7 +6,7 @@ time and tagged ``window=...`` and ``model_version=...``; the run holds the wind
 (:data:`FIGURES`, each a ``MeanValue`` of a one-row dataset, so the dashboard plots the value
 the cycle published) and, when drift was computed, Evidently's own drift results. Every figure
 has a bar panel, one bar per window: windows are discrete, and Evidently's line panel joins
-them with a smoothed curve that its panel API cannot turn off (decision 0007). A figure with an
+them with a smoothed curve that its panel API cannot turn off (decision 0010). A figure with an
 alarm also plots the alarm's threshold as a second series (the panel API draws series, not
 reference lines) and names it in the subtitle.
 
