@@ -43,6 +43,8 @@ locals {
         { name = "input_sequence_number", type = "string" },
         { name = "scored_at", type = "string" },
         { name = "errors", type = "array<struct<field:string,message:string>>" },
+        # Absent unless the misread check made the verdict unknown; a code or a number as text.
+        { name = "misread", type = "struct<field:string,value:string>" },
       ]
     }
     observations = {

@@ -34,6 +34,8 @@ def _hive_type(annotation: object) -> str:
         return "double"
     if "tuple" in text:
         return "array<struct<field:string,message:string>>"
+    if "dict" in text:  # misread: {"field", "value"}, the value a code or a number
+        return "struct<field:string,value:string>"
     return "string"
 
 
