@@ -130,9 +130,17 @@ def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
 
     base = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "LOCAL_DIR": str(tmp_path)}
     settings = Settings.from_env(base)
-    assert MonitoringConfig.from_env(settings, base).source == "streams"
+    assert MonitoringConfig.from_env(settings, base).source == "streams"  # no archive deployed
+    assert MonitoringConfig.from_env(settings, base).archive_grace_seconds == 0
     stack = {**base, "MONITORING_SOURCE": "archive"}
     assert MonitoringConfig.from_env(settings, stack).source == "archive"
+    # A deployed stack with an archive (make deploy writes its outputs to stack.env): the
+    # archive by default, streams only when asked for.
+    deployed = {**base, "AWS_TARGET": "moto", "ARCHIVE_VERDICTS_PREFIX": "archive/verdicts/"}
+    assert MonitoringConfig.from_env(settings, deployed).source == "archive"
+    assert MonitoringConfig.from_env(settings, deployed).archive_grace_seconds == 20
+    pinned = {**deployed, "MONITORING_SOURCE": "streams"}
+    assert MonitoringConfig.from_env(settings, pinned).source == "streams"
     assert (
         MonitoringConfig.from_env(settings, {**stack, "AWS_TARGET": "aws"}).archive_grace_seconds
         == 960
