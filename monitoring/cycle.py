@@ -591,7 +591,9 @@ def _archive_cycle(
 
 
 def _objects(count: int | None) -> str:
-    return "verdict objects not counted" if count is None else f"{count} verdict objects"
+    if count is None:
+        return "verdict objects not counted"
+    return f"{count} verdict object{'' if count == 1 else 's'}"
 
 
 def _sampled_observations(

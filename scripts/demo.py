@@ -80,7 +80,7 @@ def explore_hints(models_bucket: str, rollback: bool) -> list[str]:
         "make monitoring-ui  # the monitoring dashboard over time (http://127.0.0.1:8000)",
         "make invoke         # one event through the alias live, with its verdicts",
         "make rollback       # the alias back to the version served before",
-        "make status         # what runs: the emulator, the background service scoring records",
+        "make status         # what runs: the emulator, the service scoring and archiving records",
         "make down           # stop the emulator and the background service",
     ]
     return [hint for hint in hints if rollback or not hint.startswith("make rollback")]
