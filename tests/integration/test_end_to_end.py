@@ -535,13 +535,20 @@ def test_the_background_service_scores_what_the_aws_cli_puts(
                 for line in lines
             )
 
+        def delivered() -> int:  # the health file is rewritten every second: it may lag S3
+            pump = poller_health("firehose", deployed.local_dir) or {}
+            return int(pump.get("records_delivered", 0))
+
         deadline = time.monotonic() + 90
-        while not (archived("archive_verdicts_prefix") and archived("archive_observations_prefix")):
+        while not (
+            archived("archive_verdicts_prefix")
+            and archived("archive_observations_prefix")
+            and delivered() >= 2
+        ):
             assert time.monotonic() < deadline, services_status(deployed.local_dir)
             time.sleep(0.5)
         pump = poller_health("firehose", deployed.local_dir)
         assert pump is not None and pump["healthy"], pump
-        assert pump["records_delivered"] >= 2
 
         out = tmp_path / "out.json"
         alias = deployed.outputs["function_alias"]
