@@ -184,6 +184,9 @@ SOURCES = ("archive", "streams")
 DEFAULT_LOOK_BACK_DAYS = 30
 DEFAULT_DEDUPE_HORIZON_S = 3600
 DEFAULT_AWS_GRACE_S = 960
+# On the emulator the background service's pump (or LocalStack's Firehose) buffers 10 s
+# (terraform's local archive_buffering_interval_s); twice that leaves room on a busy machine.
+DEFAULT_LOCAL_GRACE_S = 20
 
 
 def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -242,15 +245,18 @@ class MonitoringConfig:
         drift_max_rows: drift is computed on a seeded sample of at most this many of a
             window's observations (``MONITORING_DRIFT_MAX_ROWS``, default 10,000).
         source: where a window's verdicts come from (``MONITORING_SOURCE``): ``archive`` (SQL
-            over the archive) or ``streams`` (the Kinesis streams after checkpoints; the
-            default until ``make demo-drift``, whose windows run on a simulated clock, and the
-            demo's pump flush are wired for the archive).
+            over the archive; the default when the deployed stack has one, i.e.
+            ``ARCHIVE_VERDICTS_PREFIX`` is set, as `make deploy` writes it to stack.env) or
+            ``streams`` (the Kinesis streams after checkpoints: the default without an
+            archive, and what ``make demo-drift`` asks for, whose windows run on a simulated
+            clock that windows by ``scored_at`` cannot follow).
         query_engine: what runs the archive's SQL (``MONITORING_QUERY_ENGINE``: duckdb, the
             embedded default, or athena with ``ATHENA_WORKGROUP`` and ``ARCHIVE_DATABASE``).
         look_back_days: how late a label may come and still join its verdict
             (``MONITORING_LOOK_BACK_DAYS``, default 30; it bounds what a query scans).
         archive_grace_seconds: a window ends this long before now, so every verdict in it
-            has reached the archive (``MONITORING_ARCHIVE_GRACE_SECONDS``; 960 on AWS, 0 else).
+            has reached the archive (``MONITORING_ARCHIVE_GRACE_SECONDS``; 960 on AWS, 20 on
+            the emulator, whose Firehose buffers 10 s; 0 without an AWS target).
         dedupe_horizon_seconds: copies of a verdict (same input_sequence_number) counted in
             an earlier window are looked for this far back (``MONITORING_DEDUPE_HORIZON_SECONDS``).
     """
@@ -323,7 +329,8 @@ class MonitoringConfig:
             raise ValueError(
                 f"MONITORING_QUERY_ENGINE must be one of {QUERY_ENGINES}, got {engine!r}"
             )
-        source = (env.get("MONITORING_SOURCE") or "streams").lower()
+        has_archive = bool(env.get("ARCHIVE_VERDICTS_PREFIX"))
+        source = (env.get("MONITORING_SOURCE") or ("archive" if has_archive else "streams")).lower()
         if source not in SOURCES:
             raise ValueError(f"MONITORING_SOURCE must be one of {SOURCES}, got {source!r}")
         return cls(
@@ -356,17 +363,25 @@ class MonitoringConfig:
             athena_workgroup=env.get("ATHENA_WORKGROUP") or None,
             athena_database=env.get("ARCHIVE_DATABASE") or None,
             look_back_days=_positive_int(env, "MONITORING_LOOK_BACK_DAYS", DEFAULT_LOOK_BACK_DAYS),
-            # AWS: Firehose's buffering interval and delivery must fit in it; the emulator's
-            # pump is flushed before a cycle reads.
+            # Firehose's buffering interval and delivery must fit in it (AWS: up to 900 s; the
+            # emulator's pump in the background service: 10 s).
             archive_grace_seconds=_minimum(
                 env,
                 "MONITORING_ARCHIVE_GRACE_SECONDS",
-                DEFAULT_AWS_GRACE_S if (env.get("AWS_TARGET") or "").lower() == "aws" else 0,
+                _default_grace(env.get("AWS_TARGET")),
             ),
             dedupe_horizon_seconds=_minimum(
                 env, "MONITORING_DEDUPE_HORIZON_SECONDS", DEFAULT_DEDUPE_HORIZON_S
             ),
         )
+
+
+def _default_grace(target: str | None) -> int:
+    """How long before now a window over the archive ends, by default, on ``target``."""
+    target = (target or "").lower()
+    if target == "aws":
+        return DEFAULT_AWS_GRACE_S
+    return DEFAULT_LOCAL_GRACE_S if target else 0
 
 
 def _minimum(env: Mapping[str, str], key: str, default: int) -> int:

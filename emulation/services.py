@@ -8,10 +8,14 @@ list of pollers, each with ``start``, ``stop`` and ``health``:
   Lambda runtime (emulation/lambda_runtime) with the Lambda service's semantics. Mappings are
   listed again every ``relist_s`` seconds, so one created, enabled, disabled or deleted later is
   picked up.
+- ``firehose``: every Firehose delivery stream with a Kinesis source, pumped to S3 with
+  Firehose's semantics (emulation/firehose_pump: buffering hints, at-least-once), so a record
+  put on a stream reaches the archive with no other command. Its checkpoints are in
+  ``<local dir>/firehose-pump``, held by the pump's own lock.
 
-Another poller (e.g. a Firehose delivery stream pump) is one more class with the same three
-methods, added to ``build_pollers``. The process holds the runtime's PollerLock, so nothing else
-polls the same checkpoints meanwhile (no record delivered twice). Its pid and log are in
+Another poller is one more class with the same three methods, added to ``build_pollers``. The
+process holds the runtime's PollerLock, so nothing else polls the same checkpoints meanwhile
+(no record delivered twice). Its pid and log are in
 ``.local/services.json`` and ``.local/services.log``; it rewrites ``.local/services-health.json``
 every second (heartbeat, and each poller's health and counters), which `make status` reads.
 `make down` stops it (SIGTERM to its process group: the pollers stop, then their workers).
@@ -58,6 +62,10 @@ COUNTERS = (
     "function_errors",
     "on_failure_records",
 )
+
+
+#: The Firehose pump's counters that `status` prints (since the service started).
+ARCHIVE_COUNTERS = ("records_read", "records_delivered", "objects_written", "buffered")
 
 
 class ServiceError(RuntimeError):
@@ -296,9 +304,84 @@ class LambdaPoller:
         run.thread.start()
 
 
-def build_pollers(state_dir: Path, say: Callable[[str], None]) -> list[Poller]:
-    """The loops the service hosts. A new one (e.g. a Firehose pump) is appended here."""
-    return [LambdaPoller(state_dir, say=say)]
+# ---------------------------------------------------------------------------------------------
+# The Firehose poller
+# ---------------------------------------------------------------------------------------------
+
+PUMP_DIR_NAME = "firehose-pump"
+
+
+def pump_state_dir(local_dir: Path) -> Path:
+    """The Firehose pump's checkpoints and lock of a stack: ``<local_dir>/firehose-pump``."""
+    return Path(local_dir) / PUMP_DIR_NAME
+
+
+class FirehosePoller:
+    """Runs the Firehose pump (emulation/firehose_pump) in the service. A pump that cannot
+    start (another one holds its checkpoints) is unhealthy with the reason and tried again
+    every ``retry_s`` seconds; once started, its own health is the poller's."""
+
+    name = "firehose"
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        make: Callable[[], Any] | None = None,
+        retry_s: float = RETRY_S,
+        say: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.state_dir = Path(state_dir)
+        self._make = make or self._make_pump
+        self.retry_s, self._say = retry_s, say
+        self._pump: Any = None
+        self._error = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _make_pump(self) -> Any:
+        from emulation.firehose_pump import make_pump
+
+        return make_pump(self.state_dir)
+
+    def _attempt(self) -> bool:
+        try:
+            pump = self._make()
+            pump.start()  # raises PumpBusy at once when another pump holds the checkpoints
+        except Exception as exc:  # retried; health says why meanwhile
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._say(f"firehose: {self._error} (retrying in {self.retry_s:.0f} s)")
+            return False
+        self._pump, self._error = pump, ""
+        self._say(f"firehose: pumping Kinesis-sourced delivery streams (state {self.state_dir})")
+        return True
+
+    def _retry(self) -> None:
+        while not self._stop.wait(self.retry_s):
+            if self._attempt():
+                return
+
+    def start(self) -> None:
+        if not self._attempt():
+            self._thread = threading.Thread(target=self._retry, name="firehose-retry", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pump is not None:
+            self._pump.stop(timeout)  # writes what is buffered, releases the lock
+
+    def health(self) -> dict[str, Any]:
+        if self._pump is not None:
+            return dict(self._pump.health())
+        return {"healthy": False, "detail": self._error or "starting"}
+
+
+def build_pollers(local_dir: Path, state_dir: Path, say: Callable[[str], None]) -> list[Poller]:
+    """The loops the service hosts: the Lambda runtime and the Firehose pump."""
+    return [LambdaPoller(state_dir, say=say), FirehosePoller(pump_state_dir(local_dir), say=say)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +450,7 @@ def _run_service(local_dir: Path, state_dir: Path) -> int:
         return 2
     try:
         say(f"background service started (pid {os.getpid()}, runtime state {state_dir})")
-        serve(build_pollers(state_dir, say), local_dir / HEALTH_NAME, stop)
+        serve(build_pollers(local_dir, state_dir, say), local_dir / HEALTH_NAME, stop)
     finally:
         lock.release()
         say("background service stopped")
@@ -407,6 +490,12 @@ class ServiceStatus:
             for name, function in (poller.get("functions") or {}).items():
                 counts = ", ".join(f"{k} {function.get(k, 0)}" for k in COUNTERS)
                 out.append(f"    {name} ({function.get('state')}): {counts}")
+            if "records_delivered" in poller:
+                out.append(
+                    "    "
+                    + ", ".join(f"{k} {poller.get(k, 0)}" for k in ARCHIVE_COUNTERS)
+                    + f", streams {', '.join(poller.get('streams') or []) or 'none'}"
+                )
         return out
 
 
@@ -482,6 +571,18 @@ def function_counters(function: str, local_dir: Path = LOCAL_DIR) -> dict[str, i
         if poller.get("name") == LambdaPoller.name:
             found = (poller.get("functions") or {}).get(function) or {}
             return {k: int(found.get(k, 0)) for k in COUNTERS}
+    return None
+
+
+def poller_health(name: str, local_dir: Path = LOCAL_DIR) -> dict[str, Any] | None:
+    """The last health record of the service's poller ``name``, or None when no service runs
+    (or it hosts no such poller)."""
+    status = service_status(local_dir)
+    if status is None or not status.running:
+        return None
+    for poller in status.pollers:
+        if poller.get("name") == name:
+            return poller
     return None
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Any, Sequence
 
 from lambda_function.schema import FEATURES, ID_MAX_LENGTH
 from lambda_function.service import STATUS_REJECTED, STATUS_SCORED
@@ -91,6 +91,13 @@ def partition_key(at: datetime) -> str:
     """The ``dt=.../hour=.../`` folder of an arrival time."""
     at = utc(at)
     return f"dt={at:%Y-%m-%d}/hour={at:%H}/"
+
+
+def objects_since(objects: Any, table: str, at: datetime) -> int:
+    """How many objects ``table`` holds in the partitions of ``at``'s hour and later: those a
+    query filtered by ``since_hour(at)`` reads (keys sort by ``dt``, then ``hour``)."""
+    prefix = TABLES[table].prefix
+    return len(objects.list_keys_after(prefix, prefix + partition_key(at)))
 
 
 def since_hour(at: datetime) -> str:

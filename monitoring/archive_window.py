@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,8 @@ from monitoring.inputs import Rejects
 from monitoring.labels import LabelBatch
 from monitoring.metrics import WindowMetrics, confusion_metrics, counted_metrics
 from monitoring.query import QueryEngine, QueryError
+
+log = logging.getLogger(__name__)
 
 UNSCORED_EXAMPLES = 5
 
@@ -82,6 +85,8 @@ class ArchiveRead:
     skipped: list[str]
     observations: pd.DataFrame | None = None
     queries: int = 0
+    #: Verdict objects in the partitions the window's counts read (None: could not list).
+    verdict_objects: int | None = None
 
 
 @dataclass
@@ -162,6 +167,13 @@ class ArchiveReader:
         if drift_rows:
             sample = run(sql.observation_sample_sql(start, end, drift_rows))
             observations = pd.DataFrame(sample.rows, columns=sample.columns)
+        try:
+            verdict_objects: int | None = sql.objects_since(
+                self.objects, "verdicts", start - self.dedupe_horizon
+            )
+        except Exception:  # noqa: BLE001 - a count for the report only, never the cycle's fate
+            log.warning("could not count the archive's verdict objects", exc_info=True)
+            verdict_objects = None
         return ArchiveRead(
             window=window,
             start=start,
@@ -173,6 +185,7 @@ class ArchiveReader:
             skipped=skipped,
             observations=observations,
             queries=queries,
+            verdict_objects=verdict_objects,
         )
 
     def _write_label_events(self, window: str, at: datetime, labels: LabelBatch) -> str:

@@ -576,16 +576,24 @@ def _archive_cycle(
     state.pending_window.summary["archive"] = {
         "engine": read.engine,
         "queries": read.queries,
+        "verdict_objects": read.verdict_objects,
         "window": [read.start.isoformat(), read.end.isoformat()],
         "labels": asdict(read.labels),
         "lines": [
-            f"metrics by SQL ({read.engine}, {read.queries} queries) over the archive, "
+            f"metrics by SQL ({read.engine}, {read.queries} queries) over the archive "
+            f"({_objects(read.verdict_objects)} in the partitions read), "
             f"verdicts scored in ({read.start:%Y-%m-%d %H:%M:%S}, {read.end:%Y-%m-%d %H:%M:%S}]",
             *read.labels.lines(),
             *(f"  conflicting labels: {reason}" for reason in labels.conflicts.reasons),
         ],
     }
     return finish_window(deps, state, version, drift=drift)
+
+
+def _objects(count: int | None) -> str:
+    if count is None:
+        return "verdict objects not counted"
+    return f"{count} verdict object{'' if count == 1 else 's'}"
 
 
 def _sampled_observations(

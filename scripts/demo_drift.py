@@ -203,7 +203,10 @@ def run_scenario(
             capture=True,
         )
         say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
-        _apply_env(read_stack_env(local_dir / "stack.env"))
+        # The streams, not the archive: the windows below run on a simulated clock (one alarm
+        # period per phase), and windows over the archive are cut by the verdicts' real
+        # scored_at, which that clock cannot move.
+        _apply_env({**read_stack_env(local_dir / "stack.env"), "MONITORING_SOURCE": "streams"})
 
         from config.settings import Settings  # noqa: PLC0415
         from monitoring import cycle as monitoring_cycle  # noqa: PLC0415

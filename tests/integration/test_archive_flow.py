@@ -12,6 +12,7 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+from emulation.firehose_pump import make_pump
 from monitoring.archive_window import ArchiveReader
 from monitoring.aws import CloudWatch, S3Objects
 from monitoring.cycle import run_cycle
@@ -19,9 +20,6 @@ from monitoring.duckdb_engine import DuckDBEngine, S3Location
 from monitoring.ports import CycleDeps
 from tests.fakes.monitoring import FakeStore, FakeStream, FakeTrainer, config, verdict
 
-pump_module = pytest.importorskip(
-    "emulation.firehose_pump", reason="the Firehose pump (emulation/firehose_pump.py)"
-)
 pytestmark = pytest.mark.integration
 BUCKET, STREAM, REGION = "mushroom-local-data", "mushroom-verdicts", "us-east-1"
 PREFIX = "archive/verdicts/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
@@ -89,7 +87,7 @@ def test_verdicts_flow_from_the_stream_to_cloudwatch(emulator, tmp_path):
         kinesis.put_records(StreamName=STREAM, Records=records[start : start + 100])
     kinesis.put_record(StreamName=STREAM, Data=b"not a verdict", PartitionKey="x")
 
-    pump = pump_module.make_pump(state_dir=None)
+    pump = make_pump(state_dir=None)
     pump.run(until_idle=1.0, max_seconds=60)
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="archive/verdicts/")
     assert listed.get("KeyCount", 0) >= 1

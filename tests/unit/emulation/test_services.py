@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from emulation import services
+from emulation.firehose_pump import FirehosePump, PumpBusy
 from emulation.lambda_runtime.model import MappingConfig
 from emulation.lambda_runtime.runtime import PollerBusy, PollerLock
 from tests.fakes import LOOPBACK_ONLY
@@ -242,9 +243,19 @@ def test_the_service_process_starts_reports_a_dead_endpoint_and_stops(tmp_path: 
     try:
         assert status.running and not status.healthy
         assert "cannot list the event source mappings" in status.pollers[0]["detail"]
+        # The pump is hosted too, and says that it cannot reach the emulator.
+        wait_until(
+            lambda: "Error"
+            in (services.poller_health("firehose", tmp_path) or {}).get("detail", ""),
+            timeout=60,
+        )
+        firehose = services.poller_health("firehose", tmp_path)
+        assert firehose is not None and not firehose["healthy"], firehose
         assert services.start_services(tmp_path, env).pid == status.pid  # idempotent
         with pytest.raises(PollerBusy):  # it holds the runtime's checkpoints
             PollerLock(tmp_path / "runtime").acquire()
+        with pytest.raises(PumpBusy):  # and the pump's
+            FirehosePump(None, None, None, state_dir=services.pump_state_dir(tmp_path)).start()
     finally:
         assert services.stop_services(tmp_path)
     with pytest.raises(ProcessLookupError):
@@ -267,3 +278,74 @@ def test_function_counters_read_the_lambda_pollers_counts(
     assert counts is not None and counts["records_read"] == 7 and counts["invocations"] == 2
     assert counts["function_errors"] == 0
     assert services.function_counters("g", tmp_path) == {k: 0 for k in services.COUNTERS}
+
+
+class FakePump:
+    """Stands in for the Firehose pump: start, stop, health."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events = events
+
+    def start(self) -> None:
+        self.events.append("start")
+
+    def stop(self, timeout: float) -> None:
+        self.events.append("stop")
+
+    def health(self) -> dict[str, Any]:
+        return {"healthy": True, "detail": "2 delivery stream(s)", "records_delivered": 5}
+
+
+def test_the_firehose_poller_retries_a_busy_pump_then_reports_its_health(tmp_path: Path) -> None:
+    events: list[str] = []
+    attempts = [0]
+
+    def make() -> FakePump:
+        attempts[0] += 1
+        if attempts[0] == 1:
+            raise PumpBusy("another Firehose pump uses the checkpoints")
+        return FakePump(events)
+
+    firehose = services.FirehosePoller(tmp_path, make=make, retry_s=0.01)
+    firehose.start()
+    first = firehose.health()  # the first attempt failed, in start() itself
+    assert not first["healthy"] and "PumpBusy: another Firehose pump" in first["detail"]
+    wait_until(lambda: firehose.health()["healthy"])
+    assert firehose.health()["records_delivered"] == 5 and attempts[0] == 2
+    firehose.stop(5)
+    assert events == ["start", "stop"]
+
+
+def test_the_service_hosts_the_lambda_runtime_and_the_firehose_pump(tmp_path: Path) -> None:
+    pollers = services.build_pollers(tmp_path, tmp_path / "runtime", say=lambda message: None)
+    assert [p.name for p in pollers] == ["lambda", "firehose"]
+    assert pollers[1].state_dir == tmp_path / "firehose-pump"  # type: ignore[attr-defined]
+
+
+def test_status_and_poller_health_show_the_pumps_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert services.poller_health("firehose", tmp_path) is None  # no service started
+    monkeypatch.setattr(services, "_is_service", lambda pid: True)
+    services.write_json(tmp_path / services.STATE_NAME, {"pid": os.getpid(), "log": "x.log"})
+    pump = {
+        "name": "firehose",
+        "healthy": True,
+        "detail": "2 delivery stream(s), 3 record(s) buffered",
+        "streams": ["a-archive", "b-archive"],
+        "records_read": 10,
+        "records_delivered": 7,
+        "objects_written": 2,
+        "buffered": 3,
+    }
+    health = {"pid": os.getpid(), "heartbeat": time.time(), "pollers": [pump]}
+    services.write_json(tmp_path / services.HEALTH_NAME, health)
+    assert services.poller_health("firehose", tmp_path) == pump
+    assert services.poller_health("lambda", tmp_path) is None
+    status = services.service_status(tmp_path)
+    assert status is not None
+    assert status.lines()[1:] == [
+        "  firehose: ok: 2 delivery stream(s), 3 record(s) buffered",
+        "    records_read 10, records_delivered 7, objects_written 2, buffered 3, "
+        "streams a-archive, b-archive",
+    ]

@@ -73,6 +73,9 @@ def test_archive_cycle_counts_verdicts_joins_late_labels_and_alarms(env):
     assert first.metrics.false_edible_rate is None
     assert published(env["cw"], "Records") == [20.0]
     assert "metrics by SQL (duckdb" in describe(first)
+    # Both objects are in the partitions the window's counts read, and the summary says so.
+    assert first.archive["verdict_objects"] == 2
+    assert "over the archive (2 verdict objects in the partitions read)" in describe(first)
 
     # Labels arrive a cycle later (new key scheme), with a legacy object too.
     objects.put_labels(
@@ -130,9 +133,17 @@ def test_archive_settings_and_wiring(moto_aws, monkeypatch, tmp_path):
 
     base = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "LOCAL_DIR": str(tmp_path)}
     settings = Settings.from_env(base)
-    assert MonitoringConfig.from_env(settings, base).source == "streams"
+    assert MonitoringConfig.from_env(settings, base).source == "streams"  # no archive deployed
+    assert MonitoringConfig.from_env(settings, base).archive_grace_seconds == 0
     stack = {**base, "MONITORING_SOURCE": "archive"}
     assert MonitoringConfig.from_env(settings, stack).source == "archive"
+    # A deployed stack with an archive (make deploy writes its outputs to stack.env): the
+    # archive by default, streams only when asked for.
+    deployed = {**base, "AWS_TARGET": "moto", "ARCHIVE_VERDICTS_PREFIX": "archive/verdicts/"}
+    assert MonitoringConfig.from_env(settings, deployed).source == "archive"
+    assert MonitoringConfig.from_env(settings, deployed).archive_grace_seconds == 20
+    pinned = {**deployed, "MONITORING_SOURCE": "streams"}
+    assert MonitoringConfig.from_env(settings, pinned).source == "streams"
     assert (
         MonitoringConfig.from_env(settings, {**stack, "AWS_TARGET": "aws"}).archive_grace_seconds
         == 960
@@ -215,3 +226,19 @@ def test_an_unavailable_archive_fails_the_cycle_clearly_and_loses_nothing(env):
     env["deps"].archive.engine = working
     result = run_cycle(env["deps"], at=T0)
     assert result.metrics.records == 12 and result.labels_read == 1
+
+
+def test_objects_since_counts_the_partitions_of_that_hour_and_later(tmp_path):
+    """The verdict objects a window's counts read: its look-from hour's partition and later
+    ones (including a later day), none before."""
+    from monitoring.archive import objects_since
+
+    objects = FolderObjects(tmp_path)
+    day = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    for arrived in (day + timedelta(hours=10), day + timedelta(hours=11, minutes=59)):
+        archive_object(objects, "verdicts", arrived, "part", [verdict(1, "edible")])
+    archive_object(objects, "verdicts", day + timedelta(days=1, hours=2), "next", [])
+    archive_object(objects, "observations", day + timedelta(hours=11), "obs", [])
+    assert objects_since(objects, "verdicts", day + timedelta(hours=11, minutes=30)) == 2
+    assert objects_since(objects, "verdicts", day) == 3
+    assert objects_since(objects, "verdicts", day + timedelta(days=2)) == 0
