@@ -284,19 +284,34 @@ LIMIT {int(limit)}
 """.strip()
 
 
+#: The object's time in a Firehose object name
+#: (``<stream>-<version>-YYYY-MM-DD-HH-MM-SS-<random>``); ``"$path"`` is the object's URL
+#: (Athena's pseudo-column; the DuckDB views name their ``filename`` so).
+OBJECT_TIME = r"""regexp_extract("$path", '-(\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2})-[^/]*$', 1)"""
+
+
+def object_time(at: datetime) -> str:
+    """``at`` as the time in a Firehose object name (whole seconds, UTC)."""
+    return f"{utc(at):%Y-%m-%d-%H-%M-%S}"
+
+
 def observation_sample_sql(start: datetime, end: datetime, limit: int) -> str:
-    """At most ``limit`` observations (a random sample) that arrived in the hours from
-    ``start``'s to ``end``'s, for drift: observations carry no time of their own."""
+    """At most ``limit`` observations (a random sample) of the objects written in
+    ``(start, end]`` (the time in the object's name), for drift. Observations carry no time of
+    their own; by object, each observation belongs to exactly one window, so a window never
+    samples (nor counts as invalid) what an earlier window of the same hour already did."""
     hour, last = (utc(t).replace(minute=0, second=0, microsecond=0) for t in (start, end))
     hours = []
     while hour <= last:
         hours.append(hour)
         hour += timedelta(hours=1)
     columns = ", ".join(name for name, _ in OBSERVATION_COLUMNS)
+    lo, hi = sql_literal(object_time(start)), sql_literal(object_time(end))
     return f"""
 SELECT {columns}
 FROM observations
 WHERE {hours_filter(hours)}
+  AND {OBJECT_TIME} > {lo} AND {OBJECT_TIME} <= {hi}
 ORDER BY random()
 LIMIT {int(limit)}
 """.strip()

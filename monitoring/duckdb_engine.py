@@ -139,15 +139,17 @@ class DuckDBEngine:
                     f"CAST(NULL AS {t}) AS {c}"
                     for c, t in (*table.duckdb_columns(), ("dt", "VARCHAR"), ("hour", "VARCHAR"))
                 )
-                body = f"SELECT {typed} WHERE false"
+                body = f'SELECT {typed}, CAST(NULL AS VARCHAR) AS "$path" WHERE false'
             else:
                 source = sql_literal(files[0]) if len(files) == 1 else f"[{sql_list(files)}]"
                 if not skipped:
                     source = sql_literal(self.pattern(name))
+                # The object's URL as "$path", the name Athena gives it (archive.OBJECT_TIME).
                 body = (
-                    f"SELECT * FROM read_json({source}, format='newline_delimited', "
+                    'SELECT * EXCLUDE (filename), filename AS "$path" '
+                    f"FROM read_json({source}, format='newline_delimited', "
                     f"columns={{{columns}}}, hive_partitioning=true, "
-                    "hive_types={'dt': 'VARCHAR', 'hour': 'VARCHAR'}, "
+                    "hive_types={'dt': 'VARCHAR', 'hour': 'VARCHAR'}, filename=true, "
                     "ignore_errors=true, compression='gzip', maximum_object_size=16777216)"
                 )
             connection.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")

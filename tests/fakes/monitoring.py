@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -294,7 +295,9 @@ def archive_object(objects: Any, kind: str, arrived: datetime, name: str, lines:
     body = b"".join(
         (line if isinstance(line, bytes) else json.dumps(line).encode()) + b"\n" for line in lines
     )
-    key = f"{TABLES[kind].prefix}{partition_key(arrived)}{name}.gz"
+    # Named as Firehose names objects: <stream>-<version>-YYYY-MM-DD-HH-MM-SS-<random>.gz
+    stamp = f"{arrived.astimezone(timezone.utc):%Y-%m-%d-%H-%M-%S}"
+    key = f"{TABLES[kind].prefix}{partition_key(arrived)}{name}-1-{stamp}-{uuid.uuid4()}.gz"
     objects.put(key, gzip.compress(body, compresslevel=1), "application/gzip")
     return key
 

@@ -203,6 +203,35 @@ def test_drift_reads_a_bounded_sample_of_archived_observations(env, tmp_path):
     assert len(read.observations) == 30
 
 
+def test_a_later_window_of_the_same_hour_neither_samples_nor_counts_earlier_observations(env):
+    """Observations carry no time of their own: each belongs to the window its object was
+    written in, so a second cycle within the hour does not count the first one's invalid
+    observations again (it used to: every window sampled the whole hour)."""
+    from dataclasses import replace
+
+    from monitoring.drift import DriftReference, features_frame
+    from tests.fakes.monitoring import OBSERVATION
+
+    objects = env["objects"]
+    first = [{"mushroom_id": f"a-{i:03d}", **OBSERVATION} for i in range(20)]
+    bad = json.dumps({"mushroom_id": "bad", **OBSERVATION, "cap_shape": "zz"}).encode()
+    archive_object(objects, "observations", T0 - timedelta(seconds=5), "obs", [*first, bad])
+    reference = DriftReference(features_frame([OBSERVATION] * 50), "training data", "1", "abc")
+    deps = env["deps"]
+    deps.reference = lambda: reference
+    deps.config = replace(deps.config, drift_max_rows=1000, drift_min_rows=5)
+    result = run_cycle(deps, at=T0)
+    assert result.drift is not None and result.drift.rows == 20
+    assert result.inputs.observations.count == 1
+
+    later = T0 + timedelta(minutes=5)  # the same arrival hour
+    second = [{"mushroom_id": f"b-{i:03d}", **OBSERVATION} for i in range(7)]
+    archive_object(objects, "observations", later - timedelta(seconds=5), "obs", second)
+    result = run_cycle(deps, at=later)
+    assert result.drift is not None and result.drift.rows == 7
+    assert result.inputs.observations.count == 0
+
+
 def test_an_unavailable_archive_fails_the_cycle_clearly_and_loses_nothing(env):
     from monitoring.cycle import ArchiveUnavailable
     from monitoring.query import QueryError

@@ -50,6 +50,7 @@ COMMON_FUNCTIONS = {
     "Length",
     "Trim",
     "Rand",
+    "RegexpExtract",
     "Case",
     "If",
     "Cast",
