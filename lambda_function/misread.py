@@ -48,7 +48,7 @@ INTERVAL_FACTORS: tuple[tuple[float, float], ...] = (
     *((s * (1.0 - SLIP_WINDOW), s * (1.0 + SLIP_WINDOW)) for s in UNIT_SLIPS),
 )
 NO_MISREAD = -1
-MISREAD_ABI = 2
+MISREAD_ABI = 1
 #: A nominal attribute's codes are a 64-bit set in the native check.
 MAX_NATIVE_CODES = 64
 
@@ -76,8 +76,6 @@ class _NativeModel(ctypes.Structure):
         ("n_intervals", _i32),
         ("factors", _p),
         ("raw_cut", ctypes.c_double),
-        ("n_tree_cuts", _i64),
-        *((name, _p) for name in ("tree_cut_offset", "tree_cut_count", "tree_cuts")),
     ]
 
 
@@ -200,18 +198,6 @@ class MisreadCheck:
             for j in range(len(self.n_codes))
         ]
         cuts = [c if c is not None else np.empty(0) for c in self.cuts]
-        # The trees' own cut points (the native pre-check); -1: a categorical split reads the
-        # feature, so the trees are not constant between thresholds and no pre-check runs.
-        categorical = e.is_categorical()
-        tree_cuts, tree_count = [], []
-        for j, n in enumerate(self.n_codes):
-            if n is not None or np.any(categorical & (e.feature == j)):
-                tree_cuts.append(np.empty(0))
-                tree_count.append(0 if n is not None else -1)
-            else:
-                zero = [-ZERO_THRESHOLD, ZERO_THRESHOLD]
-                tree_cuts.append(np.unique(np.concatenate([e.numeric_thresholds(j), zero])))
-                tree_count.append(len(tree_cuts[-1]))
         arrays = {
             "roots": e.roots.astype(np.int32),
             "feature": e.feature.astype(np.int32),
@@ -236,12 +222,9 @@ class MisreadCheck:
             "cut_count": np.array([len(x) for x in cuts], dtype=np.int64),
             "cuts": np.concatenate(cuts).astype(np.float64),
             "factors": np.array(INTERVAL_FACTORS, dtype=np.float64).ravel(),
-            "tree_cut_offset": np.concatenate([[0], np.cumsum([len(x) for x in tree_cuts])[:-1]]),
-            "tree_cut_count": np.array(tree_count, dtype=np.int64),
-            "tree_cuts": np.concatenate(tree_cuts).astype(np.float64),
         }
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-        for key in ("edge_offset", "cut_offset", "tree_cut_offset"):
+        for key in ("edge_offset", "cut_offset"):
             arrays[key] = arrays[key].astype(np.int64)
         model = _NativeModel(
             n_features=len(self.n_codes),
@@ -255,7 +238,6 @@ class MisreadCheck:
             n_cuts=len(arrays["cuts"]),
             n_intervals=len(INTERVAL_FACTORS),
             raw_cut=raw_cut(self.threshold),
-            n_tree_cuts=len(arrays["tree_cuts"]),
             **{k: v.ctypes.data for k, v in arrays.items()},
         )
         self._arrays = arrays  # the struct points into them

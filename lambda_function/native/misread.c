@@ -19,14 +19,11 @@
 #include <string.h>
 
 #define EXPORT __attribute__((visibility("default")))
-#define MISREAD_ABI 2
+#define MISREAD_ABI 1
 #define MAX_CODES 64
 #define ZERO_THRESHOLD 1e-35
 /* Summation order differs from LightGBM's: a variant within this of the cut blocks. */
 #define RAW_EPSILON 1e-9
-/* The tree-only pre-check skips an interval only when its best piece stays this far below the
- * cut: far above any rounding difference between its sums and the exact procedure's. */
-#define FAST_MARGIN 1e-6
 
 typedef struct {
     /* trees: child >= 0 is a node, child < 0 the leaf -child - 1 */
@@ -52,11 +49,6 @@ typedef struct {
     int32_t n_intervals;
     const double *factors; /* (low, high) factor of the value, per interval */
     double raw_cut;
-    /* per numeric feature: its trees' sorted cut points only (thresholds, +-zero); count -1:
-     * no tree-only pre-check for it */
-    int64_t n_tree_cuts;
-    const int64_t *tree_cut_offset, *tree_cut_count;
-    const double *tree_cuts;
 } MisreadModel;
 
 EXPORT int32_t mushroom_misread_abi(void) { return MISREAD_ABI; }
@@ -92,10 +84,6 @@ static int validate(const MisreadModel *m) {
             if (!valid_range(m->edge_offset[f], m->edge_count[f], m->n_edges)) return 0;
             if (rows != m->edge_count[f] + 1) return 0;
             if (!valid_range(m->cut_offset[f], m->cut_count[f], m->n_cuts)) return 0;
-            if (m->tree_cut_count[f] != -1 &&
-                !valid_range(m->tree_cut_offset[f], m->tree_cut_count[f], m->n_tree_cuts))
-                return 0;
-            if (m->tree_cut_count[f] > m->cut_count[f]) return 0; /* scratch sized by cuts */
         }
     }
     return 1;
@@ -134,7 +122,7 @@ typedef struct {
     int32_t *stack_node;
     int64_t *stack_a, *stack_b;
     int64_t stack_size;
-    double *points, *diff, *ends, *tree_points;
+    double *points, *diff, *ends;
     uint8_t *known; /* per point: the guard knows it */
     int64_t max_points;
 } Scratch;
@@ -156,7 +144,7 @@ static inline int any_word(const uint64_t *a, const uint64_t *b, int32_t n) {
 
 /* The distinct outcomes' values of [low, high] (misread.interval_points); their count. */
 static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, double high,
-                               Scratch *s, double *points) {
+                               Scratch *s) {
     if (low > high) {
         double t = low;
         low = high;
@@ -175,66 +163,13 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
     if (high > s->ends[n_ends - 1]) s->ends[n_ends++] = high;
     int64_t n = 0;
     for (int64_t e = 0; e < n_ends; ++e) {
-        points[n++] = s->ends[e];
+        s->points[n++] = s->ends[e];
         if (e + 1 < n_ends) {
             double middle = (s->ends[e] + s->ends[e + 1]) / 2.0;
-            if (middle > s->ends[e] && middle < s->ends[e + 1]) points[n++] = middle;
+            if (middle > s->ends[e] && middle < s->ends[e + 1]) s->points[n++] = middle;
         }
     }
     return n;
-}
-
-/* Walks the trees of entries [e0, e1) (those reading feature a on the row's path) for the
- * points [first, last] as values of a; s->diff[p] gets the change of raw from point p on. */
-static int walk_points(const MisreadModel *m, const double *x, Scratch *s, int32_t a,
-                       int64_t e0, int64_t e1, const double *points, int64_t n, int64_t first_ok,
-                       int64_t last_ok) {
-    for (int64_t p = 0; p <= n; ++p) s->diff[p] = 0.0;
-    for (int64_t e = e0; e < e1; ++e) {
-        const int32_t t = s->start_tree[e];
-        int64_t top = 0, pops = 0;
-        if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
-        while (top > 0) {
-            if (++pops > s->stack_size) return -1;
-            --top;
-            int32_t node = s->stack_node[top];
-            int64_t lo = s->stack_a[top], hi = s->stack_b[top];
-            if (node < 0) {
-                double d = m->leaf_value[-(int64_t)node - 1] - s->base_leaf[t];
-                s->diff[lo] += d;
-                s->diff[hi + 1] -= d;
-            } else if (m->feature[node] == a) {
-                uint8_t dt = m->decision_type[node];
-                if (!(dt & 1) && ((dt >> 2) & 3) != 1) {
-                    /* x <= threshold goes left (points are never NaN): a prefix */
-                    int64_t l = lo, h = hi + 1;
-                    while (l < h) {
-                        int64_t mid = l + (h - l) / 2;
-                        if (points[mid] <= m->threshold[node]) l = mid + 1; else h = mid;
-                    }
-                    if (l > lo && !push(s, &top, m->left[node], lo, l - 1)) return -1;
-                    if (l <= hi && !push(s, &top, m->right[node], l, hi)) return -1;
-                } else { /* any other rule: runs of points going the same way */
-                    int64_t run = lo;
-                    int side = goes_left(m, node, points[lo]);
-                    for (int64_t p = lo + 1; p <= hi + 1; ++p) {
-                        int next = p <= hi ? goes_left(m, node, points[p]) : !side;
-                        if (next != side) {
-                            int32_t child = side ? m->left[node] : m->right[node];
-                            if (!push(s, &top, child, run, p - 1)) return -1;
-                            run = p;
-                            side = next;
-                        }
-                    }
-                }
-            } else {
-                int32_t next = goes_left(m, node, x[m->feature[node]]) ? m->left[node]
-                                                                       : m->right[node];
-                if (!push(s, &top, next, lo, hi)) return -1;
-            }
-        }
-    }
-    return 0;
 }
 
 /* Checks one edible row; 1 blocked (feature and value set), 0 not, -1 error. */
@@ -368,27 +303,9 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         const double *cuts = m->cuts + m->cut_offset[a];
         const double *edges = m->edges + m->edge_offset[a];
         const int64_t n_edges = m->edge_count[a];
-        const int64_t n_tree_cuts = m->tree_cut_count[a];
         for (int32_t k = 0; k < m->n_intervals; ++k) {
-            const double low = xa * m->factors[2 * k], high = xa * m->factors[2 * k + 1];
-            if (n_tree_cuts >= 0) {
-                /* The trees alone first: the raw score is constant between their cut points,
-                 * so these points reach every value it takes on the interval. When none comes
-                 * near the cut, no value blocks, whatever the guard says, and the guard's many
-                 * edges are never visited. */
-                int64_t nt_points = interval_points(m->tree_cuts + m->tree_cut_offset[a],
-                                                    n_tree_cuts, low, high, s, s->tree_points);
-                if (walk_points(m, x, s, a, e0, e1, s->tree_points, nt_points, 0,
-                                nt_points - 1) < 0)
-                    return -1;
-                double delta = 0.0, best = -INFINITY;
-                for (int64_t p = 0; p < nt_points; ++p) {
-                    delta += s->diff[p];
-                    if (raw + delta > best) best = raw + delta;
-                }
-                if (best < cut - FAST_MARGIN) continue;
-            }
-            int64_t n = interval_points(cuts, m->cut_count[a], low, high, s, s->points);
+            int64_t n = interval_points(cuts, m->cut_count[a], xa * m->factors[2 * k],
+                                        xa * m->factors[2 * k + 1], s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
             int64_t first_ok = -1, last_ok = -1, bin = 0;
@@ -401,7 +318,51 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
                 }
             }
             if (first_ok < 0) continue;
-            if (walk_points(m, x, s, a, e0, e1, s->points, n, first_ok, last_ok) < 0) return -1;
+            for (int64_t p = 0; p <= n; ++p) s->diff[p] = 0.0;
+            for (int64_t e = e0; e < e1; ++e) {
+                const int32_t t = s->start_tree[e];
+                int64_t top = 0, pops = 0;
+                if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
+                while (top > 0) {
+                    if (++pops > s->stack_size) return -1;
+                    --top;
+                    int32_t node = s->stack_node[top];
+                    int64_t lo = s->stack_a[top], hi = s->stack_b[top];
+                    if (node < 0) {
+                        double d = m->leaf_value[-(int64_t)node - 1] - s->base_leaf[t];
+                        s->diff[lo] += d;
+                        s->diff[hi + 1] -= d;
+                    } else if (m->feature[node] == a) {
+                        uint8_t dt = m->decision_type[node];
+                        if (!(dt & 1) && ((dt >> 2) & 3) != 1) {
+                            /* x <= threshold goes left (points are never NaN): a prefix */
+                            int64_t l = lo, h = hi + 1;
+                            while (l < h) {
+                                int64_t mid = l + (h - l) / 2;
+                                if (s->points[mid] <= m->threshold[node]) l = mid + 1; else h = mid;
+                            }
+                            if (l > lo && !push(s, &top, m->left[node], lo, l - 1)) return -1;
+                            if (l <= hi && !push(s, &top, m->right[node], l, hi)) return -1;
+                        } else { /* any other rule: runs of points going the same way */
+                            int64_t run = lo;
+                            int side = goes_left(m, node, s->points[lo]);
+                            for (int64_t p = lo + 1; p <= hi + 1; ++p) {
+                                int next = p <= hi ? goes_left(m, node, s->points[p]) : !side;
+                                if (next != side) {
+                                    int32_t child = side ? m->left[node] : m->right[node];
+                                    if (!push(s, &top, child, run, p - 1)) return -1;
+                                    run = p;
+                                    side = next;
+                                }
+                            }
+                        }
+                    } else {
+                        int32_t next = goes_left(m, node, x[m->feature[node]]) ? m->left[node]
+                                                                               : m->right[node];
+                        if (!push(s, &top, next, lo, hi)) return -1;
+                    }
+                }
+            }
             double delta = 0.0;
             for (int64_t p = 0; p <= last_ok; ++p) {
                 delta += s->diff[p];
@@ -448,14 +409,13 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     s.stack_a = malloc(sizeof(int64_t) * s.stack_size);
     s.stack_b = malloc(sizeof(int64_t) * s.stack_size);
     s.points = malloc(sizeof(double) * s.max_points);
-    s.tree_points = malloc(sizeof(double) * s.max_points);
     s.diff = malloc(sizeof(double) * (s.max_points + 1));
     s.ends = malloc(sizeof(double) * s.max_points);
     s.known = malloc(s.max_points);
     int64_t blocked = 0;
     if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_node ||
         !s.path_feature || !s.path_tree || !s.path_node || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
-        !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends || !s.tree_points ||
+        !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends ||
         !s.known) {
         blocked = -1;
     }
@@ -476,6 +436,6 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_node);
     free(s.path_feature); free(s.path_tree); free(s.path_node); free(s.prefix); free(s.suffix); free(s.other);
     free(s.mask_row); free(s.stack_node); free(s.stack_a); free(s.stack_b);
-    free(s.points); free(s.tree_points); free(s.diff); free(s.ends); free(s.known);
+    free(s.points); free(s.diff); free(s.ends); free(s.known);
     return blocked;
 }
