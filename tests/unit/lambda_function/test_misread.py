@@ -191,6 +191,34 @@ def test_a_variant_the_guard_calls_unknown_does_not_block(run):
     assert codes == [2]
 
 
+def with_known_ranges(species_guard: SpeciesGuard, feature: int, *ranges: tuple[float, float]):
+    """``species_guard`` with the measurement ``feature`` known only in the sorted, disjoint
+    ranges [low, high)."""
+    everyone = np.uint64((1 << species_guard.n_species) - 1)
+    edges, masks = list(species_guard.edges), list(species_guard.masks)
+    edges[feature] = np.array([edge for r in ranges for edge in r])
+    masks[feature] = np.array([[0]] + [[everyone], [0]] * len(ranges), dtype=np.uint64)
+    return SpeciesGuard(species_guard.n_species, list(species_guard.kinds), edges, masks)
+
+
+@pytest.mark.parametrize(
+    "known, blocked",
+    [((5.8, 6.1), False), ((5.2, 5.5), False), ((5.6, 6.1), True), ((5.7, 5.72), True)],
+)
+def test_the_guard_decides_inside_a_poisonous_piece_of_an_interval(run, known, blocked):
+    # Poisonous only for 5.5 < x <= 5.75, within [0.8 * 5, 1.25 * 5] = [4, 6.25]; the guard
+    # knows 4.9 <= x < 5.1 (the row) and ``known``. The trees reach the cut in that piece, so
+    # the guard's edges inside it decide: the native pre-check on the trees' own cut points
+    # must not skip it, and a variant the guard calls unknown must not block.
+    text = model_text(numeric_band(CAP, 5.5, 5.75))
+    species_guard = with_known_ranges(guard(), CAP, (4.9, 5.1), known)
+    codes, misread = run(text, species_guard, row(cap_diameter=5.0))
+    assert codes == [2 if blocked else 0]
+    if blocked:
+        value = misread[0]["value"]
+        assert 5.5 < value <= 5.75 and known[0] <= value < known[1]
+
+
 def test_an_unobserved_attribute_stays_unobserved(run):
     # NaN (not observed) goes right (edible) at the split; it is not varied into code 1.
     text = model_text(poisonous_code(SPACING, 1))
