@@ -32,7 +32,7 @@ demo: setup ## Run everything end to end on the embedded emulator: up, apply, tr
 .PHONY: test
 test: setup browser ## Run all tests: unit (2 processes), then integration + browser (starts and stops its own emulator)
 	$(PY) -m pytest tests/unit -n 2 --durations=10
-	$(PY) -m pytest tests/integration --durations=15
+	$(PY) -m pytest tests/integration -n 2 --dist loadfile --durations=15
 
 ##@ Setup and quality
 

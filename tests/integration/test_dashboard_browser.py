@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 
 from config.settings import REPO_ROOT
 from monitoring.workspace import FIGURES
+from tests.integration.lambda_stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(1800)]
 
@@ -49,12 +49,6 @@ def chromium() -> str:
             "(`apt-get install chromium`; `make test` does it as root on Debian/Ubuntu)"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -140,6 +142,34 @@ def test_every_record_yields_exactly_one_correct_verdict(deployed: Deployed) -> 
     assert summary["covered_accuracy"] >= 0.999
     assert summary["unknown_rate"] <= 0.01
     assert summary["model_version"] == serving(connect(local_dir=deployed.local_dir)).model_version
+
+
+def test_an_unchanged_make_deploy_publishes_no_new_version(
+    deployed: Deployed, lambda_zip: Path
+) -> None:
+    """``make deploy``'s apply step as make runs it, on this module's deployed stack: its own
+    process builds the zip again (byte for byte the one deployed), Terraform has nothing to
+    change and the rollout finds the champion served: no new Lambda version."""
+    from deployment.package_lambda import ZIP_PREFIX, sha256_file
+
+    lam = deployed.client("lambda")
+    name = deployed.outputs["function_name"]
+
+    def versions() -> list[str]:
+        return [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]]
+
+    before = versions()
+    done = subprocess.run(
+        [sys.executable, "-m", "deployment.deploy", "apply", "--target", "moto"],
+        cwd=REPO,
+        env={**os.environ, "MUSHROOM_LOCAL_DIR": str(deployed.local_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"{ZIP_PREFIX}-{sha256_file(lambda_zip)[:12]}.zip" in done.stdout
+    assert versions() == before
 
 
 def test_invoke_returns_what_aws_lambda_invoke_returns(deployed: Deployed) -> None:
@@ -314,9 +344,6 @@ def test_make_invoke_then_make_monitor_publishes_no_rate_and_does_not_retrain(
     """`make invoke` (the fixture's 3 records) then `make monitor` on a stack with nothing
     else new: the verdicts are printed, the window is far below the minimum of records, so no
     rate is published, no alarm fires and nothing is retrained."""
-    import subprocess
-    import sys
-
     from monitoring.cycle import run_cycle
     from orchestration.monitor import build_deps
 
@@ -374,8 +401,9 @@ def test_the_compiled_predictor_serves_and_equals_lightgbm_on_the_whole_dataset(
     deployed: Deployed,
 ) -> None:
     """The champion that make train exported, on every row of the dataset (~61,000): the
-    compiled predictor gives LightGBM's verdicts and probabilities; the function serves it."""
-    from lambda_function.model import ModelBundle
+    compiled predictor gives LightGBM's probabilities and verdicts, and the native misread
+    check the Python reference's; the function serves it."""
+    from lambda_function.model import ModelBundle, verdict_strings
     from training.data import load_dataset
     from training.features import encode_frame
 
@@ -386,10 +414,20 @@ def test_the_compiled_predictor_serves_and_equals_lightgbm_on_the_whole_dataset(
     assert (compiled.predictor.kind, lightgbm.predictor.kind) == ("compiled", "lightgbm")
     matrix = encode_frame(load_dataset(settings), compiled.encoder)
     assert matrix.shape[0] > 60_000 and np.isnan(matrix).any()  # missing values included
-    p_compiled, verdicts_compiled = compiled.score(matrix)
-    p_lightgbm, verdicts_lightgbm = lightgbm.score(matrix)
-    assert verdicts_compiled == verdicts_lightgbm
+    p_compiled, codes_compiled = compiled.score_codes(matrix)
+    p_lightgbm, codes_lightgbm = lightgbm.score_codes(matrix)
+    assert np.array_equal(codes_compiled, codes_lightgbm)
     assert float(np.max(np.abs(p_compiled - p_lightgbm))) <= 1e-9
+
+    # The misread check: native on every row; the Python reference (a few ms a row) on every
+    # row the native check changed and on 3,000 others drawn at random.
+    _, robust = compiled.score_robust(matrix)
+    changed = np.flatnonzero(robust.codes != codes_compiled)
+    others = np.random.default_rng(7).choice(matrix.shape[0], 3_000, replace=False)
+    rows = np.union1d(changed, others)
+    assert changed.size > 0  # the check made some edible rows unknown: they are compared
+    _, reference = lightgbm.score(matrix[rows])
+    assert verdict_strings(robust.codes[rows]) == reference
 
     # The deployed zip (no LightGBM) loaded the compiled predictor at its cold start.
     log = deployed.function_log.read_text()
@@ -463,9 +501,6 @@ def test_the_background_service_scores_what_the_aws_cli_puts(
     `aws lambda invoke` on the alias returns the scorer's reply; stopping the service leaves
     no process. Last in the module: the service holds the
     checkpoints the tests above poll themselves."""
-    import subprocess
-    import sys
-
     from emulation.services import (
         function_counters,
         poller_health,

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from config.settings import REPO_ROOT, Settings
 from config.stack_env import read_stack_env
 from emulation.emulator import start_emulator, stop_emulator
 from tests.conftest import make_tiny_dataset
+from tests.integration.lambda_stack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -94,14 +94,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory):
         stop_emulator(local)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_mlflow_models_serve_as_printed_in_a_fresh_terminal(clone: Path, tmp_path: Path):
-    port = str(_free_port())
+    port = str(free_port())
     lines = [line.replace("5001", port) for line in readme_block("mlflow models serve")]
     serve_at = next(i for i, line in enumerate(lines) if line.startswith("mlflow models serve"))
     setup, serve = lines[:serve_at], lines[serve_at]

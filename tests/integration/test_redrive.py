@@ -7,10 +7,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,6 @@ import pytest
 
 from config.settings import REPO_ROOT
 from deployment.rollout import BUNDLE_ENV, PACKAGE_ENV, Target, rollout
-from emulation.lambda_runtime import moto_patches
 from emulation.lambda_runtime.runtime import run_until_idle
 from lambda_function.model import ModelBundle
 
@@ -75,27 +72,6 @@ def handle(event, context):
     _kinesis.put_records(StreamName=os.environ["OUTPUT_STREAM_NAME"], Records=entries)
     return {"batchItemFailures": []}
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    moto_patches.apply()  # as emulation.lambda_runtime.moto_server runs it
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-        moto_patches.restore()
 
 
 def _zip(source: str) -> bytes:
