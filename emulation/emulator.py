@@ -40,6 +40,7 @@ from config.stack_env import (
 )
 from deployment.terraform_cli import state_dir
 from emulation import services
+from emulation.processes import log_tail, spawn_module
 
 TARGETS = ("moto", "localstack")
 HOST = "127.0.0.1"
@@ -153,13 +154,6 @@ def _is_moto_process(pid: int) -> bool:
     return _pid_alive(pid)  # no /proc (macOS): trust the pid file
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    if not path.exists():
-        return ""
-    tail = path.read_text(errors="replace").splitlines()[-lines:]
-    return "\n".join(tail)
-
-
 def is_running(state: EmulatorState | None) -> bool:
     """True when the recorded emulator still runs and answers."""
     if state is None:
@@ -202,27 +196,15 @@ def _start_moto(port: int | None, local_dir: Path, timeout: float) -> EmulatorSt
     local_dir.mkdir(parents=True, exist_ok=True)
     log_path = local_dir / LOG_NAME
     endpoint = f"http://{HOST}:{port}"
-    with log_path.open("wb") as log:
-        # A session of its own: the server outlives `make up` and is stopped as a group.
-        # moto with the local Lambda runtime's patches (emulation/lambda_runtime/moto_patches.py):
-        # stock moto tries to run mapped functions itself through Docker on every put.
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulation.lambda_runtime.moto_server",
-                "-H",
-                HOST,
-                "-p",
-                str(port),
-            ],
-            cwd=REPO_ROOT,
-            env=_moto_env(endpoint, local_dir),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    # moto with the local Lambda runtime's patches (emulation/lambda_runtime/moto_patches.py):
+    # stock moto tries to run mapped functions itself through Docker on every put.
+    process = spawn_module(
+        "emulation.lambda_runtime.moto_server",
+        ["-H", HOST, "-p", str(port)],
+        env=_moto_env(endpoint, local_dir),
+        log_path=log_path,
+        append=False,
+    )
     try:
         wait_until_ready(endpoint, timeout, path="/moto-api/", process=process)
     except EmulatorError as error:
@@ -230,7 +212,7 @@ def _start_moto(port: int | None, local_dir: Path, timeout: float) -> EmulatorSt
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         raise EmulatorError(
-            f"moto server failed to start on {endpoint}: {error}\n{_log_tail(log_path)}"
+            f"moto server failed to start on {endpoint}: {error}\n{log_tail(log_path)}"
         ) from None
     return EmulatorState(target="moto", endpoint=endpoint, pid=process.pid, port=port)
 

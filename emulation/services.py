@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -37,7 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Protocol
 
-from config.settings import LOCAL_DIR, REPO_ROOT
+from config.settings import LOCAL_DIR
+from emulation.processes import log_tail, spawn_module
 
 log = logging.getLogger(__name__)
 
@@ -586,12 +586,6 @@ def poller_health(name: str, local_dir: Path = LOCAL_DIR) -> dict[str, Any] | No
     return None
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 def start_services(
     local_dir: Path = LOCAL_DIR,
     env: Mapping[str, str] | None = None,
@@ -612,26 +606,14 @@ def start_services(
     child_env = {**os.environ, **(env or {})}
     state_dir = runtime_state_dir(local_dir, child_env)
     log_path = local_dir / LOG_NAME
-    with log_path.open("ab") as log_file:
-        # A session of its own: it outlives `make up`, and `down` stops it with its workers.
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "emulation.services",
-                "run",
-                "--local-dir",
-                str(local_dir),
-                "--state-dir",
-                str(state_dir),
-            ],
-            cwd=REPO_ROOT,
-            env=child_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    # Appended: the log keeps what earlier runs of the service said.
+    process = spawn_module(
+        "emulation.services",
+        ["run", "--local-dir", str(local_dir), "--state-dir", str(state_dir)],
+        env=child_env,
+        log_path=log_path,
+        append=True,
+    )
     write_json(local_dir / STATE_NAME, {"pid": process.pid, "log": str(log_path)})
     deadline = time.monotonic() + timeout
     while True:
@@ -644,13 +626,13 @@ def start_services(
             (local_dir / STATE_NAME).unlink(missing_ok=True)
             raise ServiceError(
                 f"the background service exited with code {process.returncode} while "
-                f"starting:\n{_log_tail(log_path)}"
+                f"starting:\n{log_tail(log_path)}"
             )
         if time.monotonic() >= deadline:
             stop_services(local_dir)
             raise ServiceError(
                 f"the background service wrote no health record within {timeout:.0f} s:\n"
-                f"{_log_tail(log_path)}"
+                f"{log_tail(log_path)}"
             )
         time.sleep(0.05)
 

@@ -101,7 +101,25 @@ resource "aws_iam_role" "this" {
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
+# A customer-managed stream key needs key rights in both directions (the scorer reads one
+# stream and writes the other; the redrive reads and re-puts); the AWS-managed aws/kinesis key
+# needs none. One statement, merged into each policy that touches the streams.
+data "aws_iam_policy_document" "stream_key" {
+  count = var.stream_kms_key_arn == null ? 0 : 1
+  statement {
+    sid       = "UseStreamKeyThroughKinesis"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.stream_kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "scorer" {
+  source_policy_documents = data.aws_iam_policy_document.stream_key[*].json
   statement {
     sid = "ReadInputStream"
     actions = [
@@ -152,20 +170,6 @@ data "aws_iam_policy_document" "scorer" {
   # No cloudwatch:PutMetricData: the function's metrics are EMF lines in its log (Powertools),
   # which CloudWatch Logs turns into metrics with the log-writing rights above.
 
-  # A customer-managed stream key needs key rights; the AWS-managed aws/kinesis key does not.
-  dynamic "statement" {
-    for_each = var.stream_kms_key_arn == null ? [] : [var.stream_kms_key_arn]
-    content {
-      sid       = "UseStreamKeyThroughKinesis"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
-      }
-    }
-  }
 }
 
 resource "aws_iam_role_policy" "this" {
@@ -341,6 +345,8 @@ resource "aws_iam_policy" "model_deployer" {
 # For the operator who replays failed batches once the function is fixed: read the DLQ's
 # pointers, read those records back from the input stream, put them back on it.
 data "aws_iam_policy_document" "dlq_redrive" {
+  # The DLQ is SSE-SQS (no key rights); the streams may need the customer-managed key.
+  source_policy_documents = data.aws_iam_policy_document.stream_key[*].json
   statement {
     sid = "TakeFailureRecordsFromTheDeadLetterQueue"
     # ChangeMessageVisibility: a message kept (records trimmed, a put failed) is made visible
@@ -355,20 +361,6 @@ data "aws_iam_policy_document" "dlq_redrive" {
     resources = [var.input_stream_arn]
   }
 
-  # The DLQ is SSE-SQS (no key rights). A customer-managed stream key needs both directions.
-  dynamic "statement" {
-    for_each = var.stream_kms_key_arn == null ? [] : [var.stream_kms_key_arn]
-    content {
-      sid       = "UseStreamKeyThroughKinesis"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [statement.value]
-      condition {
-        test     = "StringEquals"
-        variable = "kms:ViaService"
-        values   = ["kinesis.${data.aws_region.current.name}.amazonaws.com"]
-      }
-    }
-  }
 }
 
 resource "aws_iam_policy" "dlq_redrive" {
