@@ -70,8 +70,8 @@ _json_encode_lines = msgspec.json.Encoder().encode_lines
 _UNKNOWN_CODE = VERDICTS_BY_CODE.index(VERDICT_UNKNOWN)
 
 
-def _shadow_fields(shadow: ShadowScores | None, n: int) -> Any:
-    """The ``shadow`` field of each of ``n`` scored records, in order (an iterable)."""
+def _shadow_fields(shadow: ShadowScores | None) -> Any:
+    """The ``shadow`` field of each scored record, in order (an iterable)."""
     if shadow is None:
         return repeat(None)
     if shadow.error is not None or shadow.codes is None or shadow.p_poisonous is None:
@@ -199,7 +199,7 @@ class ScoringService:
                 repeat(scored_at),
                 repeat(_NO_ERRORS),
                 repeat(None),  # misread: set below on the rows it blocked
-                _shadow_fields(shadow, len(accepted_ids)),
+                _shadow_fields(shadow),
             )
         )
         for i in blocked.tolist():  # the variant that makes an edible verdict unknown
