@@ -136,7 +136,7 @@ invoke: setup ## Invoke the alias live (or QUALIFIER=N or LATEST) once with EVEN
 	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer) --qualifier '$(QUALIFIER)'
 
 .PHONY: bench
-bench: setup ## Benchmark the handler, LightGBM and compiled predict, per-record pattern, cold starts -> reports/benchmark.json
+bench: setup ## Benchmark the handler (with and without a shadow), LightGBM and compiled predict, per-record pattern, cold starts (one and two bundles) -> reports/benchmark.json
 	$(PY) -m scripts.bench
 
 ##@ Infrastructure
