@@ -429,13 +429,20 @@ def rollback(*, target: Target, lambda_client: Any, s3_client: Any) -> RolloutRe
     that version's S3 copy of its bundle verifies."""
     plan = _rollback_plan(target, lambda_client, s3_client)
     moved = _move_alias(lambda_client, target, plan.alias, plan.version, plan.restored)
+    restored = _served(plan.version, plan.config, moved)
+    shadow = (
+        f"; it scores model {restored.shadow_model_version} as its shadow"
+        if restored.shadow_bundle_uri
+        else ""
+    )
     return RolloutResult(
-        _served(plan.version, plan.config, moved),
+        restored,
         changed=True,
         message=(
             f"{target.function_name}:{target.alias} rolled back from version "
             f"{plan.alias['FunctionVersion']} (model {plan.record.model_version}) to version "
             f"{plan.version} (model {plan.restored.model_version}), whose S3 copy verifies"
+            f"{shadow}"
         ),
     )
 

@@ -108,6 +108,7 @@ def test_promote_serves_the_shadow_without_a_shadow_and_rollback_returns(stack: 
 
     back = rollback(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
     assert back.served.function_version == "2" and back.served.shadow_model_version == "2"
+    assert back.message.endswith("; it scores model 2 as its shadow")
     assert _live(stack)[SHADOW_ENV] == TARGET.bundle_uri("2")
     back = rollback(target=TARGET, lambda_client=stack.lam, s3_client=stack.s3)
     assert back.served.function_version == "1" and back.served.shadow_model_version is None
