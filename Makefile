@@ -136,7 +136,7 @@ invoke: setup ## Invoke the alias live (or QUALIFIER=N or LATEST) once with EVEN
 	$(PY) -m scripts.invoke --event $(EVENT) --function $(or $(FUNCTION_NAME),mushroom-scorer) --qualifier '$(QUALIFIER)'
 
 .PHONY: bench
-bench: setup ## Benchmark the handler, LightGBM and compiled predict, per-record pattern, cold starts -> reports/benchmark.json
+bench: setup ## Benchmark the handler (with and without a shadow), LightGBM and compiled predict, per-record pattern, cold starts (one and two bundles) -> reports/benchmark.json
 	$(PY) -m scripts.bench
 
 ##@ Infrastructure
@@ -175,6 +175,19 @@ rollout: setup ## Serve model MODEL_VERSION=N (default: the champion) via the al
 .PHONY: rollback
 rollback: setup ## Move the alias live back to the version served before (instant, no rebuild)
 	$(PY) -m orchestration.rollout --rollback
+
+.PHONY: shadow
+shadow: setup ## Score registered MODEL_VERSION=N beside the served model (its verdicts in the records' shadow field; answers no one)
+	@if [ -z "$(MODEL_VERSION)" ]; then echo "make shadow needs MODEL_VERSION=N (a registered version)" >&2; exit 2; fi
+	$(PY) -m orchestration.rollout --shadow $(MODEL_VERSION)
+
+.PHONY: promote
+promote: setup ## Serve the shadow (no shadow after it) and make it the registry's champion; make rollback undoes it
+	$(PY) -m orchestration.rollout --promote
+
+.PHONY: shadow-stop
+shadow-stop: setup ## Drop the shadow: serve the same model without it
+	$(PY) -m orchestration.rollout --shadow-stop
 
 .PHONY: redrive
 redrive: setup ## Replay the DLQ once the function is fixed: its failed batches back onto the input stream

@@ -44,6 +44,7 @@ from typing import Any, Callable
 
 from deployment.elf_audit import RUNTIME_LIBRARIES, ElfError, read_elf, too_new
 from lambda_function.compiled import PREDICTOR_ABI
+from lambda_function.config import SHADOW_ENV as SHADOW_BUNDLE_ENV
 from lambda_function.model import (
     BUNDLE_METADATA_FILE,
     COMPILED_KEY,
@@ -59,6 +60,8 @@ from lambda_function.model import (
 
 #: The function's environment variable naming the served bundle (lambda_function/config.py).
 BUNDLE_ENV = "MODEL_BUNDLE_URI"
+#: The one naming the shadow bundle, scored beside the served one (deployment/shadow.py).
+SHADOW_ENV = SHADOW_BUNDLE_ENV
 #: The function's environment variable naming its package flavour (Terraform: scorer_package).
 PACKAGE_ENV = "SCORER_PACKAGE"
 PACKAGE_WITH_LIGHTGBM = "lightgbm"
@@ -82,7 +85,7 @@ _DEPLOYMENT_FIELDS = (
 )
 _RECORD = re.compile(
     r"model_version=(?P<model_version>\S+) run_id=(?P<run_id>\S+) "
-    r"previous_version=(?P<previous_version>\S+)"
+    r"previous_version=(?P<previous_version>\S+)(?: shadow=(?P<shadow>\S+))?"
 )
 
 
@@ -110,12 +113,15 @@ class ServedRecord:
     model_version: str
     run_id: str
     previous_version: str | None
+    shadow: str | None = None  # the shadow's model version, when the version has one
 
     def describe(self) -> str:
         text = (
             f"model_version={self.model_version} run_id={self.run_id} "
             f"previous_version={self.previous_version or 'none'}"
         )
+        if self.shadow:
+            text += f" shadow={self.shadow}"
         return text[:256]  # Lambda's limit for descriptions
 
     @classmethod
@@ -125,7 +131,10 @@ class ServedRecord:
             return None
         previous = match["previous_version"]
         return cls(
-            match["model_version"], match["run_id"], None if previous == "none" else previous
+            match["model_version"],
+            match["run_id"],
+            None if previous == "none" else previous,
+            match["shadow"],
         )
 
 
@@ -138,6 +147,9 @@ class Served:
     model_version: str | None
     run_id: str | None
     previous_version: str | None
+    #: The shadow scored beside the served model (deployment/shadow.py), when there is one.
+    shadow_bundle_uri: str | None = None
+    shadow_model_version: str | None = None
 
 
 #: What a rollout found under the version's S3 prefix (``CopyCheck.state``).
@@ -213,9 +225,7 @@ def rollout(
     uri = target.bundle_uri(model_version)
     copy = _ensure_copy(s3_client, target, model_version, files)
 
-    env = dict((latest.get("Environment") or {}).get("Variables") or {})
-    desired = {**env, BUNDLE_ENV: uri}
-    wanted = {**latest, "Environment": {"Variables": desired}}
+    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, None)}}
     if _bundle_of(current) == uri and _same_deployment(current, wanted):
         return RolloutResult(
             _served(alias["FunctionVersion"], current, alias),
@@ -236,7 +246,10 @@ def rollout(
     result = _publish_and_move(
         lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
     )
-    return RolloutResult(result.served, True, f"{result.message}; {copy.describe()}", copy)
+    # A rollout serves exactly model N: a shadow of the version before is not carried over.
+    dropped = _shadow_of(current)
+    note = f"; the shadow ({_model_version_of(dropped)}) was dropped" if dropped else ""
+    return RolloutResult(result.served, True, f"{result.message}; {copy.describe()}{note}", copy)
 
 
 def follow_code(
@@ -258,9 +271,8 @@ def follow_code(
     latest = _function_configuration(lambda_client, name)
     alias = _alias(lambda_client, target)
     current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
-    uri = _bundle_of(current)
-    env = dict((latest.get("Environment") or {}).get("Variables") or {})
-    wanted = {**latest, "Environment": {"Variables": {**env, BUNDLE_ENV: uri}}}
+    uri, shadow = _bundle_of(current), _shadow_of(current)
+    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, shadow)}}
     if not uri or _same_deployment(current, wanted):
         return RolloutResult(
             _served(alias["FunctionVersion"], current, alias),
@@ -275,10 +287,35 @@ def follow_code(
     served_now = ServedRecord.parse(alias.get("Description")) or ServedRecord(
         _model_version_of(uri), "unknown", None
     )
-    record = ServedRecord(served_now.model_version, served_now.run_id, alias["FunctionVersion"])
-    return _publish_and_move(
-        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
+    record = ServedRecord(
+        served_now.model_version,
+        served_now.run_id,
+        alias["FunctionVersion"],
+        _model_version_of(shadow) if shadow else None,
     )
+    return _publish_and_move(
+        lambda_client,
+        target,
+        alias,
+        latest,
+        uri,
+        record,
+        (wait_timeout_s, poll_s, sleep, clock),
+        shadow_uri=shadow,
+    )
+
+
+def serving_variables(
+    configuration: dict[str, Any], uri: str, shadow_uri: str | None
+) -> dict[str, str]:
+    """The configuration's variables, serving ``uri`` with the shadow ``shadow_uri`` (None:
+    no shadow); every other variable kept."""
+    env = dict((configuration.get("Environment") or {}).get("Variables") or {})
+    env[BUNDLE_ENV] = uri
+    env.pop(SHADOW_ENV, None)
+    if shadow_uri:
+        env[SHADOW_ENV] = shadow_uri
+    return env
 
 
 def _publish_and_move(
@@ -289,18 +326,22 @@ def _publish_and_move(
     uri: str,
     record: ServedRecord,
     waiting: tuple[float, float, Callable[[float], None], Callable[[], float]],
+    shadow_uri: str | None = None,
 ) -> RolloutResult:
-    """Set the bundle on $LATEST if needed, publish a version, move the alias to it."""
+    """Set the bundle (and the shadow, or none) on $LATEST if needed, publish a version, move
+    the alias to it, and read back what the alias serves."""
     name = target.function_name
     before = alias["FunctionVersion"]
     env = dict((latest.get("Environment") or {}).get("Variables") or {})
-    if env.get(BUNDLE_ENV) != uri:
+    desired = serving_variables(latest, uri, shadow_uri)
+    if env != desired:
         kwargs = {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
         _call(
-            f"update {BUNDLE_ENV} of {name} (the alias still serves version {before})",
+            f"update {BUNDLE_ENV} and {SHADOW_ENV} of {name} (the alias still serves version "
+            f"{before})",
             lambda_client.update_function_configuration,
             FunctionName=name,
-            Environment={"Variables": {**env, BUNDLE_ENV: uri}},
+            Environment={"Variables": desired},
             **kwargs,
         )
         latest = _wait_until_updated(lambda_client, name, *waiting)
@@ -314,12 +355,15 @@ def _publish_and_move(
         **publish,
     )
     version = str(published["Version"])
-    if _bundle_of(published) != uri:
+    if _bundle_of(published) != uri or _shadow_of(published) != (shadow_uri or ""):
         raise RolloutError(
-            f"version {version} of {name} serves {_bundle_of(published) or 'no model'}, not "
-            f"{uri} (changed concurrently?); the alias still serves version {before}"
+            f"version {version} of {name} serves {_bundle_of(published) or 'no model'} with "
+            f"shadow {_shadow_of(published) or 'none'}, not {uri} with shadow "
+            f"{shadow_uri or 'none'} (changed concurrently?); the alias still serves version "
+            f"{before}"
         )
     moved = _move_alias(lambda_client, target, alias, version, record)
+    read_back(lambda_client, target, version, uri, shadow_uri)
     return RolloutResult(
         _served(version, published, moved),
         changed=True,
@@ -385,13 +429,20 @@ def rollback(*, target: Target, lambda_client: Any, s3_client: Any) -> RolloutRe
     that version's S3 copy of its bundle verifies."""
     plan = _rollback_plan(target, lambda_client, s3_client)
     moved = _move_alias(lambda_client, target, plan.alias, plan.version, plan.restored)
+    restored = _served(plan.version, plan.config, moved)
+    shadow = (
+        f"; it scores model {restored.shadow_model_version} as its shadow"
+        if restored.shadow_bundle_uri
+        else ""
+    )
     return RolloutResult(
-        _served(plan.version, plan.config, moved),
+        restored,
         changed=True,
         message=(
             f"{target.function_name}:{target.alias} rolled back from version "
             f"{plan.alias['FunctionVersion']} (model {plan.record.model_version}) to version "
             f"{plan.version} (model {plan.restored.model_version}), whose S3 copy verifies"
+            f"{shadow}"
         ),
     )
 
@@ -665,17 +716,46 @@ def _served(version: str, config: dict[str, Any], alias: dict[str, Any]) -> Serv
     record = ServedRecord.parse(alias.get("Description")) or ServedRecord.parse(
         config.get("Description")
     )
+    shadow = _shadow_of(config)
     return Served(
         function_version=str(version),
         bundle_uri=uri,
         model_version=record.model_version if record else (_model_version_of(uri) or None),
         run_id=record.run_id if record else None,
         previous_version=record.previous_version if record else None,
+        shadow_bundle_uri=shadow or None,
+        shadow_model_version=(
+            (record.shadow if record and record.shadow else _model_version_of(shadow))
+            if shadow
+            else None
+        ),
     )
 
 
 def _bundle_of(config: dict[str, Any]) -> str:
     return str(((config.get("Environment") or {}).get("Variables") or {}).get(BUNDLE_ENV) or "")
+
+
+def _shadow_of(config: dict[str, Any]) -> str:
+    return str(((config.get("Environment") or {}).get("Variables") or {}).get(SHADOW_ENV) or "")
+
+
+def read_back(
+    lambda_client: Any, target: Target, version: str, uri: str, shadow_uri: str | None
+) -> dict[str, Any]:
+    """The alias's configuration, read back after a move: RolloutError unless the alias is on
+    ``version`` serving ``uri`` with the shadow ``shadow_uri`` (None: none)."""
+    name = target.function_name
+    alias = _alias(lambda_client, target)
+    config = _function_configuration(lambda_client, name, target.alias)
+    found = (str(alias["FunctionVersion"]), _bundle_of(config), _shadow_of(config))
+    if found != (str(version), uri, shadow_uri or ""):
+        raise RolloutError(
+            f"{name}:{target.alias} reads back as version {found[0]} serving "
+            f"{found[1] or 'no model'} with shadow {found[2] or 'none'}, not version {version} "
+            f"serving {uri} with shadow {shadow_uri or 'none'} (moved concurrently?)"
+        )
+    return config
 
 
 def _model_version_of(uri: str) -> str:

@@ -12,12 +12,27 @@ from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM
 
 SERVICE_NAME = "mushroom-scorer"
 METRICS_NAMESPACE = "MushroomScorer"
+#: The variable naming the shadow bundle (deployment/shadow.py sets it on a published version).
+SHADOW_ENV = "SHADOW_BUNDLE_URI"
 #: SCORER_PREDICTOR values, the default first.
 PREDICTOR_CHOICES = (PREDICTOR_AUTO, PREDICTOR_LIGHTGBM)
 
 
 class SettingsError(ValueError):
     """A required environment variable is missing or has an invalid value."""
+
+
+@dataclass(frozen=True)
+class ShadowSetting:
+    """``SHADOW_BUNDLE_URI``: the bundle scored beside the served one (``shadow.py``).
+
+    ``problem`` says why the value is unusable. It does not fail the settings: a broken shadow
+    never stops serving, it is reported on every scored record instead.
+    """
+
+    uri: str
+    model_version: str
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,8 @@ class Settings:
     - ``SCORER_PREDICTOR`` (default ``auto``): ``auto`` scores with the bundle's compiled
       predictor for this platform when it has one, ``lightgbm`` always with LightGBM (needs a
       package that has it). It only chooses: the code loaded comes from the bundle alone.
+    - ``SHADOW_BUNDLE_URI`` (optional, unset or empty: no shadow): a second bundle, in the same
+      form as ``MODEL_BUNDLE_URI``, scored beside the served one; see ``ShadowSetting``.
     """
 
     model_bundle_uri: str
@@ -45,6 +62,7 @@ class Settings:
     output_backoff_base_s: float = 0.05
     output_backoff_max_s: float = 1.0
     predictor: str = PREDICTOR_CHOICES[0]
+    shadow: ShadowSetting | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -62,7 +80,29 @@ class Settings:
             output_backoff_base_s=_number(env, "OUTPUT_BACKOFF_BASE_MS", float, 50, 0) / 1000,
             output_backoff_max_s=_number(env, "OUTPUT_BACKOFF_MAX_MS", float, 1000, 0) / 1000,
             predictor=_choice(env, "SCORER_PREDICTOR", PREDICTOR_CHOICES),
+            shadow=shadow_setting(env.get(SHADOW_ENV, "")),
         )
+
+
+def shadow_setting(raw: str) -> ShadowSetting | None:
+    """``SHADOW_BUNDLE_URI`` checked: None when unset or blank, else the setting with its
+    model version (the URI's last path segment, as the deployer writes it) and any problem."""
+    uri = raw.strip()
+    if not uri:
+        return None
+    model_version = uri.rstrip("/").rsplit("/", 1)[-1] or "unknown"
+    problem = None
+    if any(c.isspace() or not c.isprintable() for c in uri):
+        problem = "contains whitespace or control characters"
+    elif uri.startswith("s3://"):
+        bucket, _, prefix = uri[len("s3://") :].partition("/")
+        if not bucket or not prefix.strip("/"):
+            problem = "is not s3://<models-bucket>/<model>/<version>/"
+    elif "://" in uri:
+        problem = "is neither an s3:// URI nor a local bundle directory"
+    if problem is None:
+        return ShadowSetting(uri, model_version)
+    return ShadowSetting(uri, model_version, f"{SHADOW_ENV}={uri[:120]!r} {problem}")
 
 
 def _required(env: Mapping[str, str], name: str, expected: str) -> str:

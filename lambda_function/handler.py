@@ -19,6 +19,7 @@ from lambda_function import aws, config
 from lambda_function.batch import process_event
 from lambda_function.bundle_store import load_bundle
 from lambda_function.service import ScoringService
+from lambda_function.shadow import Shadow
 from lambda_function.writer import KinesisOutputWriter
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or config.SERVICE_NAME)
@@ -29,11 +30,21 @@ metrics = Metrics(
 
 @functools.cache
 def get_service() -> ScoringService:
-    """The container's scoring service: settings, bundle and output writer, built once."""
+    """The container's scoring service: settings, bundle, shadow (if any) and output writer,
+    built once. A shadow that fails to load is logged and reported on every record; the served
+    bundle failing to load fails the invocation (fail closed)."""
     settings = config.Settings.from_env()
     bundle = load_bundle(
         settings.model_bundle_uri, settings.bundle_cache_dir, predictor=settings.predictor
     )
+    shadow = None
+    if settings.shadow is not None:
+        shadow = Shadow.load(settings.shadow, settings.bundle_cache_dir, settings.predictor)
+        if shadow.error is not None:
+            logger.error(
+                "shadow bundle not loaded: serving without it, every scored record reports it",
+                extra={"shadow_bundle_uri": settings.shadow.uri, **shadow.describe()},
+            )
     writer = KinesisOutputWriter(
         aws.client("kinesis"),
         settings.output_stream_name,
@@ -55,13 +66,15 @@ def get_service() -> ScoringService:
             # scorer) or "python" (numpy). Records are always decoded and encoded by msgspec.
             "scorer": "native" if bundle.scorer is not None else "python",
             "scorer_unavailable_reason": bundle.scorer_unavailable_reason,
+            **({"shadow_bundle_uri": settings.shadow.uri} if settings.shadow else {}),
+            **(shadow.describe() if shadow is not None else {}),
         },
     )
     # Move everything allocated so far (modules, model, clients: ~150,000 objects) out of the
     # garbage collector's reach: it never frees any of it, and a full collection triggered by
     # a batch's allocations would otherwise traverse it all (several ms on a 1,000-record batch).
     gc.freeze()
-    return ScoringService(bundle, writer)
+    return ScoringService(bundle, writer, shadow=shadow)
 
 
 @metrics.log_metrics

@@ -19,10 +19,22 @@ import numpy as np
 from lambda_function.decoding import BatchDecoder, DecodedBatch
 from lambda_function.misread import MisreadResult
 from lambda_function.model import VERDICT_UNKNOWN, VERDICTS_BY_CODE, ModelBundle
+from lambda_function.shadow import Shadow, ShadowScores
 from lambda_function.writer import OutputBatch, OutputWriter
 
 STATUS_SCORED = "scored"
 STATUS_REJECTED = "rejected"
+
+
+class ShadowVerdict(msgspec.Struct, gc=False, omit_defaults=True):
+    """The ``shadow`` field of a scored record: the shadow bundle's verdict on the same record,
+    computed as the served one is (``shadow.py``). When the shadow could not be loaded or could
+    not score the batch: ``verdict`` and ``p_poisonous`` null, and ``error`` says why."""
+
+    model_version: str
+    verdict: str | None
+    p_poisonous: float | None
+    error: str | None = None
 
 
 class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
@@ -32,6 +44,9 @@ class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
     cannot be part of a reference cycle; not tracking it spares the garbage collector work.
     ``misread`` (additive, absent unless set): why an otherwise edible record is ``unknown``,
     the single misread attribute that could hide a poisonous mushroom (``misread.py``).
+    ``shadow`` (additive, absent unless the function version has a shadow bundle; scored
+    records only): the shadow's verdict on the same record (``ShadowVerdict``). It comes last,
+    so a record's other fields are the same bytes with or without it.
     """
 
     mushroom_id: str | None
@@ -44,6 +59,7 @@ class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
     scored_at: str
     errors: tuple[dict[str, str], ...]
     misread: dict[str, Any] | None = None
+    shadow: ShadowVerdict | None = None
 
 
 # A shared empty tuple: scored records have no errors, and tuples cannot be mutated.
@@ -52,6 +68,17 @@ _NO_ERRORS: tuple[dict[str, str], ...] = ()
 # mapping orjson.dumps over them costs ~2.5 ms per batch; Structs + msgspec's encoder ~0.35 ms.
 _json_encode_lines = msgspec.json.Encoder().encode_lines
 _UNKNOWN_CODE = VERDICTS_BY_CODE.index(VERDICT_UNKNOWN)
+
+
+def _shadow_fields(shadow: ShadowScores | None) -> Any:
+    """The ``shadow`` field of each scored record, in order (an iterable)."""
+    if shadow is None:
+        return repeat(None)
+    if shadow.error is not None or shadow.codes is None or shadow.p_poisonous is None:
+        return repeat(ShadowVerdict(shadow.model_version, None, None, shadow.error or "no scores"))
+    verdicts = list(map(VERDICTS_BY_CODE.__getitem__, shadow.codes.tolist()))
+    probabilities = np.round(shadow.p_poisonous, 4).tolist()
+    return map(ShadowVerdict, repeat(shadow.model_version), verdicts, probabilities)
 
 
 def utc_now() -> datetime:
@@ -73,6 +100,12 @@ class BatchOutcome:
     n_rejected: int
     n_unknown: int
     failed_sequence_numbers: frozenset[str]
+    #: The shadow, when the function version has one: its model version, how many scored
+    #: records got its verdict, how many its error instead, and that error.
+    shadow_model_version: str | None = None
+    n_shadow_scored: int = 0
+    n_shadow_errors: int = 0
+    shadow_error: str | None = None
 
 
 class ScoringService:
@@ -83,10 +116,12 @@ class ScoringService:
         bundle: ModelBundle,
         writer: OutputWriter,
         clock: Callable[[], datetime] = utc_now,
+        shadow: Shadow | None = None,
     ):
         self.bundle = bundle
         self.writer = writer
         self.clock = clock
+        self.shadow = shadow
         self.decoder = BatchDecoder(bundle.encoder)
 
     @property
@@ -104,17 +139,25 @@ class ScoringService:
             data = [k.get("data") for k in kinesis]
         batch = self.decoder.decode(data)
         p_poisonous, robust = self.bundle.score_robust(batch.matrix)
+        # After the served verdicts, from the same matrix; it never raises (shadow.py).
+        shadow = self.shadow.score(batch.matrix) if self.shadow is not None else None
         scored_at = format_timestamp(self.clock())
         n_unknown = int(np.count_nonzero(robust.codes == _UNKNOWN_CODE))
         failed = self.writer.write(
-            self.encode_outputs(batch, sequence_numbers, p_poisonous, robust, scored_at)
+            self.encode_outputs(batch, sequence_numbers, p_poisonous, robust, scored_at, shadow)
         )
+        n_scored = len(batch.accepted)
+        shadow_failed = shadow is not None and shadow.error is not None
         return BatchOutcome(
             n_records=batch.n_records,
-            n_scored=len(batch.accepted),
+            n_scored=n_scored,
             n_rejected=len(batch.rejected),
             n_unknown=n_unknown,
             failed_sequence_numbers=frozenset(failed),
+            shadow_model_version=shadow.model_version if shadow is not None else None,
+            n_shadow_scored=0 if shadow is None or shadow_failed else n_scored,
+            n_shadow_errors=n_scored if shadow_failed else 0,
+            shadow_error=shadow.error if shadow is not None else None,
         )
 
     def encode_outputs(
@@ -124,9 +167,11 @@ class ScoringService:
         p_poisonous: np.ndarray,
         robust: MisreadResult,
         scored_at: str,
+        shadow: ShadowScores | None = None,
     ) -> OutputBatch:
         """One output record per input record (msgspec), in input order, with partition keys;
-        a record made ``unknown`` by the misread check says which attribute (``misread``)."""
+        a record made ``unknown`` by the misread check says which attribute (``misread``);
+        with ``shadow``, every scored record carries the shadow's verdict or error."""
         model_name, model_version = self.bundle.model_name, self.bundle.model_version
         codes = robust.codes
         blocked = np.flatnonzero(robust.feature >= 0)
@@ -153,6 +198,8 @@ class ScoringService:
                 accepted_sequence_numbers,
                 repeat(scored_at),
                 repeat(_NO_ERRORS),
+                repeat(None),  # misread: set below on the rows it blocked
+                _shadow_fields(shadow),
             )
         )
         for i in blocked.tolist():  # the variant that makes an edible verdict unknown

@@ -1,10 +1,15 @@
-"""`make rollout` and `make rollback`: serve a registered model version, without Terraform.
+"""`make rollout`, `make rollback` and the shadow: serve a registered model version, without
+Terraform.
 
 ``python -m orchestration.rollout [--model-version N]`` rolls out version N (default: the MLflow
 registry's ``champion``): its bundle (the local export, else the registered artifacts) goes
 through ``deployment.rollout.rollout``. ``--rollback`` moves the alias back to the version served
-before, once that version's bundle in S3 verifies; ``--status`` prints what the alias serves and
-what a rollback would serve.
+before, once that version's bundle in S3 verifies; ``--status`` prints what the alias serves, its
+shadow and what a rollback would serve.
+
+``--shadow N`` (``make shadow MODEL_VERSION=N``) scores registered version N beside the served
+model (``deployment.shadow.start_shadow``); ``--promote`` (``make promote``) serves the shadow
+and makes it the registry's ``champion``; ``--shadow-stop`` (``make shadow-stop``) drops it.
 
 The stack comes from ``<MUSHROOM_LOCAL_DIR>/stack.env`` (written by ``make up``/``make deploy``:
 endpoint, function, buckets) over the environment; the registry from the training settings.
@@ -33,6 +38,13 @@ from deployment.rollout import (
     rollback_target,
     rollout,
     served,
+)
+from deployment.shadow import (
+    ShadowState,
+    current_shadow,
+    promote_shadow,
+    start_shadow,
+    stop_shadow,
 )
 from lambda_function.model import BundleError, ModelBundle
 
@@ -85,6 +97,16 @@ def connect(environ: Mapping[str, str] | None = None, local_dir: Path | None = N
     )
 
 
+def _registered(stack: Stack, client: Any, model_version: str) -> Any:
+    """The registry's model version; RolloutError when the registry does not have it."""
+    try:
+        return client.get_model_version(stack.settings.model_name, str(model_version))
+    except Exception as exc:  # MlflowException: no such version
+        raise RolloutError(
+            f"model version {model_version} is not registered: {exc}; nothing changed"
+        ) from exc
+
+
 def roll_out_model(stack: Stack, model_version: str | None = None) -> RolloutResult:
     """Roll out registered version ``model_version`` (default: the champion)."""
     from training.registry import configure_mlflow, get_champion  # noqa: PLC0415 - MLflow
@@ -95,12 +117,7 @@ def roll_out_model(stack: Stack, model_version: str | None = None) -> RolloutRes
         if champion is None:
             raise NoChampion("the registry has no champion yet (make train): nothing rolled out")
         model_version = champion[0]
-    try:
-        registered = client.get_model_version(stack.settings.model_name, str(model_version))
-    except Exception as exc:  # MlflowException: no such version
-        raise RolloutError(
-            f"model version {model_version} is not registered: {exc}; nothing changed"
-        ) from exc
+    registered = _registered(stack, client, str(model_version))
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = _bundle_dir(stack.settings, registered, Path(tmp))
         return rollout(
@@ -111,6 +128,56 @@ def roll_out_model(stack: Stack, model_version: str | None = None) -> RolloutRes
             lambda_client=stack.lambda_client,
             s3_client=stack.s3_client,
         )
+
+
+def shadow_model(stack: Stack, model_version: str) -> RolloutResult:
+    """Score registered version ``model_version`` as the shadow of the served model."""
+    from training.registry import configure_mlflow  # noqa: PLC0415 - MLflow
+
+    client, _ = configure_mlflow(stack.settings)
+    registered = _registered(stack, client, str(model_version))
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = _bundle_dir(stack.settings, registered, Path(tmp))
+        return start_shadow(
+            bundle_dir,
+            str(model_version),
+            str(registered.run_id),
+            target=stack.target,
+            lambda_client=stack.lambda_client,
+            s3_client=stack.s3_client,
+        )
+
+
+def promote_shadow_model(stack: Stack) -> RolloutResult:
+    """Serve the shadow, then make it the registry's ``champion``, so that ``make rollout``
+    and ``make deploy`` (which roll out the champion) keep serving it."""
+    from training.registry import CHAMPION_ALIAS, configure_mlflow  # noqa: PLC0415 - MLflow
+
+    result = promote_shadow(
+        target=stack.target, lambda_client=stack.lambda_client, s3_client=stack.s3_client
+    )
+    client, _ = configure_mlflow(stack.settings)
+    version = str(result.served.model_version)
+    _registered(stack, client, version)
+    client.set_registered_model_alias(stack.settings.model_name, CHAMPION_ALIAS, version)
+    return RolloutResult(
+        result.served,
+        result.changed,
+        f"{result.message}; the registry's champion is now version {version}",
+        result.copy,
+    )
+
+
+def stop_shadow_model(stack: Stack) -> RolloutResult:
+    """Serve the same model without its shadow."""
+    return stop_shadow(
+        target=stack.target, lambda_client=stack.lambda_client, s3_client=stack.s3_client
+    )
+
+
+def shadowing(stack: Stack) -> ShadowState | None:
+    """The shadow the alias has now, or None."""
+    return current_shadow(target=stack.target, lambda_client=stack.lambda_client)
 
 
 def deploy(
@@ -193,9 +260,14 @@ def describe(served_now: Served, alias: str = DEFAULT_ALIAS) -> str:
     """One line: alias -> Lambda version -> model version (run)."""
     model = served_now.model_version or "none"
     run = f" (run {served_now.run_id})" if served_now.run_id else ""
+    shadow = (
+        f"; shadow: model version {served_now.shadow_model_version} (answers no one)"
+        if served_now.shadow_bundle_uri
+        else ""
+    )
     return (
         f"alias {alias} -> Lambda version {served_now.function_version} -> model version "
-        f"{model}{run}"
+        f"{model}{run}{shadow}"
     )
 
 
@@ -209,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="print what the alias serves and what a rollback would serve",
     )
+    action.add_argument("--shadow", metavar="N", help="score registered version N as the shadow")
+    action.add_argument("--promote", action="store_true", help="serve the shadow")
+    action.add_argument("--shadow-stop", action="store_true", help="drop the shadow")
     parser.add_argument(
         "--if-champion",
         action="store_true",
@@ -223,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.rollback:
             result = roll_back(stack)
+        elif args.shadow:
+            result = shadow_model(stack, args.shadow)
+        elif args.promote:
+            result = promote_shadow_model(stack)
+        elif args.shadow_stop:
+            result = stop_shadow_model(stack)
         else:
             result = roll_out_model(stack, args.model_version)
     except NoChampion as exc:

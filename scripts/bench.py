@@ -11,6 +11,10 @@
   like; ``compiled_predict_1000_ms``: the compiled predictor alone on the same matrix;
   ``handler_vs_raw_ratio`` and ``compiled_vs_raw_ratio``: medians of the per-run ratios;
   ``handler_vs_raw_cpu_ratio``: the same handler / raw pairs in CPU time (reported only);
+- ``handler_with_shadow_1000_ms``: the same handler on the same event with a shadow bundle
+  (``SHADOW_BUNDLE_URI``, loaded by ``get_service``; a second predict and misread check per
+  batch, the decoding and encoding shared), alternating with the handler without it in the same
+  runs; ``shadow_vs_handler_ratio``: the median of the per-run ratios (target <= 1.5);
 - ``per_record_pattern_1000_ms``: the common pattern, per record: base64 + ``json.loads``, a
   one-row pandas DataFrame, ``predict``, one ``put_record`` to an in-memory fake;
 - ``cold_start_ms``: a new process imports the handler, loads the bundle (through the real
@@ -23,8 +27,10 @@
   as issue 12 found it (commit ``BASELINE_COMMIT``: LightGBM, SciPy, libgomp, boto3), built by
   that commit's own builder from ``git archive``; ``cold_start_vs_baseline_ratio`` (the
   target). ``cold_start_lightgbm_ms``: the current ``lightgbm`` flavour with
-  ``SCORER_PREDICTOR=lightgbm`` (reported only). The three alternate, so they see the same
-  load; ratios are medians of the per-run ratios.
+  ``SCORER_PREDICTOR=lightgbm`` (reported only). ``cold_start_shadow_ms``: the default package
+  loading two bundles (``SHADOW_BUNDLE_URI`` set; the probe checks that the shadow loaded),
+  ``cold_start_shadow_vs_compiled_ratio``. The four alternate, so they see the same load;
+  ratios are medians of the per-run ratios.
 
 Medians of ``--runs`` runs (at least 5). The machine is shared: the report includes the load
 average, and every number of one run is measured in that same run.
@@ -55,6 +61,8 @@ from config.settings import LOCAL_DIR, REPO_ROOT
 
 ROOT = REPO_ROOT
 DEFAULT_BUNDLE = LOCAL_DIR / "bundles" / "mushroom-classifier" / "champion"
+#: Where the bench writes a copy of the champion as the shadow when none is given.
+SHADOW_COPY = LOCAL_DIR / "bench" / "shadow-bundle"
 DEFAULT_OUTPUT = ROOT / "reports" / "benchmark.json"
 DATASET_CSV = ROOT / "data" / "secondary_data.csv"
 N_RECORDS = 1000
@@ -67,6 +75,7 @@ TARGETS = {
     "speedup_vs_per_record": (">=", 100.0),
     "cold_start_ms": ("<=", 1000.0),
     "cold_start_vs_baseline_ratio": ("<=", 0.5),
+    "shadow_vs_handler_ratio": ("<=", 1.5),
 }
 
 
@@ -137,6 +146,19 @@ def kinesis_event(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def shadow_bundle(bundle_dir: Path, shadow_dir: Path | None) -> Path:
+    """The shadow's bundle directory: ``shadow_dir``, else a copy of the champion saved under
+    another model version (same trees: the same cost as a retrained model of that size)."""
+    if shadow_dir is not None:
+        return shadow_dir
+    from lambda_function.model import ModelBundle
+
+    bundle = ModelBundle.load(bundle_dir)
+    bundle.model_version = f"{bundle.model_version}-shadow"
+    shutil.rmtree(SHADOW_COPY, ignore_errors=True)
+    return bundle.save(SHADOW_COPY)
+
+
 def _lambda_environment(bundle_dir: Path) -> dict[str, str]:
     """What the function's configuration sets, plus fake credentials (nothing is sent)."""
     return {
@@ -191,16 +213,26 @@ def without_misread(bundle: Any) -> Any:
         bundle.__dict__["_misread"] = real
 
 
-def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str, Any]:
-    """Handler and raw predict, alternately, ``runs`` times each (after warm-up)."""
+def bench_handler_and_raw(
+    bundle_dir: Path, event: dict, runs: int, shadow_dir: Path
+) -> dict[str, Any]:
+    """Handler and raw predict, alternately, ``runs`` times each (after warm-up); the handler
+    with the shadow of ``shadow_dir`` alternating with them."""
     from lambda_function import handler
     from lambda_function.writer import InMemoryWriter
 
-    # The container's own service (settings from the environment, bundle, Kinesis client,
-    # gc.freeze), with its Kinesis writer swapped for one in memory.
+    # The container's own service (settings from the environment, bundle, shadow, Kinesis
+    # client, gc.freeze), with its Kinesis writer swapped for one in memory. The shadow is
+    # attached only for the runs that measure it.
     os.environ.update(_lambda_environment(bundle_dir))
+    os.environ["SHADOW_BUNDLE_URI"] = str(shadow_dir)
     handler.get_service.cache_clear()
     service = handler.get_service()
+    del os.environ["SHADOW_BUNDLE_URI"]
+    shadow = service.shadow
+    if shadow is None or shadow.error is not None:
+        raise SystemExit(f"the shadow bundle {shadow_dir} did not load: {shadow and shadow.error}")
+    service.shadow = None
     writer = InMemoryWriter()
     service.writer = writer
     bundle = service.bundle
@@ -214,7 +246,15 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
         response = handler.lambda_handler(event, context)
         assert response == {"batchItemFailures": []}, response
 
+    def invoke_with_shadow() -> None:
+        service.shadow = shadow
+        try:
+            invoke()
+        finally:
+            service.shadow = None
+
     handler_ms, raw_ms, score_ms, compiled_ms, plain_ms, check_ms = [], [], [], [], [], []
+    shadow_ms, shadow_cpu_ms = [], []
     _, codes = bundle.score_codes(matrix)
     handler_cpu_ms, raw_cpu_ms = [], []
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
@@ -232,7 +272,11 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
             writer.records.clear()
             with without_misread(bundle):
                 elapsed_plain = timed(invoke)
+            writer.records.clear()
+            elapsed_shadow, cpu_shadow = timed_cpu(invoke_with_shadow)
             if i >= 3:  # warm-up runs are not counted
+                shadow_ms.append(elapsed_shadow)
+                shadow_cpu_ms.append(cpu_shadow)
                 plain_ms.append(elapsed_plain)
                 check_ms.append(elapsed_check)
                 handler_ms.append(elapsed_handler)
@@ -246,6 +290,16 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
     invoke()  # the outputs below are the served ones, with the check
     outputs = [json.loads(data) for _, _, data in writer.records]
     assert len(outputs) == len(event["Records"])
+    writer.records.clear()
+    invoke_with_shadow()  # the same verdicts, each scored record with the shadow's
+    shadowed = [json.loads(data) for _, _, data in writer.records]
+    per_call = ("shadow", "scored_at")
+    assert [{k: v for k, v in o.items() if k not in per_call} for o in shadowed] == [
+        {k: v for k, v in o.items() if k not in per_call} for o in outputs
+    ]
+    scored = [o for o in shadowed if o["status"] == "scored"]
+    assert all(o["shadow"].get("error") is None for o in scored), scored[0]["shadow"]
+    shadow_agrees = sum(o["shadow"]["verdict"] == o["verdict"] for o in scored)
     stages = handler_stages(service, event, runs)
     verdicts = {v: sum(o["verdict"] == v for o in outputs) for v in ("edible", "poisonous")}
     verdicts["unknown"] = sum(o["verdict"] == "unknown" for o in outputs)
@@ -268,6 +322,14 @@ def bench_handler_and_raw(bundle_dir: Path, event: dict, runs: int) -> dict[str,
             h / r for h, r in zip(plain_ms, raw_ms)
         ),
         "misread_check_1000_ms": statistics.median(check_ms),
+        "handler_with_shadow_1000_ms": statistics.median(shadow_ms),
+        "handler_with_shadow_1000_cpu_ms": statistics.median(shadow_cpu_ms),
+        "shadow_vs_handler_ratio": statistics.median(s / h for s, h in zip(shadow_ms, handler_ms)),
+        "shadow_vs_handler_cpu_ratio": statistics.median(
+            s / h for s, h in zip(shadow_cpu_ms, handler_cpu_ms)
+        ),
+        "shadow_model_version": shadow.model_version,
+        "shadow_agreement": f"{shadow_agrees} of {len(scored)} scored records",
         "misread": bundle.misread.kind,
         "compiled_predict_1000_ms": statistics.median(compiled_ms),
         "compiled_predict_1000_ms_min": min(compiled_ms),
@@ -406,7 +468,7 @@ BENCH_DIR = LOCAL_DIR / "bench"
 PROBE = ROOT / "scripts" / "cold_start_probe.py"
 #: Cold starts measured, each in its own package: directory, extra environment, the predictor
 #: that must serve, top-level modules that must not load.
-COLD_START_KINDS = ("baseline", "compiled", "lightgbm")
+COLD_START_KINDS = ("baseline", "compiled", "lightgbm", "shadow")
 COMPILED_PACKAGE_LACKS = ("lightgbm", "scipy")
 
 
@@ -492,12 +554,22 @@ def runtime_sdk() -> Path:
     return _complete(target, lambda sdk: install_wheels(sdk, ["--no-deps", *pins], True))
 
 
-def cold_start_packages() -> dict[str, tuple[Path, dict[str, str], str, tuple[str, ...]]]:
-    """Build (or reuse) the three packages; fails naming the fix when one cannot be built."""
+def cold_start_packages(
+    shadow_dir: Path,
+) -> dict[str, tuple[Path, dict[str, str], str, tuple[str, ...]]]:
+    """Build (or reuse) the three packages; fails naming the fix when one cannot be built.
+    ``shadow``: the default package with a second bundle (``SHADOW_BUNDLE_URI``)."""
+    compiled = current_package("compiled")
     return {
         "baseline": (baseline_package(), {}, "lightgbm", ()),
-        "compiled": (current_package("compiled"), {}, "compiled", COMPILED_PACKAGE_LACKS),
+        "compiled": (compiled, {}, "compiled", COMPILED_PACKAGE_LACKS),
         "lightgbm": (current_package("lightgbm"), {"SCORER_PREDICTOR": "lightgbm"}, "lightgbm", ()),
+        "shadow": (
+            compiled,
+            {"SHADOW_BUNDLE_URI": str(shadow_dir)},
+            "compiled",
+            COMPILED_PACKAGE_LACKS,
+        ),
     }
 
 
@@ -505,7 +577,7 @@ def _tree_mb(root: Path) -> float:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
 
 
-def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any]:
+def bench_cold_start(bundle_dir: Path, record: dict, runs: int, shadow_dir: Path) -> dict[str, Any]:
     """New processes: import the handler, load the bundle, score one record (medians).
 
     Each runs ``scripts/cold_start_probe.py`` isolated from this environment (``-I -S``):
@@ -513,7 +585,7 @@ def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any
     /var/task is read-only (no bytecode written between runs). The kinds alternate (in a
     rotating order) so that all see the same machine load.
     """
-    packages = cold_start_packages()
+    packages = cold_start_packages(shadow_dir)
     sdk = runtime_sdk()
     event = kinesis_event([record])
     results: dict[str, list[dict]] = {name: [] for name in COLD_START_KINDS}
@@ -551,6 +623,10 @@ def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any
         served = {r["predictor"] for r in runs_of}
         if served != {predictor}:
             raise SystemExit(f"cold start {name!r} was served by {sorted(served)}")
+        shadows = {r.get("shadow") for r in runs_of}
+        wanted_shadow = {"loaded"} if name == "shadow" else {None}
+        if shadows != wanted_shadow:
+            raise SystemExit(f"cold start {name!r}: shadow {sorted(map(str, shadows))}")
         leaked = sorted({m for r in runs_of for m in r["leaked"] + r["present"]})
         if leaked:
             raise SystemExit(
@@ -580,6 +656,9 @@ def bench_cold_start(bundle_dir: Path, record: dict, runs: int) -> dict[str, Any
 
     report["cold_start_vs_baseline_ratio"] = paired("baseline")
     report["cold_start_vs_lightgbm_ratio"] = paired("lightgbm")
+    report["cold_start_shadow_vs_compiled_ratio"] = statistics.median(
+        s["total_ms"] / c["total_ms"] for s, c in zip(results["shadow"], results["compiled"])
+    )
     return report
 
 
@@ -599,6 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark the scorer")
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--shadow-bundle",
+        type=Path,
+        default=None,
+        help="the shadow's bundle (default: a copy of --bundle under another model version)",
+    )
     parser.add_argument("--runs", type=int, default=31, help="handler/raw runs (>= 5)")
     parser.add_argument("--slow-runs", type=int, default=5, help="per-record and cold-start runs")
     parser.add_argument(
@@ -616,9 +701,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy
 
     records, source = sample_records()
+    shadow_dir = shadow_bundle(args.bundle, args.shadow_bundle)
     if args.cold_start_only:
         load_before = os.getloadavg()
-        cold = bench_cold_start(args.bundle, records[0], slow_runs)
+        cold = bench_cold_start(args.bundle, records[0], slow_runs, shadow_dir)
         print(json.dumps(cold, indent=2))
         print(f"load average {load_before} -> {os.getloadavg()}")
         return 0
@@ -631,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "slow_runs": slow_runs,
     }
-    report.update(bench_handler_and_raw(args.bundle, event, runs))
+    report["shadow_bundle"] = str(shadow_dir)
+    report.update(bench_handler_and_raw(args.bundle, event, runs, shadow_dir))
     report.update(bench_per_record(args.bundle, event, slow_runs))
     report["speedup_vs_per_record"] = (
         report["per_record_pattern_1000_ms"] / report["handler_1000_ms"]
@@ -639,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     report["speedup_vs_per_record_lean"] = (
         report["per_record_lean_1000_ms"] / report["handler_1000_ms"]
     )
-    report.update(bench_cold_start(args.bundle, records[0], slow_runs))
+    report.update(bench_cold_start(args.bundle, records[0], slow_runs, shadow_dir))
     report["targets"] = check_targets(report)
     report["environment"] = {
         "python": platform.python_version(),
@@ -659,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
         "handler_1000_ms",
         "handler_without_misread_1000_ms",
         "misread_check_1000_ms",
+        "handler_with_shadow_1000_ms",
+        "handler_with_shadow_1000_cpu_ms",
+        "shadow_vs_handler_cpu_ratio",
         "raw_predict_1000_ms",
         "handler_1000_cpu_ms",
         "raw_predict_1000_cpu_ms",
@@ -670,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
         "cold_start_ms",
         "cold_start_baseline_ms",
         "cold_start_lightgbm_ms",
+        "cold_start_shadow_ms",
+        "cold_start_shadow_vs_compiled_ratio",
     ):
         print(f"{key:28s} {report[key]:10.3f}")
     print(

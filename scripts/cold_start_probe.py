@@ -105,11 +105,13 @@ for name, module in list(sys.modules.items()):
     if not own and not runtime:
         leaked.append(f"{name} ({file})")
 predictor = getattr(service.bundle, "predictor", None)  # versions before it: LightGBM only
+shadow = getattr(service, "shadow", None)  # versions before it: none
 print(
     "COLD "
     + json.dumps(
         {
             "predictor": getattr(predictor, "kind", "lightgbm"),
+            "shadow": None if shadow is None else ("failed" if shadow.error else "loaded"),
             "botocore": sys.modules["botocore"].__file__,
             "import_ms": (imported - started) * 1000,
             "load_ms": (loaded - imported) * 1000,

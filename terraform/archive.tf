@@ -45,6 +45,8 @@ locals {
         { name = "errors", type = "array<struct<field:string,message:string>>" },
         # Absent unless the misread check made the verdict unknown; a code or a number as text.
         { name = "misread", type = "struct<field:string,value:string>" },
+        # Absent unless the function version has a shadow bundle (scored records only).
+        { name = "shadow", type = "struct<model_version:string,verdict:string,p_poisonous:double,error:string>" },
       ]
     }
     observations = {

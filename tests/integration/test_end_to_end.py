@@ -188,6 +188,72 @@ def test_invoke_returns_what_aws_lambda_invoke_returns(deployed: Deployed) -> No
     )
 
 
+def test_a_shadow_scores_every_record_and_changes_no_served_verdict(deployed: Deployed) -> None:
+    """The same records before and after `make shadow`: every scored record of the second run
+    carries exactly one shadow verdict, the shadow bundle's own, and every served field equals
+    the first run's (apart from the record's sequence number and time)."""
+    from deployment.shadow import start_shadow, stop_shadow
+    from lambda_function.model import ModelBundle
+
+    stack = connect(local_dir=deployed.local_dir)
+    champion = serving(stack)
+    # Model 2: the champion's trees with a lower threshold, so that some verdicts differ.
+    shadow = ModelBundle.load(Settings.from_env().model_bundles_dir / str(champion.model_version))
+    shadow.model_version, shadow.threshold = "2", 0.001
+    shadow_dir = shadow.save(deployed.local_dir / "shadow-bundle" / "2")
+    sample = held_out_sample(300, seed=21)
+    records = producer.observations(sample, "shadow")
+    malformed = producer.malformed_records("shadow")
+    raw = producer.to_raw(records) + malformed
+    stream, out = deployed.outputs["input_stream_name"], deployed.outputs["output_stream_name"]
+
+    def run() -> list[dict[str, Any]]:
+        checkpoint = deployed.verdict_checkpoint()
+        producer.put_raw(raw, stream)
+        stats = deployed.run_function()
+        assert stats.function_errors == 0 and stats.on_failure_records == 0
+        verdicts = read_verdicts(out, checkpoint, len(raw), timeout=60)
+        assert len(verdicts) == len(raw)
+        assert len({v["input_sequence_number"] for v in verdicts}) == len(raw)
+        return verdicts
+
+    plain = run()
+    kwargs = {"target": stack.target, "lambda_client": stack.lambda_client}
+    started = start_shadow(shadow_dir, "2", None, s3_client=stack.s3_client, **kwargs)
+    try:
+        assert started.served.model_version == champion.model_version
+        shadowed = run()
+    finally:
+        stopped = stop_shadow(s3_client=stack.s3_client, **kwargs)
+    assert stopped.served.shadow_model_version is None
+
+    expected_p, expected_verdicts = ModelBundle.load(shadow_dir).score_rows(records)
+    expected = dict(zip((r["mushroom_id"] for r in records), zip(expected_verdicts, expected_p)))
+    differ = 0
+    for verdict in shadowed:
+        if verdict["status"] != "scored":
+            assert "shadow" not in verdict
+            continue
+        field = verdict.pop("shadow")  # exactly one shadow verdict per scored record
+        assert list(field) == ["model_version", "verdict", "p_poisonous"], field
+        assert field["model_version"] == "2"
+        wanted_verdict, wanted_p = expected[verdict["mushroom_id"]]
+        assert (field["verdict"], field["p_poisonous"]) == (wanted_verdict, round(wanted_p, 4))
+        differ += field["verdict"] != verdict["verdict"]
+    assert sum(v["status"] == "scored" for v in shadowed) == len(records)
+    assert differ > 0  # the shadow really is another model
+
+    def served(verdicts: list[dict[str, Any]]) -> list[str]:
+        """Each output without what differs between two runs of the same records."""
+        per_run = ("input_sequence_number", "scored_at")
+        return sorted(
+            json.dumps({k: v for k, v in verdict.items() if k not in per_run})
+            for verdict in verdicts
+        )
+
+    assert served(shadowed) == served(plain)
+
+
 def _dlq_batch_sizes(deployed: Deployed, expected_records: int, timeout: float) -> list[dict]:
     """On-failure records in the DLQ until they cover ``expected_records`` records."""
     sqs = deployed.client("sqs")

@@ -20,7 +20,8 @@ import pytest
 
 from config.stack_env import EmulatorState, read_stack_env
 from deployment.deploy import terraform_apply, terraform_destroy, terraform_plan
-from deployment.rollout import BUNDLE_ENV, RolloutError, Target, rollback, rollout
+from deployment.rollout import BUNDLE_ENV, SHADOW_ENV, RolloutError, Target, rollback, rollout
+from deployment.shadow import current_shadow, promote_shadow, start_shadow, stop_shadow
 from emulation.emulator import start_emulator, stop_emulator
 from emulation.firehose_pump import parse_delivery_stream
 from lambda_function.model import ModelBundle
@@ -470,6 +471,46 @@ def test_rollout_and_rollback_leave_terraform_nothing_to_change(
     assert roll_out().served.model_version == "8"
 
 
+def test_shadow_start_promote_stop_leave_terraform_nothing_to_change(
+    stack: Stack, tiny_compiled_bundle: Path, tmp_path: Path
+) -> None:
+    """After the rollout test (model 8 served): shadow 9, promote it, shadow 10, stop, roll
+    back; a plan with a shadow on $LATEST and one at the end show no changes."""
+    lam, s3 = stack.client("lambda"), stack.client("s3")
+    target = Target("mushroom-scorer", stack.outputs["models_bucket"])
+
+    def plan_is_clean() -> None:
+        assert terraform_plan(target="moto", local_dir=stack.local_dir, capture=True) == 0
+
+    def live() -> dict[str, str]:
+        config = lam.get_function_configuration(FunctionName="mushroom-scorer", Qualifier="live")
+        return config["Environment"]["Variables"]
+
+    def start(version: str) -> Any:
+        bundle = _bundle(tiny_compiled_bundle, tmp_path / f"bundle-{version}", version)
+        return start_shadow(bundle, version, None, target=target, lambda_client=lam, s3_client=s3)
+
+    started = start("9")
+    assert started.served.model_version == "8" and started.served.shadow_model_version == "9"
+    assert live()[SHADOW_ENV] == target.bundle_uri("9")
+    plan_is_clean()  # $LATEST names the shadow: Terraform ignores it
+    promoted = promote_shadow(target=target, lambda_client=lam, s3_client=s3)
+    assert promoted.served.model_version == "9" and SHADOW_ENV not in live()
+    assert start("10").served.shadow_model_version == "10"
+    stopped = stop_shadow(target=target, lambda_client=lam, s3_client=s3)
+    assert stopped.served.model_version == "9" and stopped.served.shadow_model_version is None
+    back = rollback(target=target, lambda_client=lam, s3_client=s3)  # to 9 with shadow 10
+    assert back.served.shadow_model_version == "10" and live()[SHADOW_ENV].endswith("/10/")
+    # Two plans, not one per command (CI time): the commands between them change only what
+    # these two cover, the variables of $LATEST and the alias's version.
+    plan_is_clean()
+    shadow = current_shadow(target=target, lambda_client=lam)
+    assert shadow is not None and (shadow.served_model_version, shadow.model_version) == (
+        "9",
+        "10",
+    )
+
+
 def _lambda_resource(response: Any) -> str:
     """The ARN AWS authorizes a Lambda request against (moto checks every one against "*").
 
@@ -590,6 +631,16 @@ def test_model_deployer_policy_rolls_out_and_nothing_else(
             assert result.changed and result.served.model_version == "9"
             back = rollback(target=target, lambda_client=dlam, s3_client=ds3)
             assert back.served.function_version == "1"
+            # The shadow commands need nothing more than the rollout's rights.
+            shadow = _bundle(tiny_compiled_bundle, tmp_path / "bundle-10", "10")
+            kwargs = {"target": target, "lambda_client": dlam, "s3_client": ds3}
+            started = start_shadow(shadow, "10", None, **kwargs)
+            assert started.served.shadow_model_version == "10"
+            assert stop_shadow(**kwargs).served.shadow_model_version is None
+            assert start_shadow(shadow, "10", None, **kwargs).changed
+            promoted = promote_shadow(**kwargs)
+            assert promoted.served.model_version == "10"
+            assert current_shadow(target=target, lambda_client=dlam) is None
 
             refused = [
                 lambda: deployer.client("kinesis").delete_stream(

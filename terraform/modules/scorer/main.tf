@@ -239,9 +239,13 @@ resource "aws_lambda_function" "this" {
   publish = true
 
   lifecycle {
-    # The served model is data, changed by deployment/rollout.py (update the variable, publish
-    # a version, move the alias): Terraform sets it at creation and never reverts it.
-    ignore_changes = [environment[0].variables["MODEL_BUNDLE_URI"]]
+    # The served model and its shadow are data, changed by deployment/rollout.py and
+    # deployment/shadow.py (update the variables, publish a version, move the alias):
+    # Terraform sets the model at creation, never sets a shadow, and reverts neither.
+    ignore_changes = [
+      environment[0].variables["MODEL_BUNDLE_URI"],
+      environment[0].variables["SHADOW_BUNDLE_URI"],
+    ]
 
     precondition {
       condition     = local.is_zip ? var.lambda_zip_path != "" : var.image_uri != ""

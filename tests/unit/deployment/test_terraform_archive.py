@@ -29,6 +29,11 @@ def archive_locals() -> dict:
 
 def _hive_type(annotation: object) -> str:
     """The Hive type a JSON SerDe reads a VerdictRecord field as."""
+    structs = [t for t in getattr(annotation, "__args__", (annotation,)) if isinstance(t, type)]
+    struct = next((t for t in structs if issubclass(t, msgspec.Struct)), None)
+    if struct is not None:  # shadow: its fields, the same way
+        fields = msgspec.structs.fields(struct)
+        return "struct<" + ",".join(f"{f.name}:{_hive_type(f.type)}" for f in fields) + ">"
     text = str(annotation)
     if "float" in text:
         return "double"

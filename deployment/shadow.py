@@ -1,0 +1,303 @@
+"""Shadow deployment on the scorer Lambda: start, promote, stop; data, not infrastructure.
+
+A shadow is a second bundle a published version scores beside the served one
+(``SHADOW_BUNDLE_URI``, ``lambda_function/shadow.py``): every scored record carries the
+shadow's verdict in its ``shadow`` field, and no consumer ever gets it as the verdict. Each
+function here is a rollout (``deployment/rollout.py``) that publishes a version and moves the
+alias ``live``:
+
+- ``start_shadow(bundle_dir, N)``: verify the bundle like a rollout does (checksums, a model the
+  package can serve), make ``s3://<models-bucket>/mushroom-classifier/N/`` a verified copy, then
+  publish a version that serves the same bundle as the alias does now, with
+  ``SHADOW_BUNDLE_URI`` set to N's copy; refused when the alias serves N already or serves no
+  model;
+- ``promote_shadow()``: read the shadow's S3 copy back (every file, size and SHA-256), then
+  publish a version serving it as ``MODEL_BUNDLE_URI``, without a shadow;
+- ``stop_shadow()``: read the served copy back, then publish a version serving it without the
+  shadow;
+- ``current_shadow()``: the shadow the alias has now (its model version and bundle), or None.
+
+Each reads the alias's configuration back after moving it (``rollout.read_back``) and records
+what it did in the version's and the alias's descriptions, as a rollout does
+(``model_version=N run_id=R previous_version=V shadow=M``): ``make rollback`` goes back to the
+version before any of them, in one call. The registry is not consulted here (``orchestration``
+resolves a registered version to its bundle directory), so the model-deployer policy suffices.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from deployment.rollout import (
+    RolloutError,
+    RolloutResult,
+    ServedRecord,
+    Target,
+    _alias,
+    _bundle_of,
+    _ensure_copy,
+    _function_configuration,
+    _get_object,
+    _model_version_of,
+    _publish_and_move,
+    _same_deployment,
+    _served,
+    _shadow_of,
+    _verified_files,
+    check_package_serves,
+    serving_variables,
+)
+from lambda_function.model import (
+    BUNDLE_METADATA_FILE,
+    BundleError,
+    bundle_files,
+    parse_metadata,
+    verify_file,
+)
+
+
+@dataclass(frozen=True)
+class ShadowState:
+    """The shadow of the version the alias serves."""
+
+    function_version: str
+    served_model_version: str | None
+    model_version: str
+    bundle_uri: str
+
+
+def current_shadow(*, target: Target, lambda_client: Any) -> ShadowState | None:
+    """The shadow the alias serves now, or None (read from its version's configuration)."""
+    alias = _alias(lambda_client, target)
+    config = _function_configuration(lambda_client, target.function_name, alias["FunctionVersion"])
+    served = _served(alias["FunctionVersion"], config, alias)
+    if not served.shadow_bundle_uri:
+        return None
+    return ShadowState(
+        function_version=served.function_version,
+        served_model_version=served.model_version,
+        model_version=served.shadow_model_version or _model_version_of(served.shadow_bundle_uri),
+        bundle_uri=served.shadow_bundle_uri,
+    )
+
+
+def start_shadow(
+    bundle_dir: str | Path,
+    model_version: str,
+    run_id: str | None,
+    *,
+    target: Target,
+    lambda_client: Any,
+    s3_client: Any,
+    wait_timeout_s: float = 300.0,
+    poll_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutResult:
+    """Score model ``model_version`` (the bundle in ``bundle_dir``) as the shadow of the model
+    the alias serves; see the module docstring. RolloutError says what was left unchanged."""
+    model_version = str(model_version)
+    files = _verified_files(Path(bundle_dir), model_version)
+    if run_id and files.run_id and run_id != files.run_id:
+        raise RolloutError(
+            f"bundle {bundle_dir} was trained by run {files.run_id}, not {run_id}: nothing changed"
+        )
+    name = target.function_name
+    latest = _function_configuration(lambda_client, name)
+    # The shadow runs in the package $LATEST has: it must be able to load it.
+    check_package_serves(latest, files.contents, Path(bundle_dir))
+    alias = _alias(lambda_client, target)
+    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    served = _served(alias["FunctionVersion"], current, alias)
+    uri = served.bundle_uri
+    if not uri:
+        raise RolloutError(
+            f"{name}:{target.alias} serves no model yet: a shadow needs a served model to be "
+            "compared with (make rollout first); nothing changed"
+        )
+    shadow_uri = target.bundle_uri(model_version)
+    if shadow_uri == uri:
+        raise RolloutError(
+            f"{name}:{target.alias} already serves model version {model_version}: it cannot be "
+            "its own shadow; nothing changed"
+        )
+    copy = _ensure_copy(s3_client, target, model_version, files)
+    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, shadow_uri)}}
+    if _same_deployment(current, wanted):
+        return RolloutResult(
+            served,
+            changed=False,
+            message=(
+                f"model version {model_version} is already the shadow of {name}:{target.alias} "
+                f"(version {alias['FunctionVersion']}); {copy.describe()}; the function and "
+                "the alias are unchanged"
+            ),
+            copy=copy,
+        )
+    record = ServedRecord(
+        served.model_version or _model_version_of(uri),
+        served.run_id or "unknown",
+        alias["FunctionVersion"],
+        model_version,
+    )
+    result = _publish_and_move(
+        lambda_client,
+        target,
+        alias,
+        latest,
+        uri,
+        record,
+        (wait_timeout_s, poll_s, sleep, clock),
+        shadow_uri=shadow_uri,
+    )
+    return RolloutResult(
+        result.served,
+        True,
+        (
+            f"{name}:{target.alias} now scores model version {model_version} as the shadow of "
+            f"model version {record.model_version} (version {result.served.function_version}; "
+            f"before: version {alias['FunctionVersion']}); the shadow answers no one: its "
+            f"verdicts are in the records' shadow field; {copy.describe()}"
+        ),
+        copy,
+    )
+
+
+def promote_shadow(
+    *,
+    target: Target,
+    lambda_client: Any,
+    s3_client: Any,
+    wait_timeout_s: float = 300.0,
+    poll_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutResult:
+    """Serve the shadow's bundle (no shadow any more) once its S3 copy verifies and
+    ``$LATEST``'s package can serve it."""
+    name = target.function_name
+    latest = _function_configuration(lambda_client, name)
+    alias = _alias(lambda_client, target)
+    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    served = _served(alias["FunctionVersion"], current, alias)
+    shadow_uri = _shadow_of(current)
+    if not shadow_uri:
+        raise RolloutError(
+            f"{name}:{target.alias} (version {alias['FunctionVersion']}) has no shadow to "
+            "promote (make shadow MODEL_VERSION=N starts one); nothing changed"
+        )
+    contents, metadata = _read_copy(s3_client, shadow_uri, "promote the shadow")
+    check_package_serves(latest, contents, Path(shadow_uri))
+    model_version = str(metadata.get("model_version") or _model_version_of(shadow_uri))
+    run_id = str(metadata.get("mlflow_run_id") or "unknown")
+    record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
+    result = _publish_and_move(
+        lambda_client,
+        target,
+        alias,
+        latest,
+        shadow_uri,
+        record,
+        (wait_timeout_s, poll_s, sleep, clock),
+    )
+    return RolloutResult(
+        result.served,
+        True,
+        (
+            f"{name}:{target.alias} now serves the shadow, model version {model_version} (run "
+            f"{run_id}), as version {result.served.function_version}, without a shadow; before: "
+            f"version {alias['FunctionVersion']} serving model version {served.model_version}; "
+            f"its S3 copy {shadow_uri} verifies ({len(contents)} files, size and SHA-256)"
+        ),
+    )
+
+
+def stop_shadow(
+    *,
+    target: Target,
+    lambda_client: Any,
+    s3_client: Any,
+    wait_timeout_s: float = 300.0,
+    poll_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> RolloutResult:
+    """Serve the same model without the shadow; a no-op when there is none."""
+    name = target.function_name
+    latest = _function_configuration(lambda_client, name)
+    alias = _alias(lambda_client, target)
+    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    served = _served(alias["FunctionVersion"], current, alias)
+    shadow_uri = _shadow_of(current)
+    if not shadow_uri:
+        return RolloutResult(
+            served,
+            changed=False,
+            message=(
+                f"{name}:{target.alias} (version {alias['FunctionVersion']}) has no shadow; "
+                "nothing changed"
+            ),
+        )
+    uri = _bundle_of(current)
+    # The new version's cold starts load the served bundle again: it must still verify.
+    _read_copy(s3_client, uri, "stop the shadow")
+    record = ServedRecord(
+        served.model_version or _model_version_of(uri),
+        served.run_id or "unknown",
+        alias["FunctionVersion"],
+    )
+    result = _publish_and_move(
+        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
+    )
+    return RolloutResult(
+        result.served,
+        True,
+        (
+            f"{name}:{target.alias} serves model version {record.model_version} without the "
+            f"shadow (model version {_model_version_of(shadow_uri)}) as version "
+            f"{result.served.function_version}; before: version {alias['FunctionVersion']}"
+        ),
+    )
+
+
+def _read_copy(s3: Any, uri: str, action: str) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The bundle at ``uri`` read back from S3 (``bundle.json`` and every file it lists,
+    verified by size and SHA-256) and its metadata; RolloutError naming the fix otherwise."""
+    bucket, _, prefix = (
+        uri[len("s3://") :].partition("/") if uri.startswith("s3://") else ("", "", "")
+    )
+    model_version = _model_version_of(uri)
+    fix = (
+        f"cannot {action}: its bundle {uri} %s; nothing changed (make shadow "
+        f"MODEL_VERSION={model_version} or make rollout MODEL_VERSION={model_version} uploads "
+        "the registry's bundle again)"
+    )
+    if not bucket:
+        raise RolloutError(fix % "is not an s3:// URI")
+    prefix = prefix if prefix.endswith("/") else prefix + "/"
+    raw = _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE)
+    if raw is None:
+        raise RolloutError(fix % f"has no {BUNDLE_METADATA_FILE}")
+    try:
+        metadata = parse_metadata(raw, uri + BUNDLE_METADATA_FILE)
+        _, listed = bundle_files(metadata, uri)
+    except BundleError as exc:
+        raise RolloutError(fix % f"does not verify ({exc})") from exc
+    contents, problems = {}, []
+    for name, expected in sorted(listed.items()):
+        data = _get_object(s3, bucket, prefix + name)
+        try:
+            if data is None:
+                raise BundleError(f"{name} missing")
+            verify_file(data, expected, name)
+        except BundleError as exc:
+            problems.append(str(exc))
+            continue
+        contents[name] = data
+    if problems:
+        raise RolloutError(fix % f"no longer verifies ({'; '.join(problems)})")
+    contents[BUNDLE_METADATA_FILE] = raw
+    return contents, metadata

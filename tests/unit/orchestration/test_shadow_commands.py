@@ -1,0 +1,74 @@
+"""`make shadow`, `make promote`, `make shadow-stop` (orchestration/rollout.py): the registry's
+side (a version it lacks is refused; a promotion moves its champion) over moto in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deployment.rollout import RolloutError
+from lambda_function.model import ModelBundle
+from orchestration.rollout import (
+    Stack,
+    describe,
+    promote_shadow_model,
+    serving,
+    shadow_model,
+    shadowing,
+    stop_shadow_model,
+)
+from tests.fakes.mlflow_store import empty_store, settings  # noqa: F401 - fixtures
+from tests.unit.deployment import test_rollout
+from training import registry
+
+
+@pytest.fixture
+def deployed(settings, moto_aws, tiny_compiled_bundle: Path, tmp_path: Path):  # noqa: F811
+    """test_rollout's stack (model 1 served) and a registry holding versions 1 and 2, whose
+    bundles are exported where `make train` puts them."""
+    import mlflow
+
+    lam = test_rollout.stack.__wrapped__(moto_aws, tiny_compiled_bundle, tmp_path)
+    client, _ = registry.configure_mlflow(settings)
+    for version in ("1", "2"):
+        with mlflow.start_run() as run:
+            mlflow.log_artifacts(str(tiny_compiled_bundle), "bundle")
+            registered = registry.register_version(
+                client, settings.model_name, mlflow.get_artifact_uri("bundle"), run.info.run_id
+            )
+        assert registered == version
+        bundle = ModelBundle.load(lam.bundles[version])
+        bundle.metadata["mlflow_run_id"] = run.info.run_id
+        bundle.save(settings.model_bundles_dir / version)
+    return Stack(settings, test_rollout.TARGET, lam.lam, lam.s3), client
+
+
+def test_a_version_the_registry_lacks_is_refused(deployed) -> None:
+    stack, _ = deployed
+    with pytest.raises(RolloutError, match="model version 7 is not registered.*nothing changed"):
+        shadow_model(stack, "7")
+    assert shadowing(stack) is None
+
+
+def test_shadow_then_promote_serves_it_and_makes_it_the_champion(deployed) -> None:
+    stack, client = deployed
+    started = shadow_model(stack, "2")
+    assert started.served.model_version == "1" and started.served.shadow_model_version == "2"
+    state = shadowing(stack)
+    assert state is not None and state.model_version == "2"
+    assert describe(serving(stack)).endswith("; shadow: model version 2 (answers no one)")
+
+    promoted = promote_shadow_model(stack)
+
+    assert promoted.served.model_version == "2" and shadowing(stack) is None
+    assert promoted.message.endswith("the registry's champion is now version 2")
+    champion = client.get_model_version_by_alias(stack.settings.model_name, "champion")
+    assert str(champion.version) == "2"
+
+
+def test_stop_drops_the_shadow(deployed) -> None:
+    stack, _ = deployed
+    shadow_model(stack, "2")
+    assert stop_shadow_model(stack).served.shadow_model_version is None
+    assert shadowing(stack) is None and serving(stack).model_version == "1"
