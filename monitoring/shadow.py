@@ -213,6 +213,10 @@ def evaluate(
         return outcome
     outcome["acted"] = True
     event = PROMOTED if decision.action == PROMOTE else DISCARDED
+    if event == DISCARDED and state.shadow.get("labels_used") is not None:
+        # Like a refusal by the gate: while the alarm lasts, retrain again once more labels
+        # than the discarded model saw have arrived (monitoring.respond).
+        state.refused_with_labels = int(state.shadow["labels_used"])
     state.shadow = {}
     outcome["event"] = event
     outcome["errors"].extend(
@@ -260,7 +264,12 @@ def record_start(
             reason=f"replaced by shadow v{version} ({reason})",
             evidence=None,
         )
-    state.shadow = {"model_version": version, "started_at": at.isoformat(), "since": at.isoformat()}
+    state.shadow = {
+        "model_version": version,
+        "started_at": at.isoformat(),
+        "since": at.isoformat(),
+        "labels_used": response.labels_used,
+    }
     errors += record(
         deps,
         STARTED,

@@ -98,6 +98,7 @@ def env(tmp_path):
         deployed=deployed,
         tags=tags,
         sent=sent,
+        trainer_calls=lambda: len(deps.retrain.calls),
     )
 
 
@@ -213,7 +214,7 @@ def test_the_first_false_edible_discards_before_the_minimum_sample(env):
     put(env["objects"], T0 + timedelta(seconds=30), calls)
     put_labels(env["objects"], T0 + timedelta(seconds=50), calls)
     result = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
-    assert env["shadow"].calls[-1] == ("stop", "2")
+    assert env["shadow"].calls[1] == ("stop", "2")
     assert "false edible" in result.timeline_entry["shadow"]["decision"]["reason"]
 
 
@@ -271,3 +272,22 @@ def test_without_a_shadow_port_the_gate_deploys_as_before(env):
     result = run_cycle(deps, at=T0)
     assert env["deployed"] == ["2"] and result.timeline_entry["shadow"] is None
     assert result.timeline_entry["shadow_events"] == []
+
+
+def test_after_a_discard_the_alarm_still_on_retrains_once_more_labels_arrived(env):
+    start_shadow_by_alarm(env)  # no labels yet: v2 was trained on 0 labelled records
+    assert env["deps"].state_store.document["shadow"]["labels_used"] == 0
+    # The champion still answers unknown (the alarm stays on); v2 calls a poisonous one edible.
+    calls = [("p", "unknown", "edible")] + [("e", "unknown", "edible")] * 19
+    put(env["objects"], T0 + timedelta(seconds=30), calls)
+    put_labels(env["objects"], T0 + timedelta(seconds=50), calls)
+    env["deps"].retrain.version = "3"
+    result = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert {a.name: a.state for a in result.alarms}[UNKNOWN_ALARM] == "ALARM"
+    # Discarded like a gate refusal: 20 labelled records now > 0, so retrained at once.
+    assert env["shadow"].calls == [("start", "2"), ("stop", "2"), ("start", "3")]
+    assert [e["event"] for e in result.timeline_entry["shadow_events"]] == [
+        "discarded",
+        "started",
+    ]
+    assert env["trainer_calls"]() == 2
