@@ -85,6 +85,7 @@ def observe(
     known = dict(state.shadow)
     try:
         current = deps.shadow.current()
+        current = None if current is None else str(current)
     except Exception as exc:  # noqa: BLE001 - no decision this cycle, said so; fail closed
         log.exception("reading the current shadow failed")
         return {

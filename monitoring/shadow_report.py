@@ -23,6 +23,36 @@ def event_labels(entry: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def shadow_lines(view: Mapping[str, Any] | None) -> list[str]:
+    """The printed summary's lines about the window's shadow (none without one)."""
+    if not view or not view.get("model_version"):
+        return [f"shadow: {e}" for e in (view or {}).get("errors", [])]
+    figures = view.get("figures") or {}
+    lines = [
+        f"shadow v{view['model_version']}: {view.get('records') or 0} records beside the "
+        f"champion, {view.get('labelled') or 0} labelled "
+        f"({view.get('labelled_poisonous') or 0} poisonous); disagreement "
+        f"{_rate(figures.get(vm.DISAGREEMENT_RATE))}; discordant: champion right "
+        f"{(view.get('discordant') or {}).get(CHAMPION, 0)}, shadow right "
+        f"{(view.get('discordant') or {}).get(SHADOW, 0)}"
+    ]
+    for figure in FIGURES:
+        lines.append(
+            f"  {vm.CLOUDWATCH_NAMES[figure]}: champion "
+            f"{_rate((figures.get(CHAMPION) or {}).get(figure))}, shadow "
+            f"{_rate((figures.get(SHADOW) or {}).get(figure))}"
+        )
+    decision = view.get("decision") or {}
+    if decision:
+        lines.append(f"  decision: {decision.get('action')}: {decision.get('reason')}")
+    lines.extend(f"  shadow: {e}" for e in view.get("errors", []))
+    return lines
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.4f}"
+
+
 def _value(entry: Mapping[str, Any], role: str, figure: str) -> float | None:
     figures = (entry.get("shadow") or {}).get("figures") or {}
     value = (figures.get(role) or {}).get(figure)

@@ -291,3 +291,15 @@ def test_after_a_discard_the_alarm_still_on_retrains_once_more_labels_arrived(en
         "started",
     ]
     assert env["trainer_calls"]() == 2
+
+
+def test_the_printed_summary_says_what_the_shadow_did(env):
+    from monitoring.outputs import describe
+
+    start_shadow_by_alarm(env)
+    put(env["objects"], T0 + timedelta(seconds=30), BETTER)
+    put_labels(env["objects"], T0 + timedelta(seconds=50), BETTER)
+    text = describe(run_cycle(env["deps"], at=T0 + timedelta(minutes=2)))
+    assert "shadow v2: 30 records beside the champion, 30 labelled (10 poisonous)" in text
+    assert "DecisionAccuracy: champion 0.3333, shadow 1.0000" in text
+    assert "decision: promote: not worse on decision accuracy" in text
