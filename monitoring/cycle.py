@@ -662,12 +662,14 @@ def respond_and_record(
     if decided:
         response.errors.extend(decided.get("errors", []))
         if decided.get("event"):
+            # First in the actions: the decision came before the alarm response.
             response.act(
                 f"shadow-{decided['event']}",
                 f"shadow v{decided['model_version']} {decided['event']}: "
                 f"{decided['decision']['reason']}",
                 model_version=decided["model_version"],
             )
+            response.actions.insert(0, response.actions.pop())
     if response.shadowed and response.new_version:
         response.errors.extend(
             shadow_step.record_start(

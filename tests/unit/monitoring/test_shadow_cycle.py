@@ -303,3 +303,18 @@ def test_the_printed_summary_says_what_the_shadow_did(env):
     assert "shadow v2: 30 records beside the champion, 30 labelled (10 poisonous)" in text
     assert "DecisionAccuracy: champion 0.3333, shadow 1.0000" in text
     assert "decision: promote: not worse on decision accuracy" in text
+
+
+def test_a_shadow_that_cannot_be_started_leaves_the_alarm_for_the_next_cycle(env):
+    env["shadow"].fail = "start"
+    result = start_shadow_by_alarm(env)
+    assert not result.ok
+    assert "starting version 2 as the shadow" in " ".join(result.errors)
+    assert [a["action"] for a in result.response.actions][-1] == "shadow-start-failed"
+    assert env["deps"].state_store.document["shadow"] == {}
+    assert markers(env["cw"], "ShadowStarted") == [] and env["deployed"] == []
+    # Not handled: the alarm counts as fresh again, so the next cycle retrains and starts it.
+    env["shadow"].fail = None
+    put(env["objects"], T0 + timedelta(seconds=50), [("e", "unknown", None)] * 20, name="more")
+    run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert env["shadow"].calls == [("start", "2")]
