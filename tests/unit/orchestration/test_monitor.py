@@ -209,7 +209,8 @@ def test_shadow_decisions_are_tagged_on_the_registered_model_version(settings): 
     from orchestration.monitor import mlflow_version_tagger
 
     client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
-    client.create_registered_model(settings.model_name)
+    if not client.search_registered_models(f"name = '{settings.model_name}'"):
+        client.create_registered_model(settings.model_name)
     version = client.create_model_version(settings.model_name, "file:///nowhere", run_id=None)
     mlflow_version_tagger(settings)(version.version, {"shadow.state": "promoted"})
     tags = client.get_model_version(settings.model_name, version.version).tags
