@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from lambda_function import verdict_metrics as vm
 from monitoring.promotion import PROMOTE, WAIT, decide
+from monitoring.publish import role_metric_data
 from monitoring.query import QueryError
 from monitoring.shadow_evidence import CHAMPION, ROLES, SHADOW, PairedEvidence, read_evidence
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROLE_DIMENSION = "ModelRole"
 # The figures published per role (CloudWatch names from lambda_function.verdict_metrics).
 ROLE_FIGURES = (vm.DECISION_ACCURACY, vm.FALSE_EDIBLE_RATE, vm.COVERAGE, vm.UNKNOWN_RATE)
 ROLE_METRICS = tuple(vm.CLOUDWATCH_NAMES[n] for n in ROLE_FIGURES)
@@ -151,27 +151,14 @@ def metric_data(summary: Mapping[str, Any] | None, at: datetime) -> list[dict[st
     if evidence is None:
         return []
     figures = evidence.figures()
-    data = []
-
-    def add(name: str, role: str, value: float | None, unit: str = "None") -> None:
-        if value is not None:
-            data.append(
-                {
-                    "MetricName": name,
-                    "Timestamp": at,
-                    "Value": float(value),
-                    "Unit": unit,
-                    "Dimensions": [{"Name": ROLE_DIMENSION, "Value": role}],
-                }
-            )
-
-    for role in ROLES:
-        for figure, name in zip(ROLE_FIGURES, ROLE_METRICS):
-            add(name, role, figures[role][figure])
-    add(DISAGREEMENT, SHADOW, figures[vm.DISAGREEMENT_RATE])
+    values: dict[str, dict[str, float | None]] = {
+        role: {name: figures[role][f] for f, name in zip(ROLE_FIGURES, ROLE_METRICS)}
+        for role in ROLES
+    }
+    values[SHADOW][DISAGREEMENT] = figures[vm.DISAGREEMENT_RATE]
     for name, attribute in COUNT_METRICS.items():
-        add(name, SHADOW, getattr(evidence, attribute), "Count")
-    return data
+        values[SHADOW][name] = getattr(evidence, attribute)
+    return role_metric_data(values, at, frozenset(COUNT_METRICS))
 
 
 def marker_data(event: str, at: datetime) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.ports import CycleDeps
+from monitoring.publish import ROLE_DIMENSION
 from monitoring.report import read_timeline, render_index
-from monitoring.shadow import ROLE_DIMENSION
 from tests.fakes.monitoring import (
     UNKNOWN_ALARM,
     FakeCloudWatch,
@@ -318,3 +318,30 @@ def test_a_shadow_that_cannot_be_started_leaves_the_alarm_for_the_next_cycle(env
     put(env["objects"], T0 + timedelta(seconds=50), [("e", "unknown", None)] * 20, name="more")
     run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
     assert env["shadow"].calls == [("start", "2")]
+
+
+def test_role_metric_data_leaves_out_what_is_not_computable():
+    from monitoring.publish import role_metric_data
+
+    at = T0
+    data = role_metric_data(
+        {"champion": {"Coverage": 0.5, "DecisionAccuracy": None}, "shadow": {"PairedLabelled": 3}},
+        at,
+        frozenset({"PairedLabelled"}),
+    )
+    assert data == [
+        {
+            "MetricName": "Coverage",
+            "Timestamp": at,
+            "Value": 0.5,
+            "Unit": "None",
+            "Dimensions": [{"Name": ROLE_DIMENSION, "Value": "champion"}],
+        },
+        {
+            "MetricName": "PairedLabelled",
+            "Timestamp": at,
+            "Value": 3.0,
+            "Unit": "Count",
+            "Dimensions": [{"Name": ROLE_DIMENSION, "Value": "shadow"}],
+        },
+    ]
