@@ -189,6 +189,58 @@ DEFAULT_AWS_GRACE_S = 960
 DEFAULT_LOCAL_GRACE_S = 20
 
 
+# Promotion of a shadow by its paired evidence on live labels (monitoring.promotion).
+DEFAULT_SHADOW_MIN_LABELLED = 200
+DEFAULT_SHADOW_MIN_POISONOUS = 50
+DEFAULT_SHADOW_ALPHA = 0.05
+DEFAULT_SHADOW_MAX_AGE_HOURS = 168.0
+
+
+@dataclass(frozen=True)
+class ShadowRules:
+    """When a shadow model is promoted or discarded (``monitoring.promotion.decide``).
+
+    Attributes:
+        min_labelled: labelled records both models scored before the decision
+            (``SHADOW_MIN_LABELLED``, default 200).
+        min_poisonous: of which truly poisonous (``SHADOW_MIN_POISONOUS``, default 50).
+        alpha: level of McNemar's exact one-sided test "the shadow is worse on decision
+            accuracy", taken once, when both minimums are first met (``SHADOW_ALPHA``, 0.05).
+        max_age_hours: a shadow without a decision this long after it started is discarded
+            (``SHADOW_MAX_AGE_HOURS``, default 168: a week).
+    """
+
+    min_labelled: int = DEFAULT_SHADOW_MIN_LABELLED
+    min_poisonous: int = DEFAULT_SHADOW_MIN_POISONOUS
+    alpha: float = DEFAULT_SHADOW_ALPHA
+    max_age_hours: float = DEFAULT_SHADOW_MAX_AGE_HOURS
+
+    def __post_init__(self) -> None:
+        if self.min_labelled < 1 or self.min_poisonous < 0:
+            raise ValueError(
+                "SHADOW_MIN_LABELLED must be >= 1 and SHADOW_MIN_POISONOUS >= 0, got "
+                f"{self.min_labelled} and {self.min_poisonous}"
+            )
+        if self.min_poisonous > self.min_labelled:
+            raise ValueError(
+                f"SHADOW_MIN_POISONOUS ({self.min_poisonous}) cannot exceed SHADOW_MIN_LABELLED "
+                f"({self.min_labelled})"
+            )
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"SHADOW_ALPHA must be in (0, 1), got {self.alpha}")
+        if not self.max_age_hours > 0:
+            raise ValueError(f"SHADOW_MAX_AGE_HOURS must be positive, got {self.max_age_hours}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "ShadowRules":
+        return cls(
+            min_labelled=int(env.get("SHADOW_MIN_LABELLED") or DEFAULT_SHADOW_MIN_LABELLED),
+            min_poisonous=int(env.get("SHADOW_MIN_POISONOUS") or DEFAULT_SHADOW_MIN_POISONOUS),
+            alpha=float(env.get("SHADOW_ALPHA") or DEFAULT_SHADOW_ALPHA),
+            max_age_hours=float(env.get("SHADOW_MAX_AGE_HOURS") or DEFAULT_SHADOW_MAX_AGE_HOURS),
+        )
+
+
 def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
     value = int(env.get(key) or default)
     if value < 1:
@@ -259,6 +311,7 @@ class MonitoringConfig:
             the emulator, whose Firehose buffers 10 s; 0 without an AWS target).
         dedupe_horizon_seconds: copies of a verdict (same input_sequence_number) counted in
             an earlier window are looked for this far back (``MONITORING_DEDUPE_HORIZON_SECONDS``).
+        shadow: when a shadow model is promoted or discarded (:class:`ShadowRules`).
     """
 
     namespace: str
@@ -290,6 +343,7 @@ class MonitoringConfig:
     look_back_days: int = DEFAULT_LOOK_BACK_DAYS
     archive_grace_seconds: int = 0
     dedupe_horizon_seconds: int = DEFAULT_DEDUPE_HORIZON_S
+    shadow: ShadowRules = ShadowRules()
 
     @classmethod
     def from_env(
@@ -373,6 +427,7 @@ class MonitoringConfig:
             dedupe_horizon_seconds=_minimum(
                 env, "MONITORING_DEDUPE_HORIZON_SECONDS", DEFAULT_DEDUPE_HORIZON_S
             ),
+            shadow=ShadowRules.from_env(env),
         )
 
 

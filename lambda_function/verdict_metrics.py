@@ -37,6 +37,8 @@ FALSE_POISONOUS_RATE = "false_poisonous_rate"
 DO_NOT_EAT_PRECISION = "do_not_eat_precision"
 DO_NOT_EAT_RECALL = "do_not_eat_recall"
 DO_NOT_EAT_F1 = "do_not_eat_f1"
+# Two models on the same records (a champion and its shadow): how often their verdicts differ.
+DISAGREEMENT_RATE = "disagreement_rate"
 
 # Label-free metrics (any scored verdicts) and metrics that need the true class.
 LABEL_FREE_METRICS = (UNKNOWN_RATE, COVERAGE)
@@ -64,6 +66,8 @@ CLOUDWATCH_NAMES = {
     DO_NOT_EAT_RECALL: "DoNotEatRecall",
     DO_NOT_EAT_F1: "DoNotEatF1",
 }
+# Metrics of two models on the same records, and their CloudWatch names.
+PAIRED_CLOUDWATCH_NAMES = {DISAGREEMENT_RATE: "DisagreementRate"}
 
 
 def _share(numerator: int, denominator: int) -> float | None:
@@ -118,6 +122,24 @@ def coverage(counts: Mapping[str, int]) -> float | None:
 
 def _do_not_eat(row: Mapping[str, int]) -> int:
     return sum(row[v] for v in DO_NOT_EAT)
+
+
+def right_action(true_class: str, verdict: str) -> bool:
+    """Whether ``verdict`` is the right action for a mushroom of ``true_class``: ``edible`` for
+    an edible one, ``poisonous`` or ``unknown`` for a poisonous one (what
+    :func:`decision_accuracy` counts, one record at a time)."""
+    if true_class not in TRUE_CLASSES or verdict not in VERDICTS:
+        raise ValueError(f"not a true class and verdict: {true_class!r}, {verdict!r}")
+    if true_class == VERDICT_EDIBLE:
+        return verdict == VERDICT_EDIBLE
+    return verdict in DO_NOT_EAT
+
+
+def disagreement_rate(pairs: Mapping[tuple[str, str], int]) -> float | None:
+    """Records on which two models gave different verdicts / records both scored; ``pairs``
+    counts records by (one model's verdict, the other's). Needs no label."""
+    total = sum(pairs.values())
+    return _share(sum(n for (a, b), n in pairs.items() if a != b), total)
 
 
 def decision_accuracy(table: Confusion) -> float | None:

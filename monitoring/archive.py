@@ -59,6 +59,11 @@ VERDICT_COLUMNS = (
     ("model_version", "VARCHAR"),
     ("input_sequence_number", "VARCHAR"),
     ("scored_at", "VARCHAR"),
+    # Additive: a function version with a shadow model adds its verdict (monitoring.shadow_sql).
+    (
+        "shadow",
+        "STRUCT(model_version VARCHAR, verdict VARCHAR, p_poisonous DOUBLE, error VARCHAR)",
+    ),
 )
 OBSERVATION_COLUMNS = (
     ("mushroom_id", "VARCHAR"),

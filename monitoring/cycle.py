@@ -48,6 +48,7 @@ import pandas as pd
 from lambda_function.decoding import validate_payload
 from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
+from monitoring import shadow as shadow_step
 from monitoring.archive import timestamp as archive_timestamp
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
@@ -289,6 +290,9 @@ def run_cycle(
         drift=drift,
         errors=errors,
     )
+    state.pending_window.summary["shadow"] = shadow_step.observe(
+        deps, state, at, at, archive_timestamp(at)
+    )
     return finish_window(deps, state, version, verdicts=verdicts, drift=drift)
 
 
@@ -377,7 +381,9 @@ def finish_window(
     if pending.step == PUBLISH_FAILED or (pending.step == PUBLISHING and not recovered):
         try:
             published = deps.cloudwatch.put_metric_data(
-                deps.config.namespace, metric_data(values, at, serving)
+                deps.config.namespace,
+                metric_data(values, at, serving)
+                + shadow_step.metric_data(pending.summary.get("shadow"), at),
             )
         except Exception as exc:
             pending.step = PUBLISH_FAILED
@@ -395,7 +401,9 @@ def finish_window(
         pending.summary["errors"] = errors
         pending.step = RESPONDING
         writer.save(state)  # the response runs at most once for this window
-        response = respond_and_record(deps, state, window, values, serving, statuses)
+        response = respond_and_record(
+            deps, state, window, values, serving, statuses, at, pending.summary.get("shadow")
+        )
         pending.response = asdict(response)
         pending.step = REPORTING
         writer.save(state)
@@ -439,6 +447,8 @@ def finish_window(
         "promoted": response.promoted,
         "deployed": response.deployed,
         "actions": response.actions,
+        "shadow": shadow_step.timeline_view(pending.summary.get("shadow"), response.shadow),
+        "shadow_events": shadow_step.events(response),
         "inputs": inputs.to_dict(),
         "errors": errors,
     }
@@ -573,6 +583,9 @@ def _archive_cycle(
         errors=errors,
     )
     state.pending_window.values.update(read.labels.metric_values())
+    state.pending_window.summary["shadow"] = shadow_step.observe(
+        deps, state, at, read.end, archive_timestamp(at)
+    )
     state.pending_window.summary["archive"] = {
         "engine": read.engine,
         "queries": read.queries,
@@ -624,8 +637,13 @@ def respond_and_record(
     values: Mapping[str, float],
     serving: str | None,
     statuses: Sequence[AlarmStatus],
+    at: datetime | None = None,
+    shadow_summary: Mapping[str, Any] | None = None,
 ) -> Response:
-    """The alarm response (notify, retrain, deploy) and what the state remembers of it."""
+    """The decision on the active shadow, then the alarm response (notify, retrain, then
+    deploy or start a shadow), and what the state remembers of them."""
+    at = at or deps.clock()
+    decided = shadow_step.evaluate(deps, state, window, at, shadow_summary)
     response = respond(
         statuses,
         window=window,
@@ -638,7 +656,33 @@ def respond_and_record(
         tag_run=deps.tag_run,
         refused_with_labels=state.refused_with_labels,
         no_new_data=deps.no_new_data,
+        start_shadow=deps.shadow.start if deps.shadow is not None else None,
     )
+    response.shadow = decided
+    if decided:
+        response.errors.extend(decided.get("errors", []))
+        if decided.get("event"):
+            # First in the actions: the decision came before the alarm response.
+            response.act(
+                f"shadow-{decided['event']}",
+                f"shadow v{decided['model_version']} {decided['event']}: "
+                f"{decided['decision']['reason']}",
+                model_version=decided["model_version"],
+            )
+            response.actions.insert(0, response.actions.pop())
+    if response.shadowed and response.new_version:
+        response.errors.extend(
+            shadow_step.record_start(
+                deps,
+                state,
+                str(response.new_version),
+                window,
+                at,
+                reason=f"passed the offline gate: {response.gate_reason}",
+                champion_version=serving,
+                response=response,
+            )
+        )
     state.alarm_states.update(response.handled)
     if response.retrained:
         state.refused_with_labels = None if response.promoted else response.labels_used

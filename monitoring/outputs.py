@@ -26,6 +26,7 @@ from monitoring.report import (
     write_report,
 )
 from monitoring.respond import AlarmStatus, Response
+from monitoring.shadow_report import shadow_lines
 from monitoring.workspace import window_run
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ def describe(result: CycleResult) -> str:
     for action in result.response.actions:
         lines.append(f"action {action['action']}: {action['detail']}")
     lines.extend((result.archive or {}).get("lines", []))
+    lines.extend(shadow_lines(result.timeline_entry.get("shadow")))
     lines.extend(result.inputs.summary_lines())
     lines.append(
         f"report: {result.report_path}" + (f" and {result.report_uri}" if result.report_uri else "")

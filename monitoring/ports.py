@@ -19,6 +19,7 @@ from monitoring.drift import DriftReference
 from monitoring.inputs import StreamRead
 from monitoring.lease import CycleLease
 from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
+from monitoring.shadow import ShadowActions, TagVersion
 from monitoring.workspace import WindowRun
 
 
@@ -97,3 +98,8 @@ class CycleDeps:
     # The archive and its query engine: when set, the window's metrics come from SQL over it
     # (monitoring.archive_window) instead of reading the streams.
     archive: ArchiveReader | None = None
+    # The scorer's shadow (monitoring.shadow): when set, a model that passes the gate becomes
+    # the shadow instead of being deployed, and each cycle decides on the active shadow by its
+    # paired evidence; ``tag_version`` records starts and decisions on the MLflow model version.
+    shadow: ShadowActions | None = None
+    tag_version: TagVersion | None = None

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any, Mapping
 
 MODEL_VERSION_DIMENSION = "ModelVersion"
+# Which model a figure is about when two score the same records: "champion" or "shadow".
+ROLE_DIMENSION = "ModelRole"
 _COUNT_METRICS = {"Records"}
 
 
@@ -27,3 +29,24 @@ def metric_data(
                 }
             )
     return data
+
+
+def role_metric_data(
+    values: Mapping[str, Mapping[str, float | None]],
+    timestamp: datetime,
+    counts: frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """``MetricData`` entries with ``ModelRole``: ``values`` is role -> metric name -> value;
+    a value that is None (not computable) is left out; names in ``counts`` have unit Count."""
+    return [
+        {
+            "MetricName": name,
+            "Timestamp": timestamp,
+            "Value": float(value),
+            "Unit": "Count" if name in counts else "None",
+            "Dimensions": [{"Name": ROLE_DIMENSION, "Value": role}],
+        }
+        for role, by_name in values.items()
+        for name, value in by_name.items()
+        if value is not None
+    ]

@@ -30,6 +30,7 @@ from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import DASHBOARD_FIGURES, VERDICTS, WindowMetrics  # noqa: E402
+from monitoring.shadow_report import event_labels, shadow_section  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -486,8 +487,9 @@ def render_index(timeline: Sequence[Mapping[str, Any]], workspace: Path | None =
         events = list(changes.get(index, []))
         if entry.get("deployed"):
             events.append(f"deployed model version {entry.get('new_version')}")
-        elif entry.get("retrained"):
+        elif entry.get("retrained") and not entry.get("shadow_events"):
             events.append(f"retrained v{entry.get('new_version')}, not deployed")
+        events.extend(event_labels(entry))
         rows.append(
             "<tr>"
             + f"<td><a href='{html.escape(report)}'>{html.escape(str(entry['window']))}</a></td>"
@@ -528,7 +530,9 @@ def render_index(timeline: Sequence[Mapping[str, Any]], workspace: Path | None =
             + "</div>",
             f"<p>{html.escape(DECISION_ACCURACY_NOTE)}</p>",
             f"<table><tr>{head}<th>alarm transitions / deployments</th></tr>{''.join(rows)}",
-            "</table></body></html>",
+            "</table>",
+            shadow_section(shown),
+            "</body></html>",
         ]
     )
 

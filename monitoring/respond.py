@@ -10,6 +10,10 @@ labelled records add something to what the champion was trained on (``no_new_dat
 data gives the same model, which is worth neither a run nor a rollout. If retraining or
 deployment fails, the failure is recorded and the alarm is not marked as handled, so the next
 cycle tries again.
+
+With ``start_shadow`` (the scorer's shadow, ``monitoring.shadow``), a model that passes the gate
+is not deployed: it becomes the shadow, scoring every record beside the champion without
+answering anyone, until its paired evidence on live labels promotes or discards it.
 """
 
 from __future__ import annotations
@@ -86,6 +90,9 @@ class Response:
     new_version: str | None = None
     promoted: bool = False
     deployed: bool = False
+    shadowed: bool = False  # the new version became the shadow instead of being deployed
+    gate_reason: str | None = None
+    shadow: dict[str, Any] | None = None  # the decision on the active shadow (monitoring.shadow)
     labels_used: int | None = None  # labelled records the retraining saw (or would have)
     skipped: bool = False  # retraining not run: nothing new since the champion was trained
     errors: list[str] = field(default_factory=list)
@@ -132,6 +139,7 @@ def respond(
     tag_run: TagRun | None = None,
     refused_with_labels: int | None = None,
     no_new_data: NoNewData | None = None,
+    start_shadow: Deploy | None = None,
 ) -> Response:
     """Notify for every fired alarm, then retrain once and deploy the new champion if promoted.
 
@@ -218,13 +226,23 @@ def respond(
         response.retrained = True
         response.run_id, response.new_version = result.run_id, result.model_version
         response.promoted = bool(result.promoted)
+        response.gate_reason = result.gate_reason
         response.act(
             "gate",
             f"version {result.model_version}: "
             f"{'promoted' if result.promoted else 'not promoted'}: {result.gate_reason}",
             run_id=result.run_id,
         )
-        if result.promoted and result.model_version:
+        if result.promoted and result.model_version and start_shadow is not None:
+            step = f"starting version {result.model_version} as the shadow"
+            start_shadow(str(result.model_version))
+            response.shadowed = True
+            response.act(
+                "shadow-start",
+                f"version {result.model_version} shadows the served version "
+                f"{serving_version} ({reason}): promoted or discarded by its live evidence",
+            )
+        elif result.promoted and result.model_version:
             step = f"deploying version {result.model_version}"
             deploy(str(result.model_version))
             response.deployed = True
@@ -237,7 +255,12 @@ def respond(
     except Exception as exc:  # recorded, alarm left unhandled -> retried next cycle
         log.exception("%s after %s failed", step, reason)
         response.errors.append(f"{step} after {reason} failed: {exc}")
-        response.act("retrain-failed" if step == "retraining" else "deploy-failed", str(exc))
+        failed = "deploy-failed"
+        if step == "retraining":
+            failed = "retrain-failed"
+        elif step.endswith("as the shadow"):
+            failed = "shadow-start-failed"
+        response.act(failed, str(exc))
         for alarm in fired:
             # Remember the pre-ALARM state, so the next cycle sees a fresh transition again.
             response.handled[alarm.name] = alarm.seen_before or alarm.previous_state
@@ -252,6 +275,7 @@ def respond(
             "monitoring.metrics": json.dumps(dict(values), sort_keys=True)[:5000],
             "monitoring.promoted": str(response.promoted).lower(),
             "monitoring.deployed": str(response.deployed).lower(),
+            "monitoring.shadowed": str(response.shadowed).lower(),
             "monitoring.replaced_version": str(serving_version),
         }
         try:
@@ -259,10 +283,14 @@ def respond(
             response.act("mlflow-tags", f"run {response.run_id}: {sorted(tags)}")
         except Exception as exc:
             response.errors.append(f"tagging MLflow run {response.run_id} failed: {exc}")
-    summary = (
-        f"retrained after {names}: version {response.new_version} "
-        f"{'deployed' if response.deployed else 'NOT deployed (gate)'}"
-    )
+    outcome = "deployed" if response.deployed else "NOT deployed (gate)"
+    if response.shadowed:
+        outcome = (
+            f"passed the offline gate ({response.gate_reason}) and started as the shadow of "
+            f"version {serving_version}: it answers no one until its paired evidence on live "
+            "labels promotes it"
+        )
+    summary = f"retrained after {names}: version {response.new_version} {outcome}"
     try:
         notify(f"Retrained: {names}"[:100], summary)
     except Exception as exc:

@@ -23,6 +23,8 @@
   label object read, and the time of the last window's labels. ``streams``,
   ``pending_verdicts``, ``pending_labels`` and ``recent_sequence_numbers`` stay empty then,
   and ``label_keys`` holds only legacy label objects (directly under ``labels/``).
+- ``shadow``: the active shadow model (``monitoring.shadow``): its version, when it started
+  (or was first seen) and where its paired evidence begins; empty without one.
 
 The document is stored in S3 (data bucket) or in a local file; see ``monitoring.aws``. Every
 save is a compare-and-swap on the version read (:class:`StateConflict` when another writer got
@@ -95,6 +97,7 @@ class MonitoringState:
     # ``labels_received`` (the time of the last window recorded: label events up to it are the
     # label history).
     archive: dict[str, str] = field(default_factory=dict)
+    shadow: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "MonitoringState":
@@ -119,6 +122,7 @@ class MonitoringState:
             ),
             recent_sequence_numbers=list(data.get("recent_sequence_numbers", [])),
             archive=dict(data.get("archive") or {}),
+            shadow=dict(data.get("shadow") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +138,7 @@ class MonitoringState:
             "pending_window": self.pending_window.to_dict() if self.pending_window else None,
             "recent_sequence_numbers": self.recent_sequence_numbers,
             "archive": self.archive,
+            "shadow": self.shadow,
         }
 
     def drop_counted(

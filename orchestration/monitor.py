@@ -35,6 +35,7 @@ from monitoring.lease import EXIT_LEASE_HELD, CycleLease, LeaseHeld
 from monitoring.outputs import describe
 from monitoring.ports import CycleDeps, JsonStore
 from monitoring.respond import Deploy, NoNewData, Retrain, TagRun
+from monitoring.shadow import ShadowActions, TagVersion
 from monitoring.state import StateConflict
 from monitoring.workspace import EvidentlyWorkspace
 
@@ -279,13 +280,29 @@ def mlflow_tagger(settings: Any) -> TagRun:
     return tag
 
 
+def mlflow_version_tagger(settings: Any) -> TagVersion:
+    """Tags on a registered model version (a shadow's start, promotion or discard)."""
+
+    def tag(version: str, tags: Mapping[str, str]) -> None:
+        from mlflow import MlflowClient  # noqa: PLC0415
+
+        client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+        for key, value in tags.items():
+            client.set_model_version_tag(settings.model_name, str(version), key, value)
+
+    return tag
+
+
 def build_deps(
     settings: Settings | None = None,
     retrain: Retrain | None = None,
     deploy: Deploy | None = None,
     no_new_data: NoNewData | None = None,
+    shadow: ShadowActions | None = None,
 ) -> CycleDeps:
-    """Wire the real adapters from the settings (default: read from the environment once)."""
+    """Wire the real adapters from the settings (default: read from the environment once).
+    With ``shadow`` (the deployment's shadow commands), a model that passes the gate becomes
+    the shadow and the cycles promote or discard it by its evidence."""
     from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
 
     settings = settings or Settings.from_env()
@@ -352,6 +369,8 @@ def build_deps(
         lease=CycleLease(lease_store, timedelta(seconds=config.lease_ttl_seconds)),
         workspace=EvidentlyWorkspace(config.workspace_dir) if config.workspace_dir else None,
         archive=archive_reader(settings, objects) if config.source == "archive" else None,
+        shadow=shadow,
+        tag_version=mlflow_version_tagger(settings),
     )
 
 

@@ -56,6 +56,74 @@ locals {
   ]
 }
 
+locals {
+  # A shadow model against the champion on the same records (monitoring/shadow.py publishes
+  # these with the ModelRole dimension; tests/unit/deployment/test_terraform_dashboard.py keeps
+  # the names equal): one line per role, and the shadow's start, promotion and discard.
+  role_dimension      = "ModelRole"
+  shadow_role_metrics = ["DecisionAccuracy", "FalseEdibleRate", "Coverage", "UnknownRate"]
+  shadow_disagreement = "DisagreementRate"
+  shadow_markers      = ["ShadowStarted", "ShadowPromoted", "ShadowDiscarded"]
+  shadow_top          = 3 + ceil(length(local.dashboard_figures) / 2) * 6
+
+  shadow_widgets = concat(
+    [
+      for i, name in local.shadow_role_metrics : {
+        type   = "metric"
+        x      = (i % 2) * 12
+        y      = local.shadow_top + floor(i / 2) * 6
+        width  = 12
+        height = 6
+        properties = {
+          title  = "${name}: champion and shadow on the same records (since the shadow started)"
+          region = var.aws_region
+          view   = "timeSeries"
+          period = local.dashboard_period
+          stat   = "Average"
+          metrics = [
+            [var.metrics_namespace, name, local.role_dimension, "champion", { label = "champion" }],
+            [var.metrics_namespace, name, local.role_dimension, "shadow", { label = "shadow" }],
+          ]
+          yAxis = { left = { min = 0, max = 1 } }
+        }
+      }
+    ],
+    [
+      {
+        type   = "metric"
+        x      = 0
+        y      = local.shadow_top + ceil(length(local.shadow_role_metrics) / 2) * 6
+        width  = 12
+        height = 6
+        properties = {
+          title   = "Disagreement rate: shadow vs. champion verdicts (no label needed)"
+          region  = var.aws_region
+          view    = "timeSeries"
+          period  = local.dashboard_period
+          stat    = "Average"
+          metrics = [[var.metrics_namespace, local.shadow_disagreement, local.role_dimension, "shadow"]]
+          yAxis   = { left = { min = 0, max = 1 } }
+        }
+      },
+      {
+        type   = "metric"
+        x      = 12
+        y      = local.shadow_top + ceil(length(local.shadow_role_metrics) / 2) * 6
+        width  = 12
+        height = 6
+        properties = {
+          title   = "Shadow started / promoted / discarded (markers)"
+          region  = var.aws_region
+          view    = "timeSeries"
+          period  = local.dashboard_period
+          stat    = "Sum"
+          metrics = [for name in local.shadow_markers : [var.metrics_namespace, name]]
+        }
+      },
+    ],
+  )
+}
+
 resource "aws_cloudwatch_dashboard" "monitoring" {
   dashboard_name = "${var.name_prefix}mushroom-monitoring"
   dashboard_body = jsonencode({
@@ -74,6 +142,7 @@ resource "aws_cloudwatch_dashboard" "monitoring" {
         },
       ],
       local.figure_widgets,
+      local.shadow_widgets,
     )
   })
 }

@@ -62,3 +62,15 @@ def test_every_figure_is_charted_and_alarm_thresholds_are_drawn(dashboard):
         alarmed.add(key)
     assert alarmed == {"unknown_rate", "false_edible_rate"}
     assert all(figures[key]["thresholds"] == [] for key in set(figures) - alarmed)
+
+
+def test_shadow_charts_name_what_the_shadow_step_publishes(dashboard):
+    """Champion and shadow lines (ModelRole), the disagreement rate and the decision markers
+    are the names monitoring.shadow publishes."""
+    from monitoring.publish import ROLE_DIMENSION
+    from monitoring.shadow import DISAGREEMENT, MARKERS, ROLE_METRICS
+
+    assert dashboard["role_dimension"] == ROLE_DIMENSION
+    assert tuple(dashboard["shadow_role_metrics"]) == ROLE_METRICS
+    assert dashboard["shadow_disagreement"] == DISAGREEMENT
+    assert set(dashboard["shadow_markers"]) == set(MARKERS.values())

@@ -200,3 +200,18 @@ def test_the_training_reference_is_the_served_models_training_data(
     again = training_reference(settings, versions["v2"], lambda: None, 5000, cache)
     assert loads == [] and again.description == v2.description
     assert again.frame.equals(v2.frame)
+
+
+def test_shadow_decisions_are_tagged_on_the_registered_model_version(settings):  # noqa: F811
+    """monitoring.shadow records starts and decisions as MLflow model-version tags."""
+    from mlflow import MlflowClient
+
+    from orchestration.monitor import mlflow_version_tagger
+
+    client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+    if not client.search_registered_models(f"name = '{settings.model_name}'"):
+        client.create_registered_model(settings.model_name)
+    version = client.create_model_version(settings.model_name, "file:///nowhere", run_id=None)
+    mlflow_version_tagger(settings)(version.version, {"shadow.state": "promoted"})
+    tags = client.get_model_version(settings.model_name, version.version).tags
+    assert tags["shadow.state"] == "promoted"

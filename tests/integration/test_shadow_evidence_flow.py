@@ -1,0 +1,169 @@
+"""A shadow's paired evidence on the emulator: archived verdicts carrying the shadow field and
+late labels in moto server's S3, monitoring cycles reading them with DuckDB over S3 (httpfs),
+the figures published to moto's CloudWatch with the ModelRole dimension, and the automatic
+decision: a better shadow promoted, a worse one discarded (the shadow port is a fake here;
+the deployment's commands are wired by orchestration)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from config.settings import ShadowRules
+from monitoring.archive_window import ArchiveReader
+from monitoring.aws import CloudWatch, S3Objects
+from monitoring.cycle import run_cycle
+from monitoring.duckdb_engine import DuckDBEngine, S3Location
+from monitoring.ports import CycleDeps
+from tests.fakes.monitoring import (
+    FakeStore,
+    FakeStream,
+    FakeTrainer,
+    archive_object,
+    config,
+    label_line,
+    verdict,
+)
+
+pytestmark = pytest.mark.integration
+BUCKET, REGION = "mushroom-local-data", "us-east-1"
+
+
+class Shadow:
+    """The deployment's shadow commands as a fake: which version shadows, and what was done."""
+
+    def __init__(self, version: str | None) -> None:
+        self.version, self.calls = version, []
+
+    def current(self) -> str | None:
+        return self.version
+
+    def start(self, model_version: str) -> None:
+        self.calls.append(("start", model_version))
+        self.version = model_version
+
+    def promote(self) -> None:
+        self.calls.append(("promote", self.version))
+        self.version = None
+
+    def stop(self) -> None:
+        self.calls.append(("stop", self.version))
+        self.version = None
+
+
+@pytest.fixture
+def emulator(monkeypatch):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    for key, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    yield endpoint
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    server.stop()
+
+
+def archive(objects, at, calls, version, prefix):
+    """Archived verdicts of (label, champion verdict, shadow verdict), as Firehose writes them."""
+    rows = []
+    for i, (_, champion, shadow) in enumerate(calls):
+        row = verdict(i, champion, p=0.2 if champion == "edible" else 0.9, prefix=prefix)
+        row["scored_at"] = (at + timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
+            :-3
+        ] + "Z"
+        row["shadow"] = {"model_version": version, "verdict": shadow, "p_poisonous": 0.5}
+        rows.append(row)
+    archive_object(objects, "verdicts", at, f"{prefix}-part", rows)
+
+
+def labels(objects, at, calls, prefix):
+    """The lab's label object (producer/ writes the same lines)."""
+    key = f"labels/received/{at:%Y-%m-%dT%H-%M-%S.%f}Z-{prefix}.jsonl"
+    lines = [label_line(i, truth, prefix) for i, (truth, _, _) in enumerate(calls)]
+    objects.put(key, "".join(json.dumps(line) + "\n" for line in lines).encode(), "text/plain")
+
+
+def role_points(cloudwatch, metric, role, since):
+    return [
+        p["Average"]
+        for p in cloudwatch.get_metric_statistics(
+            Namespace="MushroomClassifier",
+            MetricName=metric,
+            Dimensions=[{"Name": "ModelRole", "Value": role}],
+            StartTime=since - timedelta(hours=1),
+            EndTime=since + timedelta(hours=1),
+            Period=3600,
+            Statistics=["Average"],
+        )["Datapoints"]
+    ]
+
+
+def test_paired_evidence_promotes_a_better_shadow_and_discards_a_worse_one(emulator, tmp_path):
+    s3, cloudwatch = boto3.client("s3"), boto3.client("cloudwatch")
+    s3.create_bucket(Bucket=BUCKET)
+    objects = S3Objects(BUCKET)
+    engine = DuckDBEngine.over_s3(S3Location(BUCKET, REGION, emulator, "test", "test"))
+    shadow = Shadow("2")  # `make shadow MODEL_VERSION=2` ran before
+    tags, sent = [], []
+    deps = CycleDeps(
+        config=replace(
+            config(tmp_path, alarm_names=()), shadow=ShadowRules(min_labelled=20, min_poisonous=5)
+        ),
+        verdicts=FakeStream("unused"),
+        state_store=FakeStore(),
+        cloudwatch=CloudWatch(),
+        notify=lambda subject, message: sent.append(subject) or "msg",
+        retrain=FakeTrainer(),
+        deploy=lambda version: None,
+        objects=objects,
+        archive=ArchiveReader(engine, objects),
+        shadow=shadow,
+        tag_version=lambda version, t: tags.append((version, t["shadow.state"])),
+    )
+    now = datetime.now(timezone.utc)
+    # The shadow covers new species the champion calls unknown (safe, but no answer).
+    better = [("e", "unknown", "edible")] * 20 + [("p", "unknown", "poisonous")] * 10
+    archive(objects, now - timedelta(seconds=30), better, "2", "obs")
+
+    waiting = run_cycle(deps, at=now)
+    assert waiting.timeline_entry["shadow"]["decision"]["action"] == "wait"
+    assert role_points(cloudwatch, "DisagreementRate", "shadow", now) == [1.0]
+    assert shadow.calls == []
+
+    labels(objects, now + timedelta(seconds=1), better, "obs")
+    promoted = run_cycle(deps, at=now + timedelta(seconds=2))
+    assert promoted.ok, promoted.errors
+    assert shadow.calls == [("promote", "2")]
+    assert role_points(cloudwatch, "DecisionAccuracy", "shadow", now) == [1.0]
+    assert role_points(cloudwatch, "DecisionAccuracy", "champion", now) == [10 / 30]
+    assert role_points(cloudwatch, "Coverage", "champion", now) == [0.0]
+
+    # A worse shadow: it makes edible mushrooms unknown where the champion was right.
+    shadow.version = "3"
+    worse = (
+        [("e", "edible", "unknown")] * 10
+        + [("e", "edible", "edible")] * 10
+        + [("p", "poisonous", "poisonous")] * 10
+    )
+    archive(objects, now + timedelta(seconds=3), worse, "3", "late")
+    labels(objects, now + timedelta(seconds=4), worse, "late")
+    discarded = run_cycle(deps, at=now + timedelta(seconds=5))
+    assert discarded.ok, discarded.errors
+    assert shadow.calls[-1] == ("stop", "3")
+    assert discarded.timeline_entry["shadow"]["decision"]["p_worse"] == 0.5**10
+    assert tags == [("2", "promoted"), ("3", "discarded")]
+    assert sent == ["Shadow v2 promoted", "Shadow v3 discarded"]
+    markers = cloudwatch.list_metrics(Namespace="MushroomClassifier")["Metrics"]
+    assert {"ShadowPromoted", "ShadowDiscarded"} <= {m["MetricName"] for m in markers}

@@ -1,0 +1,18 @@
+"""The shadow-evidence benchmark runs as its command and prints its numbers as JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from config.settings import REPO_ROOT
+
+
+def test_tiny_benchmark_prints_the_counts_it_measured():
+    command = [sys.executable, "-m", "scripts.bench_shadow_evidence", "--records", "2000"]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(done.stdout)["runs"]
+    assert run["records"] == run["counted_records"] == 2000
+    assert 0 < run["labelled"] < 2000 and run["cpu_s"] > 0
