@@ -181,6 +181,8 @@ DEFAULT_DRIFT_MAX_ROWS = 10_000
 # before now (Firehose buffers up to 900 s before it writes).
 QUERY_ENGINES = ("duckdb", "athena")
 SOURCES = ("archive", "streams")
+# How a retrained model that passes the offline gate reaches users (MONITORING_PROMOTION).
+PROMOTIONS = ("shadow", "direct")
 DEFAULT_LOOK_BACK_DAYS = 30
 DEFAULT_DEDUPE_HORIZON_S = 3600
 DEFAULT_AWS_GRACE_S = 960
@@ -312,6 +314,11 @@ class MonitoringConfig:
         dedupe_horizon_seconds: copies of a verdict (same input_sequence_number) counted in
             an earlier window are looked for this far back (``MONITORING_DEDUPE_HORIZON_SECONDS``).
         shadow: when a shadow model is promoted or discarded (:class:`ShadowRules`).
+        promotion: what the closed loop does with a retrained model that passes the offline
+            gate (``MONITORING_PROMOTION``): ``shadow`` (it scores live traffic beside the
+            served model and is promoted or discarded by its paired evidence; the default with
+            the archive, which the evidence is computed from) or ``direct`` (it is rolled out
+            at once; the default without an archive, and the only choice there).
     """
 
     namespace: str
@@ -344,6 +351,7 @@ class MonitoringConfig:
     archive_grace_seconds: int = 0
     dedupe_horizon_seconds: int = DEFAULT_DEDUPE_HORIZON_S
     shadow: ShadowRules = ShadowRules()
+    promotion: str = "direct"
 
     @classmethod
     def from_env(
@@ -387,6 +395,16 @@ class MonitoringConfig:
         source = (env.get("MONITORING_SOURCE") or ("archive" if has_archive else "streams")).lower()
         if source not in SOURCES:
             raise ValueError(f"MONITORING_SOURCE must be one of {SOURCES}, got {source!r}")
+        promotion = (
+            env.get("MONITORING_PROMOTION") or ("shadow" if source == "archive" else "direct")
+        ).lower()
+        if promotion not in PROMOTIONS:
+            raise ValueError(f"MONITORING_PROMOTION must be one of {PROMOTIONS}, got {promotion!r}")
+        if promotion == "shadow" and source != "archive":
+            raise ValueError(
+                "MONITORING_PROMOTION=shadow needs MONITORING_SOURCE=archive: a shadow's paired "
+                "evidence is computed by SQL over the archive"
+            )
         return cls(
             namespace=env.get("METRICS_NAMESPACE") or NAMESPACE,
             alarm_names=alarm_names,
@@ -428,6 +446,7 @@ class MonitoringConfig:
                 env, "MONITORING_DEDUPE_HORIZON_SECONDS", DEFAULT_DEDUPE_HORIZON_S
             ),
             shadow=ShadowRules.from_env(env),
+            promotion=promotion,
         )
 
 

@@ -53,6 +53,50 @@ def default_retrain(settings: Any) -> Retrain:
     return retrain
 
 
+class DeployedShadow:
+    """:class:`monitoring.shadow.ShadowActions` on the deployed stack: the functions behind
+    ``make shadow``, ``make promote`` and ``make shadow-stop`` (each verifies what it did)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._local_dir = settings.local_dir
+
+    def _stack(self) -> Any:
+        from orchestration.rollout import connect  # noqa: PLC0415 - boto3 and the stack file
+
+        return connect(local_dir=self._local_dir)
+
+    def current(self) -> str | None:
+        from orchestration.rollout import shadowing  # noqa: PLC0415
+
+        state = shadowing(self._stack())
+        return None if state is None else str(state.model_version)
+
+    def start(self, model_version: str) -> None:
+        from orchestration.rollout import shadow_model  # noqa: PLC0415
+
+        shadow_model(self._stack(), model_version)
+
+    def promote(self) -> None:
+        from orchestration.rollout import promote_shadow_model  # noqa: PLC0415
+
+        promote_shadow_model(self._stack())  # also moves the registry's champion
+
+    def stop(self) -> None:
+        from orchestration.rollout import stop_shadow_model  # noqa: PLC0415
+
+        stop_shadow_model(self._stack())
+
+
+def keeping_the_champion(retrain: Retrain) -> Retrain:
+    """``retrain`` whose gate does not move the registry's ``champion``: with a shadow, a
+    version that passes the gate becomes champion only when its live evidence promotes it."""
+
+    def wrapped(**kwargs: Any) -> Any:
+        return retrain(**kwargs, move_champion=False)
+
+    return wrapped
+
+
 # Where the labelled records a retraining used are kept in its MLflow run, so the drift
 # reference of that version is its exact training data on any host, whatever labels came later.
 EXTRA_RECORDS_ARTIFACT = "training_data/extra_records.parquet"
@@ -301,8 +345,10 @@ def build_deps(
     shadow: ShadowActions | None = None,
 ) -> CycleDeps:
     """Wire the real adapters from the settings (default: read from the environment once).
-    With ``shadow`` (the deployment's shadow commands), a model that passes the gate becomes
-    the shadow and the cycles promote or discard it by its evidence."""
+
+    With ``shadow`` (by default the deployed stack's shadow commands when the settings'
+    ``promotion`` is ``shadow``), a model that passes the gate becomes the shadow (the registry's
+    ``champion`` stays) and the cycles promote or discard it by its evidence."""
     from monitoring import aws  # noqa: PLC0415 - boto3 only when wiring the real thing
 
     settings = settings or Settings.from_env()
@@ -323,6 +369,11 @@ def build_deps(
         )
     )
     sns = aws.Sns(config.topic_arn, config.topic_name)
+    if shadow is None and config.promotion == "shadow":
+        shadow = DeployedShadow(settings)
+    retrain = retrain or default_retrain(settings)
+    if shadow is not None:
+        retrain = keeping_the_champion(retrain)
 
     objects = aws.S3Objects(settings.data_bucket) if settings.aws_configured else None
 
@@ -358,7 +409,7 @@ def build_deps(
         objects=objects,
         cloudwatch=aws.CloudWatch(),
         notify=sns.publish,
-        retrain=recording_extra_records(settings, retrain or default_retrain(settings)),
+        retrain=recording_extra_records(settings, retrain),
         deploy=deploy or functools.partial(default_deploy, settings=settings),
         evaluation_mode=resolve_evaluation_mode(
             config.alarm_evaluation, config.aws_target, settings.aws_endpoint_url

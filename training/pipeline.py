@@ -418,6 +418,7 @@ def export_step(
     reason: str,
     register: bool,
     started: float,
+    move_champion: bool = True,
 ) -> Exported:
     """Write ``evaluation.json`` (file and run artifact); when ``register``: register the version
     (alias ``challenger``: the run's logged pyfunc model), record the gate's decision, and save
@@ -449,6 +450,7 @@ def export_step(
             gate.promoted,
             gate.reason,
             gate.champion_version,
+            move_champion=move_champion,
         )
         evaluation["model_version"] = version
     evaluation["training_seconds"] = round(time.perf_counter() - started, 2)
@@ -485,7 +487,9 @@ def export_step(
             data.frame[data.is_test].head(INPUT_EXAMPLE_ROWS).to_dict("records")
         )
         pyfunc.log_model(saved, example, model_id=logged_model.model_id, name=MODEL_NAME_IN_RUN)
-    bundle_dir, bundle_uri = export_bundle(bundle, settings, champion=gate.promoted)
+    bundle_dir, bundle_uri = export_bundle(
+        bundle, settings, champion=gate.promoted and move_champion
+    )
     return Exported(version, bundle_dir, bundle_uri, report_path)
 
 
@@ -496,8 +500,13 @@ def run_training(
     extra_records: pd.DataFrame | None = None,
     reason: str = "manual",
     register: bool = True,
+    move_champion: bool = True,
 ) -> TrainingResult:
     """Train, evaluate both ways, log to MLflow and (if ``register``) register + gate + export.
+
+    ``move_champion=False`` (the closed loop's shadow promotion): a version that passes the gate
+    is registered and tagged promoted by the gate, but the registry's ``champion`` stays; it
+    moves when the shadow's live evidence promotes the version (``make promote``).
 
     ``exclude_species`` trains as if those species did not exist; ``extra_records`` (same
     columns as load_dataset; species_id may be -1) are appended to the data.
@@ -535,6 +544,7 @@ def run_training(
             reason=reason,
             register=register,
             started=started,
+            move_champion=move_champion,
         )
 
     # Evaluate-only registers nothing, so nothing is promoted (the report says what the gate
@@ -548,7 +558,9 @@ def run_training(
         evaluation=evaluation,
         bundle_dir=exported.bundle_dir,
         bundle_uri=exported.bundle_uri,
-        champion_version=exported.version if promoted else gate.champion_version,
+        champion_version=(
+            exported.version if promoted and move_champion else gate.champion_version
+        ),
         extra={
             "total_seconds": round(time.perf_counter() - started, 2),
             "report": str(exported.report_path),

@@ -255,8 +255,11 @@ def record_decision(
     promoted: bool,
     reason: str,
     champion_version: str | None,
+    move_champion: bool = True,
 ) -> None:
-    """Tag the model version and the run with the decision; move ``champion`` if promoted."""
+    """Tag the model version and the run with the decision; move ``champion`` if promoted
+    (and ``move_champion``: a version bound for the shadow becomes champion only when its live
+    evidence promotes it)."""
     tags = {
         TAG_DECISION: DECISION_PROMOTED if promoted else DECISION_REJECTED,
         TAG_REASON: reason[:4000],
@@ -265,7 +268,7 @@ def record_decision(
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
         client.set_tag(run_id, key, value)
-    if promoted:
+    if promoted and move_champion:
         client.set_registered_model_alias(model_name, CHAMPION_ALIAS, version)
     log.info("version %s %s: %s", version, tags[TAG_DECISION], reason)
 
