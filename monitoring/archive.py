@@ -295,26 +295,53 @@ def object_time(at: datetime) -> str:
     return f"{utc(at):%Y-%m-%d-%H-%M-%S}"
 
 
-def observation_sample_sql(start: datetime, end: datetime, limit: int) -> str:
-    """At most ``limit`` observations (a random sample) of the objects written in
-    ``(start, end]`` (the time in the object's name), for drift. Observations carry no time of
-    their own; by object, each observation belongs to exactly one window, so a window never
-    samples (nor counts as invalid) what an earlier window of the same hour already did."""
+def _written_in(start: datetime, end: datetime) -> str:
+    """Observations of the objects written in ``(start, end]`` (the time in the object's
+    name), in the partitions of those hours."""
     hour, last = (utc(t).replace(minute=0, second=0, microsecond=0) for t in (start, end))
     hours = []
     while hour <= last:
         hours.append(hour)
         hour += timedelta(hours=1)
-    columns = ", ".join(name for name, _ in OBSERVATION_COLUMNS)
     lo, hi = sql_literal(object_time(start)), sql_literal(object_time(end))
+    return f"{hours_filter(hours)}\n  AND {OBJECT_TIME} > {lo} AND {OBJECT_TIME} <= {hi}"
+
+
+def observation_sample_sql(start: datetime, end: datetime, limit: int) -> str:
+    """At most ``limit`` observations (a random sample) of the objects written in
+    ``(start, end]`` (the time in the object's name), for drift. Observations carry no time of
+    their own; by object, each observation belongs to exactly one window, so a window never
+    samples (nor counts as invalid) what an earlier window of the same hour already did."""
+    columns = ", ".join(name for name, _ in OBSERVATION_COLUMNS)
     return f"""
 SELECT {columns}
 FROM observations
-WHERE {hours_filter(hours)}
-  AND {OBJECT_TIME} > {lo} AND {OBJECT_TIME} <= {hi}
+WHERE {_written_in(start, end)}
+  AND mushroom_id IS NOT NULL
 ORDER BY random()
 LIMIT {int(limit)}
 """.strip()
+
+
+def observation_lines_sql(start: datetime, end: datetime) -> str:
+    """All lines of the observation objects written in ``(start, end]``, and those that are
+    no record at all (not a JSON object with a ``mushroom_id``: e.g. each line of a record put
+    pretty-printed, which the archive keeps as one line each), counted exactly (the sample
+    checks the rest against the input contract)."""
+    return f"""
+SELECT count(*) AS lines,
+       COALESCE(sum(CASE WHEN mushroom_id IS NULL THEN 1 ELSE 0 END), 0) AS not_records
+FROM observations
+WHERE {_written_in(start, end)}
+""".strip()
+
+
+def table_of(path: str) -> str | None:
+    """Which archive table an object's URL or key belongs to."""
+    for name, table in TABLES.items():
+        if f"/{table.prefix}" in path or path.startswith(table.prefix):
+            return name
+    return None
 
 
 ALL_QUERIES = (
@@ -323,4 +350,5 @@ ALL_QUERIES = (
     "label_join_sql",
     "unscored_examples_sql",
     "observation_sample_sql",
+    "observation_lines_sql",
 )

@@ -84,6 +84,9 @@ class ArchiveRead:
     invalid: Rejects
     skipped: list[str]
     observations: pd.DataFrame | None = None
+    # The window's observation lines that are no record (exact; None: not read)
+    observations_not_records: int | None = None
+    read_by_line: list[str] = field(default_factory=list)  # objects re-read line by line
     queries: int = 0
     #: Verdict objects in the partitions the window's counts read (None: could not list).
     verdict_objects: int | None = None
@@ -118,6 +121,7 @@ class ArchiveReader:
         the label history is the label events up to it."""
         end = self.window_end(at)
         skipped: list[str] = []
+        by_line: list[str] = []
         queries = 0
 
         def run(text: str) -> Any:
@@ -125,6 +129,7 @@ class ArchiveReader:
             queries += 1
             result = self.engine.query(text)
             skipped.extend(s for s in result.skipped if s not in skipped)
+            by_line.extend(s for s in getattr(result, "read_by_line", ()) if s not in by_line)
             return result
 
         groups = run(sql.window_counts_sql(start, end, self.dedupe_horizon))
@@ -163,10 +168,11 @@ class ArchiveReader:
                         sql.unscored_examples_sql(received, look_from, end, UNSCORED_EXAMPLES)
                     ).records()
                 ]
-        observations = None
+        observations, not_records = None, None
         if drift_rows:
             sample = run(sql.observation_sample_sql(start, end, drift_rows))
             observations = pd.DataFrame(sample.rows, columns=sample.columns)
+            not_records = int(run(sql.observation_lines_sql(start, end)).one()["not_records"])
         try:
             verdict_objects: int | None = sql.objects_since(
                 self.objects, "verdicts", start - self.dedupe_horizon
@@ -184,6 +190,8 @@ class ArchiveReader:
             invalid=invalid,
             skipped=skipped,
             observations=observations,
+            observations_not_records=not_records,
+            read_by_line=by_line,
             queries=queries,
             verdict_objects=verdict_objects,
         )

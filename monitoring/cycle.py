@@ -48,6 +48,7 @@ import pandas as pd
 from lambda_function.decoding import validate_payload
 from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
+from monitoring.archive import table_of as archive_table_of
 from monitoring.archive import timestamp as archive_timestamp
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
@@ -540,9 +541,21 @@ def _archive_cycle(
         # Nothing advanced: the next cycle reads the same window again.
         raise ArchiveUnavailable(f"the archive could not be queried: {exc}") from exc
     invalid = read.invalid
-    for path in read.skipped:
-        invalid.add(f"archive object not readable, left out: {path}")
     rows, invalid_observations = _sampled_observations(read.observations)
+    if read.observations_not_records:
+        invalid_observations = invalid_observations or Rejects()
+        invalid_observations.count += read.observations_not_records
+        invalid_observations.reasons.insert(
+            0,
+            f"{read.observations_not_records} archived observation lines are not JSON objects "
+            "with a mushroom_id (a record put pretty-printed is archived as one line per line)",
+        )
+    for path in read.skipped:  # under the table the object belongs to
+        rejects = invalid
+        if archive_table_of(path) == "observations":
+            rejects = invalid_observations = invalid_observations or Rejects()
+        key = path[path.find("/archive/") + 1 :] if "/archive/" in path else path
+        rejects.add(f"archive object not readable, left out: {key}")
     inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=labels.invalid)
     drift: DriftResult | None = None
     if len(rows) >= deps.config.drift_min_rows and deps.reference:
@@ -577,6 +590,7 @@ def _archive_cycle(
         "engine": read.engine,
         "queries": read.queries,
         "verdict_objects": read.verdict_objects,
+        "read_by_line": read.read_by_line,
         "window": [read.start.isoformat(), read.end.isoformat()],
         "labels": asdict(read.labels),
         "lines": [
@@ -584,6 +598,10 @@ def _archive_cycle(
             f"({_objects(read.verdict_objects)} in the partitions read), "
             f"verdicts scored in ({read.start:%Y-%m-%d %H:%M:%S}, {read.end:%Y-%m-%d %H:%M:%S}]",
             *read.labels.lines(),
+            *(
+                f"  archive object read line by line (a record in it spans lines): {path}"
+                for path in read.read_by_line[:5]
+            ),
             *(f"  conflicting labels: {reason}" for reason in labels.conflicts.reasons),
         ],
     }

@@ -271,3 +271,40 @@ def test_objects_since_counts_the_partitions_of_that_hour_and_later(tmp_path):
     assert objects_since(objects, "verdicts", day + timedelta(hours=11, minutes=30)) == 2
     assert objects_since(objects, "verdicts", day) == 3
     assert objects_since(objects, "verdicts", day + timedelta(days=2)) == 0
+
+
+def test_a_multi_line_observation_never_hides_its_objects_good_lines(env):
+    """An observation put pretty-printed (valid for the scorer) is archived as one line per
+    line. The object's good observations still reach drift, each stray line is one invalid
+    observation (not an invalid verdict), and a corrupt observations object is reported as
+    an observations object."""
+    from dataclasses import replace
+
+    from monitoring.drift import DriftReference, features_frame
+    from tests.fakes.monitoring import OBSERVATION
+
+    objects = env["objects"]
+    put_verdicts(objects, T0 - timedelta(seconds=3), ["edible"] * 12)
+    rows = [{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(30)]
+    pretty = json.dumps({"mushroom_id": "pretty", **OBSERVATION}, indent=2).encode()
+    archive_object(
+        objects, "observations", T0 - timedelta(seconds=5), "obs", [*rows[:10], pretty, *rows[10:]]
+    )
+    corrupt = archive_object(objects, "observations", T0 - timedelta(seconds=4), "bad", [])
+    objects.put(corrupt, b"not gzip at all", "application/gzip")
+    reference = DriftReference(features_frame([OBSERVATION] * 50), "training data", "1", "abc")
+    deps = env["deps"]
+    deps.reference = lambda: reference
+    deps.config = replace(deps.config, drift_max_rows=100, drift_min_rows=5)
+    result = run_cycle(deps, at=T0)
+    assert result.ok, result.errors
+    assert result.metrics.records == 12
+    assert result.drift is not None and result.drift.rows == 30
+    spread = pretty.count(b"\n") + 1
+    assert result.inputs.verdicts.count == 0
+    assert result.inputs.observations.count == spread + 1  # its lines, the corrupt object
+    reasons = " ".join(result.inputs.observations.reasons)
+    assert f"{spread} archived observation lines are not JSON objects" in reasons
+    assert "archive object not readable" in reasons and corrupt.rsplit("/", 1)[1] in reasons
+    assert len(result.archive["read_by_line"]) == 1
+    assert "read line by line" in describe(result)
