@@ -8,10 +8,11 @@ Layout (data bucket; Firehose writes the first two, monitoring the third):
 - ``archive/observations/dt=.../hour=.../<object>.gz``: each input record as the producer put
   it (no Kinesis sequence number: Firehose keeps only the data).
 - ``archive/label-events/dt=.../hour=.../<window>.gz``: the labels each monitoring window
-  received, one line ``{"mushroom_id", "label", "received_in", "source_key"}`` per id (the
-  window's last answer for it; ``received_in`` is the window's time, ``source_key`` its name),
-  written by the cycle before it queries them: the label
-  history SQL needs (which label an id had before: a correction), in both engines alike.
+  received, one line ``{"mushroom_id", "label", "received_in", "source_key", "waiting"}`` per
+  id (the window's last answer for it; ``received_in`` is the window's end, ``source_key`` its
+  name, ``waiting`` true when the archive held no verdict for the id then), written by the
+  cycle before it queries them: the label history SQL needs (which label an id had before: a
+  correction; which labels wait for their verdict), in both engines alike.
 
 Every query here is one text for DuckDB and Athena (Trino): plain SELECTs, ``min_by``/
 ``max_by``, ``CASE``, string comparison of ``dt``/``hour``/``scored_at`` (fixed-width UTC, so
@@ -69,6 +70,7 @@ LABEL_EVENT_COLUMNS = (
     ("label", "VARCHAR"),
     ("received_in", "VARCHAR"),
     ("source_key", "VARCHAR"),
+    ("waiting", "BOOLEAN"),
 )
 TABLES = {
     "verdicts": Table(f"{ARCHIVE_PREFIX}verdicts/", VERDICT_COLUMNS),
@@ -265,22 +267,90 @@ GROUP BY n.label, j.verdict, j.model_version,
 """.strip()
 
 
-def unscored_examples_sql(
-    received: str, look_back_from: datetime, end: datetime, limit: int
-) -> str:
-    """A few ids of the window's labels whose verdict the archive does not hold."""
+def _usable_scored(alias: str) -> str:
+    return (
+        f"{alias}.status = {sql_literal(STATUS_SCORED)} "
+        f"AND {alias}.verdict IN ({sql_list(VERDICTS)})"
+    )
+
+
+def waiting_ids_sql(received: str, look_back_from: datetime, end: datetime) -> str:
+    """The ids of the window's labels whose verdict the archive does not hold (yet): they
+    wait (``label_events.waiting``)."""
     w, hi = sql_literal(received), sql_literal(timestamp(end))
     return f"""
 SELECT n.mushroom_id
 FROM (SELECT DISTINCT mushroom_id FROM {LABEL_EVENTS}
       WHERE {since_hour(look_back_from)} AND received_in = {w}) n
-LEFT JOIN (SELECT DISTINCT mushroom_id FROM verdicts
-           WHERE {since_hour(look_back_from)} AND status = {sql_literal(STATUS_SCORED)}
-             AND scored_at > {sql_literal(timestamp(look_back_from))} AND scored_at <= {hi}) v
+LEFT JOIN (SELECT DISTINCT v.mushroom_id FROM verdicts v
+           WHERE {since_hour(look_back_from)} AND {_usable_scored("v")}
+             AND v.scored_at > {sql_literal(timestamp(look_back_from))} AND v.scored_at <= {hi}) v
        ON v.mushroom_id = n.mushroom_id
 WHERE v.mushroom_id IS NULL
 ORDER BY n.mushroom_id
-LIMIT {int(limit)}
+""".strip()
+
+
+def _waited(received: str, expire_from: datetime) -> str:
+    """Per id, its latest label event up to ``received`` (this window's) when that one
+    waits and had not expired by ``expire_from`` (the window's start minus the look-back)."""
+    lo = sql_literal(timestamp(expire_from))
+    return f"""latest AS (
+    SELECT mushroom_id, max_by(label, received_in) AS label, max(received_in) AS received_in,
+           max_by(waiting, received_in) AS waiting
+    FROM {LABEL_EVENTS}
+    WHERE {since_hour(expire_from)} AND received_in > {lo}
+      AND received_in <= {sql_literal(received)}
+    GROUP BY mushroom_id
+),
+waited AS (
+    SELECT mushroom_id, label, received_in FROM latest WHERE COALESCE(waiting, false)
+)"""
+
+
+def waiting_count_sql(received: str, expire_from: datetime) -> str:
+    """How many labels wait (from the label events alone: no verdict is scanned when none)."""
+    return f"""
+WITH {_waited(received, expire_from)}
+SELECT count(*) AS n FROM waited
+""".strip()
+
+
+def waited_labels_sql(received: str, start: datetime, end: datetime, look_back: timedelta) -> str:
+    """What became of the labels that wait, in the window ``(start, end]``.
+
+    A label that came before its verdict (none in the look-back when its window read it)
+    waits; its pair's time is that of the id's first verdict scored after the label came.
+    ``state``: ``joined`` when that verdict was scored in ``(start, end]`` (the pair is
+    counted here, once: each verdict time falls in one window; it judges the id's newest
+    verdict scored by ``end``), ``waiting`` when there is none yet and the label came less
+    than ``look_back`` before ``end``, ``expired`` when there is none and the look-back ran
+    out in this window (``UnscoredLabels``). A label already joined in an earlier window has
+    a first verdict at or before ``start``: none of the three.
+    """
+    expire_from = utc(start) - look_back
+    lo, hi = sql_literal(timestamp(start)), sql_literal(timestamp(end))
+    wait_from = sql_literal(timestamp(utc(end) - look_back))
+    state = (
+        f"CASE WHEN l.first_at IS NOT NULL THEN (CASE WHEN l.first_at > {lo} "
+        "THEN 'joined' ELSE 'done' END) "
+        f"WHEN w.received_in > {wait_from} THEN 'waiting' ELSE 'expired' END"
+    )
+    return f"""
+WITH {_waited(received, expire_from)},
+landed AS (
+    SELECT v.mushroom_id, min(v.scored_at) AS first_at,
+           max_by(v.verdict, v.scored_at) AS verdict,
+           max_by(v.model_version, v.scored_at) AS model_version
+    FROM verdicts v JOIN waited w ON v.mushroom_id = w.mushroom_id
+    WHERE {since_hour(expire_from)} AND {_usable_scored("v")}
+      AND v.scored_at > w.received_in AND v.scored_at <= {hi}
+    GROUP BY v.mushroom_id
+)
+SELECT {state} AS state, w.label, l.verdict, l.model_version,
+       count(*) AS n, min(w.mushroom_id) AS example
+FROM waited w LEFT JOIN landed l ON l.mushroom_id = w.mushroom_id
+GROUP BY {state}, w.label, l.verdict, l.model_version
 """.strip()
 
 
@@ -348,7 +418,9 @@ ALL_QUERIES = (
     "window_counts_sql",
     "invalid_verdicts_sql",
     "label_join_sql",
-    "unscored_examples_sql",
+    "waiting_ids_sql",
+    "waiting_count_sql",
+    "waited_labels_sql",
     "observation_sample_sql",
     "observation_lines_sql",
 )

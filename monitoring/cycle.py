@@ -221,11 +221,19 @@ def check_alarms(
 
 
 def run_cycle(
-    deps: CycleDeps, at: datetime | None = None, window: str | None = None
+    deps: CycleDeps,
+    at: datetime | None = None,
+    window: str | None = None,
+    *,
+    cut: datetime | None = None,
 ) -> CycleResult:
     """Run one monitoring cycle; ``at`` is the metrics' timestamp (default: now).
 
-    A window left pending by an interrupted cycle is finished instead (no new records read).
+    Over the archive, the window holds the verdicts scored until ``cut`` minus the grace
+    (default ``cut = at``). ``make demo-drift`` publishes on a simulated clock (``at``, one
+    alarm period per phase) while the Lambda stamps verdicts with the real one: it cuts at
+    the real time. A window left pending by an interrupted cycle is finished instead (no new
+    records read).
     """
     at = (at or deps.clock()).astimezone(timezone.utc)
     window = window or window_name(at)
@@ -235,7 +243,8 @@ def run_cycle(
     if state.pending_window is not None:
         return finish_window(deps, state, version, recovered=True)
     if deps.archive is not None:
-        return _archive_cycle(deps, state, version, at, window)
+        cut = (cut or at).astimezone(timezone.utc)
+        return _archive_cycle(deps, state, version, at, window, cut)
 
     reads = {
         reader.stream_name: reader.read(
@@ -515,7 +524,12 @@ def read_new_labels(objects: ObjectStore | None, state: MonitoringState) -> tupl
 
 
 def _archive_cycle(
-    deps: CycleDeps, state: MonitoringState, version: str | None, at: datetime, window: str
+    deps: CycleDeps,
+    state: MonitoringState,
+    version: str | None,
+    at: datetime,
+    window: str,
+    cut: datetime,
 ) -> CycleResult:
     """The window from the archive by SQL (``monitoring.archive_window``): nothing per record
     is kept in the state, only the time the window reached and the label checkpoint."""
@@ -524,7 +538,7 @@ def _archive_cycle(
     errors: list[str] = []
     labels, labels_after = read_new_labels(deps.objects, state)
     errors.extend(labels.unreadable)
-    end = archive.window_end(at)
+    end = archive.window_end(cut)
     through = state.archive.get("verdicts_through")
     start = datetime.fromisoformat(through) if through else end - archive.look_back
     drift_rows = deps.config.drift_max_rows if deps.reference is not None else 0
@@ -536,6 +550,7 @@ def _archive_cycle(
             labels,
             drift_rows=drift_rows,
             previous=state.archive.get("labels_received"),
+            end=end,
         )
     except QueryError as exc:
         # Nothing advanced: the next cycle reads the same window again.
@@ -573,7 +588,7 @@ def _archive_cycle(
     state.archive = {
         "verdicts_through": end.isoformat(),
         "labels_after": labels_after,
-        "labels_received": archive_timestamp(at),
+        "labels_received": archive_timestamp(end),  # the label events' received_in
     }
     state.pending_window = pending_window(
         window,
@@ -668,10 +683,14 @@ def respond_and_record(
 
 
 def run_exclusive(
-    deps: CycleDeps, at: datetime | None = None, window: str | None = None
+    deps: CycleDeps,
+    at: datetime | None = None,
+    window: str | None = None,
+    *,
+    cut: datetime | None = None,
 ) -> CycleResult:
     """:func:`run_cycle` holding the cycle lease (raises ``LeaseHeld`` if another cycle runs)."""
     if deps.lease is None:
-        return run_cycle(deps, at, window)
+        return run_cycle(deps, at, window, cut=cut)
     with deps.lease:
-        return run_cycle(deps, at, window)
+        return run_cycle(deps, at, window, cut=cut)

@@ -117,9 +117,11 @@ def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
     assert published(env["cw"], "ConflictingLabels") == [1.0]
     assert "conflicting labels: " in describe(result) and "obs-00003" in describe(result)
     assert result.metrics.labelled_poisonous == 11  # obs-00003 counts as edible, the later answer
-    assert result.archive["labels"]["unscored"] == 1
-    assert result.archive["labels"]["unscored_examples"] == ["ghost-00099"]
-    assert published(env["cw"], "UnscoredLabels") == [1.0]
+    # Its verdict may still be in Firehose's buffer: the label waits (within the look-back).
+    assert result.archive["labels"]["waiting"] == 1
+    assert result.archive["labels"]["waiting_examples"] == ["ghost-00099"]
+    assert published(env["cw"], "LabelsWaiting") == [1.0]
+    assert published(env["cw"], "UnscoredLabels") == [0.0]
     assert result.metrics.labelled == 12 and result.metrics.false_edible == 0
     assert result.metrics.false_poisonous_rate == 1.0  # edible obs-00003 was called poisonous
 
