@@ -134,8 +134,9 @@ class ArchiveReader:
         end: datetime | None = None,
     ) -> ArchiveRead:
         """The window ``(start, end]`` (default ``end``: ``at - grace``). Its labels are
-        recorded as received at ``at`` (``sql.timestamp``); ``previous`` is that time of the
-        last window the state recorded: the label history is the label events up to it."""
+        recorded as received at ``end`` (``sql.timestamp``); ``previous`` is that time of the
+        last window the state recorded: the label history is the label events up to it, and
+        the labels that wait are looked for only once there is one."""
         end = end or self.window_end(at)
         skipped: list[str] = []
         by_line: list[str] = []
