@@ -310,3 +310,28 @@ def test_a_multi_line_observation_never_hides_its_objects_good_lines(env):
     assert "archive object not readable" in reasons and corrupt.rsplit("/", 1)[1] in reasons
     assert len(result.archive["read_by_line"]) == 1
     assert "read line by line" in describe(result)
+
+
+def test_a_label_before_its_verdict_waits_across_cycles_and_counts_once(env):
+    """The cycle's own wiring of the waiting labels (its state remembers the last window's
+    end): a label read before its verdict is archived waits, joins in the cycle whose window
+    holds the verdict's scored_at, and is not counted again by the next cycle."""
+    objects = env["objects"]
+    objects.put_labels(
+        "labels/received/2026-11-27T12-00-00.000000Z-lab.jsonl",
+        [label_line(i, "p") for i in range(3)],
+    )
+    first = run_cycle(env["deps"], at=T0)
+    assert first.archive["labels"]["waiting"] == 3 and first.metrics.labelled == 0
+    assert published(env["cw"], "LabelsWaiting") == [3.0]
+
+    # Their verdicts (poisonous mushrooms called edible) are scored after the first window.
+    put_verdicts(objects, T0 + timedelta(seconds=30), ["edible"] * 3)
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert second.archive["labels"]["joined_late"] == 3 and second.metrics.labelled == 3
+    assert second.metrics.false_edible == 3
+    assert published(env["cw"], "LabelsJoinedLate") == [0.0, 3.0]
+    assert published(env["cw"], "LabelsWaiting") == [3.0, 0.0]
+
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert third.metrics.labelled == 0 and third.archive["labels"]["joined"] == 0
