@@ -226,10 +226,11 @@ def label_join_sql(
 
     The verdict a label judges: the id's latest usable scored verdict scored at or before
     ``end`` and after ``look_back_from`` (a re-scored mushroom: the newest verdict, the one the
-    forager saw last). ``verdict`` is NULL when the archive holds none (reported, never
-    silent). ``previous`` is the id's label in the latest earlier window (a correction when it
-    differs). Only windows up to ``previous``, the last window the state recorded, count as
-    earlier: label events a crashed cycle wrote before it recorded its window are not history.
+    forager saw last). ``verdict`` is NULL when the archive holds none: such a label waits,
+    one row each with its id in ``waiting_id`` (the same scan names them). ``previous`` is
+    the id's label in the latest earlier window (a correction when it differs). Only windows
+    up to ``previous``, the last window the state recorded, count as earlier: label events a
+    crashed cycle wrote before it recorded its window are not history.
     """
     w, hi = sql_literal(received), sql_literal(timestamp(end))
     before = f"e.received_in <= {sql_literal(previous)}" if previous else "false"
@@ -258,12 +259,14 @@ earlier AS (
 SELECT n.label, j.verdict, j.model_version,
        CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END
            AS correction,
+       CASE WHEN j.verdict IS NULL THEN n.mushroom_id END AS waiting_id,
        count(*) AS n
 FROM new_labels n
 LEFT JOIN judged j ON j.mushroom_id = n.mushroom_id
 LEFT JOIN earlier p ON p.mushroom_id = n.mushroom_id
 GROUP BY n.label, j.verdict, j.model_version,
-         CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END
+         CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END,
+         CASE WHEN j.verdict IS NULL THEN n.mushroom_id END
 """.strip()
 
 
@@ -272,23 +275,6 @@ def _usable_scored(alias: str) -> str:
         f"{alias}.status = {sql_literal(STATUS_SCORED)} "
         f"AND {alias}.verdict IN ({sql_list(VERDICTS)})"
     )
-
-
-def waiting_ids_sql(received: str, look_back_from: datetime, end: datetime) -> str:
-    """The ids of the window's labels whose verdict the archive does not hold (yet): they
-    wait (``label_events.waiting``)."""
-    w, hi = sql_literal(received), sql_literal(timestamp(end))
-    return f"""
-SELECT n.mushroom_id
-FROM (SELECT DISTINCT mushroom_id FROM {LABEL_EVENTS}
-      WHERE {since_hour(look_back_from)} AND received_in = {w}) n
-LEFT JOIN (SELECT DISTINCT v.mushroom_id FROM verdicts v
-           WHERE {since_hour(look_back_from)} AND {_usable_scored("v")}
-             AND v.scored_at > {sql_literal(timestamp(look_back_from))} AND v.scored_at <= {hi}) v
-       ON v.mushroom_id = n.mushroom_id
-WHERE v.mushroom_id IS NULL
-ORDER BY n.mushroom_id
-""".strip()
 
 
 def _waited(received: str, expire_from: datetime) -> str:
@@ -418,7 +404,6 @@ ALL_QUERIES = (
     "window_counts_sql",
     "invalid_verdicts_sql",
     "label_join_sql",
-    "waiting_ids_sql",
     "waiting_count_sql",
     "waited_labels_sql",
     "observation_sample_sql",

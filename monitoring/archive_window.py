@@ -173,21 +173,19 @@ class ArchiveReader:
             report.joined += n
 
         look_from = end - self.look_back
-        waiting, ids = 0, []
+        waiting, ids = 0, []  # labels without a verdict yet, and their ids
         if labels.labels:
             key = self._write_label_events(window, end, labels)
             for row in run(sql.label_join_sql(received, look_from, end, previous)).records():
                 n = int(row["n"])
                 if row["verdict"] is None:
                     waiting += n
+                    ids.append(row["waiting_id"])
                     continue
                 judged(row["label"], row["verdict"], n)
                 report.corrections += n if int(row["correction"]) else 0
             if waiting:
-                ids = [
-                    r["mushroom_id"]
-                    for r in run(sql.waiting_ids_sql(received, look_from, end)).records()
-                ]
+                ids.sort()
                 self._write_label_events(window, end, labels, waiting=set(ids), key=key)
         report.waiting_examples = ids[:UNSCORED_EXAMPLES]  # the window's own, then others
         if (

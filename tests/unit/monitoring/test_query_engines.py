@@ -33,7 +33,6 @@ def every_query() -> dict[str, str]:
         "label_join_sql": sql.label_join_sql(
             sql.timestamp(T), T - timedelta(days=30), T, sql.timestamp(start)
         ),
-        "waiting_ids_sql": sql.waiting_ids_sql("w", T - timedelta(days=30), T),
         "waiting_count_sql": sql.waiting_count_sql("w", start - timedelta(days=30)),
         "waited_labels_sql": sql.waited_labels_sql("w", start, T, timedelta(days=30)),
         "observation_sample_sql": sql.observation_sample_sql(start, T, 100),
