@@ -277,16 +277,19 @@ def _usable_scored(alias: str) -> str:
     )
 
 
-def _waited(received: str, expire_from: datetime) -> str:
-    """Per id, its latest label event up to ``received`` (this window's) when that one
-    waits and had not expired by ``expire_from`` (the window's start minus the look-back)."""
+def _waited(received: str, expire_from: datetime, previous: str) -> str:
+    """Per id, its latest label event when that one waits and had not expired by
+    ``expire_from`` (the window's start minus the look-back). The events are those of the
+    windows the state recorded (up to ``previous``) and this window's (``received``): a
+    crashed cycle's events are not history. A label that joined late has a later event that
+    does not wait (written by the window it joined in), so it is not looked for again."""
     lo = sql_literal(timestamp(expire_from))
     return f"""latest AS (
     SELECT mushroom_id, max_by(label, received_in) AS label, max(received_in) AS received_in,
            max_by(waiting, received_in) AS waiting
     FROM {LABEL_EVENTS}
     WHERE {since_hour(expire_from)} AND received_in > {lo}
-      AND received_in <= {sql_literal(received)}
+      AND (received_in <= {sql_literal(previous)} OR received_in = {sql_literal(received)})
     GROUP BY mushroom_id
 ),
 waited AS (
@@ -294,49 +297,52 @@ waited AS (
 )"""
 
 
-def waiting_count_sql(received: str, expire_from: datetime) -> str:
+def waiting_count_sql(received: str, expire_from: datetime, previous: str) -> str:
     """How many labels wait (from the label events alone: no verdict is scanned when none)."""
     return f"""
-WITH {_waited(received, expire_from)}
+WITH {_waited(received, expire_from, previous)}
 SELECT count(*) AS n FROM waited
 """.strip()
 
 
-def waited_labels_sql(received: str, start: datetime, end: datetime, look_back: timedelta) -> str:
+def waited_labels_sql(
+    received: str, start: datetime, end: datetime, look_back: timedelta, previous: str
+) -> str:
     """What became of the labels that wait, in the window ``(start, end]``.
 
     A label that came before its verdict (none in the look-back when its window read it)
     waits; its pair's time is that of the id's first verdict scored after the label came.
-    ``state``: ``joined`` when that verdict was scored in ``(start, end]`` (the pair is
-    counted here, once: each verdict time falls in one window; it judges the id's newest
-    verdict scored by ``end``), ``waiting`` when there is none yet and the label came less
-    than ``look_back`` before ``end``, ``expired`` when there is none and the look-back ran
-    out in this window (``UnscoredLabels``). A label already joined in an earlier window has
-    a first verdict at or before ``start``: none of the three.
+    ``state``: ``joined`` when the id has a verdict scored in ``(start, end]`` (the pair is
+    counted here, once: it judges the id's newest verdict scored by ``end``; the window then
+    records a label event that does not wait, so no later window looks for it), ``waiting``
+    when there is none yet and the label came less than ``look_back`` before ``end``,
+    ``expired`` when there is none and the look-back ran out in this window
+    (``UnscoredLabels``). Only the window's own verdicts are scanned (their arrival hours):
+    a waiting label had no verdict before this window, or it would have joined then.
+    ``joined_id`` names each label joined here (one row each).
     """
     expire_from = utc(start) - look_back
     lo, hi = sql_literal(timestamp(start)), sql_literal(timestamp(end))
     wait_from = sql_literal(timestamp(utc(end) - look_back))
     state = (
-        f"CASE WHEN l.first_at IS NOT NULL THEN (CASE WHEN l.first_at > {lo} "
-        "THEN 'joined' ELSE 'done' END) "
+        "CASE WHEN l.verdict IS NOT NULL THEN 'joined' "
         f"WHEN w.received_in > {wait_from} THEN 'waiting' ELSE 'expired' END"
     )
+    joined_id = "CASE WHEN l.verdict IS NOT NULL THEN w.mushroom_id END"
     return f"""
-WITH {_waited(received, expire_from)},
+WITH {_waited(received, expire_from, previous)},
 landed AS (
-    SELECT v.mushroom_id, min(v.scored_at) AS first_at,
-           max_by(v.verdict, v.scored_at) AS verdict,
+    SELECT v.mushroom_id, max_by(v.verdict, v.scored_at) AS verdict,
            max_by(v.model_version, v.scored_at) AS model_version
     FROM verdicts v JOIN waited w ON v.mushroom_id = w.mushroom_id
-    WHERE {since_hour(expire_from)} AND {_usable_scored("v")}
-      AND v.scored_at > w.received_in AND v.scored_at <= {hi}
+    WHERE {since_hour(start)} AND {_usable_scored("v")}
+      AND v.scored_at > {lo} AND v.scored_at > w.received_in AND v.scored_at <= {hi}
     GROUP BY v.mushroom_id
 )
-SELECT {state} AS state, w.label, l.verdict, l.model_version,
+SELECT {state} AS state, w.label, l.verdict, l.model_version, {joined_id} AS joined_id,
        count(*) AS n, min(w.mushroom_id) AS example
 FROM waited w LEFT JOIN landed l ON l.mushroom_id = w.mushroom_id
-GROUP BY {state}, w.label, l.verdict, l.model_version
+GROUP BY {state}, w.label, l.verdict, l.model_version, {joined_id}
 """.strip()
 
 

@@ -190,14 +190,16 @@ class ArchiveReader:
         report.waiting_examples = ids[:UNSCORED_EXAMPLES]  # the window's own, then others
         if (
             previous is not None
-            and run(sql.waiting_count_sql(received, start - self.look_back)).one()["n"]
+            and run(sql.waiting_count_sql(received, start - self.look_back, previous)).one()["n"]
         ):
-            rows = run(sql.waited_labels_sql(received, start, end, self.look_back)).records()
-            for row in rows:
+            query = sql.waited_labels_sql(received, start, end, self.look_back, previous)
+            joined: dict[str, str] = {}
+            for row in run(query).records():
                 n, state = int(row["n"]), row["state"]
                 if state == "joined":
                     judged(row["label"], row["verdict"], n)
                     report.joined_late += n
+                    joined[row["joined_id"]] = row["label"]
                 elif state == "waiting":
                     report.waiting += n
                     if len(report.waiting_examples) < UNSCORED_EXAMPLES:
@@ -207,6 +209,9 @@ class ArchiveReader:
                     report.unscored += n
                     if len(report.unscored_examples) < UNSCORED_EXAMPLES:
                         report.unscored_examples.append(row["example"])
+            if joined:  # they wait no more: no later window looks for their verdict
+                late = LabelBatch(labels=joined)
+                self._write_label_events(f"{window}-joined", end, late)
         else:
             report.waiting = waiting  # the first window: only its own labels can wait
         if report.joined:

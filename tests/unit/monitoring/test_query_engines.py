@@ -33,8 +33,8 @@ def every_query() -> dict[str, str]:
         "label_join_sql": sql.label_join_sql(
             sql.timestamp(T), T - timedelta(days=30), T, sql.timestamp(start)
         ),
-        "waiting_count_sql": sql.waiting_count_sql("w", start - timedelta(days=30)),
-        "waited_labels_sql": sql.waited_labels_sql("w", start, T, timedelta(days=30)),
+        "waiting_count_sql": sql.waiting_count_sql("w", start - timedelta(days=30), "p"),
+        "waited_labels_sql": sql.waited_labels_sql("w", start, T, timedelta(days=30), "p"),
         "observation_sample_sql": sql.observation_sample_sql(start, T, 100),
         "observation_lines_sql": sql.observation_lines_sql(start, T),
     }
