@@ -563,7 +563,7 @@ def _archive_cycle(
         invalid_observations.reasons.insert(
             0,
             f"{read.observations_not_records} archived observation lines are not JSON objects "
-            "with a mushroom_id (a record put pretty-printed is archived as one line per line)",
+            "with a mushroom_id (not JSON, no id, or a line of a record put pretty-printed)",
         )
     for path in read.skipped:  # under the table the object belongs to
         rejects = invalid
