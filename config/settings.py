@@ -302,8 +302,7 @@ class MonitoringConfig:
             over the archive; the default when the deployed stack has one, i.e.
             ``ARCHIVE_VERDICTS_PREFIX`` is set, as `make deploy` writes it to stack.env) or
             ``streams`` (the Kinesis streams after checkpoints: the default without an
-            archive, and what ``make demo-drift`` asks for, whose windows run on a simulated
-            clock that windows by ``scored_at`` cannot follow).
+            archive).
         query_engine: what runs the archive's SQL (``MONITORING_QUERY_ENGINE``: duckdb, the
             embedded default, or athena with ``ATHENA_WORKGROUP`` and ``ARCHIVE_DATABASE``).
         look_back_days: how late a label may come and still join its verdict

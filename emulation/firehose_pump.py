@@ -22,10 +22,12 @@ Kinesis source (so it follows what Terraform created), with Firehose's semantics
   stream not read further) until a later attempt succeeds: nothing is dropped.
 
 Records are archived byte for byte, as Firehose does: a record that is not JSON is still one
-line (monitoring counts it), and one whose data contains a newline is counted and logged,
-since it will read as several lines. A configuration the pump cannot reproduce (another
-processor, format conversion, dynamic partitioning, another compression) is refused with the
-reason, in ``health()``, instead of being written in a different layout.
+line (monitoring counts it), and one whose data contains a newline (a record put
+pretty-printed) is counted and logged: it reads as several lines, each an invalid line to
+monitoring, which still reads the object's other lines (decision 0013). A configuration the
+pump cannot reproduce (another processor, format conversion, dynamic partitioning, another
+compression) is refused with the reason, in ``health()``, instead of being written in a
+different layout.
 
 On LocalStack and AWS, Firehose itself does all this and the pump is not started.
 """

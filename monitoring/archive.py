@@ -8,10 +8,11 @@ Layout (data bucket; Firehose writes the first two, monitoring the third):
 - ``archive/observations/dt=.../hour=.../<object>.gz``: each input record as the producer put
   it (no Kinesis sequence number: Firehose keeps only the data).
 - ``archive/label-events/dt=.../hour=.../<window>.gz``: the labels each monitoring window
-  received, one line ``{"mushroom_id", "label", "received_in", "source_key"}`` per id (the
-  window's last answer for it; ``received_in`` is the window's time, ``source_key`` its name),
-  written by the cycle before it queries them: the label
-  history SQL needs (which label an id had before: a correction), in both engines alike.
+  received, one line ``{"mushroom_id", "label", "received_in", "source_key", "waiting"}`` per
+  id (the window's last answer for it; ``received_in`` is the window's end, ``source_key`` its
+  name, ``waiting`` true when the archive held no verdict for the id then), written by the
+  cycle before it queries them: the label history SQL needs (which label an id had before: a
+  correction; which labels wait for their verdict), in both engines alike.
 
 Every query here is one text for DuckDB and Athena (Trino): plain SELECTs, ``min_by``/
 ``max_by``, ``CASE``, string comparison of ``dt``/``hour``/``scored_at`` (fixed-width UTC, so
@@ -74,6 +75,7 @@ LABEL_EVENT_COLUMNS = (
     ("label", "VARCHAR"),
     ("received_in", "VARCHAR"),
     ("source_key", "VARCHAR"),
+    ("waiting", "BOOLEAN"),
 )
 TABLES = {
     "verdicts": Table(f"{ARCHIVE_PREFIX}verdicts/", VERDICT_COLUMNS),
@@ -229,10 +231,11 @@ def label_join_sql(
 
     The verdict a label judges: the id's latest usable scored verdict scored at or before
     ``end`` and after ``look_back_from`` (a re-scored mushroom: the newest verdict, the one the
-    forager saw last). ``verdict`` is NULL when the archive holds none (reported, never
-    silent). ``previous`` is the id's label in the latest earlier window (a correction when it
-    differs). Only windows up to ``previous``, the last window the state recorded, count as
-    earlier: label events a crashed cycle wrote before it recorded its window are not history.
+    forager saw last). ``verdict`` is NULL when the archive holds none: such a label waits,
+    one row each with its id in ``waiting_id`` (the same scan names them). ``previous`` is
+    the id's label in the latest earlier window (a correction when it differs). Only windows
+    up to ``previous``, the last window the state recorded, count as earlier: label events a
+    crashed cycle wrote before it recorded its window are not history.
     """
     w, hi = sql_literal(received), sql_literal(timestamp(end))
     before = f"e.received_in <= {sql_literal(previous)}" if previous else "false"
@@ -261,31 +264,90 @@ earlier AS (
 SELECT n.label, j.verdict, j.model_version,
        CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END
            AS correction,
+       CASE WHEN j.verdict IS NULL THEN n.mushroom_id END AS waiting_id,
        count(*) AS n
 FROM new_labels n
 LEFT JOIN judged j ON j.mushroom_id = n.mushroom_id
 LEFT JOIN earlier p ON p.mushroom_id = n.mushroom_id
 GROUP BY n.label, j.verdict, j.model_version,
-         CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END
+         CASE WHEN p.previous IS NOT NULL AND p.previous <> n.label THEN 1 ELSE 0 END,
+         CASE WHEN j.verdict IS NULL THEN n.mushroom_id END
 """.strip()
 
 
-def unscored_examples_sql(
-    received: str, look_back_from: datetime, end: datetime, limit: int
-) -> str:
-    """A few ids of the window's labels whose verdict the archive does not hold."""
-    w, hi = sql_literal(received), sql_literal(timestamp(end))
+def _usable_scored(alias: str) -> str:
+    return (
+        f"{alias}.status = {sql_literal(STATUS_SCORED)} "
+        f"AND {alias}.verdict IN ({sql_list(VERDICTS)})"
+    )
+
+
+def _waited(received: str, expire_from: datetime, previous: str) -> str:
+    """Per id, its latest label event when that one waits and had not expired by
+    ``expire_from`` (the window's start minus the look-back). The events are those of the
+    windows the state recorded (up to ``previous``) and this window's (``received``): a
+    crashed cycle's events are not history. A label that joined late has a later event that
+    does not wait (written by the window it joined in), so it is not looked for again."""
+    lo = sql_literal(timestamp(expire_from))
+    return f"""latest AS (
+    SELECT mushroom_id, max_by(label, received_in) AS label, max(received_in) AS received_in,
+           max_by(waiting, received_in) AS waiting
+    FROM {LABEL_EVENTS}
+    WHERE {since_hour(expire_from)} AND received_in > {lo}
+      AND (received_in <= {sql_literal(previous)} OR received_in = {sql_literal(received)})
+    GROUP BY mushroom_id
+),
+waited AS (
+    SELECT mushroom_id, label, received_in FROM latest WHERE COALESCE(waiting, false)
+)"""
+
+
+def waiting_count_sql(received: str, expire_from: datetime, previous: str) -> str:
+    """How many labels wait (from the label events alone: no verdict is scanned when none)."""
     return f"""
-SELECT n.mushroom_id
-FROM (SELECT DISTINCT mushroom_id FROM {LABEL_EVENTS}
-      WHERE {since_hour(look_back_from)} AND received_in = {w}) n
-LEFT JOIN (SELECT DISTINCT mushroom_id FROM verdicts
-           WHERE {since_hour(look_back_from)} AND status = {sql_literal(STATUS_SCORED)}
-             AND scored_at > {sql_literal(timestamp(look_back_from))} AND scored_at <= {hi}) v
-       ON v.mushroom_id = n.mushroom_id
-WHERE v.mushroom_id IS NULL
-ORDER BY n.mushroom_id
-LIMIT {int(limit)}
+WITH {_waited(received, expire_from, previous)}
+SELECT count(*) AS n FROM waited
+""".strip()
+
+
+def waited_labels_sql(
+    received: str, start: datetime, end: datetime, look_back: timedelta, previous: str
+) -> str:
+    """What became of the labels that wait, in the window ``(start, end]``.
+
+    A label that came before its verdict (none in the look-back when its window read it)
+    waits; its pair's time is that of the id's first verdict scored after the label came.
+    ``state``: ``joined`` when the id has a verdict scored in ``(start, end]`` (the pair is
+    counted here, once: it judges the id's newest verdict scored by ``end``; the window then
+    records a label event that does not wait, so no later window looks for it), ``waiting``
+    when there is none yet and the label came less than ``look_back`` before ``end``,
+    ``expired`` when there is none and the look-back ran out in this window
+    (``UnscoredLabels``). Only the window's own verdicts are scanned (their arrival hours):
+    a waiting label had no verdict before this window, or it would have joined then.
+    ``joined_id`` names each label joined here (one row each).
+    """
+    expire_from = utc(start) - look_back
+    lo, hi = sql_literal(timestamp(start)), sql_literal(timestamp(end))
+    wait_from = sql_literal(timestamp(utc(end) - look_back))
+    state = (
+        "CASE WHEN l.verdict IS NOT NULL THEN 'joined' "
+        f"WHEN w.received_in > {wait_from} THEN 'waiting' ELSE 'expired' END"
+    )
+    joined_id = "CASE WHEN l.verdict IS NOT NULL THEN w.mushroom_id END"
+    return f"""
+WITH {_waited(received, expire_from, previous)},
+landed AS (
+    SELECT v.mushroom_id, max_by(v.verdict, v.scored_at) AS verdict,
+           max_by(v.model_version, v.scored_at) AS model_version
+    FROM verdicts v JOIN waited w ON v.mushroom_id = w.mushroom_id
+    WHERE {since_hour(start)} AND {_usable_scored("v")}
+      AND v.scored_at > {lo} AND v.scored_at > w.received_in AND v.scored_at <= {hi}
+    GROUP BY v.mushroom_id
+)
+SELECT {state} AS state, w.label, l.verdict, l.model_version, {joined_id} AS joined_id,
+       count(*) AS n, min(w.mushroom_id) AS example
+FROM waited w LEFT JOIN landed l ON l.mushroom_id = w.mushroom_id
+GROUP BY {state}, w.label, l.verdict, l.model_version, {joined_id}
 """.strip()
 
 
@@ -300,32 +362,61 @@ def object_time(at: datetime) -> str:
     return f"{utc(at):%Y-%m-%d-%H-%M-%S}"
 
 
-def observation_sample_sql(start: datetime, end: datetime, limit: int) -> str:
-    """At most ``limit`` observations (a random sample) of the objects written in
-    ``(start, end]`` (the time in the object's name), for drift. Observations carry no time of
-    their own; by object, each observation belongs to exactly one window, so a window never
-    samples (nor counts as invalid) what an earlier window of the same hour already did."""
+def _written_in(start: datetime, end: datetime) -> str:
+    """Observations of the objects written in ``(start, end]`` (the time in the object's
+    name), in the partitions of those hours."""
     hour, last = (utc(t).replace(minute=0, second=0, microsecond=0) for t in (start, end))
     hours = []
     while hour <= last:
         hours.append(hour)
         hour += timedelta(hours=1)
-    columns = ", ".join(name for name, _ in OBSERVATION_COLUMNS)
     lo, hi = sql_literal(object_time(start)), sql_literal(object_time(end))
+    return f"{hours_filter(hours)}\n  AND {OBJECT_TIME} > {lo} AND {OBJECT_TIME} <= {hi}"
+
+
+def observation_sample_sql(start: datetime, end: datetime, limit: int) -> str:
+    """At most ``limit`` observations (a random sample) of the objects written in
+    ``(start, end]`` (the time in the object's name), for drift. Observations carry no time of
+    their own; by object, each observation belongs to exactly one window, so a window never
+    samples (nor counts as invalid) what an earlier window of the same hour already did."""
+    columns = ", ".join(name for name, _ in OBSERVATION_COLUMNS)
     return f"""
 SELECT {columns}
 FROM observations
-WHERE {hours_filter(hours)}
-  AND {OBJECT_TIME} > {lo} AND {OBJECT_TIME} <= {hi}
+WHERE {_written_in(start, end)}
+  AND mushroom_id IS NOT NULL
 ORDER BY random()
 LIMIT {int(limit)}
 """.strip()
+
+
+def observation_lines_sql(start: datetime, end: datetime) -> str:
+    """All lines of the observation objects written in ``(start, end]``, and those that are
+    no record at all (not a JSON object with a ``mushroom_id``: e.g. each line of a record put
+    pretty-printed, which the archive keeps as one line each), counted exactly (the sample
+    checks the rest against the input contract)."""
+    return f"""
+SELECT count(*) AS lines,
+       COALESCE(sum(CASE WHEN mushroom_id IS NULL THEN 1 ELSE 0 END), 0) AS not_records
+FROM observations
+WHERE {_written_in(start, end)}
+""".strip()
+
+
+def table_of(path: str) -> str | None:
+    """Which archive table an object's URL or key belongs to."""
+    for name, table in TABLES.items():
+        if f"/{table.prefix}" in path or path.startswith(table.prefix):
+            return name
+    return None
 
 
 ALL_QUERIES = (
     "window_counts_sql",
     "invalid_verdicts_sql",
     "label_join_sql",
-    "unscored_examples_sql",
+    "waiting_count_sql",
+    "waited_labels_sql",
     "observation_sample_sql",
+    "observation_lines_sql",
 )

@@ -49,6 +49,7 @@ from lambda_function.decoding import validate_payload
 from lambda_function.schema import validate_record
 from monitoring import alarms as alarm_eval
 from monitoring import shadow as shadow_step
+from monitoring.archive import table_of as archive_table_of
 from monitoring.archive import timestamp as archive_timestamp
 from monitoring.drift import DriftReference, DriftResult, compute_drift
 from monitoring.inputs import InputReport, Rejects, load_json
@@ -221,11 +222,19 @@ def check_alarms(
 
 
 def run_cycle(
-    deps: CycleDeps, at: datetime | None = None, window: str | None = None
+    deps: CycleDeps,
+    at: datetime | None = None,
+    window: str | None = None,
+    *,
+    cut: datetime | None = None,
 ) -> CycleResult:
     """Run one monitoring cycle; ``at`` is the metrics' timestamp (default: now).
 
-    A window left pending by an interrupted cycle is finished instead (no new records read).
+    Over the archive, the window holds the verdicts scored until ``cut`` minus the grace
+    (default ``cut = at``). ``make demo-drift`` publishes on a simulated clock (``at``, one
+    alarm period per phase) while the Lambda stamps verdicts with the real one: it cuts at
+    the real time. A window left pending by an interrupted cycle is finished instead (no new
+    records read).
     """
     at = (at or deps.clock()).astimezone(timezone.utc)
     window = window or window_name(at)
@@ -235,7 +244,8 @@ def run_cycle(
     if state.pending_window is not None:
         return finish_window(deps, state, version, recovered=True)
     if deps.archive is not None:
-        return _archive_cycle(deps, state, version, at, window)
+        cut = (cut or at).astimezone(timezone.utc)
+        return _archive_cycle(deps, state, version, at, window, cut)
 
     reads = {
         reader.stream_name: reader.read(
@@ -524,7 +534,12 @@ def read_new_labels(objects: ObjectStore | None, state: MonitoringState) -> tupl
 
 
 def _archive_cycle(
-    deps: CycleDeps, state: MonitoringState, version: str | None, at: datetime, window: str
+    deps: CycleDeps,
+    state: MonitoringState,
+    version: str | None,
+    at: datetime,
+    window: str,
+    cut: datetime,
 ) -> CycleResult:
     """The window from the archive by SQL (``monitoring.archive_window``): nothing per record
     is kept in the state, only the time the window reached and the label checkpoint."""
@@ -533,7 +548,7 @@ def _archive_cycle(
     errors: list[str] = []
     labels, labels_after = read_new_labels(deps.objects, state)
     errors.extend(labels.unreadable)
-    end = archive.window_end(at)
+    end = archive.window_end(cut)
     through = state.archive.get("verdicts_through")
     start = datetime.fromisoformat(through) if through else end - archive.look_back
     drift_rows = deps.config.drift_max_rows if deps.reference is not None else 0
@@ -545,14 +560,27 @@ def _archive_cycle(
             labels,
             drift_rows=drift_rows,
             previous=state.archive.get("labels_received"),
+            end=end,
         )
     except QueryError as exc:
         # Nothing advanced: the next cycle reads the same window again.
         raise ArchiveUnavailable(f"the archive could not be queried: {exc}") from exc
     invalid = read.invalid
-    for path in read.skipped:
-        invalid.add(f"archive object not readable, left out: {path}")
     rows, invalid_observations = _sampled_observations(read.observations)
+    if read.observations_not_records:
+        invalid_observations = invalid_observations or Rejects()
+        invalid_observations.count += read.observations_not_records
+        invalid_observations.reasons.insert(
+            0,
+            f"{read.observations_not_records} archived observation lines are not JSON objects "
+            "with a mushroom_id (not JSON, no id, or a line of a record put pretty-printed)",
+        )
+    for path in read.skipped:  # under the table the object belongs to
+        rejects = invalid
+        if archive_table_of(path) == "observations":
+            rejects = invalid_observations = invalid_observations or Rejects()
+        key = path[path.find("/archive/") + 1 :] if "/archive/" in path else path
+        rejects.add(f"archive object not readable, left out: {key}")
     inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=labels.invalid)
     drift: DriftResult | None = None
     if len(rows) >= deps.config.drift_min_rows and deps.reference:
@@ -570,7 +598,7 @@ def _archive_cycle(
     state.archive = {
         "verdicts_through": end.isoformat(),
         "labels_after": labels_after,
-        "labels_received": archive_timestamp(at),
+        "labels_received": archive_timestamp(end),  # the label events' received_in
     }
     state.pending_window = pending_window(
         window,
@@ -590,6 +618,7 @@ def _archive_cycle(
         "engine": read.engine,
         "queries": read.queries,
         "verdict_objects": read.verdict_objects,
+        "read_by_line": read.read_by_line,
         "window": [read.start.isoformat(), read.end.isoformat()],
         "labels": asdict(read.labels),
         "lines": [
@@ -597,6 +626,10 @@ def _archive_cycle(
             f"({_objects(read.verdict_objects)} in the partitions read), "
             f"verdicts scored in ({read.start:%Y-%m-%d %H:%M:%S}, {read.end:%Y-%m-%d %H:%M:%S}]",
             *read.labels.lines(),
+            *(
+                f"  archive object read line by line (a record in it spans lines): {path}"
+                for path in read.read_by_line[:5]
+            ),
             *(f"  conflicting labels: {reason}" for reason in labels.conflicts.reasons),
         ],
     }
@@ -694,10 +727,14 @@ def respond_and_record(
 
 
 def run_exclusive(
-    deps: CycleDeps, at: datetime | None = None, window: str | None = None
+    deps: CycleDeps,
+    at: datetime | None = None,
+    window: str | None = None,
+    *,
+    cut: datetime | None = None,
 ) -> CycleResult:
     """:func:`run_cycle` holding the cycle lease (raises ``LeaseHeld`` if another cycle runs)."""
     if deps.lease is None:
-        return run_cycle(deps, at, window)
+        return run_cycle(deps, at, window, cut=cut)
     with deps.lease:
-        return run_cycle(deps, at, window)
+        return run_cycle(deps, at, window, cut=cut)

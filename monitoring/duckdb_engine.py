@@ -6,12 +6,18 @@ skips whole folders. S3 is read with the httpfs extension from the PyPI package
 ``duckdb-ext-httpfs``, loaded by its path: nothing is downloaded at run time.
 
 A line that is not a JSON object becomes a row of NULLs (``ignore_errors``), which the queries
-count as invalid. An object DuckDB cannot read at all (not gzip, truncated) would fail the
-whole query: it is left out, the query runs again, and the result lists it in ``skipped``.
+count as invalid. DuckDB's JSON-lines reader refuses a whole object for some runs of lines,
+e.g. a record put pretty-printed (``{`` ... ``}`` on lines of their own, archived as one line
+each): such an object is read again line by line (each line parsed on its own, as Athena's
+OpenX SerDe does), so its good lines still count and each of the others is one invalid row;
+the result lists it in ``read_by_line``. An object DuckDB cannot read at all (not gzip,
+truncated) would fail the whole query: it is left out, the query runs again, and the result
+lists it in ``skipped``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -74,6 +80,8 @@ class DuckDBEngine:
     memory_limit: str | None = "768MB"
     name: str = "duckdb"
     _connection: Any = field(default=None, init=False, repr=False)
+    # Objects the JSON-lines reader refused (archive objects never change: remembered).
+    _by_line: list[str] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
@@ -116,12 +124,20 @@ class DuckDBEngine:
                     self._bind(connection, skipped)
                     cursor = connection.execute(sql)
                     columns = [d[0] for d in cursor.description]
-                    return QueryResult(columns, cursor.fetchall(), skipped=list(skipped))
+                    return QueryResult(
+                        columns,
+                        cursor.fetchall(),
+                        skipped=list(skipped),
+                        read_by_line=[p for p in self._by_line if p not in skipped],
+                    )
                 except duckdb.Error as exc:
                     path = _unreadable_object(str(exc), self.root)
                     if path is None or path in skipped or len(skipped) >= MAX_SKIPPED:
                         raise QueryError(f"DuckDB: {exc}") from exc
-                    skipped.append(path)
+                    if "Malformed JSON" in str(exc) and path not in self._by_line:
+                        self._by_line.append(path)  # read line by line from now on
+                    else:
+                        skipped.append(path)
 
     def _bind(self, connection: Any, skipped: list[str]) -> None:
         """(Re)create the table views; an empty table is an empty typed relation."""
@@ -132,27 +148,57 @@ class DuckDBEngine:
                     f"SELECT file FROM glob({sql_literal(self.pattern(name))})"
                 ).fetchall()
             ]
-            files = [f for f in files if f not in skipped]
+            by_line = [f for f in files if f in self._by_line and f not in skipped]
+            files = [f for f in files if f not in skipped and f not in self._by_line]
             columns = ", ".join(f"{c!r}: {t!r}" for c, t in table.duckdb_columns())
-            if not files:
+            if not files and not by_line:
                 typed = ", ".join(
                     f"CAST(NULL AS {t}) AS {c}"
                     for c, t in (*table.duckdb_columns(), ("dt", "VARCHAR"), ("hour", "VARCHAR"))
                 )
                 body = f'SELECT {typed}, CAST(NULL AS VARCHAR) AS "$path" WHERE false'
             else:
-                source = sql_literal(files[0]) if len(files) == 1 else f"[{sql_list(files)}]"
-                if not skipped:
-                    source = sql_literal(self.pattern(name))
-                # The object's URL as "$path", the name Athena gives it (archive.OBJECT_TIME).
-                body = (
-                    'SELECT * EXCLUDE (filename), filename AS "$path" '
-                    f"FROM read_json({source}, format='newline_delimited', "
-                    f"columns={{{columns}}}, hive_partitioning=true, "
-                    "hive_types={'dt': 'VARCHAR', 'hour': 'VARCHAR'}, filename=true, "
-                    "ignore_errors=true, compression='gzip', maximum_object_size=16777216)"
-                )
+                parts = []
+                if files:
+                    source = sql_literal(files[0]) if len(files) == 1 else f"[{sql_list(files)}]"
+                    if not skipped and not by_line:
+                        source = sql_literal(self.pattern(name))
+                    # The object's URL as "$path", the name Athena gives it (OBJECT_TIME).
+                    parts.append(
+                        'SELECT * EXCLUDE (filename), filename AS "$path" '
+                        f"FROM read_json({source}, format='newline_delimited', "
+                        f"columns={{{columns}}}, hive_partitioning=true, "
+                        f"hive_types={_HIVE_TYPES}, filename=true, "
+                        "ignore_errors=true, compression='gzip', maximum_object_size=16777216)"
+                    )
+                if by_line:
+                    parts.append(_line_by_line(by_line, table.duckdb_columns()))
+                body = " UNION ALL BY NAME ".join(parts)
             connection.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {body}")
+
+
+_HIVE_TYPES = "{'dt': 'VARCHAR', 'hour': 'VARCHAR'}"
+# A byte no JSON text holds unescaped: read_csv's delimiter, so a line is one field (a line
+# that has it anyway is not JSON: cut there, still one invalid row, with strict_mode off).
+_NO_DELIMITER = "\x01"
+
+
+def _line_by_line(files: list[str], columns: tuple[tuple[str, str], ...]) -> str:
+    """The objects as one row per line: a line that is a JSON object gives its fields (cast
+    as ``read_json`` casts them), any other line a row of NULLs. About three times the CPU of
+    ``read_json``, so only for the objects that reader refuses."""
+    structure = sql_literal(json.dumps(dict(columns)))
+    fields = ", ".join(f"j.{name} AS {name}" for name, _ in columns)
+    return (
+        f'SELECT {fields}, dt, hour, filename AS "$path" FROM ('
+        "SELECT CASE WHEN json_valid(line) AND json_type(line) = 'OBJECT' "
+        f"THEN try(from_json(line, {structure})) END AS j, dt, hour, filename "
+        f"FROM read_csv([{sql_list(files)}], columns={{'line': 'VARCHAR'}}, "
+        f"delim={sql_literal(_NO_DELIMITER)}, quote='', escape='', header=false, "
+        "auto_detect=false, strict_mode=false, new_line='\\n', max_line_size=16777216, "
+        f"compression='gzip', hive_partitioning=true, hive_types={_HIVE_TYPES}, "
+        "filename=true))"
+    )
 
 
 def _unreadable_object(message: str, root: str) -> str | None:

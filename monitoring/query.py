@@ -25,6 +25,9 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     skipped: list[str] = field(default_factory=list)
+    # Objects read line by line (DuckDB: its JSON-lines reader refused them; their good lines
+    # count, each other line is one invalid row)
+    read_by_line: list[str] = field(default_factory=list)
     scanned_bytes: int | None = None  # what the engine billed (Athena), when it says
 
     def records(self) -> Iterator[dict[str, Any]]:

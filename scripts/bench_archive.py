@@ -2,13 +2,16 @@
 
 For each size (default 1,000, 100,000 and 1,000,000 verdicts) a fresh archive in a temporary
 folder: the verdicts as Firehose writes them (gzip JSON lines, 50,000 per object, 1% repeated
-as a retried batch would), and labels for 10% of them in one label object. Then one
+as a retried batch would), and labels for 10% of them in one label object, plus labels for 1%
+more ids that are not scored yet (a lab faster than Firehose). Then one
 :func:`monitoring.cycle.run_cycle` with DuckDB over that folder and the unit tests' in-memory
 ports for the rest (state, CloudWatch): list and parse the labels, write the label events, the
-SQL (window counts, invalid lines, the label join), publish, evaluate the alarms, report.
-Reported per cycle: wall time, CPU time of the process (DuckDB's threads included) per verdict,
-and peak RSS (``VmHWM``, reset before the cycle). Targets: <= 9 us CPU per verdict and
-<= 1 GB peak RSS at 1,000,000 verdicts.
+SQL (window counts, invalid lines, the label join, the ids left waiting), publish, evaluate
+the alarms, report. Reported per cycle: wall time, CPU time of the process (DuckDB's threads
+included) per verdict, and peak RSS (``VmHWM``, reset before the cycle). Targets: <= 9 us CPU
+per verdict and <= 1 GB peak RSS at 1,000,000 verdicts. Then the waiting labels' verdicts are
+archived and a second cycle runs: what joining them costs (``late``; its scan covers every
+verdict of the look-back).
 
 ``--formats`` also measures gzip JSON lines against Parquet (zstd) for the same verdicts
 with DuckDB: bytes on disk and the window-count query's time on each.
@@ -90,13 +93,33 @@ def write_archive(root: Path, n: int, seed: int = 7) -> dict[str, Any]:
         sizes["verdict_bytes"] += len(body)
         sizes["verdict_objects"] += 1
         sizes["lines"] += len(lines)
+    sizes["labels"] = len(labels)
+    sizes["early_labels"] = max(1, n // 100)  # ids n.. : scored after the first window
+    labels += [
+        json.dumps({"mushroom_id": f"obs-{n + j:07d}", "label": "p"}).encode()
+        for j in range(sizes["early_labels"])
+    ]
     objects.put(
         "labels/received/2026-11-27T11-59-00.000000Z-lab.jsonl",
         b"\n".join(labels) + b"\n",
         "application/jsonl",
     )
-    sizes["labels"] = len(labels)
     return sizes
+
+
+def archive_early_verdicts(objects: FolderObjects, n: int, count: int, at: datetime) -> None:
+    """The verdicts the early labels wait for (poisonous mushrooms called edible)."""
+    lines = [
+        (
+            f'{{"mushroom_id":"obs-{n + j:07d}","status":"scored","verdict":"edible",'
+            '"p_poisonous":0.1,"model_name":"mushroom-classifier","model_version":"1",'
+            f'"input_sequence_number":"{SEQUENCE_HEAD}late{j:021d}",'
+            f'"scored_at":"{sql.timestamp(at)}","errors":[]}}'
+        ).encode()
+        for j in range(count)
+    ]
+    key = f"{sql.TABLES['verdicts'].prefix}{sql.partition_key(at)}late.gz"
+    objects.put(key, gzip.compress(b"\n".join(lines) + b"\n"), "application/gzip")
 
 
 def run_size(n: int, tmp: Path) -> dict[str, Any]:
@@ -120,15 +143,33 @@ def run_size(n: int, tmp: Path) -> dict[str, Any]:
     cpu, wall = _cpu() - cpu0, time.perf_counter() - wall0
     assert result.metrics.records == n, (result.metrics.records, n)
     assert result.metrics.labelled == sizes["labels"], (result.metrics.labelled, sizes)
+    assert result.archive["labels"]["waiting"] == sizes["early_labels"], result.archive
+    first = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": peak_rss_mb()}
+
+    early = sizes["early_labels"]
+    archive_early_verdicts(objects, n, early, T0 + timedelta(seconds=30))
+    reset_peak_rss()
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    late = run_cycle(deps, at=T0 + timedelta(minutes=1))
+    late_cpu, late_wall = _cpu() - cpu0, time.perf_counter() - wall0
+    assert late.metrics.records == early and late.archive["labels"]["joined_late"] == early
+    assert late.metrics.false_edible == early and late.archive["labels"]["waiting"] == 0
     return {
         "verdicts": n,
         **sizes,
         "labelled": result.metrics.labelled,
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
+        "wall_s": first["wall_s"],
+        "cpu_s": first["cpu_s"],
         "cpu_us_per_verdict": round(cpu / n * 1e6, 2),
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": first["peak_rss_mb"],
         "false_edible_rate": result.metrics.false_edible_rate,
+        "late": {
+            "labels_joined_late": early,
+            "wall_s": round(late_wall, 3),
+            "cpu_s": round(late_cpu, 3),
+            "cpu_us_per_archived_verdict": round(late_cpu / n * 1e6, 2),
+            "peak_rss_mb": peak_rss_mb(),
+        },
     }
 
 
@@ -188,7 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{n:>9,} verdicts ({run['verdict_bytes'] / 1e6:.1f} MB gzip, "
                 f"{run['labels']:,} labels): cycle {run['wall_s']:.2f} s wall, "
                 f"{run['cpu_s']:.2f} s CPU = {run['cpu_us_per_verdict']:.2f} us/verdict, "
-                f"peak RSS {run['peak_rss_mb']} MB"
+                f"peak RSS {run['peak_rss_mb']} MB; then {run['late']['labels_joined_late']:,} "
+                f"waiting labels joined: {run['late']['cpu_s']:.2f} s CPU "
+                f"({run['late']['cpu_us_per_archived_verdict']:.2f} us per archived verdict), "
+                f"peak RSS {run['late']['peak_rss_mb']} MB"
             )
         formats = None
         if args.formats:

@@ -3,8 +3,9 @@
 On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up`` stack is not
 touched; the state of an earlier run is removed first): Terraform apply, a first champion
 trained WITHOUT about 20 species, then three phases, each = ``producer`` puts
-observations -> local Lambda runtime scores them -> the lab's labels land in S3 -> one
-monitoring cycle (deploying with the cycle's default: a model rollout, no Terraform):
+observations -> local Lambda runtime scores them -> the Firehose pump archives both streams
+in S3 -> the lab's labels land in S3 -> one monitoring cycle by SQL over the archive, as on a
+deployed stack (deploying with the cycle's default: a model rollout, no Terraform):
 
 1. known species: healthy, alarms OK;
 2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
@@ -18,7 +19,9 @@ Every window prints what the alias ``live`` serves (Lambda version, model versio
 
 Metric timestamps advance one alarm period per phase (a simulated clock, named as such in the
 output and the reports), so the three windows land in three CloudWatch periods without
-waiting minutes between phases. Prints the timeline and writes it to
+waiting minutes between phases. The windows' verdicts are cut at the real time (the Lambda
+stamps ``scored_at`` with it), with no grace: the scenario runs the pump itself and writes
+everything it buffers before each cycle. Prints the timeline and writes it to
 ``<reports>/demo-drift/timeline.json``; the timeline charts are
 ``<reports>/demo-drift/monitoring/index.html`` and ``timeline.png``.
 """
@@ -49,7 +52,15 @@ DEFAULT_LOCAL_DIR = LOCAL_DIR / "demo-drift"
 DEFAULT_REPORTS_DIR = ROOT / "reports" / "demo-drift"
 # Run state a scenario creates under its local dir; removed first, so that every run starts
 # from an empty registry (version 1 is the first champion) and an empty Terraform state.
-RUN_STATE = ("mlflow", "bundles", "terraform", "lambda-runtime", "monitoring", "build")
+RUN_STATE = (
+    "mlflow",
+    "bundles",
+    "terraform",
+    "lambda-runtime",
+    "firehose-pump",
+    "monitoring",
+    "build",
+)
 SIMULATED_CLOCK = "simulated clock: demo-drift advances one alarm period per phase"
 
 
@@ -174,6 +185,7 @@ def run_scenario(
     from config.stack_env import read_stack_env  # noqa: PLC0415
     from deployment.deploy import terraform_apply  # noqa: PLC0415
     from emulation.emulator import start_emulator, stop_emulator  # noqa: PLC0415
+    from emulation.firehose_pump import count_objects, make_pump  # noqa: PLC0415
     from emulation.lambda_runtime import run_until_idle  # noqa: PLC0415
 
     local_dir = Path(local_dir).resolve()
@@ -203,10 +215,18 @@ def run_scenario(
             capture=True,
         )
         say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
-        # The streams, not the archive: the windows below run on a simulated clock (one alarm
-        # period per phase), and windows over the archive are cut by the verdicts' real
-        # scored_at, which that clock cannot move.
-        _apply_env({**read_stack_env(local_dir / "stack.env"), "MONITORING_SOURCE": "streams"})
+        # Monitoring reads the archive, as on a deployed stack. No grace: the pump below is
+        # this process's own, and it writes all it holds before every cycle. The retrained
+        # model is rolled out at once (MONITORING_PROMOTION=direct): this scenario's three
+        # windows show the alarm, the retraining and the recovery, not a shadow's evidence.
+        _apply_env(
+            {
+                **read_stack_env(local_dir / "stack.env"),
+                "MONITORING_SOURCE": "archive",
+                "MONITORING_ARCHIVE_GRACE_SECONDS": "0",
+                "MONITORING_PROMOTION": "direct",
+            }
+        )
 
         from config.settings import Settings  # noqa: PLC0415
         from monitoring import cycle as monitoring_cycle  # noqa: PLC0415
@@ -252,6 +272,12 @@ def run_scenario(
         from orchestration.rollout import connect, describe, serving  # noqa: PLC0415
 
         stack = connect(local_dir=local_dir)
+        pump = make_pump(local_dir / "firehose-pump")
+        s3 = boto3.client("s3")
+        archive_prefixes = [
+            outputs["archive_verdicts_prefix"],
+            outputs["archive_observations_prefix"],
+        ]
 
         def score(frame: pd.DataFrame, tag: str) -> Any:
             """Put ``frame`` on the input stream and run the function until it is idle."""
@@ -279,11 +305,19 @@ def run_scenario(
                 f"{stats.invocations} invocations, {stats.function_errors} function errors "
                 f"({stats.elapsed_s:.1f} s; logs in {function_log})"
             )
+            archived = archive_streams(pump)
+            counts = count_objects(s3, settings.data_bucket, archive_prefixes)
+            say(
+                f"[demo-drift] Firehose pump: {archived} records archived; the archive holds "
+                + ", ".join(f"{n} objects under {prefix}" for prefix, n in counts.items())
+            )
             producer.write_labels(
                 settings.data_bucket, phase.name, producer.label_lines(phase.frame, records)
             )
             at = clock + timedelta(seconds=period * index)
-            cycle = monitoring_cycle.run_exclusive(deps, at=at, window=phase.name)
+            cycle = monitoring_cycle.run_exclusive(
+                deps, at=at, window=phase.name, cut=datetime.now(timezone.utc)
+            )
             say(describe_cycle(cycle))
             messages = drain(sqs, queue)
             result.sns_messages.extend({"window": phase.name, **m} for m in messages)
@@ -307,6 +341,19 @@ def run_scenario(
     finally:
         if not keep:
             stop_emulator(local_dir)
+
+
+def archive_streams(pump: Any) -> int:
+    """Let the Firehose pump read both streams to their tips and write what it buffers (as
+    Firehose would within its buffering interval); fails if it cannot."""
+    before = pump.stats.records_delivered
+    while pump.poll_once():
+        pass
+    pump.flush(force=True)
+    health = pump.health()
+    if not health["healthy"] or health["buffered"]:
+        raise RuntimeError(f"the Firehose pump could not archive the streams: {health['detail']}")
+    return int(pump.stats.records_delivered - before)
 
 
 def rollback_drill(

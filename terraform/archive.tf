@@ -58,7 +58,7 @@ locals {
     # Written by the monitoring cycle (monitoring/archive.py): each window's labels, one line
     # per id, so that SQL sees an id's label history (corrections).
     label_events = {
-      description = "The labels each monitoring window received, one line per id: mushroom_id, label, received_in (the window), source_key (the label object)."
+      description = "The labels each monitoring window received, one line per id: mushroom_id, label, received_in (the window's end), source_key (the window), waiting (no verdict in the archive yet)."
       prefix      = "archive/label-events/"
       partitioned = true
       columns = [
@@ -66,6 +66,7 @@ locals {
         { name = "label", type = "string" },
         { name = "received_in", type = "string" },
         { name = "source_key", type = "string" },
+        { name = "waiting", type = "boolean" },
       ]
     }
     labels = {

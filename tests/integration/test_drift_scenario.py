@@ -132,6 +132,19 @@ def test_output_prints_each_action_once_after_the_alarm_that_caused_it(scenario)
         assert len(printed) == 1, printed
 
 
+def test_every_window_is_computed_by_sql_over_the_archive(scenario):
+    """Like a deployed stack: the pump archives what the scorer wrote, the cycle queries it."""
+    out = scenario.stdout
+    archived = re.findall(r"Firehose pump: (\d+) records archived; the archive holds (.*)", out)
+    assert [int(n) for n, _ in archived] == [1600, 1600, 1600]  # observations and verdicts
+    assert all("under archive/verdicts/" in held for _, held in archived)
+    for entry in scenario.timeline:
+        assert entry["archive"]["engine"] == "duckdb", entry["window"]
+        assert entry["archive"]["verdict_objects"] >= 1
+        assert entry["archive"]["lines"][0].startswith("metrics by SQL (duckdb")
+    assert out.count("metrics by SQL (duckdb") == 3
+
+
 def test_output_labels_the_simulated_clock_and_prints_counts_as_integers(scenario):
     out = scenario.stdout
     assert "(simulated clock: demo-drift advances one alarm period per phase)" in out

@@ -66,3 +66,15 @@ def test_table_prefixes_are_the_archive_layout(archive_locals: dict) -> None:
         "label_events": ("archive/label-events/", True),
         "labels": ("labels/", False),
     }
+
+
+def test_label_event_columns_are_what_monitoring_writes(archive_locals: dict) -> None:
+    """The cycle writes label events (monitoring.archive.LABEL_EVENT_COLUMNS) that Athena
+    reads through this table: a column missing here (``waiting``) would read as absent."""
+    from monitoring.archive import LABEL_EVENT_COLUMNS
+
+    hive = {"VARCHAR": "string", "BOOLEAN": "boolean"}
+    events = archive_locals["archive_tables"]["label_events"]
+    assert [(c["name"], c["type"]) for c in events["columns"]] == [
+        (name, hive[kind]) for name, kind in LABEL_EVENT_COLUMNS
+    ]

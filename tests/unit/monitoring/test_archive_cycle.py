@@ -117,9 +117,11 @@ def test_bad_label_lines_and_unscored_labels_are_reported_not_fatal(env):
     assert published(env["cw"], "ConflictingLabels") == [1.0]
     assert "conflicting labels: " in describe(result) and "obs-00003" in describe(result)
     assert result.metrics.labelled_poisonous == 11  # obs-00003 counts as edible, the later answer
-    assert result.archive["labels"]["unscored"] == 1
-    assert result.archive["labels"]["unscored_examples"] == ["ghost-00099"]
-    assert published(env["cw"], "UnscoredLabels") == [1.0]
+    # Its verdict may still be in Firehose's buffer: the label waits (within the look-back).
+    assert result.archive["labels"]["waiting"] == 1
+    assert result.archive["labels"]["waiting_examples"] == ["ghost-00099"]
+    assert published(env["cw"], "LabelsWaiting") == [1.0]
+    assert published(env["cw"], "UnscoredLabels") == [0.0]
     assert result.metrics.labelled == 12 and result.metrics.false_edible == 0
     assert result.metrics.false_poisonous_rate == 1.0  # edible obs-00003 was called poisonous
 
@@ -271,3 +273,65 @@ def test_objects_since_counts_the_partitions_of_that_hour_and_later(tmp_path):
     assert objects_since(objects, "verdicts", day + timedelta(hours=11, minutes=30)) == 2
     assert objects_since(objects, "verdicts", day) == 3
     assert objects_since(objects, "verdicts", day + timedelta(days=2)) == 0
+
+
+def test_a_multi_line_observation_never_hides_its_objects_good_lines(env):
+    """An observation put pretty-printed (valid for the scorer) is archived as one line per
+    line. The object's good observations still reach drift, each stray line is one invalid
+    observation (not an invalid verdict), and a corrupt observations object is reported as
+    an observations object."""
+    from dataclasses import replace
+
+    from monitoring.drift import DriftReference, features_frame
+    from tests.fakes.monitoring import OBSERVATION
+
+    objects = env["objects"]
+    put_verdicts(objects, T0 - timedelta(seconds=3), ["edible"] * 12)
+    rows = [{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(30)]
+    pretty = json.dumps({"mushroom_id": "pretty", **OBSERVATION}, indent=2).encode()
+    archive_object(
+        objects, "observations", T0 - timedelta(seconds=5), "obs", [*rows[:10], pretty, *rows[10:]]
+    )
+    corrupt = archive_object(objects, "observations", T0 - timedelta(seconds=4), "bad", [])
+    objects.put(corrupt, b"not gzip at all", "application/gzip")
+    reference = DriftReference(features_frame([OBSERVATION] * 50), "training data", "1", "abc")
+    deps = env["deps"]
+    deps.reference = lambda: reference
+    deps.config = replace(deps.config, drift_max_rows=100, drift_min_rows=5)
+    result = run_cycle(deps, at=T0)
+    assert result.ok, result.errors
+    assert result.metrics.records == 12
+    assert result.drift is not None and result.drift.rows == 30
+    spread = pretty.count(b"\n") + 1
+    assert result.inputs.verdicts.count == 0
+    assert result.inputs.observations.count == spread + 1  # its lines, the corrupt object
+    reasons = " ".join(result.inputs.observations.reasons)
+    assert f"{spread} archived observation lines are not JSON objects" in reasons
+    assert "archive object not readable" in reasons and corrupt.rsplit("/", 1)[1] in reasons
+    assert len(result.archive["read_by_line"]) == 1
+    assert "read line by line" in describe(result)
+
+
+def test_a_label_before_its_verdict_waits_across_cycles_and_counts_once(env):
+    """The cycle's own wiring of the waiting labels (its state remembers the last window's
+    end): a label read before its verdict is archived waits, joins in the cycle whose window
+    holds the verdict's scored_at, and is not counted again by the next cycle."""
+    objects = env["objects"]
+    objects.put_labels(
+        "labels/received/2026-11-27T12-00-00.000000Z-lab.jsonl",
+        [label_line(i, "p") for i in range(3)],
+    )
+    first = run_cycle(env["deps"], at=T0)
+    assert first.archive["labels"]["waiting"] == 3 and first.metrics.labelled == 0
+    assert published(env["cw"], "LabelsWaiting") == [3.0]
+
+    # Their verdicts (poisonous mushrooms called edible) are scored after the first window.
+    put_verdicts(objects, T0 + timedelta(seconds=30), ["edible"] * 3)
+    second = run_cycle(env["deps"], at=T0 + timedelta(minutes=1))
+    assert second.archive["labels"]["joined_late"] == 3 and second.metrics.labelled == 3
+    assert second.metrics.false_edible == 3
+    assert published(env["cw"], "LabelsJoinedLate") == [0.0, 3.0]
+    assert published(env["cw"], "LabelsWaiting") == [3.0, 0.0]
+
+    third = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+    assert third.metrics.labelled == 0 and third.archive["labels"]["joined"] == 0

@@ -73,18 +73,18 @@ def test_late_labels_join_whatever_came_between(archive):
     assert read.metrics.false_edible == 0
     assert read.metrics.false_poisonous_rate == 0.0  # edible called edible: right
 
-    # Labels for ids never scored, and one id answered both ways within the cycle.
+    # Labels for ids not scored (yet), and one id answered both ways within the cycle.
     odd = _labels(
         [{"mushroom_id": f"ghost-{i}", "label": "p"} for i in range(1_000)]
         + [{"mushroom_id": "obs-00900", "label": "e"}, {"mushroom_id": "obs-00900", "label": "p"}]
     )
     read = reader.read("w3", later + timedelta(hours=1), later, odd, previous=stamp(later))
-    assert read.labels.unscored == 1_000
-    assert read.labels.unscored_examples[:2] == ["ghost-0", "ghost-1"]
+    assert read.labels.waiting == 1_000 and read.labels.unscored == 0  # they wait
+    assert read.labels.waiting_examples[:2] == ["ghost-0", "ghost-1"]
     assert read.labels.conflicts == 1
     assert read.labels.joined == 1  # obs-00900, with its later answer "p"
     assert read.metrics.false_edible == 1
-    assert any("without a scored verdict" in line for line in read.labels.lines())
+    assert any("waiting for their verdict" in line for line in read.labels.lines())
 
 
 def test_the_whole_cycle_publishes_the_late_false_edible_rate(archive, tmp_path):
@@ -116,3 +116,69 @@ def test_the_whole_cycle_publishes_the_late_false_edible_rate(archive, tmp_path)
     assert published["FalseEdibleRate"] == 1.0
     assert published["LabelsJoined"] == EARLY
     assert published["UnscoredLabels"] == 0
+
+
+def _window(reader, name, start, end, labels=(), previous=None):
+    return reader.read(name, end, start, _labels(labels), end=end, previous=previous)
+
+
+def test_a_label_before_its_verdict_waits_and_joins_once_when_the_verdict_lands(tmp_path):
+    """Firehose buffers verdicts for minutes; a lab may answer sooner. Such a label waits,
+    joins in the window where its verdict's scored_at falls (the pair's time is
+    max(label's window end, verdict's scored_at)), and is counted there only: not in the
+    window that read it, not again when the id is scored once more. A correction sent while
+    it waits replaces it. Real archive objects, DuckDB."""
+    objects = FolderObjects(tmp_path)
+    reader = ArchiveReader(DuckDBEngine.local(objects.root), objects)
+    t1, t2, t3, t4 = (T0 + timedelta(minutes=m) for m in (5, 10, 15, 20))
+    archive_object(objects, "verdicts", T0, "known", _verdicts(0, 100, "edible", T0))
+    labels = [{"mushroom_id": f"obs-{i:05d}", "label": "p"} for i in range(150)]
+
+    first = _window(reader, "w1", T0 - timedelta(minutes=1), t1, labels)
+    assert (first.labels.joined, first.labels.waiting, first.labels.unscored) == (100, 50, 0)
+    assert first.metrics.false_edible == 100
+
+    # Ten of the waiting labels are corrected while they wait: they still wait.
+    fixed = [{"mushroom_id": f"obs-{i:05d}", "label": "e"} for i in range(140, 150)]
+    second = _window(reader, "w2", t1, t2, fixed, previous=stamp(t1))
+    assert (second.labels.joined, second.labels.waiting) == (0, 50)
+    assert second.metrics.labelled == 0
+
+    # obs-00100..149 are scored in the third window: their labels join there, the latest
+    # answer of each (40 poisonous called edible, 10 edible).
+    late = _verdicts(100, 50, "edible", t2 + timedelta(seconds=30))
+    archive_object(objects, "verdicts", t2 + timedelta(seconds=40), "late", late)
+    third = _window(reader, "w3", t2, t3, previous=stamp(t2))
+    assert third.labels.joined == third.labels.joined_late == 50
+    assert third.labels.waiting == 0 and third.labels.unscored == 0
+    assert third.metrics.labelled == 50 and third.metrics.labelled_poisonous == 40
+    assert third.metrics.false_edible == 40 and third.metrics.false_edible_rate == 1.0
+
+    # The same ids scored again (a re-put) and copies of the late object: nothing counts twice.
+    again = _verdicts(100, 50, "poisonous", t3 + timedelta(seconds=30), prefix="obs")
+    archive_object(objects, "verdicts", t3 + timedelta(seconds=40), "again", again)
+    archive_object(objects, "verdicts", t3 + timedelta(seconds=41), "copy", late)
+    fourth = _window(reader, "w4", t3, t4, previous=stamp(t3))
+    assert (fourth.labels.joined, fourth.labels.waiting, fourth.metrics.labelled) == (0, 0, 0)
+
+
+def test_a_label_whose_verdict_never_comes_is_unscored_once_its_look_back_runs_out(tmp_path):
+    objects = FolderObjects(tmp_path)
+    reader = ArchiveReader(DuckDBEngine.local(objects.root), objects, look_back=timedelta(hours=1))
+    archive_object(objects, "verdicts", T0, "known", _verdicts(0, 10, "edible", T0))
+    labels = [{"mushroom_id": "ghost-1", "label": "p"}, {"mushroom_id": "obs-00001", "label": "p"}]
+    ends = [T0 + timedelta(minutes=m) for m in (5, 35, 65, 95)]
+    first = _window(reader, "w1", T0 - timedelta(minutes=1), ends[0], labels)
+    assert (first.labels.joined, first.labels.waiting) == (1, 1)
+    waits = _window(reader, "w2", ends[0], ends[1], previous=stamp(ends[0]))
+    assert (waits.labels.waiting, waits.labels.unscored) == (1, 0)
+    expired = _window(reader, "w3", ends[1], ends[2], previous=stamp(ends[1]))
+    assert (expired.labels.waiting, expired.labels.unscored) == (0, 1)
+    assert expired.labels.unscored_examples == ["ghost-1"]
+    assert expired.labels.metric_values()["UnscoredLabels"] == 1
+    # Its verdict after the look-back: too late, and the label is not reported again.
+    archive_object(
+        objects, "verdicts", ends[2], "ghost", _verdicts(1, 1, "edible", ends[2], prefix="ghost")
+    )
+    after = _window(reader, "w4", ends[2], ends[3], previous=stamp(ends[2]))
+    assert (after.labels.joined, after.labels.waiting, after.labels.unscored) == (0, 0, 0)

@@ -33,8 +33,10 @@ def every_query() -> dict[str, str]:
         "label_join_sql": sql.label_join_sql(
             sql.timestamp(T), T - timedelta(days=30), T, sql.timestamp(start)
         ),
-        "unscored_examples_sql": sql.unscored_examples_sql("w", T - timedelta(days=30), T, 5),
+        "waiting_count_sql": sql.waiting_count_sql("w", start - timedelta(days=30), "p"),
+        "waited_labels_sql": sql.waited_labels_sql("w", start, T, timedelta(days=30), "p"),
         "observation_sample_sql": sql.observation_sample_sql(start, T, 100),
+        "observation_lines_sql": sql.observation_lines_sql(start, T),
     }
 
 
@@ -239,3 +241,24 @@ def test_athena_timeout_stops_the_query():
 
 def test_literals_are_quoted_for_both_dialects():
     assert sql_literal("o'brien") == "'o''brien'"
+
+
+def test_duckdb_reads_every_line_of_an_object_holding_a_multi_line_record(tmp_path):
+    """A record put pretty-printed is archived as several lines (Firehose appends one newline
+    per record). DuckDB's JSON-lines reader then refuses the whole object; the engine re-reads
+    that object line by line instead, so its good lines still count and each line of the
+    spread record is one invalid line, as Athena's OpenX SerDe (ignore.malformed.json) reads
+    it."""
+    import json
+
+    objects = FolderObjects(tmp_path)
+    good = [{**verdict(i, "edible"), "scored_at": scored_at(T)} for i in range(5)]
+    pretty = json.dumps(good[0] | {"mushroom_id": "pretty"}, indent=2).encode()
+    archive_object(objects, "verdicts", T, "a", [*good[:3], pretty, *good[3:], b"not json"])
+    engine = DuckDBEngine.local(tmp_path)
+    result = engine.query(sql.invalid_verdicts_sql([T.replace(minute=0)]))
+    assert result.skipped == []
+    assert result.one()["invalid"] == pretty.count(b"\n") + 1 + 1  # its lines, "not json"
+    counts = engine.query(sql.window_counts_sql(T - timedelta(minutes=1), T, timedelta(0)))
+    assert sum(r["records"] for r in counts.records()) == 5
+    assert engine.query('SELECT count(DISTINCT "$path") AS n FROM verdicts').one() == {"n": 1}
