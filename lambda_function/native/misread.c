@@ -110,10 +110,15 @@ static inline __attribute__((always_inline)) int goes_left(const MisreadModel *m
 /* Scratch memory of one call. */
 typedef struct {
     double *base_leaf;  /* per tree: the row's leaf value */
-    /* The first node splitting on feature f on the row's path in tree t, grouped by feature:
-     * entries [first[f], first[f + 1]) of (start_tree, start_node). */
+    /* The row's paths: step k visits node step_node[k] and goes left when step_left[k]; the
+     * steps of tree t end before path_end[t]. */
+    int32_t *step_node;
+    uint8_t *step_left;
+    int64_t *path_end;
+    /* The first step splitting on feature f on the row's path in tree t, grouped by feature:
+     * entries [first[f], first[f + 1]) of (start_tree, start_step). */
     int64_t *first, *stamp;
-    int32_t *start_tree, *start_node, *path_feature, *path_tree, *path_node;
+    int32_t *start_tree, *start_step, *path_feature, *path_tree, *path_step;
     int64_t max_entries;
     uint64_t *prefix;   /* (n_features + 1) x words: AND of the masks of features < f */
     uint64_t *suffix;   /* (n_features + 1) x words: AND of the masks of features >= f */
@@ -172,30 +177,84 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
     return n;
 }
 
+/* An upper bound of the raw score of the row's variants in attribute a: those with a code in
+ * `codes` (a nominal attribute), or a value in [low, high] (a measurement). In each tree of
+ * entries [e0, e1), a variant follows the row's path down to the first node on a where it
+ * leaves it, and then stays below that node's other child, whose largest leaf bounds it; or it
+ * never leaves the path and ends in the row's leaf. A node where no variant still on the path
+ * can leave it adds nothing, which is what makes this bound far tighter than the largest leaf
+ * below the first split on a. */
+static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, int64_t e0,
+                            int64_t e1, double raw, uint64_t codes, double low, double high) {
+    const int nominal = m->n_codes[a] > 0;
+    double bound = raw;
+    for (int64_t e = e0; e < e1; ++e) {
+        const int32_t t = s->start_tree[e];
+        const double base = s->base_leaf[t];
+        double best = base;
+        uint64_t set = codes;
+        double l = low, h = high;
+        for (int64_t k = s->start_step[e]; k < s->path_end[t]; ++k) {
+            const int32_t node = s->step_node[k];
+            if (m->feature[node] != a) continue;
+            const int left = s->step_left[k];
+            const uint8_t dt = m->decision_type[node];
+            int leaves = 1; /* any rule but these two: assume some variant leaves the path */
+            if (nominal) {
+                uint64_t away = set & (left ? ~m->left_codes[node] : m->left_codes[node]);
+                leaves = away != 0;
+                set &= ~away;
+            } else if (!(dt & 1) && ((dt >> 2) & 3) != 1) { /* x <= threshold goes left */
+                const double th = m->threshold[node];
+                if (left) {
+                    leaves = h > th;
+                    if (h > th) h = th;
+                } else {
+                    leaves = l <= th;
+                    if (l < th) l = th; /* (th, h], kept closed: a looser bound, never tighter */
+                }
+            }
+            if (leaves) {
+                const int32_t other = left ? m->right[node] : m->left[node];
+                const double most =
+                    other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
+                if (most > best) best = most;
+            }
+            if (nominal ? set == 0 : l > h) break;
+        }
+        bound += best - base;
+    }
+    return bound;
+}
+
 /* Checks one edible row; 1 blocked (feature and value set), 0 not, -1 error. */
 static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t *out_feature,
                      double *out_value) {
     const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
-    const int64_t max_steps = (int64_t)m->n_nodes + 1;
     double raw = 0.0;
-    int64_t n_entries = 0;
+    int64_t n_entries = 0, n_steps = 0;
     for (int32_t f = 0; f <= nf; ++f) s->first[f] = 0;
     for (int32_t t = 0; t < nt; ++t) {
         int32_t node = m->roots[t];
-        for (int64_t steps = 0; node >= 0; ++steps) {
-            if (steps > max_steps) return -1; /* not a tree */
+        while (node >= 0) {
+            /* A path visits each node once at most: more steps than nodes is not a tree. */
+            if (n_steps >= s->max_entries) return -1;
             int32_t f = m->feature[node];
             if (s->stamp[f] != t) { /* the first split on f on this path */
                 s->stamp[f] = t;
-                if (n_entries >= s->max_entries) return -1;
                 s->path_feature[n_entries] = f;
                 s->path_tree[n_entries] = t;
-                s->path_node[n_entries] = node;
+                s->path_step[n_entries] = (int32_t)n_steps;
                 ++n_entries;
                 ++s->first[f + 1];
             }
-            node = goes_left(m, node, x[f]) ? m->left[node] : m->right[node];
+            int left = goes_left(m, node, x[f]);
+            s->step_node[n_steps] = node;
+            s->step_left[n_steps] = (uint8_t)left;
+            ++n_steps;
+            node = left ? m->left[node] : m->right[node];
         }
+        s->path_end[t] = n_steps;
         s->base_leaf[t] = m->leaf_value[-(int64_t)node - 1];
         raw += s->base_leaf[t];
     }
@@ -205,7 +264,7 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         int32_t f = s->path_feature[e];
         int64_t at = s->first[f]++;
         s->start_tree[at] = s->path_tree[e];
-        s->start_node[at] = s->path_node[e];
+        s->start_step[at] = s->path_step[e];
     }
     for (int32_t f = nf; f > 0; --f) s->first[f] = s->first[f - 1];
     s->first[0] = 0;
@@ -250,8 +309,8 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         if (e0 == e1) continue; /* no tree reads a on this row's paths: nothing can change */
         double bound = raw;
         for (int64_t e = e0; e < e1; ++e)
-            bound += m->node_max[s->start_node[e]] - s->base_leaf[s->start_tree[e]];
-        if (bound < cut) continue;
+            bound += m->node_max[s->step_node[s->start_step[e]]] - s->base_leaf[s->start_tree[e]];
+        if (bound < cut - RAW_EPSILON) continue;
         for (int32_t w = 0; w < nw; ++w)
             s->other[w] = s->prefix[(int64_t)a * nw + w] & s->suffix[(int64_t)(a + 1) * nw + w];
         const uint64_t *masks = m->table + m->guard_offset[a] * nw;
@@ -266,11 +325,12 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
+            if (variant_bound(m, s, a, e0, e1, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, s->start_node[e], (int64_t)all, 0)) return -1;
+                if (!push(s, &top, s->step_node[s->start_step[e]], (int64_t)all, 0)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -304,8 +364,31 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         const double *edges = m->edges + m->edge_offset[a];
         const int64_t n_edges = m->edge_count[a];
         for (int32_t k = 0; k < m->n_intervals; ++k) {
-            int64_t n = interval_points(cuts, m->cut_count[a], xa * m->factors[2 * k],
-                                        xa * m->factors[2 * k + 1], s);
+            double low = xa * m->factors[2 * k], high = xa * m->factors[2 * k + 1];
+            if (low > high) { /* a negative value's factors swap them */
+                double swap = low;
+                low = high;
+                high = swap;
+            }
+            /* The guard's bins of [low, high] (bin b: b edges <= the value); the first and the
+             * last it knows bound the values that can block. */
+            int64_t bin_low = 0, bin_high = n_edges, known_low, known_high;
+            while (bin_low < bin_high) { /* edges <= low */
+                int64_t mid = bin_low + (bin_high - bin_low) / 2;
+                if (edges[mid] <= low) bin_low = mid + 1; else bin_high = mid;
+            }
+            bin_high = bin_low;
+            while (bin_high < n_edges && edges[bin_high] <= high) ++bin_high;
+            for (known_low = bin_low; known_low <= bin_high; ++known_low)
+                if (any_word(s->other, masks + known_low * nw, nw)) break;
+            if (known_low > bin_high) continue; /* the guard knows none of them */
+            for (known_high = bin_high; known_high > known_low; --known_high)
+                if (any_word(s->other, masks + known_high * nw, nw)) break;
+            double value_low = known_low == bin_low ? low : edges[known_low - 1];
+            double value_high = known_high == bin_high ? high : edges[known_high];
+            if (variant_bound(m, s, a, e0, e1, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
+                continue;
+            int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
             int64_t first_ok = -1, last_ok = -1, bin = 0, top_bin = n_edges;
@@ -328,7 +411,7 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
+                if (!push(s, &top, s->step_node[s->start_step[e]], first_ok, last_ok)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -403,10 +486,13 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     s.first = malloc(sizeof(int64_t) * (nf + 1));
     s.stamp = malloc(sizeof(int64_t) * nf);
     s.start_tree = malloc(sizeof(int32_t) * s.max_entries);
-    s.start_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.start_step = malloc(sizeof(int32_t) * s.max_entries);
+    s.step_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.step_left = malloc(s.max_entries);
+    s.path_end = malloc(sizeof(int64_t) * nt);
     s.path_feature = malloc(sizeof(int32_t) * s.max_entries);
     s.path_tree = malloc(sizeof(int32_t) * s.max_entries);
-    s.path_node = malloc(sizeof(int32_t) * s.max_entries);
+    s.path_step = malloc(sizeof(int32_t) * s.max_entries);
     s.prefix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
     s.suffix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
     s.other = malloc(sizeof(uint64_t) * nw);
@@ -419,8 +505,9 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     s.ends = malloc(sizeof(double) * s.max_points);
     s.known = malloc(s.max_points);
     int64_t blocked = 0;
-    if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_node ||
-        !s.path_feature || !s.path_tree || !s.path_node || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
+    if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_step ||
+        !s.step_node || !s.step_left || !s.path_end ||
+        !s.path_feature || !s.path_tree || !s.path_step || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
         !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends ||
         !s.known) {
         blocked = -1;
@@ -439,8 +526,9 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
             ++blocked;
         }
     }
-    free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_node);
-    free(s.path_feature); free(s.path_tree); free(s.path_node); free(s.prefix); free(s.suffix); free(s.other);
+    free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_step);
+    free(s.step_node); free(s.step_left); free(s.path_end);
+    free(s.path_feature); free(s.path_tree); free(s.path_step); free(s.prefix); free(s.suffix); free(s.other);
     free(s.mask_row); free(s.stack_node); free(s.stack_a); free(s.stack_b);
     free(s.points); free(s.diff); free(s.ends); free(s.known);
     return blocked;
