@@ -7,11 +7,14 @@
  * (-1), never a read out of bounds. No global state: the caller owns every buffer but the
  * scratch memory, which one call allocates and frees.
  *
- * For an edible row and one attribute a, only the trees whose path for the row meets a split
- * on a can change their leaf, from the first such split down. Each of those trees is walked
- * once from there for all variants of a at once: a set of codes (a bitmask) for a nominal
- * attribute, a range of the interval's sorted points for a measurement, split at a's nodes.
- * raw(variant) = raw(row) + sum over those trees of (leaf(variant) - leaf(row)).
+ * The rows' own leaves come first, tree by tree for a block of rows in lockstep; a leaf
+ * names its path, laid out once per call. For an edible row and one attribute a, only the
+ * trees whose path for the row meets a split on a can change their leaf, from the first such
+ * split down. A bound along those paths (variant_bound) dismisses most attributes; the others'
+ * trees are walked once from that split for all variants of a at once: a set of codes (a
+ * bitmask) for a nominal attribute, a range of the interval's sorted points for a measurement,
+ * split at a's nodes. raw(variant) = raw(row) + sum over those trees of (leaf(variant) -
+ * leaf(row)).
  */
 #include <math.h>
 #include <stdint.h>
@@ -24,6 +27,10 @@
 #define ZERO_THRESHOLD 1e-35
 /* Summation order differs from LightGBM's: a variant within this of the cut blocks. */
 #define RAW_EPSILON 1e-9
+/* Rows whose leaves are found together, tree by tree (their paths interleave in the CPU). */
+#define BLOCK 64
+/* Buffers of one call, freed together. */
+#define MAX_BUFFERS 48
 
 typedef struct {
     /* trees: child >= 0 is a node, child < 0 the leaf -child - 1 */
@@ -107,13 +114,45 @@ static inline __attribute__((always_inline)) int goes_left(const MisreadModel *m
     return x <= m->threshold[k];
 }
 
+/* A node as the rows' own paths read it, in one place (the arrays of MisreadModel spread it
+ * over seven). `test` is the threshold of a numeric split, or the codes 0..63 that go left at
+ * a categorical split on a nominal attribute. Nodes n_nodes.. are the leaves, each its own
+ * child, so that every path of a tree is as long as its longest. */
+typedef struct {
+    union {
+        double threshold;
+        uint64_t codes;
+    } test;
+    int32_t feature;
+    int32_t child[2]; /* right, left */
+    uint8_t categorical; /* 1: test.codes, 0: test.threshold */
+    uint8_t nan_left;    /* where NaN goes */
+    uint8_t general;     /* 1: always by goes_left (a zero test, or no left_codes) */
+} PathNode;
+
 /* Scratch memory of one call. */
 typedef struct {
+    PathNode *nodes;   /* n_nodes + n_leaves */
+    int32_t *root;     /* per tree: its root among nodes */
+    int32_t *depth;    /* per tree: its longest path's splits */
+    /* The path of each leaf l: steps [leaf_start[l], leaf_start[l] + leaf_steps[l]); step k
+     * visits node step_node[k] and goes left when step_left[k]. Its first split on each
+     * feature: [split_start[l], split_start[l] + split_count[l]) of (split_feature,
+     * split_step). */
+    int64_t *leaf_start, *split_start;
+    int32_t *leaf_steps, *split_count, *split_feature, *split_step, *step_node;
+    uint8_t *step_left;
+    /* A block of rows: their leaves (row-major, n_trees each) and, per row and feature, the
+     * value's code as a shift (0..63, else 0), 1 when NaN, and 1 when a categorical split must
+     * decide it by goes_left (not NaN, no code below 64). */
+    int32_t *block_leaf, *shift;
+    uint8_t *is_nan, *odd_code;
     double *base_leaf;  /* per tree: the row's leaf value */
-    /* The first node splitting on feature f on the row's path in tree t, grouped by feature:
-     * entries [first[f], first[f + 1]) of (start_tree, start_node). */
+    int64_t *path_end;  /* per tree: the end of the row's steps */
+    /* The first step splitting on feature f on the row's path in tree t, grouped by feature:
+     * entries [first[f], first[f + 1]) of (start_tree, start_step). */
     int64_t *first, *stamp;
-    int32_t *start_tree, *start_node, *path_feature, *path_tree, *path_node;
+    int32_t *start_tree, *start_step, *path_feature, *path_tree, *path_step;
     int64_t max_entries;
     uint64_t *prefix;   /* (n_features + 1) x words: AND of the masks of features < f */
     uint64_t *suffix;   /* (n_features + 1) x words: AND of the masks of features >= f */
@@ -172,40 +211,86 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
     return n;
 }
 
-/* Checks one edible row; 1 blocked (feature and value set), 0 not, -1 error. */
-static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t *out_feature,
-                     double *out_value) {
+/* An upper bound of the raw score of the row's variants in attribute a: those with a code in
+ * `codes` (a nominal attribute), or a value in [low, high] (a measurement). In each tree of
+ * entries [e0, e1), a variant follows the row's path down to the first node on a where it
+ * leaves it, and then stays below that node's other child, whose largest leaf bounds it; or it
+ * never leaves the path and ends in the row's leaf. A node where no variant still on the path
+ * can leave it adds nothing, which is what makes this bound far tighter than the largest leaf
+ * below the first split on a. */
+static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, int64_t e0,
+                            int64_t e1, double raw, uint64_t codes, double low, double high) {
+    const int nominal = m->n_codes[a] > 0;
+    double bound = raw;
+    for (int64_t e = e0; e < e1; ++e) {
+        const int32_t t = s->start_tree[e];
+        const double base = s->base_leaf[t];
+        double best = base;
+        uint64_t set = codes;
+        double l = low, h = high;
+        for (int64_t k = s->start_step[e]; k < s->path_end[t]; ++k) {
+            const int32_t node = s->step_node[k];
+            if (m->feature[node] != a) continue;
+            const int left = s->step_left[k];
+            const uint8_t dt = m->decision_type[node];
+            int leaves = 1; /* any rule but these two: assume some variant leaves the path */
+            if (nominal) {
+                uint64_t away = set & (left ? ~m->left_codes[node] : m->left_codes[node]);
+                leaves = away != 0;
+                set &= ~away;
+            } else if (!(dt & 1) && ((dt >> 2) & 3) != 1) { /* x <= threshold goes left */
+                const double th = m->threshold[node];
+                if (left) {
+                    leaves = h > th;
+                    if (h > th) h = th;
+                } else {
+                    leaves = l <= th;
+                    if (l < th) l = th; /* (th, h], kept closed: a looser bound, never tighter */
+                }
+            }
+            if (leaves) {
+                const int32_t other = left ? m->right[node] : m->left[node];
+                const double most =
+                    other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
+                if (most > best) best = most;
+            }
+            if (nominal ? set == 0 : l > h) break;
+        }
+        bound += best - base;
+    }
+    return bound;
+}
+
+/* Checks one edible row, whose leaf in tree t is leaf[t]; 1 blocked (feature and value set),
+ * 0 not, -1 error. */
+static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf, Scratch *s,
+                     int32_t *out_feature, double *out_value) {
     const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
-    const int64_t max_steps = (int64_t)m->n_nodes + 1;
     double raw = 0.0;
     int64_t n_entries = 0;
     for (int32_t f = 0; f <= nf; ++f) s->first[f] = 0;
     for (int32_t t = 0; t < nt; ++t) {
-        int32_t node = m->roots[t];
-        for (int64_t steps = 0; node >= 0; ++steps) {
-            if (steps > max_steps) return -1; /* not a tree */
-            int32_t f = m->feature[node];
-            if (s->stamp[f] != t) { /* the first split on f on this path */
-                s->stamp[f] = t;
-                if (n_entries >= s->max_entries) return -1;
-                s->path_feature[n_entries] = f;
-                s->path_tree[n_entries] = t;
-                s->path_node[n_entries] = node;
-                ++n_entries;
-                ++s->first[f + 1];
-            }
-            node = goes_left(m, node, x[f]) ? m->left[node] : m->right[node];
-        }
-        s->base_leaf[t] = m->leaf_value[-(int64_t)node - 1];
+        const int32_t l = leaf[t];
+        s->base_leaf[t] = m->leaf_value[l];
         raw += s->base_leaf[t];
+        s->path_end[t] = s->leaf_start[l] + s->leaf_steps[l];
+        /* The paths of a forest share no node: the row's first splits are fewer than nodes. */
+        if (s->split_count[l] > s->max_entries - n_entries) return -1;
+        for (int64_t j = s->split_start[l], end = j + s->split_count[l]; j < end; ++j) {
+            const int32_t f = s->split_feature[j];
+            s->path_feature[n_entries] = f;
+            s->path_tree[n_entries] = t;
+            s->path_step[n_entries] = s->split_step[j];
+            ++n_entries;
+            ++s->first[f + 1];
+        }
     }
-    for (int32_t f = 0; f < nf; ++f) s->stamp[f] = -1; /* for the next row */
     for (int32_t f = 0; f < nf; ++f) s->first[f + 1] += s->first[f];
     for (int64_t e = 0; e < n_entries; ++e) { /* grouped by feature, trees in order */
         int32_t f = s->path_feature[e];
         int64_t at = s->first[f]++;
         s->start_tree[at] = s->path_tree[e];
-        s->start_node[at] = s->path_node[e];
+        s->start_step[at] = s->path_step[e];
     }
     for (int32_t f = nf; f > 0; --f) s->first[f] = s->first[f - 1];
     s->first[0] = 0;
@@ -250,8 +335,8 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         if (e0 == e1) continue; /* no tree reads a on this row's paths: nothing can change */
         double bound = raw;
         for (int64_t e = e0; e < e1; ++e)
-            bound += m->node_max[s->start_node[e]] - s->base_leaf[s->start_tree[e]];
-        if (bound < cut) continue;
+            bound += m->node_max[s->step_node[s->start_step[e]]] - s->base_leaf[s->start_tree[e]];
+        if (bound < cut - RAW_EPSILON) continue;
         for (int32_t w = 0; w < nw; ++w)
             s->other[w] = s->prefix[(int64_t)a * nw + w] & s->suffix[(int64_t)(a + 1) * nw + w];
         const uint64_t *masks = m->table + m->guard_offset[a] * nw;
@@ -266,11 +351,12 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
+            if (variant_bound(m, s, a, e0, e1, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, s->start_node[e], (int64_t)all, 0)) return -1;
+                if (!push(s, &top, s->step_node[s->start_step[e]], (int64_t)all, 0)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -304,8 +390,31 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
         const double *edges = m->edges + m->edge_offset[a];
         const int64_t n_edges = m->edge_count[a];
         for (int32_t k = 0; k < m->n_intervals; ++k) {
-            int64_t n = interval_points(cuts, m->cut_count[a], xa * m->factors[2 * k],
-                                        xa * m->factors[2 * k + 1], s);
+            double low = xa * m->factors[2 * k], high = xa * m->factors[2 * k + 1];
+            if (low > high) { /* a negative value's factors swap them */
+                double swap = low;
+                low = high;
+                high = swap;
+            }
+            /* The guard's bins of [low, high] (bin b: b edges <= the value); the first and the
+             * last it knows bound the values that can block. */
+            int64_t bin_low = 0, bin_high = n_edges, known_low, known_high;
+            while (bin_low < bin_high) { /* edges <= low */
+                int64_t mid = bin_low + (bin_high - bin_low) / 2;
+                if (edges[mid] <= low) bin_low = mid + 1; else bin_high = mid;
+            }
+            bin_high = bin_low;
+            while (bin_high < n_edges && edges[bin_high] <= high) ++bin_high;
+            for (known_low = bin_low; known_low <= bin_high; ++known_low)
+                if (any_word(s->other, masks + known_low * nw, nw)) break;
+            if (known_low > bin_high) continue; /* the guard knows none of them */
+            for (known_high = bin_high; known_high > known_low; --known_high)
+                if (any_word(s->other, masks + known_high * nw, nw)) break;
+            double value_low = known_low == bin_low ? low : edges[known_low - 1];
+            double value_high = known_high == bin_high ? high : edges[known_high];
+            if (variant_bound(m, s, a, e0, e1, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
+                continue;
+            int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
             int64_t first_ok = -1, last_ok = -1, bin = 0, top_bin = n_edges;
@@ -328,7 +437,7 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
                 int64_t top = 0, pops = 0;
-                if (!push(s, &top, s->start_node[e], first_ok, last_ok)) return -1;
+                if (!push(s, &top, s->step_node[s->start_step[e]], first_ok, last_ok)) return -1;
                 while (top > 0) {
                     if (++pops > s->stack_size) return -1;
                     --top;
@@ -384,6 +493,172 @@ static int check_row(const MisreadModel *m, const double *x, Scratch *s, int32_t
     return 0;
 }
 
+/* Buffers of one call: each from take(), all freed by release(). */
+typedef struct {
+    void *buffer[MAX_BUFFERS];
+    int count, failed;
+} Buffers;
+
+static void *take(Buffers *b, int64_t size) {
+    void *p = (b->count < MAX_BUFFERS && size >= 0) ? malloc(size > 0 ? (size_t)size : 1) : NULL;
+    if (p == NULL) {
+        b->failed = 1;
+        return NULL;
+    }
+    b->buffer[b->count++] = p;
+    return p;
+}
+
+static void release(Buffers *b) {
+    for (int i = 0; i < b->count; ++i) free(b->buffer[i]);
+    b->count = 0;
+}
+
+/* The nodes as the paths read them (leaves after the splits), each tree's root and longest
+ * path, and each leaf's path with its first split on each feature. 0 when the trees are no
+ * forest (a node reached twice), -1 when memory runs out, 1 done. */
+static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
+    const int32_t n_nodes = m->n_nodes, n_leaves = m->n_leaves, nt = m->n_trees;
+    const int64_t n_all = (int64_t)n_nodes + n_leaves;
+    int32_t *parent = take(b, sizeof(int32_t) * n_all);
+    int32_t *level = take(b, sizeof(int32_t) * n_all);
+    int32_t *todo = take(b, sizeof(int32_t) * n_all);
+    uint8_t *seen = take(b, n_all);
+    s->nodes = take(b, sizeof(PathNode) * n_all);
+    s->root = take(b, sizeof(int32_t) * nt);
+    s->depth = take(b, sizeof(int32_t) * nt);
+    s->leaf_start = take(b, sizeof(int64_t) * n_leaves);
+    s->split_start = take(b, sizeof(int64_t) * n_leaves);
+    s->leaf_steps = take(b, sizeof(int32_t) * n_leaves);
+    s->split_count = take(b, sizeof(int32_t) * n_leaves);
+    if (b->failed) return -1;
+    for (int32_t k = 0; k < n_nodes; ++k) {
+        PathNode *n = &s->nodes[k];
+        const uint8_t dt = m->decision_type[k];
+        n->feature = m->feature[k];
+        /* a leaf -c - 1 is node n_nodes - c - 1 */
+        n->child[0] = m->right[k] >= 0 ? m->right[k] : n_nodes - m->right[k] - 1;
+        n->child[1] = m->left[k] >= 0 ? m->left[k] : n_nodes - m->left[k] - 1;
+        n->categorical = (uint8_t)(dt & 1);
+        if (n->categorical) {
+            n->test.codes = m->left_codes[k];
+            n->nan_left = 0;
+            n->general = (uint8_t)(m->n_codes[n->feature] == 0); /* no left_codes */
+        } else {
+            n->test.threshold = m->threshold[k];
+            n->nan_left = (uint8_t)goes_left(m, k, NAN);
+            n->general = (uint8_t)(((dt >> 2) & 3) == 1); /* |x| <= 1e-35 goes the default way */
+        }
+    }
+    for (int32_t l = 0; l < n_leaves; ++l) {
+        PathNode *n = &s->nodes[n_nodes + l];
+        memset(n, 0, sizeof(*n)); /* feature 0, "x <= 0": any decision stays here */
+        n->child[0] = n->child[1] = n_nodes + l;
+        s->leaf_steps[l] = 0;
+    }
+    memset(seen, 0, (size_t)n_all);
+    /* Every tree from its root, depth first: a node reached twice makes no forest. */
+    int64_t n_steps = 0;
+    for (int32_t t = 0; t < nt; ++t) {
+        const int32_t root = m->roots[t] >= 0 ? m->roots[t] : n_nodes - m->roots[t] - 1;
+        if (seen[root]) return 0;
+        seen[root] = 1;
+        s->root[t] = root;
+        s->depth[t] = 0;
+        parent[root] = -1;
+        level[root] = 0;
+        int64_t top = 0;
+        todo[top++] = root;
+        while (top > 0) {
+            const int32_t k = todo[--top];
+            if (k >= n_nodes) { /* a leaf */
+                s->leaf_steps[k - n_nodes] = level[k];
+                n_steps += level[k];
+                if (level[k] > s->depth[t]) s->depth[t] = level[k];
+                continue;
+            }
+            for (int side = 0; side < 2; ++side) {
+                const int32_t c = s->nodes[k].child[side];
+                if (seen[c]) return 0;
+                seen[c] = 1;
+                parent[c] = k;
+                level[c] = level[k] + 1;
+                todo[top++] = c; /* each node once: top < n_all */
+            }
+        }
+    }
+    s->step_node = take(b, sizeof(int32_t) * n_steps);
+    s->step_left = take(b, n_steps);
+    s->split_feature = take(b, sizeof(int32_t) * n_steps);
+    s->split_step = take(b, sizeof(int32_t) * n_steps);
+    if (b->failed) return -1;
+    for (int32_t f = 0; f < m->n_features; ++f) s->stamp[f] = -1;
+    int64_t at = 0, n_splits = 0;
+    for (int32_t l = 0; l < n_leaves; ++l) {
+        const int32_t steps = s->leaf_steps[l];
+        s->leaf_start[l] = at;
+        s->split_start[l] = n_splits;
+        s->split_count[l] = 0;
+        int32_t k = n_nodes + l;
+        for (int32_t i = steps - 1; i >= 0; --i) { /* up to the root */
+            const int32_t p = parent[k];
+            s->step_node[at + i] = p;
+            s->step_left[at + i] = (uint8_t)(s->nodes[p].child[1] == k);
+            k = p;
+        }
+        for (int32_t i = 0; i < steps; ++i) {
+            const int32_t f = s->nodes[s->step_node[at + i]].feature;
+            if (s->stamp[f] == l) continue;
+            s->stamp[f] = l;
+            s->split_feature[n_splits] = f;
+            s->split_step[n_splits] = (int32_t)(at + i);
+            ++n_splits;
+            ++s->split_count[l];
+        }
+        at += steps;
+    }
+    return 1;
+}
+
+/* The leaves of the block's rows (`rows` of them, at matrix row `index[r]`) in every tree, into
+ * s->block_leaf. Branch-free but for the rare general case: the decisions are those of
+ * goes_left (a split's codes 0..63 are its category set's bits; NaN goes where the node sends
+ * it). 0 when a path is longer than its tree's longest (no forest), else 1. */
+static int block_leaves(const MisreadModel *m, const double *matrix, const int64_t *index,
+                        int rows, Scratch *s) {
+    const int32_t nf = m->n_features, nt = m->n_trees;
+    int32_t at[BLOCK];
+    for (int r = 0; r < rows; ++r)
+        for (int32_t f = 0; f < nf; ++f) {
+            const double v = matrix[index[r] * nf + f];
+            const int code = v >= 0.0 && v < (double)MAX_CODES; /* false for NaN */
+            s->shift[r * nf + f] = code ? (int32_t)v : 0;
+            s->is_nan[r * nf + f] = (uint8_t)(isnan(v) != 0);
+            s->odd_code[r * nf + f] = (uint8_t)(!code && !isnan(v));
+        }
+    for (int32_t t = 0; t < nt; ++t) {
+        for (int r = 0; r < rows; ++r) at[r] = s->root[t];
+        for (int32_t d = 0; d < s->depth[t]; ++d)
+            for (int r = 0; r < rows; ++r) {
+                const PathNode *n = &s->nodes[at[r]];
+                const int32_t f = n->feature;
+                const double v = matrix[index[r] * nf + f];
+                const int by_threshold = v <= n->test.threshold;
+                const int by_code = (int)((n->test.codes >> s->shift[r * nf + f]) & 1u);
+                const int cat = n->categorical, nan = s->is_nan[r * nf + f];
+                int left = (((cat & by_code) | ((!cat) & by_threshold)) & (!nan)) | (nan & n->nan_left);
+                if (__builtin_expect(n->general | (cat & s->odd_code[r * nf + f]), 0))
+                    left = goes_left(m, at[r], v); /* a split: leaves are never general */
+                at[r] = n->child[left];
+            }
+        for (int r = 0; r < rows; ++r) {
+            if (at[r] < m->n_nodes) return 0;
+            s->block_leaf[(int64_t)r * nt + t] = at[r] - m->n_nodes;
+        }
+    }
+    return 1;
+}
+
 /* Rows whose code is 0 (edible) are checked; a blocked one gets code 2 (unknown) and its
  * variant in out_feature/out_value (out_feature -1 for the others). Returns the number of
  * rows blocked, or -1 when the model is inconsistent (or memory runs out). */
@@ -395,53 +670,58 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     for (int32_t f = 0; f < m->n_features; ++f)
         if (m->n_codes[f] == 0 && m->cut_count[f] > max_cut) max_cut = m->cut_count[f];
     Scratch s;
+    Buffers b = {{NULL}, 0, 0};
     const int64_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
     s.stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
     s.max_points = 2 * (max_cut + 2);
-    s.base_leaf = malloc(sizeof(double) * nt);
     s.max_entries = (int64_t)m->n_nodes + 1;
-    s.first = malloc(sizeof(int64_t) * (nf + 1));
-    s.stamp = malloc(sizeof(int64_t) * nf);
-    s.start_tree = malloc(sizeof(int32_t) * s.max_entries);
-    s.start_node = malloc(sizeof(int32_t) * s.max_entries);
-    s.path_feature = malloc(sizeof(int32_t) * s.max_entries);
-    s.path_tree = malloc(sizeof(int32_t) * s.max_entries);
-    s.path_node = malloc(sizeof(int32_t) * s.max_entries);
-    s.prefix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
-    s.suffix = malloc(sizeof(uint64_t) * (nf + 1) * nw);
-    s.other = malloc(sizeof(uint64_t) * nw);
-    s.mask_row = malloc(sizeof(int64_t) * nf);
-    s.stack_node = malloc(sizeof(int32_t) * s.stack_size);
-    s.stack_a = malloc(sizeof(int64_t) * s.stack_size);
-    s.stack_b = malloc(sizeof(int64_t) * s.stack_size);
-    s.points = malloc(sizeof(double) * s.max_points);
-    s.diff = malloc(sizeof(double) * (s.max_points + 1));
-    s.ends = malloc(sizeof(double) * s.max_points);
-    s.known = malloc(s.max_points);
-    int64_t blocked = 0;
-    if (!s.base_leaf || !s.first || !s.stamp || !s.start_tree || !s.start_node ||
-        !s.path_feature || !s.path_tree || !s.path_node || !s.prefix || !s.suffix || !s.other || !s.mask_row ||
-        !s.stack_node || !s.stack_a || !s.stack_b || !s.points || !s.diff || !s.ends ||
-        !s.known) {
-        blocked = -1;
-    }
-    if (blocked == 0)
-        for (int32_t f = 0; f < nf; ++f) s.stamp[f] = -1;
-    for (int64_t i = 0; i < n_rows && blocked >= 0; ++i) {
+    s.block_leaf = take(&b, sizeof(int32_t) * BLOCK * nt);
+    s.shift = take(&b, sizeof(int32_t) * BLOCK * nf);
+    s.is_nan = take(&b, BLOCK * nf);
+    s.odd_code = take(&b, BLOCK * nf);
+    s.base_leaf = take(&b, sizeof(double) * nt);
+    s.path_end = take(&b, sizeof(int64_t) * nt);
+    s.first = take(&b, sizeof(int64_t) * (nf + 1));
+    s.stamp = take(&b, sizeof(int64_t) * nf);
+    s.start_tree = take(&b, sizeof(int32_t) * s.max_entries);
+    s.start_step = take(&b, sizeof(int32_t) * s.max_entries);
+    s.path_feature = take(&b, sizeof(int32_t) * s.max_entries);
+    s.path_tree = take(&b, sizeof(int32_t) * s.max_entries);
+    s.path_step = take(&b, sizeof(int32_t) * s.max_entries);
+    s.prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
+    s.suffix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
+    s.other = take(&b, sizeof(uint64_t) * nw);
+    s.mask_row = take(&b, sizeof(int64_t) * nf);
+    s.stack_node = take(&b, sizeof(int32_t) * s.stack_size);
+    s.stack_a = take(&b, sizeof(int64_t) * s.stack_size);
+    s.stack_b = take(&b, sizeof(int64_t) * s.stack_size);
+    s.points = take(&b, sizeof(double) * s.max_points);
+    s.diff = take(&b, sizeof(double) * (s.max_points + 1));
+    s.ends = take(&b, sizeof(double) * s.max_points);
+    s.known = take(&b, s.max_points);
+    int64_t blocked = b.failed || lay_out_paths(m, &s, &b) != 1 ? -1 : 0;
+    for (int64_t i = 0; i < n_rows; ++i) {
         out_feature[i] = -1;
         out_value[i] = 0.0;
-        if (codes[i] != 0) continue;
-        int r = check_row(m, matrix + i * nf, &s, &out_feature[i], &out_value[i]);
-        if (r < 0) {
-            blocked = -1;
-        } else if (r > 0) {
-            codes[i] = 2;
-            ++blocked;
+    }
+    int64_t index[BLOCK];
+    for (int64_t next = 0; next < n_rows && blocked >= 0;) {
+        int rows = 0;
+        for (; next < n_rows && rows < BLOCK; ++next)
+            if (codes[next] == 0) index[rows++] = next;
+        if (!block_leaves(m, matrix, index, rows, &s)) blocked = -1;
+        for (int r = 0; r < rows && blocked >= 0; ++r) {
+            const int64_t i = index[r];
+            int found = check_row(m, matrix + i * nf, s.block_leaf + (int64_t)r * nt, &s,
+                                  &out_feature[i], &out_value[i]);
+            if (found < 0) {
+                blocked = -1;
+            } else if (found > 0) {
+                codes[i] = 2;
+                ++blocked;
+            }
         }
     }
-    free(s.base_leaf); free(s.first); free(s.stamp); free(s.start_tree); free(s.start_node);
-    free(s.path_feature); free(s.path_tree); free(s.path_node); free(s.prefix); free(s.suffix); free(s.other);
-    free(s.mask_row); free(s.stack_node); free(s.stack_a); free(s.stack_b);
-    free(s.points); free(s.diff); free(s.ends); free(s.known);
+    release(&b);
     return blocked;
 }

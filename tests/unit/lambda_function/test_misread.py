@@ -273,3 +273,129 @@ def test_the_service_writes_the_misread_field_and_the_unknown_verdict():
     assert "misread" not in outputs[0]  # consumers that ignore it see the same record
     spacing = ENCODER.vocabularies["gill_spacing"][1]
     assert outputs[1]["misread"] == {"field": "gill_spacing", "value": spacing}
+
+
+STEM_WIDTH = schema.FEATURE_NAMES.index("stem_width")
+THRESHOLDS = (-1.0, 0.0, 1.0, 4.0, 4.5, 5.0, 5.5, 6.0, 6.25, 8.0, 50.0, 60.0)
+
+
+def random_tree(rng: np.random.Generator, n_splits: int) -> dict:
+    """A random tree of ``n_splits`` splits over two measurements and two nominal attributes:
+    numeric splits of every missing type, categorical ones, the same attribute split again
+    below itself (what the native bound follows along a path)."""
+    nodes: list[list] = []
+    leaves: list[float] = []
+    bitsets: list[int] = []
+
+    def grow(budget: int) -> int:
+        if budget == 0:
+            leaves.append(float(rng.normal(0.0, 2.0)))
+            return -len(leaves)
+        at = len(nodes)
+        feature = int(rng.choice([CAP, STEM_WIDTH, SHAPE, SPACING]))
+        if feature in (SHAPE, SPACING):
+            n_codes = len(ENCODER.vocabularies[ENCODER.feature_order[feature]])
+            bitsets.append(int(rng.integers(1, 1 << n_codes)))
+            nodes.append([feature, len(bitsets) - 1, 1 | (2 << 2), 0, 0])
+        else:
+            missing, default_left = int(rng.integers(0, 3)), int(rng.integers(0, 2))
+            threshold = float(rng.choice(THRESHOLDS)) + float(rng.choice([0.0, 0.01]))
+            nodes.append([feature, threshold, (missing << 2) | (default_left << 1), 0, 0])
+        left = int(rng.integers(0, budget))
+        nodes[at][3] = grow(left)
+        nodes[at][4] = grow(budget - 1 - left)
+        return at
+
+    grow(n_splits)
+    tree = {
+        "split_feature": [n[0] for n in nodes],
+        "threshold": [n[1] for n in nodes],
+        "decision_type": [n[2] for n in nodes],
+        "left_child": [n[3] for n in nodes],
+        "right_child": [n[4] for n in nodes],
+        "leaf_value": leaves,
+    }
+    if bitsets:
+        tree["cat_boundaries"] = list(range(len(bitsets) + 1))
+        tree["cat_threshold"] = bitsets
+    return tree
+
+
+def random_guard(rng: np.random.Generator, n_species: int = 3) -> SpeciesGuard:
+    """Random species masks of the four attributes the trees split on: per code, per bin of
+    the measurements (random edges among the trees' thresholds and between them)."""
+    base = guard([{}] * n_species)
+    edges, masks = list(base.edges), list(base.masks)
+    for j in (CAP, STEM_WIDTH):
+        edges[j] = np.unique(rng.choice(np.arange(-2.0, 70.0, 0.25), size=12, replace=False))
+    for j in (CAP, STEM_WIDTH, SHAPE, SPACING):
+        rows = len(edges[j]) + 1 if base.kinds[j] == "numeric" else masks[j].shape[0]
+        masks[j] = rng.integers(0, 1 << n_species, size=(rows, 1)).astype(np.uint64)
+        masks[j][rng.random(rows) < 0.5] = (1 << n_species) - 1
+    return SpeciesGuard(n_species, list(base.kinds), edges, masks)
+
+
+def random_rows(rng: np.random.Generator, n: int) -> np.ndarray:
+    matrix = np.vstack([row()] * n)
+    for j in (CAP, STEM_WIDTH):
+        matrix[:, j] = rng.choice(THRESHOLDS, n) * rng.choice([0.8, 1.0, 1.25], n) + 0.1
+        matrix[rng.random(n) < 0.1, j] = rng.choice([0.0, -3.0, 1e-36, 0.1, 600.0])
+    for j in (SHAPE, SPACING):
+        n_codes = len(ENCODER.vocabularies[ENCODER.feature_order[j]])
+        matrix[:, j] = rng.integers(0, n_codes, n)
+    matrix[rng.random(matrix.shape) < 0.08] = np.nan
+    return matrix
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_native_check_equals_the_reference_on_random_trees(native_library, seed):
+    # Random forests, guards and rows (NaN, zero, negative values, slips far away): the native
+    # check, its bound along the rows' paths included, finds the same first blocking variant as
+    # the brute force over every variant, and it answers itself (no fallback to the reference).
+    rng = np.random.default_rng(seed)
+    trees = [random_tree(rng, int(rng.integers(0, 9))) for _ in range(int(rng.integers(1, 7)))]
+    ensemble = parse_model(model_text(*trees))
+    species_guard, matrix = random_guard(rng), random_rows(rng, 300)
+    p = ensemble.predict(matrix)
+    for threshold in np.minimum(np.quantile(p, [0.2, 0.5, 0.8]) + 1e-6, 1.0).tolist():
+        known = species_guard.compatible(matrix)
+        codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+        assert (codes == 0).any()
+        checks = [
+            MisreadCheck(
+                ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, lib
+            )
+            for lib in (native_library, None)
+        ]
+        assert [c.kind for c in checks] == ["native", "reference"]
+        checks[0].reference = None  # a native failure would fall back to it: fail loudly instead
+        native = checks[0].check(matrix, codes, ensemble.predict)
+        plain = checks[1].check(matrix, codes, ensemble.predict)
+        np.testing.assert_array_equal(native.codes, plain.codes)
+        np.testing.assert_array_equal(native.feature, plain.feature)
+        np.testing.assert_array_equal(native.value, plain.value)
+
+
+def test_trees_that_share_a_node_are_refused_natively_and_checked_by_the_reference(
+    native_library,
+):
+    # Two roots naming the same tree: no forest. The native check refuses the model (its
+    # paths are laid out per tree), and the reference answers instead: the same verdicts.
+    from dataclasses import replace
+
+    ensemble = parse_model(model_text(poisonous_code(SPACING, 1), numeric_band(CAP, 10.0, 10.5)))
+    shared = replace(ensemble, roots=np.array([ensemble.roots[0], ensemble.roots[0]], np.int32))
+    matrix = np.vstack([row(gill_spacing=0), row(gill_spacing=2, cap_diameter=9.0)])
+    checker = MisreadCheck(
+        shared, guard(), ENCODER.feature_order, ENCODER.vocabularies, 0.5, native_library
+    )
+    assert checker.kind == "native"
+    calls = []
+    reference = checker.reference
+    checker.reference = lambda *args: calls.append(1) or reference(*args)
+    codes = np.zeros(2, dtype=np.int8)
+    result = checker.check(matrix, codes, shared.predict)
+    assert calls == [1]
+    assert (
+        result.codes.tolist() == reference(matrix, codes, shared.predict).codes.tolist() == [2, 2]
+    )
