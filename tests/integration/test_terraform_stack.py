@@ -27,6 +27,7 @@ from emulation.firehose_pump import parse_delivery_stream
 from lambda_function.model import ModelBundle
 from lambda_function.schema import FEATURE_NAMES
 from monitoring.metrics import DASHBOARD_FIGURES
+from monitoring.shadow import DISAGREEMENT, MARKERS, ROLE_METRICS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -211,8 +212,16 @@ def test_dashboard_charts_the_figures_and_shows_the_alarms(stack: Stack) -> None
     (alarm_widget,) = [w for w in widgets if w["type"] == "alarm"]
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     assert set(alarm_widget["properties"]["alarms"]) == {a["AlarmArn"] for a in alarms.values()}
-    charted = {w["properties"]["metrics"][0][1]: w for w in widgets if w["type"] == "metric"}
+    metric_widgets = [w for w in widgets if w["type"] == "metric"]
+    # A figure per model version (ModelVersion, in a search expression); the shadow's charts
+    # name the roles (ModelRole) or are its markers.
+    shadow = [w for w in metric_widgets if "expression" not in str(w["properties"]["metrics"])]
+    charted = {w["properties"]["metrics"][0][1]: w for w in metric_widgets if w not in shadow}
     assert set(charted) == set(DASHBOARD_FIGURES)
+    roles = {m[1] for w in shadow for m in w["properties"]["metrics"] if "ModelRole" in m}
+    assert roles == set(ROLE_METRICS) | {DISAGREEMENT}
+    markers = {m[1] for w in shadow for m in w["properties"]["metrics"] if len(m) == 2}
+    assert markers == set(MARKERS.values())
     for widget in charted.values():
         assert widget["properties"]["metrics"][0][0] == "MushroomClassifier"
         # Every model version as its own line (the ModelVersion dimension).
@@ -713,6 +722,13 @@ def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> 
     """
     s3, iam = stack.client("s3"), stack.client("iam")
     key_arn = stack.client("kms").create_key(Description="mushroom streams")["KeyMetadata"]["Arn"]
+    lam = stack.client("lambda")
+
+    def served_bundle() -> str:
+        live = lam.get_function_configuration(FunctionName="mushroom-scorer", Qualifier="live")
+        return live["Environment"]["Variables"][BUNDLE_ENV]
+
+    before = served_bundle()
     terraform_apply(
         {"stream_kms_key_id": key_arn, "s3_deny_insecure_transport": True},
         target="moto",
@@ -720,52 +736,55 @@ def test_aws_settings_tls_only_buckets_and_customer_stream_key(stack: Stack) -> 
         capture=True,
     )
     buckets = [stack.outputs[f"{purpose}_bucket"] for purpose in ("data", "mlflow", "models")]
-    for bucket in buckets:
-        (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
-        assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
-        assert deny["Principal"] == "*"
-        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        assert sorted(deny["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
-    # The emulator speaks plain HTTP, and moto enforces the Deny: the policy is in effect.
-    with pytest.raises(botocore.exceptions.ClientError) as refused:
-        s3.put_object(Bucket=buckets[0], Key="labels/plain-http.jsonl", Body=b"{}")
-    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    try:
+        for bucket in buckets:
+            (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+            assert deny["Effect"] == "Deny" and deny["Action"] == "s3:*"
+            assert deny["Principal"] == "*"
+            assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            assert sorted(deny["Resource"]) == [
+                f"arn:aws:s3:::{bucket}",
+                f"arn:aws:s3:::{bucket}/*",
+            ]
+        # The emulator speaks plain HTTP, and moto enforces the Deny: the policy is in effect.
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            s3.put_object(Bucket=buckets[0], Key="labels/plain-http.jsonl", Body=b"{}")
+        assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
-    role = stack.outputs["function_role_arn"].rsplit("/", 1)[1]
-    (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-    statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]["Statement"]
-    (key,) = [s for s in statements if s.get("Sid") == "UseStreamKeyThroughKinesis"]
-    assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
-    assert key["Resource"] == key_arn
-    assert key["Condition"] == {
-        "StringEquals": {"kms:ViaService": "kinesis.us-east-1.amazonaws.com"}
-    }
-    summary = stack.client("kinesis").describe_stream_summary(StreamName="mushroom-verdicts")
-    assert summary["StreamDescriptionSummary"]["KeyId"] == key_arn
-    # The archive's delivery roles read the streams: Decrypt on the key, through Kinesis only.
-    for archive in ARCHIVES:
-        role = f"{stack.outputs[f'archive_{archive}_delivery_stream']}-role"
+        role = stack.outputs["function_role_arn"].rsplit("/", 1)[1]
         (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
-        statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        (key,) = [
-            s
-            for s in statements["Statement"]
-            if s.get("Sid") == "DecryptSourceStreamThroughKinesis"
+        statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"][
+            "Statement"
         ]
-        assert key["Action"] == "kms:Decrypt" and key["Resource"] == key_arn
+        (key,) = [s for s in statements if s.get("Sid") == "UseStreamKeyThroughKinesis"]
+        assert sorted(key["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        assert key["Resource"] == key_arn
         assert key["Condition"] == {
             "StringEquals": {"kms:ViaService": "kinesis.us-east-1.amazonaws.com"}
         }
-    # A later apply does not revert the model rolled out before it.
-    live = stack.client("lambda").get_function_configuration(
-        FunctionName="mushroom-scorer", Qualifier="live"
-    )
-    assert live["Environment"]["Variables"][BUNDLE_ENV].endswith("/mushroom-classifier/8/")
-
-    # Terraform cannot refresh the package object through the Deny, so the policies go before
-    # the destroy that follows, as an operator with bucket rights would remove them.
-    for bucket in buckets:
-        s3.delete_bucket_policy(Bucket=bucket)
+        summary = stack.client("kinesis").describe_stream_summary(StreamName="mushroom-verdicts")
+        assert summary["StreamDescriptionSummary"]["KeyId"] == key_arn
+        # The archive's delivery roles read the streams: Decrypt on the key, through Kinesis only.
+        for archive in ARCHIVES:
+            role = f"{stack.outputs[f'archive_{archive}_delivery_stream']}-role"
+            (name,) = iam.list_role_policies(RoleName=role)["PolicyNames"]
+            statements = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            (key,) = [
+                s
+                for s in statements["Statement"]
+                if s.get("Sid") == "DecryptSourceStreamThroughKinesis"
+            ]
+            assert key["Action"] == "kms:Decrypt" and key["Resource"] == key_arn
+            assert key["Condition"] == {
+                "StringEquals": {"kms:ViaService": "kinesis.us-east-1.amazonaws.com"}
+            }
+        # A later apply does not revert the model rolled out before it.
+        assert served_bundle() == before
+    finally:
+        # Terraform cannot refresh the package object through the Deny, so the policies go
+        # before the destroy that follows, as an operator with bucket rights would remove them.
+        for bucket in buckets:
+            s3.delete_bucket_policy(Bucket=bucket)
 
 
 def test_destroy_leaves_nothing(stack: Stack) -> None:
