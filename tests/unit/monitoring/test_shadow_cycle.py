@@ -188,6 +188,20 @@ def test_a_retrained_model_becomes_the_shadow_and_is_promoted_on_its_evidence(en
     assert "shadow v2 promoted" in page and "shadow v2 started" in page
 
 
+def test_the_window_labels_count_when_the_metric_clock_is_behind_the_cut(env):
+    """``make demo-drift`` publishes on a simulated clock (``at``) behind the real cut: the
+    labels the window read (received at the window's end) are the shadow's evidence all the
+    same, so the decision sees them in the window they arrived in."""
+    start_shadow_by_alarm(env)
+    put(env["objects"], T0 + timedelta(seconds=30), BETTER)
+    put_labels(env["objects"], T0 + timedelta(seconds=50), BETTER)
+    result = run_cycle(env["deps"], at=T0 + timedelta(seconds=10), cut=T0 + timedelta(minutes=2))
+    assert result.ok, result.errors
+    assert result.timeline_entry["shadow"]["labelled"] == 30
+    assert result.timeline_entry["shadow"]["decision"]["action"] == "promote"
+    assert env["shadow"].calls[-1] == ("promote", "2")
+
+
 def test_a_worse_shadow_is_discarded_without_ever_answering(env):
     start_shadow_by_alarm(env)
     # Worse: 10 edible mushrooms the champion called edible and the shadow unknown (b = 10).
