@@ -611,8 +611,10 @@ def _archive_cycle(
         errors=errors,
     )
     state.pending_window.values.update(read.labels.metric_values())
+    # The labels this window read are received at its end (ArchiveReader.read), which is not
+    # ``at`` when the metric clock is not the cut's (make demo-drift's simulated clock).
     state.pending_window.summary["shadow"] = shadow_step.observe(
-        deps, state, at, read.end, archive_timestamp(at)
+        deps, state, at, read.end, archive_timestamp(read.end)
     )
     state.pending_window.summary["archive"] = {
         "engine": read.engine,

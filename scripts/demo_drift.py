@@ -2,23 +2,31 @@
 
 On its own emulator and state (``.local/demo-drift/`` by default, so a ``make up`` stack is not
 touched; the state of an earlier run is removed first): Terraform apply, a first champion
-trained WITHOUT about 20 species, then three phases, each = ``producer`` puts
+trained WITHOUT about 20 species, then four phases, each = ``producer`` puts
 observations -> local Lambda runtime scores them -> the Firehose pump archives both streams
 in S3 -> the lab's labels land in S3 -> one monitoring cycle by SQL over the archive, as on a
-deployed stack (deploying with the cycle's default: a model rollout, no Terraform):
+deployed stack, with the deployed stack's default promotion there: shadow
+(``MONITORING_PROMOTION=shadow``; a model rollout, no Terraform):
 
 1. known species: healthy, alarms OK;
 2. the unseen species: unknown / false-edible rate breaches, the alarm fires, SNS publishes
    (observed through an SQS queue subscribed to the topic), retraining with the labelled
-   phase-2 records registers a new version that passes the gate and is deployed;
-3. the same species again (other individuals): correct verdicts, healthy, alarm back to OK;
-4. rollback drill: ``make rollback`` (the alias back to the version served before), records
+   phase-2 records registers a new version that passes the offline gate and starts as the
+   SHADOW: it scores every record beside the champion and answers no one;
+3. the same species again (other individuals): the champion still answers (``unknown``: do not
+   eat), the shadow's verdicts, only in the output's ``shadow`` field, cover them; their labels
+   arrive, and the cycle decides on the paired evidence (labelled, poisonous, false edible,
+   McNemar's discordant pairs and p-value): the shadow is promoted;
+4. the same species again (a third set of individuals): the promoted model serves, coverage
+   recovers, alarms back to OK;
+5. rollback drill: ``make rollback`` (the alias back to the version served before), records
    scored, then a roll forward to the champion and records scored again.
 
-Every window prints what the alias ``live`` serves (Lambda version, model version).
+Every window prints what the alias ``live`` serves (Lambda version, model version, shadow) and
+the verdicts it wrote, by served model version and by shadow model version.
 
 Metric timestamps advance one alarm period per phase (a simulated clock, named as such in the
-output and the reports), so the three windows land in three CloudWatch periods without
+output and the reports), so the windows land in their own CloudWatch periods without
 waiting minutes between phases. The windows' verdicts are cut at the real time (the Lambda
 stamps ``scored_at`` with it), with no grace: the scenario runs the pump itself and writes
 everything it buffers before each cycle. Prints the timeline and writes it to
@@ -45,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from config.settings import LOCAL_DIR, REPO_ROOT
+from lambda_function import verdict_metrics as vm
 from monitoring.report import DECISION_ACCURACY_NOTE, monitoring_ui_hint, write_timeline_png
 
 ROOT = REPO_ROOT
@@ -96,14 +105,15 @@ def choose_species(frame: pd.DataFrame, count: int, seed: int) -> list[int]:
 def build_phases(
     frame: pd.DataFrame, excluded: Sequence[int], per_phase: int, seed: int
 ) -> list[Phase]:
-    """Known species; half the individuals of the unseen species; their other half."""
+    """Known species; a third of the individuals of the unseen species; another third (scored
+    with the shadow); the last third (after the promotion)."""
     rng = np.random.default_rng(seed)
     known = frame[~frame["species_id"].isin(excluded)]
     unseen = frame[frame["species_id"].isin(excluded)]
-    # Per species, alternate individuals into phase 2 and phase 3, so retraining on phase 2
-    # never sees the exact mushrooms phase 3 scores.
+    # Per species, deal individuals into phases 2, 3 and 4 in turn, so retraining on phase 2
+    # never sees the exact mushrooms the shadow and the promoted model score.
     order = unseen.groupby("species_id").cumcount()
-    first, second = unseen[order % 2 == 0], unseen[order % 2 == 1]
+    first, second, third = (unseen[order % 3 == n] for n in range(3))
 
     def sample(part: pd.DataFrame) -> pd.DataFrame:
         n = min(per_phase, len(part))
@@ -112,7 +122,16 @@ def build_phases(
     return [
         Phase("phase1-known", sample(known), "known species"),
         Phase("phase2-unseen", sample(first), f"{len(excluded)} species the model never saw"),
-        Phase("phase3-after-retrain", sample(second), "the same species, other individuals"),
+        Phase(
+            "phase3-shadow",
+            sample(second),
+            "the same species, other individuals; the retrained model shadows the champion",
+        ),
+        Phase(
+            "phase4-after-promotion",
+            sample(third),
+            "the same species, a third set of individuals; the promoted model serves",
+        ),
     ]
 
 
@@ -216,15 +235,16 @@ def run_scenario(
         )
         say(f"[demo-drift] terraform apply: {time.monotonic() - started:.0f} s")
         # Monitoring reads the archive, as on a deployed stack. No grace: the pump below is
-        # this process's own, and it writes all it holds before every cycle. The retrained
-        # model is rolled out at once (MONITORING_PROMOTION=direct): this scenario's three
-        # windows show the alarm, the retraining and the recovery, not a shadow's evidence.
+        # this process's own, and it writes all it holds before every cycle. A retrained model
+        # that passes the offline gate becomes the shadow (MONITORING_PROMOTION=shadow, the
+        # default over the archive, said here so the scenario does not depend on it); the
+        # cycles promote or discard it on its paired evidence, with the default rules.
         _apply_env(
             {
                 **read_stack_env(local_dir / "stack.env"),
                 "MONITORING_SOURCE": "archive",
                 "MONITORING_ARCHIVE_GRACE_SECONDS": "0",
-                "MONITORING_PROMOTION": "direct",
+                "MONITORING_PROMOTION": "shadow",
             }
         )
 
@@ -236,6 +256,16 @@ def run_scenario(
         from training.pipeline import run_training  # noqa: PLC0415
 
         settings = Settings.from_env()
+        assert settings.monitoring is not None
+        rules = settings.monitoring.shadow
+        say(
+            "[demo-drift] promotion: shadow. A retrained model that passes the offline gate "
+            "scores beside the champion and answers no one; promoted with at least "
+            f"{rules.min_labelled} labelled records ({rules.min_poisonous} poisonous), zero "
+            "false edible and McNemar's one-sided p(worse) > "
+            f"{rules.alpha:g}; discarded at its first false edible, when significantly worse, "
+            f"or after {rules.max_age_hours:g} h"
+        )
         dataset = load_dataset(settings)
         excluded = choose_species(dataset, n_excluded, seed)
         result = ScenarioResult(excluded_species=excluded)
@@ -269,9 +299,12 @@ def run_scenario(
         clock = datetime.now(timezone.utc) - timedelta(seconds=period * 10)
         function_log = local_dir / "function.log"
 
+        from monitoring.aws import KinesisStreamReader  # noqa: PLC0415
         from orchestration.rollout import connect, describe, serving  # noqa: PLC0415
 
         stack = connect(local_dir=local_dir)
+        output = KinesisStreamReader(settings.output_stream_name)
+        written = output.read({}).checkpoint  # the output stream is empty: its tips
         pump = make_pump(local_dir / "firehose-pump")
         s3 = boto3.client("s3")
         archive_prefixes = [
@@ -295,9 +328,10 @@ def run_scenario(
 
         phases = build_phases(dataset, excluded, per_phase, seed)
         for index, phase in enumerate(phases):
+            served = serving(stack)  # what scores this window's records
             say(
                 f"[demo-drift] {phase.name}: {len(phase.frame)} observations "
-                f"({phase.description}); {describe(serving(stack))}"
+                f"({phase.description}); {describe(served)}"
             )
             records, stats = score(phase.frame, phase.name)
             say(
@@ -305,6 +339,10 @@ def run_scenario(
                 f"{stats.invocations} invocations, {stats.function_errors} function errors "
                 f"({stats.elapsed_s:.1f} s; logs in {function_log})"
             )
+            read = output.read(written)
+            written = read.checkpoint
+            verdicts = verdict_counts([json.loads(r) for r in read.records])
+            say(f"[demo-drift] {describe_verdicts(verdicts)}")
             archived = archive_streams(pump)
             counts = count_objects(s3, settings.data_bucket, archive_prefixes)
             say(
@@ -324,8 +362,14 @@ def run_scenario(
             entry = dict(cycle.timeline_entry)
             entry["sns_subjects"] = [m["subject"] for m in messages]
             entry["observations"] = len(records)
-            entry["alias_version"] = serving(stack).function_version
+            # The alias that scored the window (a promotion in its cycle moves it after).
+            entry["alias_version"] = served.function_version
+            entry["shadow_model_version"] = served.shadow_model_version
+            entry["verdicts"] = verdicts
             result.timeline.append(entry)
+            for event in entry.get("shadow_events") or []:
+                result.versions[f"shadow_{event['event']}"] = event["model_version"]
+                say(f"[demo-drift] {describe_shadow_event(event, entry)}")
         result.versions["champion"] = _champion(settings)
         result.drill = rollback_drill(stack, phases[-1].frame, score, settings, say)
 
@@ -341,6 +385,69 @@ def run_scenario(
     finally:
         if not keep:
             stop_emulator(local_dir)
+
+
+def verdict_counts(verdicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The window's output records: how many, by served model version and verdict, and the
+    shadow's (its ``shadow`` field) by shadow model version and verdict."""
+    served: Counter[str] = Counter()
+    shadow: Counter[str] = Counter()
+    served_verdicts: dict[str, Counter[str]] = {}
+    shadow_verdicts: dict[str, Counter[str]] = {}
+    for record in verdicts:
+        version = str(record.get("model_version"))
+        served[version] += 1
+        served_verdicts.setdefault(version, Counter())[str(record.get("verdict"))] += 1
+        extra = record.get("shadow")
+        if isinstance(extra, dict) and extra.get("model_version") is not None:
+            other = str(extra["model_version"])
+            shadow[other] += 1
+            shadow_verdicts.setdefault(other, Counter())[str(extra.get("verdict"))] += 1
+    return {
+        "records": len(verdicts),
+        "by_model_version": dict(served),
+        "verdicts_by_model_version": {k: dict(v) for k, v in served_verdicts.items()},
+        "shadow_by_model_version": dict(shadow),
+        "shadow_verdicts_by_model_version": {k: dict(v) for k, v in shadow_verdicts.items()},
+    }
+
+
+def describe_verdicts(counts: dict[str, Any]) -> str:
+    """One line: who answered the window's records, and what the shadow said beside them."""
+    served = "; ".join(
+        f"model v{version} {counts['verdicts_by_model_version'][version]}"
+        for version in sorted(counts["by_model_version"])
+    )
+    line = f"output stream: {counts['records']} verdicts served by {served or 'no model'}"
+    if counts["shadow_by_model_version"]:
+        line += "; beside them, only in the shadow field (answering no one): " + "; ".join(
+            f"shadow v{version} {counts['shadow_verdicts_by_model_version'][version]}"
+            for version in sorted(counts["shadow_by_model_version"])
+        )
+    return line
+
+
+def describe_shadow_event(event: dict[str, Any], entry: dict[str, Any]) -> str:
+    """One line per shadow start, promotion or discard, with the evidence it was decided on."""
+    version, what = event["model_version"], event["event"]
+    if what == "started":
+        return (
+            f"shadow v{version} started: it passed the offline gate and now scores every "
+            f"record beside the champion (v{entry['model_version']}), answering no one"
+        )
+    view = entry.get("shadow") or {}
+    decision = view.get("decision") or {}
+    figures = (view.get("figures") or {}).get("shadow") or {}
+    discordant = view.get("discordant") or {}
+    p_worse = decision.get("p_worse")
+    return (
+        f"shadow v{version} {what} on its evidence: {view.get('labelled')} labelled records "
+        f"({view.get('labelled_poisonous')} poisonous), false edible "
+        f"{figures.get(vm.FALSE_EDIBLE, '-')}, discordant pairs: "
+        f"champion right b={discordant.get('champion')}, shadow right "
+        f"c={discordant.get('shadow')}, McNemar one-sided p(worse) = "
+        f"{'-' if p_worse is None else f'{p_worse:.4g}'} ({decision.get('reason')})"
+    )
 
 
 def archive_streams(pump: Any) -> int:
@@ -409,11 +516,12 @@ def closing_hints(reports_dir: Path, workspace: Path | None) -> str:
 
 
 def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
-    """The windows as a table (integer counts); the clock and DecisionAccuracy explained."""
+    """The windows as a table (integer counts; model, alias and shadow: what scored the
+    window); the clock and DecisionAccuracy explained."""
     header = (
         f"{'window':<22} {'records':>7} {'UnknownRate':>11} {'FalseEdibleRate':>15} "
         f"{'DecisionAccuracy':>16} "
-        f"{'Drift':>6}  {'model':>5} {'alias':>5}  alarms / actions"
+        f"{'Drift':>6}  {'model':>5} {'alias':>5} {'shadow':>6}  alarms / actions"
     )
     clock = timeline[0].get("clock", "wall clock") if timeline else "wall clock"
     lines = ["", f"TIMELINE (window times from the {clock})", header, "-" * len(header)]
@@ -426,17 +534,21 @@ def format_timeline(timeline: Sequence[dict[str, Any]]) -> str:
         alarms = ", ".join(f"{k.removeprefix('mushroom-')}={v}" for k, v in e["alarms"].items())
         actions = ""
         if e.get("retrained"):
-            actions = (
-                f" | retrained -> v{e['new_version']} "
-                f"{'deployed' if e['deployed'] else 'NOT deployed'}"
-            )
+            outcome = "deployed" if e["deployed"] else "NOT deployed"
+            started = [x for x in e.get("shadow_events") or [] if x["event"] == "started"]
+            if any(x["model_version"] == str(e["new_version"]) for x in started):
+                outcome = "started as the shadow"
+            actions = f" | retrained -> v{e['new_version']} {outcome}"
+        for event in e.get("shadow_events") or []:
+            if event["event"] != "started":
+                actions += f" | shadow v{event['model_version']} {event['event']}"
         if e.get("sns_subjects"):
             actions += f" | SNS: {'; '.join(e['sns_subjects'])}"
         lines.append(
             f"{e['window']:<22} {int(e['records']):>7} {f('UnknownRate'):>11} "
             f"{f('FalseEdibleRate'):>15} {f('DecisionAccuracy'):>16} {f('DriftShare'):>6}  "
-            f"{str(e['model_version']):>5} {'v' + str(e.get('alias_version')):>5}  "
-            f"{alarms}{actions}"
+            f"{str(e['model_version']):>5} {'v' + str(e.get('alias_version')):>5} "
+            f"{str(e.get('shadow_model_version') or '-'):>6}  {alarms}{actions}"
         )
     lines.append(DECISION_ACCURACY_NOTE)
     return "\n".join(lines)

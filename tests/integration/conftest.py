@@ -92,7 +92,7 @@ def drift_scenario(tmp_path_factory, lambda_zip: Path) -> SimpleNamespace:
     """``make demo-drift``'s command run once per session, as a user would (a child process).
 
     Its result JSON, what it printed (``stdout``; ``output`` with stderr) and its reports dir, whose
-    ``monitoring/workspace`` is the dashboard the browser test serves. About 2.5 minutes.
+    ``monitoring/workspace`` is the dashboard the browser test serves. About 3.5 minutes.
     """
     local_dir = tmp_path_factory.mktemp("demo-drift")
     result = local_dir / "result.json"

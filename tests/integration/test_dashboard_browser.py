@@ -1,8 +1,8 @@
 """The monitoring dashboard in a real browser: ``make monitoring-ui`` over demo-drift's workspace.
 
-Reuses the session's drift scenario (``drift_scenario``: three windows, an alarm, a retraining,
-a rollout and the recovery), starts the UI as ``make monitoring-ui`` does, and checks in
-headless Chromium that every panel renders with one bar per window and series. Chromium is
+Reuses the session's drift scenario (``drift_scenario``: four windows, an alarm, a retraining,
+the shadow, its promotion and the recovery), starts the UI as ``make monitoring-ui`` does, and
+checks in headless Chromium that every panel renders with one bar per window and series. Chromium is
 Debian's package (``make test`` installs it where it can); playwright's own browser download
 is not used. Saves ``reports/monitoring-dashboard.png``. About 30 s after the scenario.
 """
@@ -37,7 +37,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = REPO_ROOT / "reports" / "monitoring-dashboard.png"
-WINDOWS = 3  # phase1-known, phase2-unseen, phase3-after-retrain
+WINDOWS = 4  # phase1-known, phase2-unseen, phase3-shadow, phase4-after-promotion
 
 
 def chromium() -> str:

@@ -4,12 +4,23 @@ promotion and discard recorded: MLflow tags, SNS, timeline, dashboard markers.""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 
 from config.settings import ShadowRules
+from lambda_function import schema
+from lambda_function.bundle_store import load_bundle
+from lambda_function.config import ShadowSetting
+from lambda_function.model import PREDICTOR_AUTO, ModelBundle
+from lambda_function.service import ScoringService
+from lambda_function.shadow import Shadow
+from lambda_function.writer import InMemoryWriter
 from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine
@@ -29,6 +40,7 @@ from tests.fakes.monitoring import (
     scored_at,
     verdict,
 )
+from tests.fakes.scorer import kinesis_event
 
 T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
 RULES = ShadowRules(min_labelled=20, min_poisonous=5, alpha=0.05, max_age_hours=24)
@@ -188,6 +200,20 @@ def test_a_retrained_model_becomes_the_shadow_and_is_promoted_on_its_evidence(en
     assert "shadow v2 promoted" in page and "shadow v2 started" in page
 
 
+def test_the_window_labels_count_when_the_metric_clock_is_behind_the_cut(env):
+    """``make demo-drift`` publishes on a simulated clock (``at``) behind the real cut: the
+    labels the window read (received at the window's end) are the shadow's evidence all the
+    same, so the decision sees them in the window they arrived in."""
+    start_shadow_by_alarm(env)
+    put(env["objects"], T0 + timedelta(seconds=30), BETTER)
+    put_labels(env["objects"], T0 + timedelta(seconds=50), BETTER)
+    result = run_cycle(env["deps"], at=T0 + timedelta(seconds=10), cut=T0 + timedelta(minutes=2))
+    assert result.ok, result.errors
+    assert result.timeline_entry["shadow"]["labelled"] == 30
+    assert result.timeline_entry["shadow"]["decision"]["action"] == "promote"
+    assert env["shadow"].calls[-1] == ("promote", "2")
+
+
 def test_a_worse_shadow_is_discarded_without_ever_answering(env):
     start_shadow_by_alarm(env)
     # Worse: 10 edible mushrooms the champion called edible and the shadow unknown (b = 10).
@@ -345,3 +371,70 @@ def test_role_metric_data_leaves_out_what_is_not_computable():
             "Dimensions": [{"Name": ROLE_DIMENSION, "Value": "shadow"}],
         },
     ]
+
+
+# A worse shadow, scored by the real scorer, is discarded by the real cycle without ever
+# answering a consumer: every output record carries the champion's verdict and model version,
+# the shadow's verdicts are only in the additive ``shadow`` field, nothing is deployed.
+
+
+def _observations(dataset: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Every row of the tiny dataset as an input record, and its true label by id."""
+    records, truth = [], {}
+    for i, (_, row) in enumerate(dataset.iterrows()):
+        record: dict[str, Any] = {"mushroom_id": f"lab-{i:04d}"}
+        for feature in schema.FEATURES:
+            value = row[feature.name]
+            if feature.is_numeric:
+                record[feature.name] = float(value)
+            elif isinstance(value, str):
+                record[feature.name] = value
+        records.append(record)
+        truth[record["mushroom_id"]] = str(row["label"])
+    return records, truth
+
+
+def test_a_worse_shadow_scored_live_is_discarded_and_never_answered(
+    env, tiny_bundle: Path, tiny_dataset: pd.DataFrame, tmp_path: Path
+) -> None:
+    start_shadow_by_alarm(env)  # the retrained v2 passed the gate: it is the shadow now
+    assert env["shadow"].version == "2"
+    # v2 as the scorer loads it: the same model with a threshold so high that it calls
+    # poisonous mushrooms edible (the forbidden mistake).
+    worse = ModelBundle.load(tiny_bundle)
+    worse.model_version, worse.threshold = "2", 0.999
+    shadow_dir = worse.save(tmp_path / "shadow" / "2")
+    shadow = Shadow.load(
+        ShadowSetting(str(shadow_dir), "2"), str(tmp_path / "cache"), PREDICTOR_AUTO
+    )
+    champion = load_bundle(str(tiny_bundle))
+    records, truth = _observations(tiny_dataset)
+    writer = InMemoryWriter()
+    scored_at = T0 + timedelta(seconds=30)
+    service = ScoringService(champion, writer, clock=lambda: scored_at, shadow=shadow)
+    service.score_records(kinesis_event([json.dumps(r).encode() for r in records])["Records"])
+    output = [json.loads(data) for _, _, data in writer.records]
+
+    # What a consumer reads: one record per input, every verdict the champion's.
+    assert len(output) == len(records)
+    assert {o["model_version"] for o in output} == {champion.model_version} != {"2"}
+    false_edible = [
+        o for o in output if truth[o["mushroom_id"]] == "p" and o["shadow"]["verdict"] == "edible"
+    ]
+    assert false_edible and all(o["verdict"] != "edible" for o in false_edible)
+    # The shadow's verdict on every record, in the additive field only.
+    assert all(o["shadow"]["model_version"] == "2" for o in output)
+
+    archive_object(env["objects"], "verdicts", scored_at, "scored", output)
+    labels = [{**r, "label": truth[r["mushroom_id"]]} for r in records]  # the lab's lines
+    env["objects"].put_labels(
+        f"labels/received/{scored_at:%Y-%m-%dT%H-%M-%S}.000000Z-lab.jsonl", labels
+    )
+    result = run_cycle(env["deps"], at=T0 + timedelta(minutes=2))
+
+    decision = result.timeline_entry["shadow"]["decision"]
+    assert decision["action"] == "discard" and "false edible" in decision["reason"], decision
+    assert env["shadow"].calls == [("start", "2"), ("stop", "2")]
+    assert env["deployed"] == []  # the served model never changed
+    assert result.timeline_entry["shadow_events"] == [{"event": "discarded", "model_version": "2"}]
+    assert result.metrics.dominant_model_version == champion.model_version
