@@ -21,7 +21,7 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,17 +117,7 @@ def roll_out_model(stack: Stack, model_version: str | None = None) -> RolloutRes
         if champion is None:
             raise NoChampion("the registry has no champion yet (make train): nothing rolled out")
         model_version = champion[0]
-    registered = _registered(stack, client, str(model_version))
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = _bundle_dir(stack.settings, registered, Path(tmp))
-        return rollout(
-            bundle_dir,
-            str(model_version),
-            str(registered.run_id),
-            target=stack.target,
-            lambda_client=stack.lambda_client,
-            s3_client=stack.s3_client,
-        )
+    return _with_registered_bundle(stack, client, str(model_version), rollout)
 
 
 def shadow_model(stack: Stack, model_version: str) -> RolloutResult:
@@ -135,12 +125,20 @@ def shadow_model(stack: Stack, model_version: str) -> RolloutResult:
     from training.registry import configure_mlflow  # noqa: PLC0415 - MLflow
 
     client, _ = configure_mlflow(stack.settings)
-    registered = _registered(stack, client, str(model_version))
+    return _with_registered_bundle(stack, client, str(model_version), start_shadow)
+
+
+def _with_registered_bundle(
+    stack: Stack, client: Any, model_version: str, action: Callable[..., RolloutResult]
+) -> RolloutResult:
+    """``action`` (rollout or start_shadow) on registered version ``model_version``'s bundle,
+    exported to a temporary directory."""
+    registered = _registered(stack, client, model_version)
     with tempfile.TemporaryDirectory() as tmp:
         bundle_dir = _bundle_dir(stack.settings, registered, Path(tmp))
-        return start_shadow(
+        return action(
             bundle_dir,
-            str(model_version),
+            model_version,
             str(registered.run_id),
             target=stack.target,
             lambda_client=stack.lambda_client,
