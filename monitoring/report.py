@@ -30,7 +30,15 @@ from lambda_function import verdict_metrics as vm  # noqa: E402
 from monitoring.drift import DriftResult, describe_reference  # noqa: E402
 from monitoring.inputs import InputReport  # noqa: E402
 from monitoring.metrics import DASHBOARD_FIGURES, VERDICTS, WindowMetrics  # noqa: E402
-from monitoring.shadow_report import event_labels, shadow_section  # noqa: E402
+from monitoring.shadow_evidence import SHADOW  # noqa: E402
+from monitoring.shadow_report import (  # noqa: E402
+    COLOURS,
+    FIGURES_BY_NAME,
+    event_labels,
+    event_marks,
+    role_values,
+    shadow_section,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,18 +330,33 @@ def deployments(timeline: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
 
 def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
     """One chart per figure over the windows: the value, the alarm thresholds (dashed), alarm
-    transitions (red dotted, labelled) and deployments (green, labelled)."""
+    transitions (red dotted, labelled) and deployments (green, labelled); where a shadow ran,
+    its figure on the same records (orange) and its start, promotion or discard (dashed)."""
     shown = list(timeline)[-INDEX_WINDOWS:]
     x = list(range(len(shown)))
     labels = [str(e["window"]) for e in shown]
     fig, axes = plt.subplots(len(TIMELINE_FIGURES), 1, figsize=(7, 1.7 * len(TIMELINE_FIGURES)))
-    changes, deployed = transitions(shown), deployments(shown)
+    changes, deployed, marks = transitions(shown), deployments(shown), event_marks(shown)
     for ax, name in zip(axes, TIMELINE_FIGURES):
         values = [(e.get("metrics") or {}).get(name) for e in shown]
         ax.plot(x, [float("nan") if v is None else v for v in values], marker="o", color="#3949ab")
+        figure = FIGURES_BY_NAME.get(name)
+        shadow = role_values(shown, SHADOW, figure) if figure else []
+        if any(v is not None for v in shadow):
+            ax.plot(
+                x,
+                [float("nan") if v is None else v for v in shadow],
+                marker="s",
+                linestyle="--",
+                color=COLOURS[SHADOW],
+                label="shadow, same records",
+            )
+            ax.legend(loc="center left", fontsize=7, frameon=False)
         ax.set_xlim(-0.3, max(len(shown) - 0.7, 0.7))
         limits = sorted({(e.get("thresholds") or {}).get(name) for e in shown} - {None})
-        low, high = axis_range([v for v in values if v is not None] + limits)
+        low, high = axis_range(
+            [v for v in values if v is not None] + [v for v in shadow if v is not None] + limits
+        )
         margin = (high - low) * 0.06  # the points on the axis ends stay whole
         ax.set_ylim(low - margin, high + margin)
         ax.set_yticks([low, high], [axis_label(low), axis_label(high)])
@@ -367,6 +390,8 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
             )
         for index, version in deployed:
             ax.axvline(index + 0.5, color="#2e7d32", linewidth=1.5)
+        for index, _, colour in marks:
+            ax.axvline(index, color=colour, linestyle="--", linewidth=1)
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.set_xticks(x, [] if ax is not axes[-1] else labels, rotation=15, ha="right")
@@ -378,6 +403,19 @@ def timeline_figure(timeline: Sequence[Mapping[str, Any]]) -> Any:
             ha="center",
             fontsize=8,
             color="#2e7d32",
+        )
+    per_window: dict[int, int] = {}
+    for index, label, colour in marks:
+        n = per_window[index] = per_window.get(index, -1) + 1  # stacked labels per window
+        axes[0].annotate(
+            label,
+            (index, 0.85 - 0.2 * n),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, 0),
+            textcoords="offset points",
+            ha="left" if index < len(shown) - 1 else "right",
+            fontsize=7,
+            color=colour,
         )
     fig.suptitle("Monitoring timeline", fontsize=10)
     clock = shown[-1].get("clock", WALL_CLOCK) if shown else WALL_CLOCK

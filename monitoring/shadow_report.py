@@ -53,6 +53,24 @@ def _rate(value: Any) -> str:
     return "-" if value is None else f"{float(value):.4f}"
 
 
+#: A CloudWatch name -> the figure compared by role, for the charts that draw both roles.
+FIGURES_BY_NAME = {vm.CLOUDWATCH_NAMES[f]: f for f in FIGURES}
+
+
+def role_values(shown: Sequence[Mapping[str, Any]], role: str, figure: str) -> list[float | None]:
+    """The role's ``figure`` in each window of ``shown`` (None where it has none)."""
+    return [_value(e, role, figure) for e in shown]
+
+
+def event_marks(shown: Sequence[Mapping[str, Any]]) -> list[tuple[int, str, str]]:
+    """(window index, label, colour) of each shadow event of ``shown``."""
+    return [
+        (index, label, EVENT_COLOURS.get(label.rsplit(" ", 1)[-1], "#555"))
+        for index, entry in enumerate(shown)
+        for label in event_labels(entry)
+    ]
+
+
 def _value(entry: Mapping[str, Any], role: str, figure: str) -> float | None:
     figures = (entry.get("shadow") or {}).get("figures") or {}
     value = (figures.get(role) or {}).get(figure)
@@ -80,15 +98,15 @@ def _chart(shown: Sequence[Mapping[str, Any]], figure: str) -> str:
         f"<rect x='{left}' y='{top}' width='{width - left - right}' "
         f"height='{height - top - bottom}' fill='none' stroke='#ccc'/>",
     ]
-    for index, entry in enumerate(shown):
-        for n, label in enumerate(event_labels(entry)):
-            colour = EVENT_COLOURS.get(label.rsplit(" ", 1)[-1], "#555")
-            parts.append(
-                f"<line class='shadow-event' x1='{x(index):.1f}' x2='{x(index):.1f}' y1='{top}' "
-                f"y2='{height - bottom}' stroke='{colour}' stroke-dasharray='4,2'/>"
-                f"<text x='{x(index) + 3:.1f}' y='{top + 12 + 12 * n}' fill='{colour}'>"
-                f"{html.escape(label)}</text>"
-            )
+    per_window: dict[int, int] = {}
+    for index, label, colour in event_marks(shown):
+        n = per_window[index] = per_window.get(index, -1) + 1  # stacked labels per window
+        parts.append(
+            f"<line class='shadow-event' x1='{x(index):.1f}' x2='{x(index):.1f}' y1='{top}' "
+            f"y2='{height - bottom}' stroke='{colour}' stroke-dasharray='4,2'/>"
+            f"<text x='{x(index) + 3:.1f}' y='{top + 12 + 12 * n}' fill='{colour}'>"
+            f"{html.escape(label)}</text>"
+        )
     for role in ROLES:
         points = [
             (x(i), y(v)) for i, e in enumerate(shown) if (v := _value(e, role, figure)) is not None

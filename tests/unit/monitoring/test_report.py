@@ -187,3 +187,40 @@ def test_the_timeline_png_axes_start_at_zero_and_read_as_numbers():
     assert [t.get_text() for t in axes["RejectedRate"].get_yticklabels()] == ["0", "0.004"]
     low, high = axes["RejectedRate"].get_ylim()
     assert low < 0 < 0.0035 < high < 0.0045
+
+
+def test_timeline_png_draws_the_shadow_beside_the_champion_and_its_events():
+    figures = {
+        "champion": {"unknown_rate": 1.0, "decision_accuracy": 0.47},
+        "shadow": {"unknown_rate": 0.07, "decision_accuracy": 0.93},
+    }
+    timeline = [
+        entry("w1", 0.05, "OK"),
+        entry("w2", 1.0, "ALARM", shadow_events=[{"event": "started", "model_version": "2"}]),
+        entry(
+            "w3",
+            1.0,
+            "ALARM",
+            shadow={"model_version": "2", "figures": figures},
+            shadow_events=[{"event": "promoted", "model_version": "2"}],
+        ),
+        entry("w4", 0.02, "OK", version="2"),
+    ]
+    fig = timeline_figure(timeline)
+    by_name = {ax.get_ylabel(): ax for ax in fig.axes}
+    shadow = [
+        ln for ln in by_name["UnknownRate"].get_lines() if ln.get_label() == "shadow, same records"
+    ]
+    assert len(shadow) == 1
+    ydata = list(shadow[0].get_ydata())
+    assert ydata[2] == 0.07 and all(v != v for v in ydata[:2] + ydata[3:])  # NaN elsewhere
+    assert not [ln for ln in by_name["Records"].get_lines() if ln.get_label().startswith("shadow")]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "shadow v2 started" in texts and "shadow v2 promoted" in texts
+    # Each event: a dashed vertical line on every chart, at its window.
+    dashed_at = {
+        ln.get_xdata()[0]
+        for ln in by_name["DecisionAccuracy"].get_lines()
+        if ln.get_linestyle() == "--" and list(ln.get_xdata()) == [ln.get_xdata()[0]] * 2
+    }
+    assert {1, 2} <= dashed_at
