@@ -148,7 +148,9 @@ def _with_registered_bundle(
 
 def promote_shadow_model(stack: Stack) -> RolloutResult:
     """Serve the shadow, then make it the registry's ``champion``, so that ``make rollout``
-    and ``make deploy`` (which roll out the champion) keep serving it."""
+    and ``make deploy`` (which roll out the champion) keep serving it; the local ``champion/``
+    bundle folder follows when this machine has the version's bundle."""
+    from training.export import copy_as_champion  # noqa: PLC0415 - training only here
     from training.registry import CHAMPION_ALIAS, configure_mlflow  # noqa: PLC0415 - MLflow
 
     result = promote_shadow(
@@ -158,12 +160,15 @@ def promote_shadow_model(stack: Stack) -> RolloutResult:
     version = str(result.served.model_version)
     _registered(stack, client, version)
     client.set_registered_model_alias(stack.settings.model_name, CHAMPION_ALIAS, version)
-    return RolloutResult(
-        result.served,
-        result.changed,
-        f"{result.message}; the registry's champion is now version {version}",
-        result.copy,
-    )
+    message = f"{result.message}; the registry's champion is now version {version}"
+    local = stack.settings.model_bundles_dir / version
+    try:
+        ModelBundle.load(local)
+    except BundleError:  # another machine trained it: the registry and S3 have it, not here
+        pass
+    else:
+        message += f", and {copy_as_champion(local)} a copy of it"
+    return RolloutResult(result.served, result.changed, message, result.copy)
 
 
 def stop_shadow_model(stack: Stack) -> RolloutResult:

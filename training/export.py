@@ -52,17 +52,24 @@ def save_local(
             shutil.rmtree(target)
         staged.rename(target)
     if champion:
-        # A copy (not a symlink) so the folder can be zipped, synced or mounted as it is.
-        with tempfile.TemporaryDirectory(dir=root) as tmp:
-            staged = Path(tmp) / CHAMPION_ALIAS
-            shutil.copytree(target, staged)
-            current = root / CHAMPION_ALIAS
-            if current.is_symlink() or current.is_file():
-                current.unlink()
-            elif current.exists():
-                shutil.rmtree(current)
-            staged.rename(current)
+        copy_as_champion(target)
     return target
+
+
+def copy_as_champion(version_dir: Path) -> Path:
+    """Make ``champion/`` beside ``version_dir`` a copy of it (staged, then renamed)."""
+    root = version_dir.parent
+    # A copy (not a symlink) so the folder can be zipped, synced or mounted as it is.
+    with tempfile.TemporaryDirectory(dir=root) as tmp:
+        staged = Path(tmp) / CHAMPION_ALIAS
+        shutil.copytree(version_dir, staged)
+        current = root / CHAMPION_ALIAS
+        if current.is_symlink() or current.is_file():
+            current.unlink()
+        elif current.exists():
+            shutil.rmtree(current)
+        staged.rename(current)
+    return current
 
 
 def _s3_client(settings: Settings):

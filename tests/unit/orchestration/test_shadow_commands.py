@@ -3,6 +3,7 @@ side (a version it lacks is refused; a promotion moves its champion) over moto i
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,25 @@ def test_shadow_then_promote_serves_it_and_makes_it_the_champion(deployed) -> No
     promoted = promote_shadow_model(stack)
 
     assert promoted.served.model_version == "2" and shadowing(stack) is None
+    champion_dir = stack.settings.model_bundles_dir / "champion"
+    assert promoted.message.endswith(
+        f"the registry's champion is now version 2, and {champion_dir} a copy of it"
+    )
+    champion = client.get_model_version_by_alias(stack.settings.model_name, "champion")
+    assert str(champion.version) == "2"
+    # The local champion folder (make bench, make invoke's local runs) follows the registry.
+    assert ModelBundle.load(champion_dir).model_version == "2"
+
+
+def test_promote_without_the_local_bundle_still_moves_the_registry(deployed) -> None:
+    stack, client = deployed
+    shadow_model(stack, "2")
+    shutil.rmtree(stack.settings.model_bundles_dir / "2")
+    promoted = promote_shadow_model(stack)
     assert promoted.message.endswith("the registry's champion is now version 2")
     champion = client.get_model_version_by_alias(stack.settings.model_name, "champion")
     assert str(champion.version) == "2"
+    assert not (stack.settings.model_bundles_dir / "champion").exists()
 
 
 def test_stop_drops_the_shadow(deployed) -> None:
