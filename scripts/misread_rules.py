@@ -12,6 +12,9 @@ split, ``unknown_rate_known`` and ``edible_called_edible_known`` pooled over the
 The variants are materialised as ``MisreadCheck.reference`` does (every other code; the
 interval's ends, cut points and midpoints; the unit slips) and scored once with LightGBM and
 the guard; each rule is then a comparison. The served rule's row reproduces ``make evaluate``.
+For each fold, the served rule's false edible variants are compared with the edible rows the
+fold's model was trained on (``nominal_twins``): a variant with every nominal attribute of such
+a row looks like that known edible species to anything learned from those rows.
 
 ``python -m scripts.misread_rules`` (needs data/: ``make data``): a Markdown table on stdout,
 ``reports/misread_rules.json``. About 5 minutes on 2 cores.
@@ -113,10 +116,41 @@ def codes_by_rule(check: MisreadCheck, booster: Any, rows: np.ndarray) -> dict[s
 
 
 def false_edible(check: MisreadCheck, booster: Any, poisonous: np.ndarray, encoder: Any) -> Any:
-    """Rule -> single changes of ``poisonous`` rows called edible; and how many changes."""
+    """Rule -> single changes of ``poisonous`` rows called edible; how many changes; and the
+    changes the served rule calls edible."""
     variants = np.concatenate([b for b in evaluate.single_changes(poisonous, encoder) if len(b)])
     codes = codes_by_rule(check, booster, variants)
-    return {name: int(np.count_nonzero(c == 0)) for name, c in codes.items()}, len(variants)
+    served = codes[rule_name(*RULES[0])]
+    counts = {name: int(np.count_nonzero(c == 0)) for name, c in codes.items()}
+    return counts, len(variants), variants[served == 0]
+
+
+def nominal_twins(
+    variants: np.ndarray, rows: np.ndarray, groups: np.ndarray, nominal: np.ndarray
+) -> dict[str, Any]:
+    """How many ``variants`` have every nominal attribute of one of ``rows`` (a null matching
+    a null), how many of those also lie within the measurement ranges of their twins, and the
+    ``groups`` (species) of the twins. A variant with a twin among the training data's edible
+    rows looks, to anything learned from those rows, like that edible species."""
+    with_twin = inside = 0
+    twin_groups: set[int] = set()
+    a = rows[:, nominal]
+    for variant in variants:
+        b = variant[nominal]
+        twins = np.all((a == b) | (np.isnan(a) & np.isnan(b)), axis=1)
+        if not twins.any():
+            continue
+        with_twin += 1
+        twin_groups.update(int(g) for g in np.unique(groups[twins]))
+        box = rows[twins][:, ~nominal]
+        values = variant[~nominal]
+        inside += bool(np.all((values >= box.min(axis=0)) & (values <= box.max(axis=0))))
+    return {
+        "variants": int(len(variants)),
+        "with_edible_twin": with_twin,
+        "within_twins_measurements": inside,
+        "twin_species": sorted(twin_groups),
+    }
 
 
 def measure(settings: Settings) -> dict[str, Any]:
@@ -128,12 +162,13 @@ def measure(settings: Settings) -> dict[str, Any]:
         data.encoder,
         settings.seed,
     )
+    nominal = np.array([name in encoder.vocabularies for name in encoder.feature_order])
     train_idx, test_idx = np.flatnonzero(~data.is_test), np.flatnonzero(data.is_test)
     fitted = fit_model(matrix[train_idx], y[train_idx], species[train_idx], encoder, seed)
     check = evaluate.misread_check(fitted.booster, fitted.guard, fitted.threshold, encoder)
     test, y_test = matrix[test_idx], y[test_idx]
     codes = codes_by_rule(check, fitted.booster, test)
-    fe, n_variants = false_edible(check, fitted.booster, test[y_test == 1], encoder)
+    fe, n_variants, _ = false_edible(check, fitted.booster, test[y_test == 1], encoder)
     random_split: dict[str, Any] = {"threshold": fitted.threshold, "variants": n_variants}
     for name, c in codes.items():
         table = evaluate.confusion(y_test, np.asarray(verdict_strings(c)))
@@ -149,9 +184,11 @@ def measure(settings: Settings) -> dict[str, Any]:
         fit_idx, known_idx = split_validation(fold_train, species[fold_train], seed)
         fitted = fit_model(matrix[fit_idx], y[fit_idx], species[fit_idx], encoder, seed)
         check = evaluate.misread_check(fitted.booster, fitted.guard, fitted.threshold, encoder)
-        fe, n_variants = false_edible(
+        fe, n_variants, served_edible = false_edible(
             check, fitted.booster, matrix[unseen][y[unseen] == 1], encoder
         )
+        edible_fit = fit_idx[y[fit_idx] == 0]
+        twins = nominal_twins(served_edible, matrix[edible_fit], species[edible_fit], nominal)
         codes = codes_by_rule(check, fitted.booster, matrix[known_idx])
         y_known = y[known_idx]
         entry: dict[str, Any] = {
@@ -160,6 +197,7 @@ def measure(settings: Settings) -> dict[str, Any]:
             "variants": n_variants,
             "n_known": int(len(known_idx)),
             "known_edible": int((y_known == 0).sum()),
+            "served_false_edible_twins": twins,
         }
         for name, c in codes.items():
             entry[name] = {
@@ -192,6 +230,15 @@ def table(report: dict[str, Any]) -> str:
             f"| {100 * r[evaluate.EDIBLE_CALLED_EDIBLE]:.2f}% | {per_fold} | {100 * unknown:.2f}% "
             f"| {100 * edible:.2f}% |"
         )
+    for f in folds:
+        twins = f["served_false_edible_twins"]
+        if twins["variants"]:
+            lines.append(
+                f"\nfold {f['fold']}: of the served rule's {twins['variants']} false edible "
+                f"variants, {twins['with_edible_twin']} have every nominal attribute of an edible "
+                f"row the fold's model was trained on (species {twins['twin_species']}), "
+                f"{twins['within_twins_measurements']} also within those rows' measurement ranges"
+            )
     return "\n".join(lines)
 
 
