@@ -215,6 +215,10 @@ bench-monitor: setup ## Benchmark a monitoring cycle over the archive (DuckDB; 1
 bench-monitor-streams: setup ## Benchmark monitoring cycles reading the streams (fake ports) -> reports/benchmark_monitor.json
 	$(PY) -m scripts.bench_monitor
 
+.PHONY: bench-shadow-evidence
+bench-shadow-evidence: setup ## Benchmark the shadow's paired-evidence query (DuckDB; 100k and 1M shadowed verdicts, 10% labelled) -> reports/benchmark_shadow_evidence.json
+	$(PY) -m scripts.bench_shadow_evidence --output reports/benchmark_shadow_evidence.json
+
 .PHONY: orchestrate
 orchestrate: setup ## Serve the Prefect deployments (monitoring on a schedule) on a local Prefect server
 	$(PY) -m orchestration.serve
