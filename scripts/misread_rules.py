@@ -13,8 +13,8 @@ The variants are materialised as ``MisreadCheck.reference`` does (every other co
 interval's ends, cut points and midpoints; the unit slips) and scored once with LightGBM and
 the guard; each rule is then a comparison. The served rule's row reproduces ``make evaluate``.
 For each fold, the served rule's false edible variants are compared with the edible rows the
-fold's model was trained on (``nominal_twins``): a variant with every nominal attribute of such
-a row looks like that known edible species to anything learned from those rows.
+fold's model was trained on (``training.evaluate.nominal_twins``): a variant with every nominal
+attribute of such a row looks like that known edible species to anything learned from them.
 
 ``python -m scripts.misread_rules`` (needs data/: ``make data``): a Markdown table on stdout,
 ``reports/misread_rules.json``. About 5 minutes on 2 cores.
@@ -125,34 +125,6 @@ def false_edible(check: MisreadCheck, booster: Any, poisonous: np.ndarray, encod
     return counts, len(variants), variants[served == 0]
 
 
-def nominal_twins(
-    variants: np.ndarray, rows: np.ndarray, groups: np.ndarray, nominal: np.ndarray
-) -> dict[str, Any]:
-    """How many ``variants`` have every nominal attribute of one of ``rows`` (a null matching
-    a null), how many of those also lie within the measurement ranges of their twins, and the
-    ``groups`` (species) of the twins. A variant with a twin among the training data's edible
-    rows looks, to anything learned from those rows, like that edible species."""
-    with_twin = inside = 0
-    twin_groups: set[int] = set()
-    a = rows[:, nominal]
-    for variant in variants:
-        b = variant[nominal]
-        twins = np.all((a == b) | (np.isnan(a) & np.isnan(b)), axis=1)
-        if not twins.any():
-            continue
-        with_twin += 1
-        twin_groups.update(int(g) for g in np.unique(groups[twins]))
-        box = rows[twins][:, ~nominal]
-        values = variant[~nominal]
-        inside += bool(np.all((values >= box.min(axis=0)) & (values <= box.max(axis=0))))
-    return {
-        "variants": int(len(variants)),
-        "with_edible_twin": with_twin,
-        "within_twins_measurements": inside,
-        "twin_species": sorted(twin_groups),
-    }
-
-
 def measure(settings: Settings) -> dict[str, Any]:
     data = prepare_step(settings)
     matrix, y, species, encoder, seed = (
@@ -188,7 +160,9 @@ def measure(settings: Settings) -> dict[str, Any]:
             check, fitted.booster, matrix[unseen][y[unseen] == 1], encoder
         )
         edible_fit = fit_idx[y[fit_idx] == 0]
-        twins = nominal_twins(served_edible, matrix[edible_fit], species[edible_fit], nominal)
+        twins = evaluate.nominal_twins(
+            served_edible, matrix[edible_fit], species[edible_fit], nominal
+        )
         codes = codes_by_rule(check, fitted.booster, matrix[known_idx])
         y_known = y[known_idx]
         entry: dict[str, Any] = {

@@ -100,6 +100,34 @@ def single_changes(matrix: np.ndarray, encoder: FeatureEncoder) -> Any:
                 yield block
 
 
+def nominal_twins(
+    variants: np.ndarray, rows: np.ndarray, groups: np.ndarray, nominal: np.ndarray
+) -> dict[str, Any]:
+    """How many ``variants`` have every nominal attribute of one of ``rows`` (a null matching
+    a null), how many of those also lie within the measurement ranges of their twins, and the
+    ``groups`` (species) of the twins. A variant with a twin among the training data's edible
+    rows looks, to anything learned from those rows, like that edible species."""
+    with_twin = inside = 0
+    twin_groups: set[int] = set()
+    a = rows[:, nominal]
+    for variant in variants:
+        b = variant[nominal]
+        twins = np.all((a == b) | (np.isnan(a) & np.isnan(b)), axis=1)
+        if not twins.any():
+            continue
+        with_twin += 1
+        twin_groups.update(int(g) for g in np.unique(groups[twins]))
+        box = rows[twins][:, ~nominal]
+        values = variant[~nominal]
+        inside += bool(np.all((values >= box.min(axis=0)) & (values <= box.max(axis=0))))
+    return {
+        "variants": int(len(variants)),
+        "with_edible_twin": with_twin,
+        "within_twins_measurements": inside,
+        "twin_species": sorted(twin_groups),
+    }
+
+
 def misread_false_edible(
     check: MisreadCheck, booster: Any, poisonous: np.ndarray, encoder: FeatureEncoder
 ) -> tuple[int, int]:

@@ -1,8 +1,8 @@
-"""The nominal-twin count of ``scripts/misread_rules.py``, on hand-built rows."""
+"""``nominal_twins`` (training/evaluate.py): variants that look like known edible rows."""
 
 import numpy as np
 
-from scripts.misread_rules import nominal_twins
+from training.evaluate import nominal_twins
 
 NAN = np.nan
 # Columns: two nominal attributes, then one measurement.
