@@ -12,8 +12,6 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from config.settings import ShadowRules
 from monitoring.archive_window import ArchiveReader
@@ -55,24 +53,6 @@ class Shadow:
     def stop(self) -> None:
         self.calls.append(("stop", self.version))
         self.version = None
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield endpoint
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    server.stop()
 
 
 def archive(objects, at, calls, version, prefix):
