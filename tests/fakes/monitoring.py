@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -12,7 +12,10 @@ from typing import Any, Mapping, Sequence
 from config.settings import MonitoringConfig
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
+from monitoring.archive_window import ArchiveReader
+from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.inputs import CheckpointGap, StreamRead
+from monitoring.ports import CycleDeps
 from monitoring.state import StateConflict
 from tests.examples import example_observation
 
@@ -278,6 +281,27 @@ class FolderObjects(_KeyListing):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(body)
         return str(path)
+
+
+def archive_deps(
+    tmp_path: Path, objects: FolderObjects | None = None, **overrides: Any
+) -> CycleDeps:
+    """A cycle's dependencies over an archive in a local folder (``objects``, by default
+    ``tmp_path/bucket``; DuckDB reads the same folder), in-memory fakes for the rest (no
+    retraining, no deploy); ``overrides`` replace any of them."""
+    objects = objects or FolderObjects(tmp_path / "bucket")
+    deps = CycleDeps(
+        config=config(tmp_path),
+        verdicts=FakeStream("unused"),
+        state_store=FakeStore(),
+        cloudwatch=FakeCloudWatch(),
+        notify=lambda subject, message: "msg-1",
+        retrain=FakeTrainer(),
+        deploy=lambda version: None,
+        objects=objects,
+        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
+    )
+    return replace(deps, **overrides)
 
 
 def archive_object(objects: Any, kind: str, arrived: datetime, name: str, lines: Sequence[Any]):

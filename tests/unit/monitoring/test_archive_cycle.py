@@ -8,21 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.labels import LabelBatch
 from monitoring.outputs import describe
-from monitoring.ports import CycleDeps
 from tests.fakes.monitoring import (
     FALSE_EDIBLE_ALARM,
-    FakeCloudWatch,
-    FakeStore,
-    FakeStream,
-    FakeTrainer,
     FolderObjects,
+    archive_deps,
     archive_object,
-    config,
     label_line,
     scored_at,
     verdict,
@@ -33,21 +27,14 @@ T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
 
 @pytest.fixture
 def env(tmp_path):
-    objects = FolderObjects(tmp_path / "bucket")
-    store, cloudwatch, trainer = FakeStore(), FakeCloudWatch(), FakeTrainer()
-    deployed: list[str] = []
-    deps = CycleDeps(
-        config=config(tmp_path),
-        verdicts=FakeStream("unused"),
-        state_store=store,
-        cloudwatch=cloudwatch,
-        notify=lambda subject, message: "msg-1",
-        retrain=trainer,
-        deploy=deployed.append,
-        objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
+    deps = archive_deps(tmp_path)
+    return dict(
+        deps=deps,
+        objects=deps.objects,
+        store=deps.state_store,
+        cw=deps.cloudwatch,
+        trainer=deps.retrain,
     )
-    return dict(deps=deps, objects=objects, store=store, cw=cloudwatch, trainer=trainer)
 
 
 def put_verdicts(objects, at, calls, prefix="obs", name="part"):

@@ -21,19 +21,13 @@ from lambda_function.model import PREDICTOR_AUTO, ModelBundle
 from lambda_function.service import ScoringService
 from lambda_function.shadow import Shadow
 from lambda_function.writer import InMemoryWriter
-from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
-from monitoring.duckdb_engine import DuckDBEngine
-from monitoring.ports import CycleDeps
 from monitoring.publish import ROLE_DIMENSION
 from monitoring.report import read_timeline, render_index
 from tests.fakes.monitoring import (
     UNKNOWN_ALARM,
-    FakeCloudWatch,
-    FakeStore,
-    FakeStream,
     FakeTrainer,
-    FolderObjects,
+    archive_deps,
     archive_object,
     config,
     label_line,
@@ -79,8 +73,7 @@ class FakeShadow:
 
 @pytest.fixture
 def env(tmp_path):
-    objects = FolderObjects(tmp_path / "bucket")
-    cloudwatch, shadow = FakeCloudWatch(), FakeShadow()
+    shadow = FakeShadow()
     deployed: list[str] = []
     tags: list[tuple[str, dict]] = []
     sent: list[tuple[str, str]] = []
@@ -89,23 +82,19 @@ def env(tmp_path):
         sent.append((subject, message))
         return f"msg-{len(sent)}"
 
-    deps = CycleDeps(
+    deps = archive_deps(
+        tmp_path,
         config=replace(config(tmp_path), shadow=RULES),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=cloudwatch,
         notify=notify,
         retrain=FakeTrainer(version="2"),
         deploy=deployed.append,
-        objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
         shadow=shadow,
         tag_version=lambda version, t: tags.append((version, dict(t))),
     )
     return dict(
         deps=deps,
-        objects=objects,
-        cw=cloudwatch,
+        objects=deps.objects,
+        cw=deps.cloudwatch,
         shadow=shadow,
         deployed=deployed,
         tags=tags,
