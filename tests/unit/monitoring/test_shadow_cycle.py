@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from config.settings import ShadowRules
-from lambda_function import schema
 from lambda_function.bundle_store import load_bundle
 from lambda_function.config import ShadowSetting
 from lambda_function.model import PREDICTOR_AUTO, ModelBundle
@@ -34,7 +33,7 @@ from tests.fakes.monitoring import (
     scored_at,
     verdict,
 )
-from tests.fakes.scorer import kinesis_event
+from tests.fakes.scorer import dataset_records, kinesis_event
 
 T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
 RULES = ShadowRules(min_labelled=20, min_poisonous=5, alpha=0.05, max_age_hours=24)
@@ -369,17 +368,8 @@ def test_role_metric_data_leaves_out_what_is_not_computable():
 
 def _observations(dataset: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every row of the tiny dataset as an input record, and its true label by id."""
-    records, truth = [], {}
-    for i, (_, row) in enumerate(dataset.iterrows()):
-        record: dict[str, Any] = {"mushroom_id": f"lab-{i:04d}"}
-        for feature in schema.FEATURES:
-            value = row[feature.name]
-            if feature.is_numeric:
-                record[feature.name] = float(value)
-            elif isinstance(value, str):
-                record[feature.name] = value
-        records.append(record)
-        truth[record["mushroom_id"]] = str(row["label"])
+    records = dataset_records(dataset, "lab")
+    truth = {r["mushroom_id"]: str(label) for r, label in zip(records, dataset["label"])}
     return records, truth
 
 
