@@ -192,6 +192,23 @@ def test_drift_reads_a_bounded_sample_of_archived_observations(env, tmp_path):
     assert len(read.observations) == 30
 
 
+def test_a_drift_reference_that_fails_is_reported_and_the_cycle_goes_on(env):
+    from tests.fakes.monitoring import OBSERVATION
+
+    rows = [{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(80)]
+    archive_object(env["objects"], "observations", T0 - timedelta(seconds=5), "obs", rows)
+    put_verdicts(env["objects"], T0 - timedelta(seconds=3), ["edible"] * 30)
+
+    def broken_reference():
+        raise OSError("reference.parquet: no such file")
+
+    env["deps"].reference = broken_reference
+    result = run_cycle(env["deps"], at=T0)
+    assert result.drift is None
+    assert result.errors == ["drift: reference.parquet: no such file"]
+    assert result.metrics.records == 30 and result.published
+
+
 def test_a_later_window_of_the_same_hour_neither_samples_nor_counts_earlier_observations(env):
     """Observations carry no time of their own: each belongs to the window its object was
     written in, so a second cycle within the hour does not count the first one's invalid
