@@ -284,12 +284,13 @@ class FolderObjects(_KeyListing):
 
 
 def archive_deps(
-    tmp_path: Path, objects: FolderObjects | None = None, **overrides: Any
+    tmp_path: Path, objects: Any = None, engine: Any = None, **overrides: Any
 ) -> CycleDeps:
-    """A cycle's dependencies over an archive in a local folder (``objects``, by default
-    ``tmp_path/bucket``; DuckDB reads the same folder), in-memory fakes for the rest (no
-    retraining, no deploy); ``overrides`` replace any of them."""
-    objects = objects or FolderObjects(tmp_path / "bucket")
+    """A cycle's dependencies over an archive: ``objects`` (by default a local folder,
+    ``tmp_path/bucket``) read by ``engine`` (by default DuckDB over that folder); in-memory
+    fakes for the rest (no retraining, no deploy); ``overrides`` replace any of them."""
+    objects = FolderObjects(tmp_path / "bucket") if objects is None else objects
+    engine = DuckDBEngine.local(objects.root) if engine is None else engine
     deps = CycleDeps(
         config=config(tmp_path),
         verdicts=FakeStream("unused"),
@@ -299,7 +300,7 @@ def archive_deps(
         retrain=FakeTrainer(),
         deploy=lambda version: None,
         objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
+        archive=ArchiveReader(engine, objects),
     )
     return replace(deps, **overrides)
 

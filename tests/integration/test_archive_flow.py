@@ -11,12 +11,10 @@ import boto3
 import pytest
 
 from emulation.firehose_pump import make_pump
-from monitoring.archive_window import ArchiveReader
 from monitoring.aws import CloudWatch, S3Objects
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine, S3Location
-from monitoring.ports import CycleDeps
-from tests.fakes.monitoring import FakeStore, FakeStream, FakeTrainer, config, verdict
+from tests.fakes.monitoring import archive_deps, config, verdict
 
 pytestmark = pytest.mark.integration
 BUCKET, STREAM, REGION = "mushroom-local-data", "mushroom-verdicts", "us-east-1"
@@ -73,16 +71,8 @@ def test_verdicts_flow_from_the_stream_to_cloudwatch(emulator, tmp_path):
 
     objects = S3Objects(BUCKET)
     engine = DuckDBEngine.over_s3(S3Location(BUCKET, REGION, emulator, "test", "test"))
-    deps = CycleDeps(
-        config=config(tmp_path, alarm_names=()),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=CloudWatch(),
-        notify=lambda subject, message: "msg",
-        retrain=FakeTrainer(),
-        deploy=lambda version: None,
-        objects=objects,
-        archive=ArchiveReader(engine, objects),
+    deps = archive_deps(
+        tmp_path, objects, engine, config=config(tmp_path, alarm_names=()), cloudwatch=CloudWatch()
     )
     result = run_cycle(deps, at=datetime.now(timezone.utc) + timedelta(seconds=1))
     assert result.metrics.records == 200
