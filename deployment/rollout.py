@@ -94,6 +94,20 @@ class RolloutError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Wait:
+    """How long to wait for a function update to finish, how often to look, and the clock
+    (tests pass a fake ``sleep`` and ``clock``)."""
+
+    timeout_s: float = 300.0
+    poll_s: float = 1.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+DEFAULT_WAIT = Wait()
+
+
+@dataclass(frozen=True)
 class Target:
     """Where models are served: the function, its alias and the models bucket."""
 
@@ -200,10 +214,7 @@ def rollout(
     target: Target,
     lambda_client: Any,
     s3_client: Any,
-    wait_timeout_s: float = 300.0,
-    poll_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    wait: Wait = DEFAULT_WAIT,
 ) -> RolloutResult:
     """Serve the bundle in ``bundle_dir`` (model ``model_version``) through the alias.
 
@@ -211,24 +222,18 @@ def rollout(
     docstring for the steps; every failure raises RolloutError saying what was left unchanged.
     """
     model_version = str(model_version)
-    files = _verified_files(Path(bundle_dir), model_version)
-    run_id = run_id or str(files.run_id or "unknown")
-    if files.run_id and run_id != files.run_id:
-        raise RolloutError(
-            f"bundle {bundle_dir} was trained by run {files.run_id}, not {run_id}: nothing changed"
-        )
+    files = _verified_files(Path(bundle_dir), model_version, run_id)
+    run_id = run_id or files.run_id or "unknown"
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
     check_package_serves(latest, files.contents, Path(bundle_dir))
-    alias = _alias(lambda_client, target)
-    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    alias, current, now = _alias_serving(lambda_client, target)
     uri = target.bundle_uri(model_version)
     copy = _ensure_copy(s3_client, target, model_version, files)
 
-    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, None)}}
-    if _bundle_of(current) == uri and _same_deployment(current, wanted):
+    if _serves_already(current, latest, uri, None):
         return RolloutResult(
-            _served(alias["FunctionVersion"], current, alias),
+            now,
             changed=False,
             message=(
                 f"model version {model_version} is already served by {name}:{target.alias} "
@@ -243,9 +248,7 @@ def rollout(
         )
 
     record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
-    result = _publish_and_move(
-        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
-    )
+    result = _publish_and_move(lambda_client, target, alias, latest, uri, record, wait)
     # A rollout serves exactly model N: a shadow of the version before is not carried over.
     dropped = _shadow_of(current)
     note = f"; the shadow ({_model_version_of(dropped)}) was dropped" if dropped else ""
@@ -256,10 +259,7 @@ def follow_code(
     *,
     target: Target,
     lambda_client: Any,
-    wait_timeout_s: float = 300.0,
-    poll_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    wait: Wait = DEFAULT_WAIT,
 ) -> RolloutResult:
     """Serve ``$LATEST``'s code and settings with the model the alias serves now.
 
@@ -269,13 +269,11 @@ def follow_code(
     """
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
-    alias = _alias(lambda_client, target)
-    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
+    alias, current, now = _alias_serving(lambda_client, target)
     uri, shadow = _bundle_of(current), _shadow_of(current)
-    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, shadow)}}
-    if not uri or _same_deployment(current, wanted):
+    if not uri or _serves_already(current, latest, uri, shadow):
         return RolloutResult(
-            _served(alias["FunctionVersion"], current, alias),
+            now,
             changed=False,
             message=(
                 f"{name}:{target.alias} (version {alias['FunctionVersion']}) already runs the "
@@ -293,16 +291,7 @@ def follow_code(
         alias["FunctionVersion"],
         _model_version_of(shadow) if shadow else None,
     )
-    return _publish_and_move(
-        lambda_client,
-        target,
-        alias,
-        latest,
-        uri,
-        record,
-        (wait_timeout_s, poll_s, sleep, clock),
-        shadow_uri=shadow,
-    )
+    return _publish_and_move(lambda_client, target, alias, latest, uri, record, wait, shadow)
 
 
 def serving_variables(
@@ -325,7 +314,7 @@ def _publish_and_move(
     latest: dict[str, Any],
     uri: str,
     record: ServedRecord,
-    waiting: tuple[float, float, Callable[[float], None], Callable[[], float]],
+    wait: Wait,
     shadow_uri: str | None = None,
 ) -> RolloutResult:
     """Set the bundle (and the shadow, or none) on $LATEST if needed, publish a version, move
@@ -344,7 +333,7 @@ def _publish_and_move(
             Environment={"Variables": desired},
             **kwargs,
         )
-        latest = _wait_until_updated(lambda_client, name, *waiting)
+        latest = _wait_until_updated(lambda_client, name, wait)
     publish = {"RevisionId": latest["RevisionId"]} if latest.get("RevisionId") else {}
     published = _call(
         f"publish a version of {name} (the alias still serves version {before})",
@@ -449,9 +438,7 @@ def rollback(*, target: Target, lambda_client: Any, s3_client: Any) -> RolloutRe
 
 def served(*, target: Target, lambda_client: Any) -> Served:
     """What the alias serves now."""
-    alias = _alias(lambda_client, target)
-    config = _function_configuration(lambda_client, target.function_name, alias["FunctionVersion"])
-    return _served(alias["FunctionVersion"], config, alias)
+    return _alias_serving(lambda_client, target)[2]
 
 
 # --- steps ---------------------------------------------------------------------------------
@@ -510,7 +497,9 @@ def check_package_serves(
         )
 
 
-def _verified_files(directory: Path, model_version: str) -> _BundleFiles:
+def _verified_files(directory: Path, model_version: str, run_id: str | None) -> _BundleFiles:
+    """The bundle's files, verified (checksums, a servable model ``model_version``, trained by
+    ``run_id`` when one is given); RolloutError naming what failed otherwise."""
     try:
         # LightGBM, not the compiled predictor: the deployer verifies code, it does not run it.
         bundle = ModelBundle.load(directory, predictor=PREDICTOR_LIGHTGBM)
@@ -533,8 +522,13 @@ def _verified_files(directory: Path, model_version: str) -> _BundleFiles:
             f"{model_version}; nothing changed"
         )
     contents[BUNDLE_METADATA_FILE] = raw
-    run_id = bundle.metadata.get("mlflow_run_id")
-    return _BundleFiles(contents, str(run_id) if run_id else None)
+    trained_by = bundle.metadata.get("mlflow_run_id")
+    trained_by = str(trained_by) if trained_by else None
+    if run_id and trained_by and run_id != trained_by:
+        raise RolloutError(
+            f"bundle {directory} was trained by run {trained_by}, not {run_id}: nothing changed"
+        )
+    return _BundleFiles(contents, trained_by)
 
 
 def _ensure_copy(s3: Any, target: Target, model_version: str, files: _BundleFiles) -> CopyCheck:
@@ -576,7 +570,15 @@ def copy_problems(
 ) -> dict[str, str]:
     """What is wrong with each listed file under ``prefix`` (name -> problem), read back and
     checked against its size and SHA-256; empty when every file verifies."""
-    problems = {}
+    return read_copy_files(s3, bucket, prefix, listed)[1]
+
+
+def read_copy_files(
+    s3: Any, bucket: str, prefix: str, listed: dict[str, dict[str, Any]]
+) -> tuple[dict[str, bytes], dict[str, str]]:
+    """Each listed file under ``prefix`` read back and checked against its size and SHA-256:
+    the bytes of those that verify, and what is wrong with the others (name -> problem)."""
+    contents, problems = {}, {}
     for name, expected in sorted(listed.items()):
         data = _get_object(s3, bucket, prefix + name)
         if data is None:
@@ -586,7 +588,9 @@ def copy_problems(
             verify_file(data, expected, name)
         except BundleError as exc:
             problems[name] = str(exc)
-    return problems
+            continue
+        contents[name] = data
+    return contents, problems
 
 
 def verify_served_copy(s3: Any, uri: str) -> list[str]:
@@ -632,16 +636,9 @@ def _put(s3: Any, bucket: str, prefix: str, files: _BundleFiles, names: list[str
         )
 
 
-def _wait_until_updated(
-    lambda_client: Any,
-    name: str,
-    timeout_s: float,
-    poll_s: float,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-) -> dict[str, Any]:
+def _wait_until_updated(lambda_client: Any, name: str, wait: Wait) -> dict[str, Any]:
     """$LATEST's configuration once its last update succeeded; RolloutError if it failed."""
-    deadline = clock() + timeout_s
+    deadline = wait.clock() + wait.timeout_s
     while True:
         config = _function_configuration(lambda_client, name)
         status = config.get("LastUpdateStatus", "Successful")
@@ -653,12 +650,12 @@ def _wait_until_updated(
                 f"{config.get('LastUpdateStatusReason')}); nothing published, the alias is "
                 "unchanged"
             )
-        if clock() >= deadline:
+        if wait.clock() >= deadline:
             raise RolloutError(
-                f"the update of {name} is still {status} after {timeout_s:g} s; nothing "
+                f"the update of {name} is still {status} after {wait.timeout_s:g} s; nothing "
                 "published, the alias is unchanged (run the rollout again)"
             )
-        sleep(poll_s)
+        wait.sleep(wait.poll_s)
 
 
 def _move_alias(
@@ -694,6 +691,16 @@ def _function_configuration(
             hint = "" if qualifier else " (make deploy creates it)"
             raise RolloutError(f"{what} {missing}{hint}; nothing changed") from exc
         raise RolloutError(f"cannot read {what}: {_describe(exc)}; nothing changed") from exc
+
+
+def _alias_serving(
+    lambda_client: Any, target: Target
+) -> tuple[dict[str, Any], dict[str, Any], Served]:
+    """The alias, the configuration of the version it serves, and what that serves."""
+    alias = _alias(lambda_client, target)
+    version = alias["FunctionVersion"]
+    config = _function_configuration(lambda_client, target.function_name, version)
+    return alias, config, _served(version, config, alias)
 
 
 def _alias(lambda_client: Any, target: Target) -> dict[str, Any]:
@@ -763,8 +770,13 @@ def _model_version_of(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1] if uri else ""
 
 
-def _same_deployment(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a.get(key) == b.get(key) for key in _DEPLOYMENT_FIELDS)
+def _serves_already(
+    current: dict[str, Any], latest: dict[str, Any], uri: str, shadow_uri: str | None
+) -> bool:
+    """Whether ``current`` is what publishing ``$LATEST`` serving ``uri`` with the shadow
+    ``shadow_uri`` would give: same code, settings and bundles (a rollout would be a no-op)."""
+    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, shadow_uri)}}
+    return all(current.get(key) == wanted.get(key) for key in _DEPLOYMENT_FIELDS)
 
 
 def _call(what: str, method: Callable[..., Any], **kwargs: Any) -> Any:

@@ -26,36 +26,37 @@ resolves a registered version to its bundle directory), so the model-deployer po
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from deployment.rollout import (
+    DEFAULT_WAIT,
     RolloutError,
     RolloutResult,
+    Served,
     ServedRecord,
     Target,
-    _alias,
+    Wait,
+    _alias_serving,
     _bundle_of,
     _ensure_copy,
     _function_configuration,
     _get_object,
     _model_version_of,
     _publish_and_move,
-    _same_deployment,
-    _served,
+    _serves_already,
     _shadow_of,
     _verified_files,
     check_package_serves,
-    serving_variables,
+    read_copy_files,
+    served,
 )
 from lambda_function.model import (
     BUNDLE_METADATA_FILE,
     BundleError,
     bundle_files,
     parse_metadata,
-    verify_file,
 )
 
 
@@ -71,16 +72,14 @@ class ShadowState:
 
 def current_shadow(*, target: Target, lambda_client: Any) -> ShadowState | None:
     """The shadow the alias serves now, or None (read from its version's configuration)."""
-    alias = _alias(lambda_client, target)
-    config = _function_configuration(lambda_client, target.function_name, alias["FunctionVersion"])
-    served = _served(alias["FunctionVersion"], config, alias)
-    if not served.shadow_bundle_uri:
+    now = served(target=target, lambda_client=lambda_client)
+    if not now.shadow_bundle_uri:
         return None
     return ShadowState(
-        function_version=served.function_version,
-        served_model_version=served.model_version,
-        model_version=served.shadow_model_version or _model_version_of(served.shadow_bundle_uri),
-        bundle_uri=served.shadow_bundle_uri,
+        function_version=now.function_version,
+        served_model_version=now.model_version,
+        model_version=now.shadow_model_version or _model_version_of(now.shadow_bundle_uri),
+        bundle_uri=now.shadow_bundle_uri,
     )
 
 
@@ -92,27 +91,18 @@ def start_shadow(
     target: Target,
     lambda_client: Any,
     s3_client: Any,
-    wait_timeout_s: float = 300.0,
-    poll_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    wait: Wait = DEFAULT_WAIT,
 ) -> RolloutResult:
     """Score model ``model_version`` (the bundle in ``bundle_dir``) as the shadow of the model
     the alias serves; see the module docstring. RolloutError says what was left unchanged."""
     model_version = str(model_version)
-    files = _verified_files(Path(bundle_dir), model_version)
-    if run_id and files.run_id and run_id != files.run_id:
-        raise RolloutError(
-            f"bundle {bundle_dir} was trained by run {files.run_id}, not {run_id}: nothing changed"
-        )
+    files = _verified_files(Path(bundle_dir), model_version, run_id)
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
     # The shadow runs in the package $LATEST has: it must be able to load it.
     check_package_serves(latest, files.contents, Path(bundle_dir))
-    alias = _alias(lambda_client, target)
-    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
-    served = _served(alias["FunctionVersion"], current, alias)
-    uri = served.bundle_uri
+    alias, current, now = _alias_serving(lambda_client, target)
+    uri = now.bundle_uri
     if not uri:
         raise RolloutError(
             f"{name}:{target.alias} serves no model yet: a shadow needs a served model to be "
@@ -125,10 +115,9 @@ def start_shadow(
             "its own shadow; nothing changed"
         )
     copy = _ensure_copy(s3_client, target, model_version, files)
-    wanted = {**latest, "Environment": {"Variables": serving_variables(latest, uri, shadow_uri)}}
-    if _same_deployment(current, wanted):
+    if _serves_already(current, latest, uri, shadow_uri):
         return RolloutResult(
-            served,
+            now,
             changed=False,
             message=(
                 f"model version {model_version} is already the shadow of {name}:{target.alias} "
@@ -137,22 +126,8 @@ def start_shadow(
             ),
             copy=copy,
         )
-    record = ServedRecord(
-        served.model_version or _model_version_of(uri),
-        served.run_id or "unknown",
-        alias["FunctionVersion"],
-        model_version,
-    )
-    result = _publish_and_move(
-        lambda_client,
-        target,
-        alias,
-        latest,
-        uri,
-        record,
-        (wait_timeout_s, poll_s, sleep, clock),
-        shadow_uri=shadow_uri,
-    )
+    record = _record_after(now, model_version)
+    result = _publish_and_move(lambda_client, target, alias, latest, uri, record, wait, shadow_uri)
     return RolloutResult(
         result.served,
         True,
@@ -171,18 +146,13 @@ def promote_shadow(
     target: Target,
     lambda_client: Any,
     s3_client: Any,
-    wait_timeout_s: float = 300.0,
-    poll_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    wait: Wait = DEFAULT_WAIT,
 ) -> RolloutResult:
     """Serve the shadow's bundle (no shadow any more) once its S3 copy verifies and
     ``$LATEST``'s package can serve it."""
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
-    alias = _alias(lambda_client, target)
-    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
-    served = _served(alias["FunctionVersion"], current, alias)
+    alias, current, now = _alias_serving(lambda_client, target)
     shadow_uri = _shadow_of(current)
     if not shadow_uri:
         raise RolloutError(
@@ -194,22 +164,14 @@ def promote_shadow(
     model_version = str(metadata.get("model_version") or _model_version_of(shadow_uri))
     run_id = str(metadata.get("mlflow_run_id") or "unknown")
     record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
-    result = _publish_and_move(
-        lambda_client,
-        target,
-        alias,
-        latest,
-        shadow_uri,
-        record,
-        (wait_timeout_s, poll_s, sleep, clock),
-    )
+    result = _publish_and_move(lambda_client, target, alias, latest, shadow_uri, record, wait)
     return RolloutResult(
         result.served,
         True,
         (
             f"{name}:{target.alias} now serves the shadow, model version {model_version} (run "
             f"{run_id}), as version {result.served.function_version}, without a shadow; before: "
-            f"version {alias['FunctionVersion']} serving model version {served.model_version}; "
+            f"version {alias['FunctionVersion']} serving model version {now.model_version}; "
             f"its S3 copy {shadow_uri} verifies ({len(contents)} files, size and SHA-256)"
         ),
     )
@@ -220,21 +182,16 @@ def stop_shadow(
     target: Target,
     lambda_client: Any,
     s3_client: Any,
-    wait_timeout_s: float = 300.0,
-    poll_s: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
+    wait: Wait = DEFAULT_WAIT,
 ) -> RolloutResult:
     """Serve the same model without the shadow; a no-op when there is none."""
     name = target.function_name
     latest = _function_configuration(lambda_client, name)
-    alias = _alias(lambda_client, target)
-    current = _function_configuration(lambda_client, name, alias["FunctionVersion"])
-    served = _served(alias["FunctionVersion"], current, alias)
+    alias, current, now = _alias_serving(lambda_client, target)
     shadow_uri = _shadow_of(current)
     if not shadow_uri:
         return RolloutResult(
-            served,
+            now,
             changed=False,
             message=(
                 f"{name}:{target.alias} (version {alias['FunctionVersion']}) has no shadow; "
@@ -244,14 +201,8 @@ def stop_shadow(
     uri = _bundle_of(current)
     # The new version's cold starts load the served bundle again: it must still verify.
     _read_copy(s3_client, uri, "stop the shadow")
-    record = ServedRecord(
-        served.model_version or _model_version_of(uri),
-        served.run_id or "unknown",
-        alias["FunctionVersion"],
-    )
-    result = _publish_and_move(
-        lambda_client, target, alias, latest, uri, record, (wait_timeout_s, poll_s, sleep, clock)
-    )
+    record = _record_after(now, None)
+    result = _publish_and_move(lambda_client, target, alias, latest, uri, record, wait)
     return RolloutResult(
         result.served,
         True,
@@ -260,6 +211,17 @@ def stop_shadow(
             f"shadow (model version {_model_version_of(shadow_uri)}) as version "
             f"{result.served.function_version}; before: version {alias['FunctionVersion']}"
         ),
+    )
+
+
+def _record_after(now: Served, shadow: str | None) -> ServedRecord:
+    """The record of the version to follow ``now`` (what the alias serves), serving the same
+    model with the shadow model version ``shadow`` (None: none)."""
+    return ServedRecord(
+        now.model_version or _model_version_of(now.bundle_uri),
+        now.run_id or "unknown",
+        now.function_version,
+        shadow,
     )
 
 
@@ -286,18 +248,8 @@ def _read_copy(s3: Any, uri: str, action: str) -> tuple[dict[str, bytes], dict[s
         _, listed = bundle_files(metadata, uri)
     except BundleError as exc:
         raise RolloutError(fix % f"does not verify ({exc})") from exc
-    contents, problems = {}, []
-    for name, expected in sorted(listed.items()):
-        data = _get_object(s3, bucket, prefix + name)
-        try:
-            if data is None:
-                raise BundleError(f"{name} missing")
-            verify_file(data, expected, name)
-        except BundleError as exc:
-            problems.append(str(exc))
-            continue
-        contents[name] = data
+    contents, problems = read_copy_files(s3, bucket, prefix, listed)
     if problems:
-        raise RolloutError(fix % f"no longer verifies ({'; '.join(problems)})")
+        raise RolloutError(fix % f"no longer verifies ({'; '.join(problems.values())})")
     contents[BUNDLE_METADATA_FILE] = raw
     return contents, metadata

@@ -41,12 +41,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from lambda_function.decoding import validate_payload
-from lambda_function.schema import validate_record
+from lambda_function.schema import ValidatedRecord, validate_record
 from monitoring import alarms as alarm_eval
 from monitoring import shadow as shadow_step
 from monitoring.archive import table_of as archive_table_of
@@ -123,9 +123,14 @@ def _decode(records: Sequence[bytes]) -> tuple[list[dict[str, Any]], Rejects]:
 
 def _observation_rows(records: Sequence[bytes]) -> tuple[list[dict[str, Any]], Rejects]:
     """Valid observations' feature rows, and the invalid ones (the scorer rejected those)."""
+    return _valid_rows(validate_payload(data) for data in records)
+
+
+def _valid_rows(checks: Iterable[ValidatedRecord]) -> tuple[list[dict[str, Any]], Rejects]:
+    """The feature rows of the records that keep the input contract, and the rejects (each
+    with its first two errors)."""
     rows, invalid = [], Rejects()
-    for data in records:
-        checked = validate_payload(data)
+    for checked in checks:
         if checked.ok:
             rows.append(checked.row)
         else:
@@ -268,17 +273,7 @@ def run_cycle(
     )
     pairs = state.join_labels(verdicts, labels.labels)
 
-    drift: DriftResult | None = None
-    if deps.reference is not None and len(rows) >= deps.config.drift_min_rows:
-        try:
-            reference = DriftReference.of(deps.reference())
-            drift = compute_drift(
-                reference.frame, pd.DataFrame(rows), max_rows=deps.config.drift_max_rows
-            )
-            drift.reference = reference.to_dict()
-        except Exception as exc:  # drift is advisory: report it, keep the cycle going
-            log.exception("drift computation failed")
-            errors.append(f"drift: {exc}")
+    drift = _window_drift(deps, rows, errors)
     metrics = window_metrics(
         verdicts,
         pairs,
@@ -505,6 +500,26 @@ def finish_window(
     )
 
 
+def _window_drift(
+    deps: CycleDeps, rows: list[dict[str, Any]], errors: list[str]
+) -> DriftResult | None:
+    """The window's drift against the served model's reference, when there is a reference and
+    enough observations; None otherwise, or on failure (then noted in ``errors``)."""
+    drift: DriftResult | None = None
+    if deps.reference is None or len(rows) < deps.config.drift_min_rows:
+        return drift
+    try:
+        reference = DriftReference.of(deps.reference())
+        drift = compute_drift(
+            reference.frame, pd.DataFrame(rows), max_rows=deps.config.drift_max_rows
+        )
+        drift.reference = reference.to_dict()
+    except Exception as exc:  # drift is advisory: report it, keep the cycle going
+        log.exception("drift computation failed")
+        errors.append(f"drift: {exc}")
+    return drift
+
+
 def read_new_labels(objects: ObjectStore | None, state: MonitoringState) -> tuple[LabelBatch, str]:
     """Label objects not read yet: under ``labels/received/`` the keys after the checkpoint
     (time-sorted names: a bounded listing), and legacy objects directly under ``labels/``
@@ -582,16 +597,7 @@ def _archive_cycle(
         key = path[path.find("/archive/") + 1 :] if "/archive/" in path else path
         rejects.add(f"archive object not readable, left out: {key}")
     inputs = InputReport(verdicts=invalid, observations=invalid_observations, labels=labels.invalid)
-    drift: DriftResult | None = None
-    if len(rows) >= deps.config.drift_min_rows and deps.reference:
-        try:
-            reference = DriftReference.of(deps.reference())
-            frame = pd.DataFrame(rows)
-            drift = compute_drift(reference.frame, frame, max_rows=deps.config.drift_max_rows)
-            drift.reference = reference.to_dict()
-        except Exception as exc:  # drift is advisory: report it, keep the cycle going
-            log.exception("drift computation failed")
-            errors.append(f"drift: {exc}")
+    drift = _window_drift(deps, rows, errors)
     metrics = read.metrics
     metrics.drift_share = drift.share if drift else None
     metrics.min_records, metrics.min_labels = deps.config.min_records, deps.config.min_labels
@@ -651,14 +657,10 @@ def _sampled_observations(
     counted, as in the stream path, but only among the sampled rows)."""
     if sample is None:
         return [], None
-    rows, invalid = [], Rejects()
-    for record in sample.to_dict("records"):
-        checked = validate_record({k: v for k, v in record.items() if v is not None})
-        if checked.ok:
-            rows.append(checked.row)
-        else:
-            invalid.add("; ".join(f"{e['field']}: {e['message']}" for e in checked.errors[:2]))
-    return rows, invalid
+    return _valid_rows(
+        validate_record({k: v for k, v in record.items() if v is not None})
+        for record in sample.to_dict("records")
+    )
 
 
 class ArchiveUnavailable(RuntimeError):

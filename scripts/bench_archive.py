@@ -36,19 +36,9 @@ from typing import Any, Sequence
 import duckdb
 
 from monitoring import archive as sql
-from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
-from monitoring.duckdb_engine import DuckDBEngine
-from monitoring.ports import CycleDeps
 from scripts.bench_monitor import peak_rss_mb, reset_peak_rss
-from tests.fakes.monitoring import (
-    FakeCloudWatch,
-    FakeStore,
-    FakeStream,
-    FakeTrainer,
-    FolderObjects,
-    config,
-)
+from tests.fakes.monitoring import FolderObjects, archive_deps, config
 
 DEFAULT_OUTPUT = Path("reports/benchmark_archive.json")
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -125,18 +115,8 @@ def archive_early_verdicts(objects: FolderObjects, n: int, count: int, at: datet
 def run_size(n: int, tmp: Path) -> dict[str, Any]:
     root = tmp / f"archive-{n}"
     sizes = write_archive(root, n)
-    objects = FolderObjects(root)
-    deps = CycleDeps(
-        config=config(tmp / f"cfg-{n}", min_records=100, min_labels=50),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=FakeCloudWatch(),
-        notify=lambda subject, message: "msg",
-        retrain=FakeTrainer(),
-        deploy=lambda version: None,
-        objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(root), objects),
-    )
+    objects, cfg = FolderObjects(root), tmp / f"cfg-{n}"
+    deps = archive_deps(cfg, objects, config=config(cfg, min_records=100, min_labels=50))
     reset_peak_rss()
     cpu0, wall0 = _cpu(), time.perf_counter()
     result = run_cycle(deps, at=T0)

@@ -88,38 +88,28 @@ locals {
         }
       }
     ],
+    # The row below: the disagreement rate (left) and the decision markers (right).
     [
-      {
-        type   = "metric"
-        x      = 0
-        y      = local.shadow_top + ceil(length(local.shadow_role_metrics) / 2) * 6
-        width  = 12
-        height = 6
-        properties = {
+      for i, chart in [
+        {
           title   = "Disagreement rate: shadow vs. champion verdicts (no label needed)"
-          region  = var.aws_region
-          view    = "timeSeries"
-          period  = local.dashboard_period
           stat    = "Average"
           metrics = [[var.metrics_namespace, local.shadow_disagreement, local.role_dimension, "shadow"]]
           yAxis   = { left = { min = 0, max = 1 } }
-        }
-      },
-      {
-        type   = "metric"
-        x      = 12
-        y      = local.shadow_top + ceil(length(local.shadow_role_metrics) / 2) * 6
-        width  = 12
-        height = 6
-        properties = {
+        },
+        {
           title   = "Shadow started / promoted / discarded (markers)"
-          region  = var.aws_region
-          view    = "timeSeries"
-          period  = local.dashboard_period
           stat    = "Sum"
           metrics = [for name in local.shadow_markers : [var.metrics_namespace, name]]
-        }
-      },
+        },
+        ] : {
+        type       = "metric"
+        x          = i * 12
+        y          = local.shadow_top + ceil(length(local.shadow_role_metrics) / 2) * 6
+        width      = 12
+        height     = 6
+        properties = merge({ region = var.aws_region, view = "timeSeries", period = local.dashboard_period }, chart)
+      }
     ],
   )
 }

@@ -26,7 +26,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from emulation.lambda_runtime.events import (
     InvalidBatchResponse,
@@ -82,10 +82,15 @@ class ShardStats:
     checkpoint: str | None = None
     discarded: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, other: "ShardStats") -> None:
-        """Accumulate another shard's counters (not the checkpoint or discard log)."""
-        for name in COUNTERS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    @classmethod
+    def total(cls, shards: Iterable["ShardStats"]) -> "ShardStats":
+        """The shards' counters added up and their discard logs joined (no checkpoint)."""
+        total = cls()
+        for stats in shards:
+            for name in COUNTERS:
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+            total.discarded.extend(stats.discarded)
+        return total
 
 
 @dataclass

@@ -437,11 +437,7 @@ class MappingPoller:
 
     def stats(self) -> ShardStats:
         """Counters summed over shards."""
-        total = ShardStats()
-        for runner in self.runners.values():
-            total.add(runner.stats)
-            total.discarded.extend(runner.stats.discarded)
-        return total
+        return ShardStats.total(runner.stats for runner in self.runners.values())
 
 
 @dataclass
@@ -683,13 +679,8 @@ def _idle(
 
 
 def _summarise(stats: RunStats, pollers: list[MappingPoller]) -> None:
-    total = ShardStats()
-    stats.checkpoints = {}
-    for poller in pollers:
-        shard_stats = poller.stats()
-        total.add(shard_stats)
-        total.discarded.extend(shard_stats.discarded)
-        stats.checkpoints[poller.mapping.uuid] = dict(poller.checkpoints.shards)
+    total = ShardStats.total(poller.stats() for poller in pollers)
+    stats.checkpoints = {poller.mapping.uuid: dict(poller.checkpoints.shards) for poller in pollers}
     for name in COUNTERS:
         setattr(stats, name, getattr(total, name))
     stats.discarded = total.discarded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -12,7 +12,10 @@ from typing import Any, Mapping, Sequence
 from config.settings import MonitoringConfig
 from lambda_function.schema import FEATURE_NAMES, ID_FIELD
 from monitoring import alarms as alarm_eval
+from monitoring.archive_window import ArchiveReader
+from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.inputs import CheckpointGap, StreamRead
+from monitoring.ports import CycleDeps
 from monitoring.state import StateConflict
 from tests.examples import example_observation
 
@@ -85,11 +88,11 @@ class Killed(BaseException):
     """The process dying at this point (not an Exception: nothing in the cycle catches it)."""
 
 
-class FakeObjects:
-    bucket = "mushroom-local-data"
+class _KeyListing:
+    """The object store's listing and label lines over ``objects`` (key -> bytes) and ``put``,
+    shared by the in-memory and the folder store."""
 
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
+    objects: Mapping[str, bytes]
 
     def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
@@ -100,15 +103,22 @@ class FakeObjects:
             keys = [k for k in keys if delimiter not in k[len(prefix) :]]
         return keys
 
+    def put_labels(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
+        self.put(key, "\n".join(json.dumps(line) for line in lines).encode(), "application/jsonl")
+
+
+class FakeObjects(_KeyListing):
+    bucket = "mushroom-local-data"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
     def read_bytes(self, key: str) -> bytes:
         return self.objects[key]
 
     def put(self, key: str, body: bytes, content_type: str) -> str:
         self.objects[key] = body
         return f"s3://{self.bucket}/{key}"
-
-    def put_labels(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
-        self.objects[key] = "\n".join(json.dumps(line) for line in lines).encode()
 
 
 class FakeCloudWatch:
@@ -248,7 +258,7 @@ def label_line(index: int, label: str, prefix: str = "obs", species: int = 7) ->
     }
 
 
-class FolderObjects:
+class FolderObjects(_KeyListing):
     """An object store over a local folder (the DuckDB engine reads the same folder)."""
 
     def __init__(self, root: Path) -> None:
@@ -263,15 +273,6 @@ class FolderObjects:
             if p.is_file()
         }
 
-    def list_keys(self, prefix: str, suffix: str = "") -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix) and k.endswith(suffix))
-
-    def list_keys_after(self, prefix: str, start_after: str, delimiter: str = "") -> list[str]:
-        keys = [k for k in self.list_keys(prefix) if k > start_after]
-        if delimiter:
-            keys = [k for k in keys if delimiter not in k[len(prefix) :]]
-        return keys
-
     def read_bytes(self, key: str) -> bytes:
         return (self.root / key).read_bytes()
 
@@ -281,8 +282,27 @@ class FolderObjects:
         path.write_bytes(body)
         return str(path)
 
-    def put_labels(self, key: str, lines: Sequence[Mapping[str, Any]]) -> None:
-        self.put(key, "\n".join(json.dumps(line) for line in lines).encode(), "application/jsonl")
+
+def archive_deps(
+    tmp_path: Path, objects: Any = None, engine: Any = None, **overrides: Any
+) -> CycleDeps:
+    """A cycle's dependencies over an archive: ``objects`` (by default a local folder,
+    ``tmp_path/bucket``) read by ``engine`` (by default DuckDB over that folder); in-memory
+    fakes for the rest (no retraining, no deploy); ``overrides`` replace any of them."""
+    objects = FolderObjects(tmp_path / "bucket") if objects is None else objects
+    engine = DuckDBEngine.local(objects.root) if engine is None else engine
+    deps = CycleDeps(
+        config=config(tmp_path),
+        verdicts=FakeStream("unused"),
+        state_store=FakeStore(),
+        cloudwatch=FakeCloudWatch(),
+        notify=lambda subject, message: "msg-1",
+        retrain=FakeTrainer(),
+        deploy=lambda version: None,
+        objects=objects,
+        archive=ArchiveReader(engine, objects),
+    )
+    return replace(deps, **overrides)
 
 
 def archive_object(objects: Any, kind: str, arrived: datetime, name: str, lines: Sequence[Any]):

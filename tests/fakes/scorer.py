@@ -6,11 +6,15 @@ import base64
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from lambda_function import schema
 from tests.examples import example_observation
+
+if TYPE_CHECKING:  # the handler's tests import this module with pandas blocked
+    import pandas as pd
 
 EVENTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/mushroom-observations"
@@ -23,6 +27,22 @@ def valid_record(i: int = 0, **overrides: Any) -> dict[str, Any]:
     record.update(mushroom_id=f"obs-{i:06d}", cap_diameter=15.26 + i % 7)
     record.update(overrides)
     return record
+
+
+def dataset_records(dataset: pd.DataFrame, prefix: str) -> list[dict[str, Any]]:
+    """Each row of a dataset frame (``make_tiny_dataset``'s layout) as an input record with the
+    id ``<prefix>-<row number, 4 digits>``: numbers as floats, codes as they are, no missing."""
+    records = []
+    for i, (_, row) in enumerate(dataset.iterrows()):
+        record: dict[str, Any] = {"mushroom_id": f"{prefix}-{i:04d}"}
+        for feature in schema.FEATURES:
+            value = row[feature.name]
+            if feature.is_numeric:
+                record[feature.name] = float(value)
+            elif isinstance(value, str):
+                record[feature.name] = value
+        records.append(record)
+    return records
 
 
 def kinesis_record(payload: bytes, sequence_number: str, data: str | None = None) -> dict:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import requests
 
 from config.settings import REPO_ROOT
 from emulation.lambda_runtime import moto_patches
@@ -60,6 +61,35 @@ def moto_endpoint() -> Iterator[str]:
     finally:
         server.stop()
         moto_patches.restore()
+
+
+@pytest.fixture
+def moto_server() -> Iterator[str]:
+    """A bare moto server of the test's own (no patches, no Terraform): its endpoint."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    yield endpoint
+    # moto's backends live in the process, shared by every server it starts: leave them empty.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
+    server.stop()
+
+
+@pytest.fixture
+def emulator(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``moto_server`` with its endpoint, region and test credentials in the environment, where
+    boto3 clients find them."""
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return moto_server
 
 
 @pytest.fixture(scope="session")

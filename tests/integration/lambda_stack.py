@@ -16,6 +16,17 @@ import boto3
 REGION = "us-east-1"
 FUNCTION = "local-lambda-test"
 BUCKET = "local-lambda-test-code"
+# The execution role's trust policy: the Lambda service may assume it.
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 HANDLER_SOURCE = """
 import base64
@@ -114,18 +125,8 @@ class Stack:
         )["Attributes"]["QueueArn"]
 
     def deploy(self, source: str = HANDLER_SOURCE, timeout: int = 30) -> bytes:
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "lambda.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
         role = self.iam.create_role(
-            RoleName=f"role-{self.suffix}", AssumeRolePolicyDocument=json.dumps(trust)
+            RoleName=f"role-{self.suffix}", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
         )["Role"]["Arn"]
         output_arn = self.kinesis.describe_stream_summary(StreamName=self.output)[
             "StreamDescriptionSummary"

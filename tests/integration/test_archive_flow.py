@@ -9,39 +9,16 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from emulation.firehose_pump import make_pump
-from monitoring.archive_window import ArchiveReader
 from monitoring.aws import CloudWatch, S3Objects
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine, S3Location
-from monitoring.ports import CycleDeps
-from tests.fakes.monitoring import FakeStore, FakeStream, FakeTrainer, config, verdict
+from tests.fakes.monitoring import archive_deps, config, verdict
 
 pytestmark = pytest.mark.integration
 BUCKET, STREAM, REGION = "mushroom-local-data", "mushroom-verdicts", "us-east-1"
 PREFIX = "archive/verdicts/dt=!{timestamp:yyyy-MM-dd}/hour=!{timestamp:HH}/"
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield endpoint
-    # moto's backends live in the process, shared by every server it starts: leave them empty.
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    server.stop()
 
 
 def test_verdicts_flow_from_the_stream_to_cloudwatch(emulator, tmp_path):
@@ -94,16 +71,8 @@ def test_verdicts_flow_from_the_stream_to_cloudwatch(emulator, tmp_path):
 
     objects = S3Objects(BUCKET)
     engine = DuckDBEngine.over_s3(S3Location(BUCKET, REGION, emulator, "test", "test"))
-    deps = CycleDeps(
-        config=config(tmp_path, alarm_names=()),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=CloudWatch(),
-        notify=lambda subject, message: "msg",
-        retrain=FakeTrainer(),
-        deploy=lambda version: None,
-        objects=objects,
-        archive=ArchiveReader(engine, objects),
+    deps = archive_deps(
+        tmp_path, objects, engine, config=config(tmp_path, alarm_names=()), cloudwatch=CloudWatch()
     )
     result = run_cycle(deps, at=datetime.now(timezone.utc) + timedelta(seconds=1))
     assert result.metrics.records == 200

@@ -9,8 +9,6 @@ from datetime import datetime, timezone
 
 import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from monitoring import archive as sql
 from monitoring.duckdb_engine import DuckDBEngine, S3Location
@@ -21,23 +19,16 @@ T = datetime(2026, 11, 27, 12, 30, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def s3_emulator():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+def s3_emulator(moto_server):
     client = boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=moto_server,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
     client.create_bucket(Bucket="mushroom-local-data")
-    yield client, S3Location("mushroom-local-data", "us-east-1", endpoint, "test", "test")
-    # moto's backends live in the process, shared by every server it starts: leave them empty.
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    server.stop()
+    return client, S3Location("mushroom-local-data", "us-east-1", moto_server, "test", "test")
 
 
 def test_duckdb_reads_gzip_json_lines_from_the_emulator(s3_emulator):

@@ -19,6 +19,7 @@ from config.settings import REPO_ROOT
 from deployment.rollout import BUNDLE_ENV, PACKAGE_ENV, Target, rollout
 from emulation.lambda_runtime.runtime import run_until_idle
 from lambda_function.model import ModelBundle
+from tests.integration.lambda_stack import LAMBDA_TRUST
 
 pytestmark = pytest.mark.integration
 
@@ -140,17 +141,9 @@ def test_broken_rollout_rollback_redrive_gives_every_record_one_verdict(
     ]["QueueArn"]
     for bucket in (MODELS, CODE):
         s3.create_bucket(Bucket=bucket)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"Service": "lambda.amazonaws.com"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-    role = iam.create_role(RoleName="redrive-scorer", AssumeRolePolicyDocument=json.dumps(trust))
+    role = iam.create_role(
+        RoleName="redrive-scorer", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )
     policy = {
         "Version": "2012-10-17",
         "Statement": [

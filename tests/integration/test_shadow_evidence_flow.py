@@ -12,19 +12,13 @@ from datetime import datetime, timedelta, timezone
 
 import boto3
 import pytest
-import requests
-from moto.server import ThreadedMotoServer
 
 from config.settings import ShadowRules
-from monitoring.archive_window import ArchiveReader
 from monitoring.aws import CloudWatch, S3Objects
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine, S3Location
-from monitoring.ports import CycleDeps
 from tests.fakes.monitoring import (
-    FakeStore,
-    FakeStream,
-    FakeTrainer,
+    archive_deps,
     archive_object,
     config,
     label_line,
@@ -55,24 +49,6 @@ class Shadow:
     def stop(self) -> None:
         self.calls.append(("stop", self.version))
         self.version = None
-
-
-@pytest.fixture
-def emulator(monkeypatch):
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for key, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield endpoint
-    requests.post(f"{endpoint}/moto-api/reset", timeout=10)
-    server.stop()
 
 
 def archive(objects, at, calls, version, prefix):
@@ -117,18 +93,15 @@ def test_paired_evidence_promotes_a_better_shadow_and_discards_a_worse_one(emula
     engine = DuckDBEngine.over_s3(S3Location(BUCKET, REGION, emulator, "test", "test"))
     shadow = Shadow("2")  # `make shadow MODEL_VERSION=2` ran before
     tags, sent = [], []
-    deps = CycleDeps(
+    deps = archive_deps(
+        tmp_path,
+        objects,
+        engine,
         config=replace(
             config(tmp_path, alarm_names=()), shadow=ShadowRules(min_labelled=20, min_poisonous=5)
         ),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
         cloudwatch=CloudWatch(),
         notify=lambda subject, message: sent.append(subject) or "msg",
-        retrain=FakeTrainer(),
-        deploy=lambda version: None,
-        objects=objects,
-        archive=ArchiveReader(engine, objects),
         shadow=shadow,
         tag_version=lambda version, t: tags.append((version, t["shadow.state"])),
     )

@@ -19,6 +19,7 @@ from deployment.rollout import (
     RolloutError,
     ServedRecord,
     Target,
+    Wait,
     follow_code,
     rollback,
     rollback_target,
@@ -335,10 +336,7 @@ def test_an_update_that_never_finishes_times_out(stack: Stack) -> None:
             target=TARGET,
             lambda_client=client,
             s3_client=stack.s3,
-            wait_timeout_s=10,
-            poll_s=2,
-            sleep=sleep,
-            clock=lambda: now[0],
+            wait=Wait(timeout_s=10, poll_s=2, sleep=sleep, clock=lambda: now[0]),
         )
     assert now[0] == 10
     assert stack.versions() == ["1"] and stack.alias()["FunctionVersion"] == "1"

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from emulation.lambda_runtime.esm import ShardBatchRunner
+from emulation.lambda_runtime.esm import ShardBatchRunner, ShardStats
 from emulation.lambda_runtime.model import InvokeOutcome, MappingConfig, StreamRecord
 
 STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/in"
@@ -293,3 +293,13 @@ def test_the_batch_start_hook_runs_before_each_batch_but_not_between_its_retries
         ("2", ["9", "10"]),
     ]
     assert checkpoints == ["4", "8", "10"]
+
+
+def test_shard_stats_total_adds_the_counters_and_joins_the_discard_logs() -> None:
+    first = ShardStats(records_read=3, retries=1, checkpoint="10", discarded=[{"seq": "1"}])
+    second = ShardStats(records_read=4, bisections=2, checkpoint="20", discarded=[{"seq": "2"}])
+    total = ShardStats.total([first, second])
+    assert (total.records_read, total.retries, total.bisections) == (7, 1, 2)
+    assert total.discarded == [{"seq": "1"}, {"seq": "2"}]
+    assert total.checkpoint is None
+    assert first.discarded == [{"seq": "1"}]  # the shards' own logs are left as they were

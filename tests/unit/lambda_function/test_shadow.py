@@ -18,14 +18,14 @@ import msgspec
 import pandas as pd
 import pytest
 
-from lambda_function import handler, schema
+from lambda_function import handler
 from lambda_function.bundle_store import load_bundle
 from lambda_function.config import SHADOW_ENV, ShadowSetting, shadow_setting
 from lambda_function.model import PREDICTOR_AUTO, ModelBundle
 from lambda_function.service import ScoringService
 from lambda_function.shadow import MAX_ERROR_CHARS, Shadow
 from lambda_function.writer import InMemoryWriter
-from tests.fakes.scorer import FakeLambdaContext, kinesis_event, valid_record
+from tests.fakes.scorer import FakeLambdaContext, dataset_records, kinesis_event, valid_record
 
 FIXED = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=timezone.utc)
 SHADOW_KEYS = ["model_version", "verdict", "p_poisonous"]
@@ -33,17 +33,7 @@ SHADOW_KEYS = ["model_version", "verdict", "p_poisonous"]
 
 def _records(dataset: pd.DataFrame) -> list[dict[str, Any]]:
     """Every 7th row of the tiny dataset as an input record (the guard knows these species)."""
-    records = []
-    for i, (_, row) in enumerate(dataset.iloc[::7].iterrows()):
-        record: dict[str, Any] = {"mushroom_id": f"row-{i:04d}"}
-        for feature in schema.FEATURES:
-            value = row[feature.name]
-            if feature.is_numeric:
-                record[feature.name] = float(value)
-            elif isinstance(value, str):
-                record[feature.name] = value
-        records.append(record)
-    return records
+    return dataset_records(dataset.iloc[::7], "row")
 
 
 @pytest.fixture

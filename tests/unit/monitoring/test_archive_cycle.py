@@ -8,21 +8,15 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine
 from monitoring.labels import LabelBatch
 from monitoring.outputs import describe
-from monitoring.ports import CycleDeps
 from tests.fakes.monitoring import (
     FALSE_EDIBLE_ALARM,
-    FakeCloudWatch,
-    FakeStore,
-    FakeStream,
-    FakeTrainer,
     FolderObjects,
+    archive_deps,
     archive_object,
-    config,
     label_line,
     scored_at,
     verdict,
@@ -33,21 +27,14 @@ T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
 
 @pytest.fixture
 def env(tmp_path):
-    objects = FolderObjects(tmp_path / "bucket")
-    store, cloudwatch, trainer = FakeStore(), FakeCloudWatch(), FakeTrainer()
-    deployed: list[str] = []
-    deps = CycleDeps(
-        config=config(tmp_path),
-        verdicts=FakeStream("unused"),
-        state_store=store,
-        cloudwatch=cloudwatch,
-        notify=lambda subject, message: "msg-1",
-        retrain=trainer,
-        deploy=deployed.append,
-        objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
+    deps = archive_deps(tmp_path)
+    return dict(
+        deps=deps,
+        objects=deps.objects,
+        store=deps.state_store,
+        cw=deps.cloudwatch,
+        trainer=deps.retrain,
     )
-    return dict(deps=deps, objects=objects, store=store, cw=cloudwatch, trainer=trainer)
 
 
 def put_verdicts(objects, at, calls, prefix="obs", name="part"):
@@ -203,6 +190,23 @@ def test_drift_reads_a_bounded_sample_of_archived_observations(env, tmp_path):
     # The sample is bounded by SQL: 30 rows asked, 30 rows read.
     read = deps.archive.read("w2", T0, T0 - timedelta(minutes=5), LabelBatch(), drift_rows=30)
     assert len(read.observations) == 30
+
+
+def test_a_drift_reference_that_fails_is_reported_and_the_cycle_goes_on(env):
+    from tests.fakes.monitoring import OBSERVATION
+
+    rows = [{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(80)]
+    archive_object(env["objects"], "observations", T0 - timedelta(seconds=5), "obs", rows)
+    put_verdicts(env["objects"], T0 - timedelta(seconds=3), ["edible"] * 30)
+
+    def broken_reference():
+        raise OSError("reference.parquet: no such file")
+
+    env["deps"].reference = broken_reference
+    result = run_cycle(env["deps"], at=T0)
+    assert result.drift is None
+    assert result.errors == ["drift: reference.parquet: no such file"]
+    assert result.metrics.records == 30 and result.published
 
 
 def test_a_later_window_of_the_same_hour_neither_samples_nor_counts_earlier_observations(env):

@@ -91,25 +91,14 @@ def test_the_whole_cycle_publishes_the_late_false_edible_rate(archive, tmp_path)
     """The same scenario through run_cycle: the window publishes FalseEdibleRate 1.0 from the
     1,000 late labels, and LabelsJoined 1,000."""
     from monitoring.cycle import run_cycle
-    from monitoring.ports import CycleDeps
-    from tests.fakes.monitoring import FakeCloudWatch, FakeStore, FakeStream, FakeTrainer, config
+    from tests.fakes.monitoring import archive_deps
 
     archive.put_labels(
         "labels/received/2026-11-30T09-00-00.000000Z-lab.jsonl",
         [{"mushroom_id": f"obs-{i:05d}", "label": "p"} for i in range(EARLY)],
     )
-    cloudwatch = FakeCloudWatch()
-    deps = CycleDeps(
-        config=config(tmp_path),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=cloudwatch,
-        notify=lambda subject, message: "msg",
-        retrain=FakeTrainer(),
-        deploy=lambda version: None,
-        objects=archive,
-        archive=ArchiveReader(DuckDBEngine.local(archive.root), archive),
-    )
+    deps = archive_deps(tmp_path, archive)
+    cloudwatch = deps.cloudwatch
     result = run_cycle(deps, at=T0 + timedelta(days=3))
     assert result.metrics.records == EARLY + NEWER
     published = {d["MetricName"]: d["Value"] for d in cloudwatch.data if "Dimensions" not in d}

@@ -120,6 +120,21 @@ def test_a_tiny_window_publishes_no_rate_raises_no_alarm_and_does_not_retrain(en
     assert html.escape(note) in (env["tmp_path"] / "reports" / "tiny.html").read_text()
 
 
+def test_a_drift_reference_that_fails_is_reported_and_the_cycle_goes_on(env):
+    observations = FakeStream("mushroom-observations")
+    observations.put([{"mushroom_id": f"obs-{i:05d}", **OBSERVATION} for i in range(40)])
+
+    def broken_reference():
+        raise OSError("reference.parquet: no such file")
+
+    env["deps"].observations, env["deps"].reference = observations, broken_reference
+    healthy(env["stream"])
+    result = run_cycle(env["deps"], at=T0, window="w-drift")
+    assert result.drift is None
+    assert result.errors == ["drift: reference.parquet: no such file"]
+    assert result.metrics.records == 20 and result.published
+
+
 @pytest.mark.slow
 def test_the_report_and_timeline_say_which_drift_reference_was_used(env):
     from monitoring.drift import DriftReference, features_frame

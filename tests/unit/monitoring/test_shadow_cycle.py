@@ -14,33 +14,26 @@ import pandas as pd
 import pytest
 
 from config.settings import ShadowRules
-from lambda_function import schema
 from lambda_function.bundle_store import load_bundle
 from lambda_function.config import ShadowSetting
 from lambda_function.model import PREDICTOR_AUTO, ModelBundle
 from lambda_function.service import ScoringService
 from lambda_function.shadow import Shadow
 from lambda_function.writer import InMemoryWriter
-from monitoring.archive_window import ArchiveReader
 from monitoring.cycle import run_cycle
-from monitoring.duckdb_engine import DuckDBEngine
-from monitoring.ports import CycleDeps
 from monitoring.publish import ROLE_DIMENSION
 from monitoring.report import read_timeline, render_index
 from tests.fakes.monitoring import (
     UNKNOWN_ALARM,
-    FakeCloudWatch,
-    FakeStore,
-    FakeStream,
     FakeTrainer,
-    FolderObjects,
+    archive_deps,
     archive_object,
     config,
     label_line,
     scored_at,
     verdict,
 )
-from tests.fakes.scorer import kinesis_event
+from tests.fakes.scorer import dataset_records, kinesis_event
 
 T0 = datetime(2026, 11, 27, 12, 0, 5, tzinfo=timezone.utc)
 RULES = ShadowRules(min_labelled=20, min_poisonous=5, alpha=0.05, max_age_hours=24)
@@ -79,8 +72,7 @@ class FakeShadow:
 
 @pytest.fixture
 def env(tmp_path):
-    objects = FolderObjects(tmp_path / "bucket")
-    cloudwatch, shadow = FakeCloudWatch(), FakeShadow()
+    shadow = FakeShadow()
     deployed: list[str] = []
     tags: list[tuple[str, dict]] = []
     sent: list[tuple[str, str]] = []
@@ -89,23 +81,19 @@ def env(tmp_path):
         sent.append((subject, message))
         return f"msg-{len(sent)}"
 
-    deps = CycleDeps(
+    deps = archive_deps(
+        tmp_path,
         config=replace(config(tmp_path), shadow=RULES),
-        verdicts=FakeStream("unused"),
-        state_store=FakeStore(),
-        cloudwatch=cloudwatch,
         notify=notify,
         retrain=FakeTrainer(version="2"),
         deploy=deployed.append,
-        objects=objects,
-        archive=ArchiveReader(DuckDBEngine.local(objects.root), objects),
         shadow=shadow,
         tag_version=lambda version, t: tags.append((version, dict(t))),
     )
     return dict(
         deps=deps,
-        objects=objects,
-        cw=cloudwatch,
+        objects=deps.objects,
+        cw=deps.cloudwatch,
         shadow=shadow,
         deployed=deployed,
         tags=tags,
@@ -380,17 +368,8 @@ def test_role_metric_data_leaves_out_what_is_not_computable():
 
 def _observations(dataset: pd.DataFrame) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every row of the tiny dataset as an input record, and its true label by id."""
-    records, truth = [], {}
-    for i, (_, row) in enumerate(dataset.iterrows()):
-        record: dict[str, Any] = {"mushroom_id": f"lab-{i:04d}"}
-        for feature in schema.FEATURES:
-            value = row[feature.name]
-            if feature.is_numeric:
-                record[feature.name] = float(value)
-            elif isinstance(value, str):
-                record[feature.name] = value
-        records.append(record)
-        truth[record["mushroom_id"]] = str(row["label"])
+    records = dataset_records(dataset, "lab")
+    truth = {r["mushroom_id"]: str(label) for r, label in zip(records, dataset["label"])}
     return records, truth
 
 
