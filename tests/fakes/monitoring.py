@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -326,3 +326,27 @@ def scored_at(at: datetime) -> str:
     from monitoring.archive import timestamp
 
     return timestamp(at)
+
+
+def archive_shadowed(
+    objects: Any, at: datetime, calls: Sequence[tuple[str, str, str]], version: str, prefix: str
+) -> str:
+    """Archived verdicts carrying a shadow: one per (label, champion verdict, shadow verdict)
+    of ``calls``, scored a millisecond apart from ``at``, as Firehose writes them."""
+    rows = []
+    for i, (_, champion, shadow) in enumerate(calls):
+        row = verdict(i, champion, p=0.2 if champion == "edible" else 0.9, prefix=prefix)
+        row["scored_at"] = scored_at(at + timedelta(milliseconds=i))
+        row["shadow"] = {"model_version": version, "verdict": shadow, "p_poisonous": 0.5}
+        rows.append(row)
+    return archive_object(objects, "verdicts", at, f"{prefix}-part", rows)
+
+
+def put_labels(
+    objects: Any, at: datetime, calls: Sequence[tuple[str, str, str]], prefix: str
+) -> str:
+    """The lab's label object for ``calls`` (producer/ writes the same lines)."""
+    key = f"labels/received/{at:%Y-%m-%dT%H-%M-%S.%f}Z-{prefix}.jsonl"
+    lines = [label_line(i, truth, prefix) for i, (truth, _, _) in enumerate(calls)]
+    objects.put(key, "".join(json.dumps(line) + "\n" for line in lines).encode(), "text/plain")
+    return key

@@ -2,11 +2,11 @@
 late labels in moto server's S3, monitoring cycles reading them with DuckDB over S3 (httpfs),
 the figures published to moto's CloudWatch with the ModelRole dimension, and the automatic
 decision: a better shadow promoted, a worse one discarded (the shadow port is a fake here;
-the deployment's commands are wired by orchestration)."""
+``tests/unit/orchestration/test_shadow_commands.py`` has the cycle's decisions drive the
+deployment's own commands on a moto Lambda alias and MLflow registry)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -17,13 +17,7 @@ from config.settings import ShadowRules
 from monitoring.aws import CloudWatch, S3Objects
 from monitoring.cycle import run_cycle
 from monitoring.duckdb_engine import DuckDBEngine, S3Location
-from tests.fakes.monitoring import (
-    archive_deps,
-    archive_object,
-    config,
-    label_line,
-    verdict,
-)
+from tests.fakes.monitoring import archive_deps, archive_shadowed, config, put_labels
 
 pytestmark = pytest.mark.integration
 BUCKET, REGION = "mushroom-local-data", "us-east-1"
@@ -49,26 +43,6 @@ class Shadow:
     def stop(self) -> None:
         self.calls.append(("stop", self.version))
         self.version = None
-
-
-def archive(objects, at, calls, version, prefix):
-    """Archived verdicts of (label, champion verdict, shadow verdict), as Firehose writes them."""
-    rows = []
-    for i, (_, champion, shadow) in enumerate(calls):
-        row = verdict(i, champion, p=0.2 if champion == "edible" else 0.9, prefix=prefix)
-        row["scored_at"] = (at + timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%f")[
-            :-3
-        ] + "Z"
-        row["shadow"] = {"model_version": version, "verdict": shadow, "p_poisonous": 0.5}
-        rows.append(row)
-    archive_object(objects, "verdicts", at, f"{prefix}-part", rows)
-
-
-def labels(objects, at, calls, prefix):
-    """The lab's label object (producer/ writes the same lines)."""
-    key = f"labels/received/{at:%Y-%m-%dT%H-%M-%S.%f}Z-{prefix}.jsonl"
-    lines = [label_line(i, truth, prefix) for i, (truth, _, _) in enumerate(calls)]
-    objects.put(key, "".join(json.dumps(line) + "\n" for line in lines).encode(), "text/plain")
 
 
 def role_points(cloudwatch, metric, role, since):
@@ -108,14 +82,14 @@ def test_paired_evidence_promotes_a_better_shadow_and_discards_a_worse_one(emula
     now = datetime.now(timezone.utc)
     # The shadow covers new species the champion calls unknown (safe, but no answer).
     better = [("e", "unknown", "edible")] * 20 + [("p", "unknown", "poisonous")] * 10
-    archive(objects, now - timedelta(seconds=30), better, "2", "obs")
+    archive_shadowed(objects, now - timedelta(seconds=30), better, "2", "obs")
 
     waiting = run_cycle(deps, at=now)
     assert waiting.timeline_entry["shadow"]["decision"]["action"] == "wait"
     assert role_points(cloudwatch, "DisagreementRate", "shadow", now) == [1.0]
     assert shadow.calls == []
 
-    labels(objects, now + timedelta(seconds=1), better, "obs")
+    put_labels(objects, now + timedelta(seconds=1), better, "obs")
     promoted = run_cycle(deps, at=now + timedelta(seconds=2))
     assert promoted.ok, promoted.errors
     assert shadow.calls == [("promote", "2")]
@@ -130,8 +104,8 @@ def test_paired_evidence_promotes_a_better_shadow_and_discards_a_worse_one(emula
         + [("e", "edible", "edible")] * 10
         + [("p", "poisonous", "poisonous")] * 10
     )
-    archive(objects, now + timedelta(seconds=3), worse, "3", "late")
-    labels(objects, now + timedelta(seconds=4), worse, "late")
+    archive_shadowed(objects, now + timedelta(seconds=3), worse, "3", "late")
+    put_labels(objects, now + timedelta(seconds=4), worse, "late")
     discarded = run_cycle(deps, at=now + timedelta(seconds=5))
     assert discarded.ok, discarded.errors
     assert shadow.calls[-1] == ("stop", "3")

@@ -4,12 +4,17 @@ side (a version it lacks is refused; a promotion moves its champion) over moto i
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from config.settings import ShadowRules
 from deployment.rollout import RolloutError
 from lambda_function.model import ModelBundle
+from monitoring.cycle import run_cycle
+from orchestration.monitor import DeployedShadow
 from orchestration.rollout import (
     Stack,
     describe,
@@ -20,6 +25,7 @@ from orchestration.rollout import (
     stop_shadow_model,
 )
 from tests.fakes.mlflow_store import empty_store, settings  # noqa: F401 - fixtures
+from tests.fakes.monitoring import archive_deps, archive_shadowed, config, put_labels
 from tests.unit.deployment import test_rollout
 from training import registry
 
@@ -89,3 +95,57 @@ def test_stop_drops_the_shadow(deployed) -> None:
     shadow_model(stack, "2")
     assert stop_shadow_model(stack).served.shadow_model_version is None
     assert shadowing(stack) is None and serving(stack).model_version == "1"
+
+
+class _DeployedShadow(DeployedShadow):
+    """The monitor's shadow port on this test's stack (instead of the one stack.env names)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self._the_stack = stack
+
+    def _stack(self) -> Stack:
+        return self._the_stack
+
+
+def test_the_cycles_decisions_drive_the_deployed_shadow(deployed, tmp_path: Path) -> None:
+    """Evidence -> decision -> `make shadow-stop` / `make promote` on the deployed alias: a
+    worse shadow leaves the alias serving model 1 without a shadow, a better one serves."""
+    stack, client = deployed
+    client.set_registered_model_alias(stack.settings.model_name, "champion", "1")
+    tags: list[tuple[str, str]] = []
+    deps = archive_deps(
+        tmp_path,
+        config=replace(
+            config(tmp_path, alarm_names=()), shadow=ShadowRules(min_labelled=20, min_poisonous=5)
+        ),
+        shadow=_DeployedShadow(stack),
+        tag_version=lambda version, t: tags.append((version, t["shadow.state"])),
+    )
+    now = datetime.now(timezone.utc)
+    shadow_model(stack, "2")
+    # Worse: it makes edible mushrooms unknown where the champion was right.
+    worse = [("e", "edible", "unknown")] * 10 + [("p", "poisonous", "poisonous")] * 10
+    archive_shadowed(deps.objects, now - timedelta(seconds=30), worse, "2", "worse")
+    put_labels(deps.objects, now - timedelta(seconds=20), worse, "worse")
+
+    discarded = run_cycle(deps, at=now)
+
+    assert discarded.ok, discarded.errors
+    assert discarded.timeline_entry["shadow"]["decision"]["action"] == "discard"
+    assert shadowing(stack) is None and serving(stack).model_version == "1"
+    champion = client.get_model_version_by_alias(stack.settings.model_name, "champion")
+    assert str(champion.version) == "1"
+
+    shadow_model(stack, "2")
+    better = [("e", "unknown", "edible")] * 20 + [("p", "unknown", "poisonous")] * 10
+    archive_shadowed(deps.objects, now + timedelta(seconds=10), better, "2", "better")
+    put_labels(deps.objects, now + timedelta(seconds=20), better, "better")
+
+    promoted = run_cycle(deps, at=now + timedelta(seconds=30))
+
+    assert promoted.ok, promoted.errors
+    assert promoted.timeline_entry["shadow"]["decision"]["action"] == "promote"
+    assert shadowing(stack) is None and serving(stack).model_version == "2"
+    champion = client.get_model_version_by_alias(stack.settings.model_name, "champion")
+    assert str(champion.version) == "2"
+    assert tags == [("2", "discarded"), ("2", "promoted")]
