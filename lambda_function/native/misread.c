@@ -8,13 +8,16 @@
  * scratch memory, which one call allocates and frees.
  *
  * The rows' own leaves come first, tree by tree for a block of rows in lockstep; a leaf
- * names its path, laid out once per call. For an edible row and one attribute a, only the
- * trees whose path for the row meets a split on a can change their leaf, from the first such
- * split down. A bound along those paths (variant_bound) dismisses most attributes; the others'
- * trees are walked once from that split for all variants of a at once: a set of codes (a
- * bitmask) for a nominal attribute, a range of the interval's sorted points for a measurement,
- * split at a's nodes. raw(variant) = raw(row) + sum over those trees of (leaf(variant) -
- * leaf(row)).
+ * names its path, laid out once per call with, per feature, its first split on it, the chain
+ * of its further splits on it, and the most a variant in that feature alone can add in that
+ * tree (the largest leaf below the other child of any of those splits). For an edible row and
+ * one attribute a, only the trees whose path for the row meets a split on a can change their
+ * leaf, from the first such split down. The sum of those per-leaf figures dismisses many
+ * attributes, the guard more, and a bound along the paths restricted to the codes or values
+ * the guard knows (variant_bound) most of the rest; the others' trees are walked once from
+ * that split for all variants of a at once: a set of codes (a bitmask) for a nominal
+ * attribute, a range of the interval's sorted points for a measurement, split at a's nodes.
+ * raw(variant) = raw(row) + sum over those trees of (leaf(variant) - leaf(row)).
  */
 #include <math.h>
 #include <stdint.h>
@@ -136,24 +139,27 @@ typedef struct {
     int32_t *root;     /* per tree: its root among nodes */
     int32_t *depth;    /* per tree: its longest path's splits */
     /* The path of each leaf l: steps [leaf_start[l], leaf_start[l] + leaf_steps[l]); step k
-     * visits node step_node[k] and goes left when step_left[k]. Its first split on each
-     * feature: [split_start[l], split_start[l] + split_count[l]) of (split_feature,
-     * split_step). */
-    int64_t *leaf_start, *split_start;
-    int32_t *leaf_steps, *split_count, *split_feature, *split_step, *step_node;
+     * visits node step_node[k] and goes left when step_left[k]. */
+    int64_t *leaf_start;
+    int32_t *leaf_steps, *step_node;
     uint8_t *step_left;
+    /* Per step: the next step of the same path on the same feature, or -1. */
+    int32_t *next_same;
+    /* Per leaf l and feature f (l * n_features + f): the first step of l's path splitting on f
+     * (-1: none), and what the first bound adds for that tree: the largest leaf below that
+     * step's node less l's value (0 when f is not on the path). */
+    int32_t *first_step;
+    double *gain;
     /* A block of rows: their leaves (row-major, n_trees each) and, per row and feature, the
      * value's code as a shift (0..63, else 0), 1 when NaN, and 1 when a categorical split must
      * decide it by goes_left (not NaN, no code below 64). */
     int32_t *block_leaf, *shift;
     uint8_t *is_nan, *odd_code;
     double *base_leaf;  /* per tree: the row's leaf value */
-    int64_t *path_end;  /* per tree: the end of the row's steps */
-    /* The first step splitting on feature f on the row's path in tree t, grouped by feature:
-     * entries [first[f], first[f + 1]) of (start_tree, start_step). */
-    int64_t *first, *stamp;
-    int32_t *start_tree, *start_step, *path_feature, *path_tree, *path_step;
-    int64_t max_entries;
+    double *bound;      /* per feature: the row's first bound */
+    /* The trees whose path for the row splits on the attribute checked, with their first
+     * step splitting on it (n_trees at most). */
+    int32_t *start_tree, *start_step;
     uint64_t *prefix;   /* (n_features + 1) x words: AND of the masks of features < f */
     uint64_t *suffix;   /* (n_features + 1) x words: AND of the masks of features >= f */
     uint64_t *other;    /* words */
@@ -228,9 +234,8 @@ static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, 
         double best = base;
         uint64_t set = codes;
         double l = low, h = high;
-        for (int64_t k = s->start_step[e]; k < s->path_end[t]; ++k) {
+        for (int32_t k = s->start_step[e]; k >= 0; k = s->next_same[k]) { /* a's splits */
             const int32_t node = s->step_node[k];
-            if (m->feature[node] != a) continue;
             const int left = s->step_left[k];
             const uint8_t dt = m->decision_type[node];
             int leaves = 1; /* any rule but these two: assume some variant leaves the path */
@@ -261,40 +266,10 @@ static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, 
     return bound;
 }
 
-/* Checks one edible row, whose leaf in tree t is leaf[t]; 1 blocked (feature and value set),
- * 0 not, -1 error. */
-static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf, Scratch *s,
-                     int32_t *out_feature, double *out_value) {
-    const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
-    double raw = 0.0;
-    int64_t n_entries = 0;
-    for (int32_t f = 0; f <= nf; ++f) s->first[f] = 0;
-    for (int32_t t = 0; t < nt; ++t) {
-        const int32_t l = leaf[t];
-        s->base_leaf[t] = m->leaf_value[l];
-        raw += s->base_leaf[t];
-        s->path_end[t] = s->leaf_start[l] + s->leaf_steps[l];
-        /* The paths of a forest share no node: the row's first splits are fewer than nodes. */
-        if (s->split_count[l] > s->max_entries - n_entries) return -1;
-        for (int64_t j = s->split_start[l], end = j + s->split_count[l]; j < end; ++j) {
-            const int32_t f = s->split_feature[j];
-            s->path_feature[n_entries] = f;
-            s->path_tree[n_entries] = t;
-            s->path_step[n_entries] = s->split_step[j];
-            ++n_entries;
-            ++s->first[f + 1];
-        }
-    }
-    for (int32_t f = 0; f < nf; ++f) s->first[f + 1] += s->first[f];
-    for (int64_t e = 0; e < n_entries; ++e) { /* grouped by feature, trees in order */
-        int32_t f = s->path_feature[e];
-        int64_t at = s->first[f]++;
-        s->start_tree[at] = s->path_tree[e];
-        s->start_step[at] = s->path_step[e];
-    }
-    for (int32_t f = nf; f > 0; --f) s->first[f] = s->first[f - 1];
-    s->first[0] = 0;
-    /* The guard: each feature's mask row, and ANDs of all features but one. */
+/* The guard for row x: each feature's mask row, and ANDs of all features but one (prefix and
+ * suffix), so that a variant's species are one attribute's mask AND the others'. */
+static void guard_masks(const MisreadModel *m, const double *x, Scratch *s) {
+    const int32_t nf = m->n_features, nw = m->n_words;
     for (int32_t f = 0; f < nf; ++f) {
         int64_t bin;
         if (m->n_codes[f] > 0) {
@@ -324,6 +299,41 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
         for (int32_t w = 0; w < nw; ++w)
             s->suffix[(int64_t)f * nw + w] =
                 s->suffix[(int64_t)(f + 1) * nw + w] & m->table[s->mask_row[f] * nw + w];
+}
+
+/* The trees whose path for the row (its leaves `leaf`) splits on a, into start_tree, with the
+ * first such step in start_step; their number. */
+static int64_t trees_on(const MisreadModel *m, Scratch *s, const int32_t *leaf, int32_t a) {
+    const int64_t nf = m->n_features;
+    int64_t n = 0;
+    for (int32_t t = 0; t < m->n_trees; ++t) {
+        const int32_t step = s->first_step[(int64_t)leaf[t] * nf + a];
+        if (step < 0) continue;
+        s->start_tree[n] = t;
+        s->start_step[n] = step;
+        ++n;
+    }
+    return n;
+}
+
+/* Checks one edible row, whose leaf in tree t is leaf[t]; 1 blocked (feature and value set),
+ * 0 not, -1 error. */
+static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf, Scratch *s,
+                     int32_t *out_feature, double *out_value) {
+    const int32_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
+    double raw = 0.0;
+    for (int32_t t = 0; t < nt; ++t) {
+        s->base_leaf[t] = m->leaf_value[leaf[t]];
+        raw += s->base_leaf[t];
+    }
+    /* The first bound of every attribute at once: raw plus, tree by tree, the largest leaf
+     * below the first split on it less the row's leaf. */
+    for (int32_t f = 0; f < nf; ++f) s->bound[f] = raw;
+    for (int32_t t = 0; t < nt; ++t) {
+        const double *gain = s->gain + (int64_t)leaf[t] * nf;
+        for (int32_t f = 0; f < nf; ++f) s->bound[f] += gain[f];
+    }
+    int guard_ready = 0;
     const double cut = m->raw_cut - RAW_EPSILON;
 
     for (int32_t a = 0; a < nf; ++a) {
@@ -331,12 +341,15 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
         if (isnan(xa)) continue; /* not observed: stays so */
         /* No variant of a can score above raw + the sum of its trees' largest possible
          * change: when that stays below the cut, a cannot block. */
-        const int64_t e0 = s->first[a], e1 = s->first[a + 1];
-        if (e0 == e1) continue; /* no tree reads a on this row's paths: nothing can change */
-        double bound = raw;
-        for (int64_t e = e0; e < e1; ++e)
-            bound += m->node_max[s->step_node[s->start_step[e]]] - s->base_leaf[s->start_tree[e]];
-        if (bound < cut - RAW_EPSILON) continue;
+        if (s->bound[a] < cut - RAW_EPSILON) continue;
+        /* The trees whose path for the row splits on a: entries [e0, e1), found once the
+         * guard leaves some variant of a (-1: not yet). */
+        const int64_t e0 = 0;
+        int64_t e1 = -1;
+        if (!guard_ready) {
+            guard_masks(m, x, s);
+            guard_ready = 1;
+        }
         for (int32_t w = 0; w < nw; ++w)
             s->other[w] = s->prefix[(int64_t)a * nw + w] & s->suffix[(int64_t)(a + 1) * nw + w];
         const uint64_t *masks = m->table + m->guard_offset[a] * nw;
@@ -351,6 +364,8 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
+            e1 = trees_on(m, s, leaf, a);
+            if (e1 == 0) continue; /* no tree reads a on this row's paths: nothing can change */
             if (variant_bound(m, s, a, e0, e1, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
@@ -408,6 +423,8 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
             for (known_low = bin_low; known_low <= bin_high; ++known_low)
                 if (any_word(s->other, masks + known_low * nw, nw)) break;
             if (known_low > bin_high) continue; /* the guard knows none of them */
+            if (e1 < 0) e1 = trees_on(m, s, leaf, a);
+            if (e1 == 0) break; /* no tree reads a on this row's paths: nothing can change */
             for (known_high = bin_high; known_high > known_low; --known_high)
                 if (any_word(s->other, masks + known_high * nw, nw)) break;
             double value_low = known_low == bin_low ? low : edges[known_low - 1];
@@ -528,9 +545,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
     s->root = take(b, sizeof(int32_t) * nt);
     s->depth = take(b, sizeof(int32_t) * nt);
     s->leaf_start = take(b, sizeof(int64_t) * n_leaves);
-    s->split_start = take(b, sizeof(int64_t) * n_leaves);
     s->leaf_steps = take(b, sizeof(int32_t) * n_leaves);
-    s->split_count = take(b, sizeof(int32_t) * n_leaves);
     if (b->failed) return -1;
     for (int32_t k = 0; k < n_nodes; ++k) {
         PathNode *n = &s->nodes[k];
@@ -587,18 +602,18 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
             }
         }
     }
+    if (n_steps > INT32_MAX) return -1; /* steps are numbered by int32_t */
     s->step_node = take(b, sizeof(int32_t) * n_steps);
     s->step_left = take(b, n_steps);
-    s->split_feature = take(b, sizeof(int32_t) * n_steps);
-    s->split_step = take(b, sizeof(int32_t) * n_steps);
+    s->next_same = take(b, sizeof(int32_t) * n_steps);
+    const int64_t nf = m->n_features;
+    s->first_step = take(b, sizeof(int32_t) * n_leaves * nf);
+    s->gain = take(b, sizeof(double) * n_leaves * nf);
     if (b->failed) return -1;
-    for (int32_t f = 0; f < m->n_features; ++f) s->stamp[f] = -1;
-    int64_t at = 0, n_splits = 0;
+    int64_t at = 0;
     for (int32_t l = 0; l < n_leaves; ++l) {
         const int32_t steps = s->leaf_steps[l];
         s->leaf_start[l] = at;
-        s->split_start[l] = n_splits;
-        s->split_count[l] = 0;
         int32_t k = n_nodes + l;
         for (int32_t i = steps - 1; i >= 0; --i) { /* up to the root */
             const int32_t p = parent[k];
@@ -606,14 +621,29 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
             s->step_left[at + i] = (uint8_t)(s->nodes[p].child[1] == k);
             k = p;
         }
-        for (int32_t i = 0; i < steps; ++i) {
+        int32_t *first = s->first_step + (int64_t)l * nf;
+        double *gain = s->gain + (int64_t)l * nf;
+        for (int64_t f = 0; f < nf; ++f) {
+            first[f] = -1;
+            gain[f] = 0.0;
+        }
+        for (int32_t i = steps - 1; i >= 0; --i) { /* from the leaf up: the next same split */
             const int32_t f = s->nodes[s->step_node[at + i]].feature;
-            if (s->stamp[f] == l) continue;
-            s->stamp[f] = l;
-            s->split_feature[n_splits] = f;
-            s->split_step[n_splits] = (int32_t)(at + i);
-            ++n_splits;
-            ++s->split_count[l];
+            s->next_same[at + i] = first[f];
+            first[f] = (int32_t)(at + i);
+        }
+        /* A variant in f alone follows the path but where it leaves it at a split on f, and
+         * then ends below that split's other child: the most it can add in this tree. */
+        for (int64_t f = 0; f < nf; ++f) {
+            double best = m->leaf_value[l];
+            for (int32_t k = first[f]; k >= 0; k = s->next_same[k]) {
+                const int32_t node = s->step_node[k];
+                const int32_t other = s->step_left[k] ? m->right[node] : m->left[node];
+                const double most =
+                    other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
+                if (most > best) best = most;
+            }
+            gain[f] = best - m->leaf_value[l];
         }
         at += steps;
     }
@@ -674,20 +704,14 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     const int64_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
     s.stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
     s.max_points = 2 * (max_cut + 2);
-    s.max_entries = (int64_t)m->n_nodes + 1;
     s.block_leaf = take(&b, sizeof(int32_t) * BLOCK * nt);
     s.shift = take(&b, sizeof(int32_t) * BLOCK * nf);
     s.is_nan = take(&b, BLOCK * nf);
     s.odd_code = take(&b, BLOCK * nf);
     s.base_leaf = take(&b, sizeof(double) * nt);
-    s.path_end = take(&b, sizeof(int64_t) * nt);
-    s.first = take(&b, sizeof(int64_t) * (nf + 1));
-    s.stamp = take(&b, sizeof(int64_t) * nf);
-    s.start_tree = take(&b, sizeof(int32_t) * s.max_entries);
-    s.start_step = take(&b, sizeof(int32_t) * s.max_entries);
-    s.path_feature = take(&b, sizeof(int32_t) * s.max_entries);
-    s.path_tree = take(&b, sizeof(int32_t) * s.max_entries);
-    s.path_step = take(&b, sizeof(int32_t) * s.max_entries);
+    s.bound = take(&b, sizeof(double) * nf);
+    s.start_tree = take(&b, sizeof(int32_t) * nt);
+    s.start_step = take(&b, sizeof(int32_t) * nt);
     s.prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
     s.suffix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
     s.other = take(&b, sizeof(uint64_t) * nw);
