@@ -170,6 +170,7 @@ typedef struct {
     double *points, *diff, *ends;
     uint8_t *known; /* per point: the guard knows it */
     int64_t max_points;
+    int64_t n_steps; /* of all leaves' paths */
 } Scratch;
 
 static inline int push(Scratch *s, int64_t *top, int32_t node, int64_t a, int64_t b) {
@@ -547,6 +548,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
     s->leaf_start = take(b, sizeof(int64_t) * n_leaves);
     s->leaf_steps = take(b, sizeof(int32_t) * n_leaves);
     if (b->failed) return -1;
+    memset(s->nodes, 0, sizeof(PathNode) * n_all); /* padding too: a layout is hashed */
     for (int32_t k = 0; k < n_nodes; ++k) {
         PathNode *n = &s->nodes[k];
         const uint8_t dt = m->decision_type[k];
@@ -603,6 +605,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
         }
     }
     if (n_steps > INT32_MAX) return -1; /* steps are numbered by int32_t */
+    s->n_steps = n_steps;
     s->step_node = take(b, sizeof(int32_t) * n_steps);
     s->step_left = take(b, n_steps);
     s->next_same = take(b, sizeof(int32_t) * n_steps);
@@ -689,41 +692,38 @@ static int block_leaves(const MisreadModel *m, const double *matrix, const int64
     return 1;
 }
 
-/* Rows whose code is 0 (edible) are checked; a blocked one gets code 2 (unknown) and its
- * variant in out_feature/out_value (out_feature -1 for the others). Returns the number of
- * rows blocked, or -1 when the model is inconsistent (or memory runs out). */
-EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matrix,
-                                      int64_t n_rows, int32_t n_columns, int8_t *codes,
-                                      int32_t *out_feature, double *out_value) {
-    if (m == NULL || n_rows < 0 || n_columns != m->n_features || !validate(m)) return -1;
+/* The checks of rows whose code is 0 (edible), with the paths laid out in s; see
+ * mushroom_misread_check. */
+static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matrix,
+                          int64_t n_rows, int8_t *codes, int32_t *out_feature,
+                          double *out_value) {
     int64_t max_cut = 0;
     for (int32_t f = 0; f < m->n_features; ++f)
         if (m->n_codes[f] == 0 && m->cut_count[f] > max_cut) max_cut = m->cut_count[f];
-    Scratch s;
     Buffers b = {{NULL}, 0, 0};
     const int64_t nf = m->n_features, nt = m->n_trees, nw = m->n_words;
-    s.stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
-    s.max_points = 2 * (max_cut + 2);
-    s.block_leaf = take(&b, sizeof(int32_t) * BLOCK * nt);
-    s.shift = take(&b, sizeof(int32_t) * BLOCK * nf);
-    s.is_nan = take(&b, BLOCK * nf);
-    s.odd_code = take(&b, BLOCK * nf);
-    s.base_leaf = take(&b, sizeof(double) * nt);
-    s.bound = take(&b, sizeof(double) * nf);
-    s.start_tree = take(&b, sizeof(int32_t) * nt);
-    s.start_step = take(&b, sizeof(int32_t) * nt);
-    s.prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
-    s.suffix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
-    s.other = take(&b, sizeof(uint64_t) * nw);
-    s.mask_row = take(&b, sizeof(int64_t) * nf);
-    s.stack_node = take(&b, sizeof(int32_t) * s.stack_size);
-    s.stack_a = take(&b, sizeof(int64_t) * s.stack_size);
-    s.stack_b = take(&b, sizeof(int64_t) * s.stack_size);
-    s.points = take(&b, sizeof(double) * s.max_points);
-    s.diff = take(&b, sizeof(double) * (s.max_points + 1));
-    s.ends = take(&b, sizeof(double) * s.max_points);
-    s.known = take(&b, s.max_points);
-    int64_t blocked = b.failed || lay_out_paths(m, &s, &b) != 1 ? -1 : 0;
+    s->stack_size = (int64_t)m->n_nodes + m->n_leaves + 1;
+    s->max_points = 2 * (max_cut + 2);
+    s->block_leaf = take(&b, sizeof(int32_t) * BLOCK * nt);
+    s->shift = take(&b, sizeof(int32_t) * BLOCK * nf);
+    s->is_nan = take(&b, BLOCK * nf);
+    s->odd_code = take(&b, BLOCK * nf);
+    s->base_leaf = take(&b, sizeof(double) * nt);
+    s->bound = take(&b, sizeof(double) * nf);
+    s->start_tree = take(&b, sizeof(int32_t) * nt);
+    s->start_step = take(&b, sizeof(int32_t) * nt);
+    s->prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
+    s->suffix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
+    s->other = take(&b, sizeof(uint64_t) * nw);
+    s->mask_row = take(&b, sizeof(int64_t) * nf);
+    s->stack_node = take(&b, sizeof(int32_t) * s->stack_size);
+    s->stack_a = take(&b, sizeof(int64_t) * s->stack_size);
+    s->stack_b = take(&b, sizeof(int64_t) * s->stack_size);
+    s->points = take(&b, sizeof(double) * s->max_points);
+    s->diff = take(&b, sizeof(double) * (s->max_points + 1));
+    s->ends = take(&b, sizeof(double) * s->max_points);
+    s->known = take(&b, s->max_points);
+    int64_t blocked = b.failed ? -1 : 0;
     for (int64_t i = 0; i < n_rows; ++i) {
         out_feature[i] = -1;
         out_value[i] = 0.0;
@@ -733,10 +733,10 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
         int rows = 0;
         for (; next < n_rows && rows < BLOCK; ++next)
             if (codes[next] == 0) index[rows++] = next;
-        if (!block_leaves(m, matrix, index, rows, &s)) blocked = -1;
+        if (!block_leaves(m, matrix, index, rows, s)) blocked = -1;
         for (int r = 0; r < rows && blocked >= 0; ++r) {
             const int64_t i = index[r];
-            int found = check_row(m, matrix + i * nf, s.block_leaf + (int64_t)r * nt, &s,
+            int found = check_row(m, matrix + i * nf, s->block_leaf + (int64_t)r * nt, s,
                                   &out_feature[i], &out_value[i]);
             if (found < 0) {
                 blocked = -1;
@@ -748,4 +748,192 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     }
     release(&b);
     return blocked;
+}
+
+/* Rows whose code is 0 (edible) are checked; a blocked one gets code 2 (unknown) and its
+ * variant in out_feature/out_value (out_feature -1 for the others). Returns the number of
+ * rows blocked, or -1 when the model is inconsistent (or memory runs out). The paths are laid
+ * out for this call (mushroom_misread_check_laid_out takes them from the caller). */
+EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matrix,
+                                      int64_t n_rows, int32_t n_columns, int8_t *codes,
+                                      int32_t *out_feature, double *out_value) {
+    if (m == NULL || n_rows < 0 || n_columns != m->n_features || !validate(m)) return -1;
+    Scratch s;
+    Buffers b = {{NULL}, 0, 0};
+    int64_t blocked = lay_out_paths(m, &s, &b) != 1
+                          ? -1
+                          : check_rows(m, &s, matrix, n_rows, codes, out_feature, out_value);
+    release(&b);
+    return blocked;
+}
+
+/* ---- The paths laid out once, by the caller (a bundle's load), in a buffer it keeps. ----
+ * The buffer: a LayoutHeader, then the arrays of Scratch that lay_out_paths fills, each at an
+ * offset that layout_offsets computes from the counts alone. The header names the counts and
+ * two hashes: of the model's arrays it was laid out from, and of the bytes after the header.
+ * Each call checks the counts and both hashes (a few hundred kilobytes hashed: tens of
+ * microseconds), so a buffer of another model, or changed since, is refused (-1). */
+#define LAYOUT_MAGIC 0x3174756f79614c4dULL /* "MLayout1" */
+
+typedef struct {
+    uint64_t magic;
+    int64_t size; /* bytes, header included */
+    int64_t n_steps;
+    int32_t n_features, n_trees, n_nodes, n_leaves;
+    uint64_t model_hash, body_hash;
+} LayoutHeader;
+
+typedef struct {
+    int64_t nodes, root, depth, leaf_start, leaf_steps, step_node, step_left, next_same,
+        first_step, gain, size;
+} LayoutOffsets;
+
+static int64_t align8(int64_t x) { return (x + 7) & ~(int64_t)7; }
+
+static LayoutOffsets layout_offsets(const MisreadModel *m, int64_t n_steps) {
+    const int64_t n_all = (int64_t)m->n_nodes + m->n_leaves, nt = m->n_trees;
+    const int64_t nl = m->n_leaves, cells = nl * m->n_features;
+    LayoutOffsets o;
+    o.nodes = align8((int64_t)sizeof(LayoutHeader));
+    o.root = align8(o.nodes + (int64_t)sizeof(PathNode) * n_all);
+    o.depth = align8(o.root + 4 * nt);
+    o.leaf_start = align8(o.depth + 4 * nt);
+    o.leaf_steps = align8(o.leaf_start + 8 * nl);
+    o.step_node = align8(o.leaf_steps + 4 * nl);
+    o.step_left = align8(o.step_node + 4 * n_steps);
+    o.next_same = align8(o.step_left + n_steps);
+    o.first_step = align8(o.next_same + 4 * n_steps);
+    o.gain = align8(o.first_step + 4 * cells);
+    o.size = o.gain + 8 * cells;
+    return o;
+}
+
+/* A 64-bit hash of n bytes (four multiply-xorshift lanes over 8-byte words), from seed. */
+static uint64_t hash_bytes(const void *data, int64_t n, uint64_t seed) {
+    const unsigned char *p = data;
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h[4] = {seed ^ k, seed + k, seed ^ (k >> 1), seed - k};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int j = 0; j < 4; ++j) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * j, 8);
+            h[j] = (h[j] ^ w) * k;
+            h[j] ^= h[j] >> 29;
+        }
+    uint64_t tail = (uint64_t)n;
+    for (; i < n; ++i) tail = (tail ^ p[i]) * k;
+    uint64_t out = tail;
+    for (int j = 0; j < 4; ++j) {
+        out = (out ^ h[j]) * k;
+        out ^= out >> 31;
+    }
+    return out;
+}
+
+/* The hash of everything of the model a layout is computed from. */
+static uint64_t model_hash(const MisreadModel *m) {
+    const int64_t nn = m->n_nodes;
+    uint64_t h = hash_bytes(m->roots, 4 * (int64_t)m->n_trees, 1);
+    h = hash_bytes(m->feature, 4 * nn, h);
+    h = hash_bytes(m->left, 4 * nn, h);
+    h = hash_bytes(m->right, 4 * nn, h);
+    h = hash_bytes(m->cat_start, 4 * nn, h);
+    h = hash_bytes(m->cat_words, 4 * nn, h);
+    h = hash_bytes(m->threshold, 8 * nn, h);
+    h = hash_bytes(m->decision_type, nn, h);
+    h = hash_bytes(m->left_codes, 8 * nn, h);
+    h = hash_bytes(m->node_max, 8 * nn, h);
+    h = hash_bytes(m->leaf_value, 8 * (int64_t)m->n_leaves, h);
+    h = hash_bytes(m->cat_bits, 4 * m->n_cat_bits, h);
+    return hash_bytes(m->n_codes, 4 * (int64_t)m->n_features, h);
+}
+
+/* The size of the model's layout in bytes (for mushroom_misread_layout), or -1 when the model
+ * is inconsistent (or memory runs out). */
+EXPORT int64_t mushroom_misread_layout_size(const MisreadModel *m) {
+    if (m == NULL || !validate(m)) return -1;
+    Scratch s;
+    Buffers b = {{NULL}, 0, 0};
+    int64_t size = lay_out_paths(m, &s, &b) == 1 ? layout_offsets(m, s.n_steps).size : -1;
+    release(&b);
+    return size;
+}
+
+/* Lays the model's paths out into buffer (size bytes, 8-byte aligned: size from
+ * mushroom_misread_layout_size). 1 done, -1 refused. */
+EXPORT int32_t mushroom_misread_layout(const MisreadModel *m, void *buffer, int64_t size) {
+    if (m == NULL || buffer == NULL || ((uintptr_t)buffer & 7) != 0 || !validate(m)) return -1;
+    Scratch s;
+    Buffers b = {{NULL}, 0, 0};
+    int32_t status = -1;
+    if (lay_out_paths(m, &s, &b) == 1) {
+        const LayoutOffsets o = layout_offsets(m, s.n_steps);
+        if (o.size == size) {
+            unsigned char *base = buffer;
+            const int64_t n_all = (int64_t)m->n_nodes + m->n_leaves, nt = m->n_trees;
+            const int64_t nl = m->n_leaves, cells = nl * m->n_features;
+            memset(base, 0, (size_t)size); /* alignment gaps too */
+            memcpy(base + o.nodes, s.nodes, sizeof(PathNode) * (size_t)n_all);
+            memcpy(base + o.root, s.root, 4 * (size_t)nt);
+            memcpy(base + o.depth, s.depth, 4 * (size_t)nt);
+            memcpy(base + o.leaf_start, s.leaf_start, 8 * (size_t)nl);
+            memcpy(base + o.leaf_steps, s.leaf_steps, 4 * (size_t)nl);
+            memcpy(base + o.step_node, s.step_node, 4 * (size_t)s.n_steps);
+            memcpy(base + o.step_left, s.step_left, (size_t)s.n_steps);
+            memcpy(base + o.next_same, s.next_same, 4 * (size_t)s.n_steps);
+            memcpy(base + o.first_step, s.first_step, 4 * (size_t)cells);
+            memcpy(base + o.gain, s.gain, 8 * (size_t)cells);
+            LayoutHeader h;
+            memset(&h, 0, sizeof(h));
+            h.magic = LAYOUT_MAGIC;
+            h.size = size;
+            h.n_steps = s.n_steps;
+            h.n_features = m->n_features;
+            h.n_trees = m->n_trees;
+            h.n_nodes = m->n_nodes;
+            h.n_leaves = m->n_leaves;
+            h.model_hash = model_hash(m);
+            h.body_hash = hash_bytes(base + o.nodes, size - o.nodes, h.model_hash);
+            memcpy(base, &h, sizeof(h));
+            status = 1;
+        }
+    }
+    release(&b);
+    return status;
+}
+
+/* mushroom_misread_check with the paths of mushroom_misread_layout (size bytes at layout);
+ * -1 also when the layout is not this model's as it was laid out. */
+EXPORT int64_t mushroom_misread_check_laid_out(const MisreadModel *m, const void *layout,
+                                               int64_t size, const double *matrix,
+                                               int64_t n_rows, int32_t n_columns, int8_t *codes,
+                                               int32_t *out_feature, double *out_value) {
+    if (m == NULL || n_rows < 0 || n_columns != m->n_features || !validate(m)) return -1;
+    LayoutHeader h;
+    if (layout == NULL || ((uintptr_t)layout & 7) != 0 || size < (int64_t)sizeof(h)) return -1;
+    memcpy(&h, layout, sizeof(h));
+    if (h.magic != LAYOUT_MAGIC || h.size != size || h.n_features != m->n_features ||
+        h.n_trees != m->n_trees || h.n_nodes != m->n_nodes || h.n_leaves != m->n_leaves ||
+        h.n_steps < 0 || h.n_steps > INT32_MAX)
+        return -1;
+    const LayoutOffsets o = layout_offsets(m, h.n_steps);
+    const unsigned char *base = layout;
+    if (o.size != size || h.model_hash != model_hash(m) ||
+        h.body_hash != hash_bytes(base + o.nodes, size - o.nodes, h.model_hash))
+        return -1;
+    Scratch s;
+    /* Read only: the layout's arrays are never written by a check. */
+    s.nodes = (PathNode *)(uintptr_t)(base + o.nodes);
+    s.root = (int32_t *)(uintptr_t)(base + o.root);
+    s.depth = (int32_t *)(uintptr_t)(base + o.depth);
+    s.leaf_start = (int64_t *)(uintptr_t)(base + o.leaf_start);
+    s.leaf_steps = (int32_t *)(uintptr_t)(base + o.leaf_steps);
+    s.step_node = (int32_t *)(uintptr_t)(base + o.step_node);
+    s.step_left = (uint8_t *)(uintptr_t)(base + o.step_left);
+    s.next_same = (int32_t *)(uintptr_t)(base + o.next_same);
+    s.first_step = (int32_t *)(uintptr_t)(base + o.first_step);
+    s.gain = (double *)(uintptr_t)(base + o.gain);
+    s.n_steps = h.n_steps;
+    return check_rows(m, &s, matrix, n_rows, codes, out_feature, out_value);
 }
