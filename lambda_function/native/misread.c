@@ -225,17 +225,19 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
  * never leaves the path and ends in the row's leaf. A node where no variant still on the path
  * can leave it adds nothing, which is what makes this bound far tighter than the largest leaf
  * below the first split on a. */
-static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, int64_t e0,
-                            int64_t e1, double raw, uint64_t codes, double low, double high) {
+static double variant_bound(const MisreadModel *m, const Scratch *s, const int32_t *leaf,
+                            int32_t a, double raw, uint64_t codes, double low, double high) {
     const int nominal = m->n_codes[a] > 0;
+    const int64_t nf = m->n_features;
     double bound = raw;
-    for (int64_t e = e0; e < e1; ++e) {
-        const int32_t t = s->start_tree[e];
+    for (int32_t t = 0; t < m->n_trees; ++t) { /* the trees whose path for the row splits on a */
+        const int32_t first = s->first_step[(int64_t)leaf[t] * nf + a];
+        if (first < 0) continue;
         const double base = s->base_leaf[t];
         double best = base;
         uint64_t set = codes;
         double l = low, h = high;
-        for (int32_t k = s->start_step[e]; k >= 0; k = s->next_same[k]) { /* a's splits */
+        for (int32_t k = first; k >= 0; k = s->next_same[k]) { /* a's splits */
             const int32_t node = s->step_node[k];
             const int left = s->step_left[k];
             const uint8_t dt = m->decision_type[node];
@@ -365,9 +367,9 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
+            if (variant_bound(m, s, leaf, a, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             e1 = trees_on(m, s, leaf, a);
             if (e1 == 0) continue; /* no tree reads a on this row's paths: nothing can change */
-            if (variant_bound(m, s, a, e0, e1, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
@@ -424,14 +426,14 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
             for (known_low = bin_low; known_low <= bin_high; ++known_low)
                 if (any_word(s->other, masks + known_low * nw, nw)) break;
             if (known_low > bin_high) continue; /* the guard knows none of them */
-            if (e1 < 0) e1 = trees_on(m, s, leaf, a);
-            if (e1 == 0) break; /* no tree reads a on this row's paths: nothing can change */
             for (known_high = bin_high; known_high > known_low; --known_high)
                 if (any_word(s->other, masks + known_high * nw, nw)) break;
             double value_low = known_low == bin_low ? low : edges[known_low - 1];
             double value_high = known_high == bin_high ? high : edges[known_high];
-            if (variant_bound(m, s, a, e0, e1, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
+            if (variant_bound(m, s, leaf, a, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
                 continue;
+            if (e1 < 0) e1 = trees_on(m, s, leaf, a);
+            if (e1 == 0) break; /* no tree reads a on this row's paths: nothing can change */
             int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
