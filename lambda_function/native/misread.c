@@ -157,6 +157,7 @@ typedef struct {
     uint8_t *is_nan, *odd_code;
     double *base_leaf;  /* per tree: the row's leaf value */
     double *bound;      /* per feature: the row's first bound */
+    int32_t *row_first; /* per tree and feature: first_step of the row's leaf */
     /* The trees whose path for the row splits on the attribute checked, with their first
      * step splitting on it (n_trees at most). */
     int32_t *start_tree, *start_step;
@@ -219,19 +220,19 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
 }
 
 /* An upper bound of the raw score of the row's variants in attribute a: those with a code in
- * `codes` (a nominal attribute), or a value in [low, high] (a measurement). In each tree of
- * entries [e0, e1), a variant follows the row's path down to the first node on a where it
+ * `codes` (a nominal attribute), or a value in [low, high] (a measurement). In each tree whose
+ * path for the row splits on a, a variant follows the row's path down to the first node on a where it
  * leaves it, and then stays below that node's other child, whose largest leaf bounds it; or it
  * never leaves the path and ends in the row's leaf. A node where no variant still on the path
  * can leave it adds nothing, which is what makes this bound far tighter than the largest leaf
  * below the first split on a. */
-static double variant_bound(const MisreadModel *m, const Scratch *s, const int32_t *leaf,
-                            int32_t a, double raw, uint64_t codes, double low, double high) {
+static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, double raw,
+                            uint64_t codes, double low, double high) {
     const int nominal = m->n_codes[a] > 0;
     const int64_t nf = m->n_features;
     double bound = raw;
     for (int32_t t = 0; t < m->n_trees; ++t) { /* the trees whose path for the row splits on a */
-        const int32_t first = s->first_step[(int64_t)leaf[t] * nf + a];
+        const int32_t first = s->row_first[(int64_t)t * nf + a];
         if (first < 0) continue;
         const double base = s->base_leaf[t];
         double best = base;
@@ -304,13 +305,13 @@ static void guard_masks(const MisreadModel *m, const double *x, Scratch *s) {
                 s->suffix[(int64_t)(f + 1) * nw + w] & m->table[s->mask_row[f] * nw + w];
 }
 
-/* The trees whose path for the row (its leaves `leaf`) splits on a, into start_tree, with the
+/* The trees whose path for the row (s->row_first) splits on a, into start_tree, with the
  * first such step in start_step; their number. */
-static int64_t trees_on(const MisreadModel *m, Scratch *s, const int32_t *leaf, int32_t a) {
+static int64_t trees_on(const MisreadModel *m, Scratch *s, int32_t a) {
     const int64_t nf = m->n_features;
     int64_t n = 0;
     for (int32_t t = 0; t < m->n_trees; ++t) {
-        const int32_t step = s->first_step[(int64_t)leaf[t] * nf + a];
+        const int32_t step = s->row_first[(int64_t)t * nf + a];
         if (step < 0) continue;
         s->start_tree[n] = t;
         s->start_step[n] = step;
@@ -351,6 +352,10 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
         int64_t e1 = -1;
         if (!guard_ready) {
             guard_masks(m, x, s);
+            /* The row's first steps, tree by tree, next to each other (read per attribute). */
+            for (int32_t t = 0; t < nt; ++t)
+                memcpy(s->row_first + (int64_t)t * nf, s->first_step + (int64_t)leaf[t] * nf,
+                       sizeof(int32_t) * (size_t)nf);
             guard_ready = 1;
         }
         for (int32_t w = 0; w < nw; ++w)
@@ -367,8 +372,8 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
-            if (variant_bound(m, s, leaf, a, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
-            e1 = trees_on(m, s, leaf, a);
+            if (variant_bound(m, s, a, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
+            e1 = trees_on(m, s, a);
             if (e1 == 0) continue; /* no tree reads a on this row's paths: nothing can change */
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
@@ -430,9 +435,9 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (any_word(s->other, masks + known_high * nw, nw)) break;
             double value_low = known_low == bin_low ? low : edges[known_low - 1];
             double value_high = known_high == bin_high ? high : edges[known_high];
-            if (variant_bound(m, s, leaf, a, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
+            if (variant_bound(m, s, a, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
                 continue;
-            if (e1 < 0) e1 = trees_on(m, s, leaf, a);
+            if (e1 < 0) e1 = trees_on(m, s, a);
             if (e1 == 0) break; /* no tree reads a on this row's paths: nothing can change */
             int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
@@ -712,6 +717,7 @@ static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matri
     s->odd_code = take(&b, BLOCK * nf);
     s->base_leaf = take(&b, sizeof(double) * nt);
     s->bound = take(&b, sizeof(double) * nf);
+    s->row_first = take(&b, sizeof(int32_t) * nt * nf);
     s->start_tree = take(&b, sizeof(int32_t) * nt);
     s->start_step = take(&b, sizeof(int32_t) * nt);
     s->prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
