@@ -4,13 +4,17 @@
  * trees, guard and cut points that misread.py takes from the bundle's verified files. Every
  * array comes with its length, every value used as an index is checked against it, and the
  * model is checked whole at each call (a few thousand comparisons): a bad index is an error
- * (-1), never a read out of bounds. No global state: the caller owns every buffer but the
- * scratch memory, which one call allocates and frees.
+ * (-1), never a read out of bounds. The layout's indices are made here from that checked model,
+ * and a layout is used only when its counts and hashes match the model and its bytes. No
+ * global state: the caller owns every buffer but the scratch memory, which one call allocates
+ * and frees.
  *
  * The rows' own leaves come first, tree by tree for a block of rows in lockstep; a leaf
- * names its path, laid out once per call with, per feature, its first split on it, the chain
- * of its further splits on it, and the most a variant in that feature alone can add in that
- * tree (the largest leaf below the other child of any of those splits). For an edible row and
+ * names its path, laid out with, per feature, its first split on it, the chain of its further
+ * splits on it, and the most a variant in that feature alone can add in that tree (the largest
+ * leaf below the other child of any of those splits). The layout is made once per bundle load
+ * into a buffer the caller keeps (mushroom_misread_layout), checked at each call
+ * (mushroom_misread_check_laid_out); mushroom_misread_check makes it for the one call. For an edible row and
  * one attribute a, only the trees whose path for the row meets a split on a can change their
  * leaf, from the first such split down. The sum of those per-leaf figures dismisses many
  * attributes, the guard more, and a bound along the paths restricted to the codes or values
