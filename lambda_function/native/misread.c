@@ -703,6 +703,47 @@ static int block_leaves(const MisreadModel *m, const double *matrix, const int64
     return 1;
 }
 
+/* A row's nominal codes packed into 64 bits, feature by feature (NaN and any other value as
+ * the feature's number of codes), as many features as fit: an order of similar rows. */
+static uint64_t code_key(const MisreadModel *m, const double *x) {
+    uint64_t key = 0;
+    int bits = 0;
+    for (int32_t f = 0; f < m->n_features; ++f) {
+        const int32_t n_codes = m->n_codes[f];
+        if (n_codes <= 0) continue;
+        int width = 1;
+        while (width < 7 && ((int64_t)1 << width) <= n_codes) ++width;
+        if (bits + width > 64) break;
+        const double v = x[f];
+        const uint64_t code = v >= 0 && v < n_codes ? (uint64_t)v : (uint64_t)n_codes;
+        key = (key << width) | code;
+        bits += width;
+    }
+    return key;
+}
+
+/* The positions 0..n-1 into position, sorted by keys[position] (ties by position): a
+ * bottom-up merge sort through spare. */
+static void sort_by_key(int64_t *position, int64_t *spare, const uint64_t *keys, int64_t n) {
+    for (int64_t k = 0; k < n; ++k) position[k] = k;
+    int64_t *from = position, *to = spare;
+    for (int64_t width = 1; width < n; width *= 2) {
+        for (int64_t start = 0; start < n; start += 2 * width) {
+            const int64_t middle = start + width < n ? start + width : n;
+            const int64_t end = start + 2 * width < n ? start + 2 * width : n;
+            int64_t a = start, b = middle, o = start;
+            while (a < middle && b < end)
+                to[o++] = keys[from[b]] < keys[from[a]] ? from[b++] : from[a++];
+            while (a < middle) to[o++] = from[a++];
+            while (b < end) to[o++] = from[b++];
+        }
+        int64_t *swap = from;
+        from = to;
+        to = swap;
+    }
+    if (from != position) memcpy(position, from, sizeof(int64_t) * (size_t)n);
+}
+
 /* The checks of rows whose code is 0 (edible), with the paths laid out in s; see
  * mushroom_misread_check. */
 static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matrix,
@@ -740,11 +781,30 @@ static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matri
         out_feature[i] = -1;
         out_value[i] = 0.0;
     }
+    /* The edible rows in the order of their nominal codes: rows of a species come together
+     * and often share leaves, so the per-leaf tables they read stay in cache (0.97x on the
+     * bench batch). Each row's result is its own: the order changes nothing else. */
+    int64_t n_edible = 0;
+    for (int64_t i = 0; i < n_rows; ++i) n_edible += codes[i] == 0;
+    const int64_t room = n_edible > 0 ? n_edible : 1;
+    uint64_t *keys = take(&b, sizeof(uint64_t) * room);
+    int64_t *row_of = take(&b, sizeof(int64_t) * room);
+    int64_t *position = take(&b, sizeof(int64_t) * room);
+    int64_t *spare = take(&b, sizeof(int64_t) * room);
+    if (b.failed) blocked = -1;
+    if (blocked >= 0) {
+        int64_t e = 0;
+        for (int64_t i = 0; i < n_rows; ++i) {
+            if (codes[i] != 0) continue;
+            keys[e] = code_key(m, matrix + i * nf);
+            row_of[e++] = i;
+        }
+        sort_by_key(position, spare, keys, n_edible);
+    }
     int64_t index[BLOCK];
-    for (int64_t next = 0; next < n_rows && blocked >= 0;) {
+    for (int64_t next = 0; next < n_edible && blocked >= 0;) {
         int rows = 0;
-        for (; next < n_rows && rows < BLOCK; ++next)
-            if (codes[next] == 0) index[rows++] = next;
+        for (; next < n_edible && rows < BLOCK; ++next) index[rows++] = row_of[position[next]];
         if (!block_leaves(m, matrix, index, rows, s)) blocked = -1;
         for (int r = 0; r < rows && blocked >= 0; ++r) {
             const int64_t i = index[r];
