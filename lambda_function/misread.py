@@ -155,6 +155,14 @@ class MisreadCheck:
         """``native`` or ``reference``: which implementation ``check`` runs."""
         return "native" if self._native is not None else "reference"
 
+    @property
+    def layout(self) -> str:
+        """Where the native check's paths come from: ``at load`` (laid out once, this object
+        keeps them), ``per call`` (a library built before that), or ``none`` (reference)."""
+        if self._native is None:
+            return "none"
+        return "at load" if self._layout is not None else "per call"
+
     def _bind(self, library: Any) -> tuple[Any, str | None]:
         """The native check of ``library`` configured with this model, or (None, why not)."""
         try:

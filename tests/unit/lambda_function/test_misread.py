@@ -428,7 +428,11 @@ def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_li
         for lib in (native_library, LibraryWithoutLayout(native_library))
     ]
     assert [c.kind for c in checks] == ["native", "native"]
-    assert checks[0]._layout is not None and checks[1]._layout is None
+    assert [c.layout for c in checks] == ["at load", "per call"]
+    reference = MisreadCheck(
+        ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, None
+    )
+    assert reference.layout == "none"
     for c in checks:
         c.reference = None  # a native failure would fall back to it: fail loudly instead
     laid_out, per_call = (c.check(matrix, codes, ensemble.predict) for c in checks)
