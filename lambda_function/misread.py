@@ -146,6 +146,7 @@ class MisreadCheck:
         # Why the native check is not used (None: it is).
         self.native_unavailable_reason: str | None = "no compiled library"
         self._native: Any = None
+        self._layout: Any = None
         if library is not None:
             self._native, self.native_unavailable_reason = self._bind(library)
 
@@ -153,6 +154,14 @@ class MisreadCheck:
     def kind(self) -> str:
         """``native`` or ``reference``: which implementation ``check`` runs."""
         return "native" if self._native is not None else "reference"
+
+    @property
+    def layout(self) -> str:
+        """Where the native check's paths come from: ``at load`` (laid out once, this object
+        keeps them), ``per call`` (a library built before that), or ``none`` (reference)."""
+        if self._native is None:
+            return "none"
+        return "at load" if self._layout is not None else "per call"
 
     def _bind(self, library: Any) -> tuple[Any, str | None]:
         """The native check of ``library`` configured with this model, or (None, why not)."""
@@ -241,7 +250,35 @@ class MisreadCheck:
             **{k: v.ctypes.data for k, v in arrays.items()},
         )
         self._arrays = arrays  # the struct points into them
+        self._layout = self._lay_out(library, model)
         return (function, model), None
+
+    @staticmethod
+    def _lay_out(library: Any, model: _NativeModel) -> Any:
+        """The paths of every leaf laid out once, in a buffer this object keeps and passes to
+        each check (``mushroom_misread_check_laid_out``, which verifies that it is this model's
+        and unchanged); None when the library lays them out at each call instead (a bundle
+        built before) or refuses the model (then the check refuses it too)."""
+        try:
+            size_of, lay_out, check = (
+                library.mushroom_misread_layout_size,
+                library.mushroom_misread_layout,
+                library.mushroom_misread_check_laid_out,
+            )
+        except AttributeError:
+            return None
+        size_of.restype, size_of.argtypes = _i64, (_p,)
+        lay_out.restype, lay_out.argtypes = _i32, (_p, _p, _i64)
+        check.restype = _i64
+        check.argtypes = (_p, _p, _i64, _p, _i64, _i32, _p, _p, _p)
+        size = size_of(ctypes.byref(model))
+        if size <= 0:
+            return None
+        buffer = np.zeros(size, dtype=np.uint8)  # numpy aligns it (the C side checks 8 bytes)
+        if lay_out(ctypes.byref(model), buffer.ctypes.data, size) != 1:
+            return None
+        buffer.flags.writeable = False
+        return check, buffer
 
     def check(
         self,
@@ -258,8 +295,7 @@ class MisreadCheck:
         robust = np.array(codes, dtype=np.int8, copy=True)
         feature = np.empty(len(robust), dtype=np.int32)
         value = np.empty(len(robust), dtype=np.float64)
-        status = function(
-            ctypes.byref(model),
+        arguments = (
             rows.ctypes.data,
             rows.shape[0],
             rows.shape[1],
@@ -267,6 +303,11 @@ class MisreadCheck:
             feature.ctypes.data,
             value.ctypes.data,
         )
+        if self._layout is not None:
+            laid_out, layout = self._layout
+            status = laid_out(ctypes.byref(model), layout.ctypes.data, layout.size, *arguments)
+        else:
+            status = function(ctypes.byref(model), *arguments)
         if status < 0:  # an inconsistent model: the reference decides (never a silent pass)
             return self.reference(matrix, codes, predict)
         return MisreadResult(robust, feature, value)

@@ -59,7 +59,8 @@ class VerdictRecord(msgspec.Struct, gc=False, omit_defaults=True):
     scored_at: str
     errors: tuple[dict[str, str], ...]
     misread: dict[str, Any] | None = None
-    shadow: ShadowVerdict | None = None
+    # A ShadowVerdict, or one already encoded (msgspec.Raw: the same bytes, see _shadow_fields).
+    shadow: ShadowVerdict | msgspec.Raw | None = None
 
 
 # A shared empty tuple: scored records have no errors, and tuples cannot be mutated.
@@ -67,6 +68,7 @@ _NO_ERRORS: tuple[dict[str, str], ...] = ()
 # msgspec Structs rather than dicts + orjson: measured here on 1,000 outputs, building dicts and
 # mapping orjson.dumps over them costs ~2.5 ms per batch; Structs + msgspec's encoder ~0.35 ms.
 _json_encode_lines = msgspec.json.Encoder().encode_lines
+_json_encode = msgspec.json.Encoder().encode
 _UNKNOWN_CODE = VERDICTS_BY_CODE.index(VERDICT_UNKNOWN)
 
 
@@ -76,9 +78,18 @@ def _shadow_fields(shadow: ShadowScores | None) -> Any:
         return repeat(None)
     if shadow.error is not None or shadow.codes is None or shadow.p_poisonous is None:
         return repeat(ShadowVerdict(shadow.model_version, None, None, shadow.error or "no scores"))
-    verdicts = list(map(VERDICTS_BY_CODE.__getitem__, shadow.codes.tolist()))
-    probabilities = np.round(shadow.p_poisonous, 4).tolist()
-    return map(ShadowVerdict, repeat(shadow.model_version), verdicts, probabilities)
+    # A batch has few distinct (verdict, rounded p_poisonous) pairs (32 of 1,000 on the bench
+    # batch): each is encoded once, and msgspec copies the encoded bytes (Raw) into every record
+    # that has it, the same bytes as the struct itself (measured: ~0.12 ms less per batch).
+    probabilities = np.round(shadow.p_poisonous, 4)
+    # p in [0, 1] and codes 0..2: code * 4 + p tells every pair apart.
+    keys = shadow.codes.astype(np.float64) * 4.0 + probabilities
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    fields = [
+        msgspec.Raw(_json_encode(ShadowVerdict(shadow.model_version, VERDICTS_BY_CODE[c], p)))
+        for c, p in zip(shadow.codes[first].tolist(), probabilities[first].tolist())
+    ]
+    return map(fields.__getitem__, inverse.tolist())
 
 
 def utc_now() -> datetime:

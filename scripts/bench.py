@@ -331,6 +331,9 @@ def bench_handler_and_raw(
         "shadow_model_version": shadow.model_version,
         "shadow_agreement": f"{shadow_agrees} of {len(scored)} scored records",
         "misread": bundle.misread.kind,
+        # "per call": the bundle's library predates the layout at load (retrain to measure it).
+        "misread_layout": bundle.misread.layout,
+        "shadow_misread_layout": shadow.bundle.misread.layout,
         "compiled_predict_1000_ms": statistics.median(compiled_ms),
         "compiled_predict_1000_ms_min": min(compiled_ms),
         "compiled_vs_raw_ratio": statistics.median(c / r for c, r in zip(compiled_ms, raw_ms)),
@@ -767,7 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "handler stages (CPU ms): "
         + ", ".join(f"{k} {v:.3f}" for k, v in report["handler_stages_cpu_ms"].items())
-        + f"; scorer {report['scorer']}, misread check {report['misread']}"
+        + f"; scorer {report['scorer']}, misread check {report['misread']} (paths laid out "
+        + f"{report['misread_layout']}, the shadow's {report['shadow_misread_layout']})"
     )
     for key, check in report["targets"].items():
         print(f"{key:28s} {check['value']:10.3f}  target {check['target']:8s} met={check['met']}")

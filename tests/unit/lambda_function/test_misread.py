@@ -399,3 +399,90 @@ def test_trees_that_share_a_node_are_refused_natively_and_checked_by_the_referen
     assert (
         result.codes.tolist() == reference(matrix, codes, shared.predict).codes.tolist() == [2, 2]
     )
+
+
+class LibraryWithoutLayout:
+    """A bundle library built before the paths were laid out at load: the per-call check only."""
+
+    def __init__(self, library):
+        self.mushroom_misread_abi = library.mushroom_misread_abi
+        self.mushroom_misread_check = library.mushroom_misread_check
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_library, seed):
+    # The paths laid out once (kept by the check, passed to each call) give the same codes,
+    # attributes and values as a library that lays them out at each call (an older bundle's).
+    rng = np.random.default_rng(100 + seed)
+    trees = [random_tree(rng, int(rng.integers(0, 9))) for _ in range(int(rng.integers(1, 7)))]
+    ensemble = parse_model(model_text(*trees))
+    species_guard, matrix = random_guard(rng), random_rows(rng, 300)
+    p = ensemble.predict(matrix)
+    threshold = float(min(np.quantile(p, 0.5) + 1e-6, 1.0))
+    known = species_guard.compatible(matrix)
+    codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+    checks = [
+        MisreadCheck(
+            ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, lib
+        )
+        for lib in (native_library, LibraryWithoutLayout(native_library))
+    ]
+    assert [c.kind for c in checks] == ["native", "native"]
+    assert [c.layout for c in checks] == ["at load", "per call"]
+    reference = MisreadCheck(
+        ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, None
+    )
+    assert reference.layout == "none"
+    for c in checks:
+        c.reference = None  # a native failure would fall back to it: fail loudly instead
+    laid_out, per_call = (c.check(matrix, codes, ensemble.predict) for c in checks)
+    np.testing.assert_array_equal(laid_out.codes, per_call.codes)
+    np.testing.assert_array_equal(laid_out.feature, per_call.feature)
+    np.testing.assert_array_equal(laid_out.value, per_call.value)
+
+
+def test_a_layout_of_another_model_or_changed_since_is_refused(native_library):
+    # The layout names the model it was laid out from (a hash of its arrays) and its own bytes
+    # (a hash): the same sizes with another threshold, or one byte changed, and the native
+    # check refuses the call (-1), so the reference answers instead.
+    import ctypes
+
+    def checker(high: float) -> MisreadCheck:
+        text = model_text(poisonous_code(SPACING, 1), numeric_band(CAP, 10.0, high))
+        return MisreadCheck(
+            parse_model(text),
+            guard(),
+            ENCODER.feature_order,
+            ENCODER.vocabularies,
+            0.5,
+            native_library,
+        )
+
+    mine, other = checker(10.5), checker(11.0)
+    laid_out, layout = mine._layout
+    _, model = mine._native
+    matrix = np.ascontiguousarray(np.vstack([row(gill_spacing=0), row(cap_diameter=9.0)]))
+
+    def call(buffer: np.ndarray) -> int:
+        codes = np.zeros(2, dtype=np.int8)
+        feature, value = np.empty(2, dtype=np.int32), np.empty(2)
+        return laid_out(
+            ctypes.byref(model),
+            buffer.ctypes.data,
+            buffer.size,
+            matrix.ctypes.data,
+            2,
+            N_FEATURES,
+            codes.ctypes.data,
+            feature.ctypes.data,
+            value.ctypes.data,
+        )
+
+    assert call(layout) == 2  # both rows blocked: its own layout serves
+    assert other._layout[1].size == layout.size
+    assert call(other._layout[1]) == -1
+    for at in (0, 64, layout.size // 2, layout.size - 1):  # header, nodes, paths, gains
+        changed = layout.copy()
+        changed[at] ^= 1
+        assert call(changed) == -1
+    assert call(layout[: layout.size - 8].copy()) == -1

@@ -312,3 +312,30 @@ def test_without_a_shadow_the_handler_emits_no_shadow_metrics(
     assert all("shadow" not in json.loads(data) for _, _, data in container.records)
     emf = _emf(capsys.readouterr().out)
     assert "ShadowErrors" not in emf and "ShadowVerdicts" not in emf
+
+
+def test_each_shadow_field_is_the_bytes_of_its_own_verdict() -> None:
+    # The fields are encoded once per distinct (verdict, rounded p_poisonous) and copied: every
+    # record's field must still be exactly the encoding of its own ShadowVerdict, in order,
+    # with pairs that share a probability but not a verdict, probabilities that round alike or
+    # apart, and the ends of [0, 1].
+    import numpy as np
+
+    from lambda_function.service import ShadowVerdict, _shadow_fields
+    from lambda_function.shadow import ShadowScores
+
+    p = np.array([0.5, 0.5, 0.5, 0.12344, 0.12346, 0.12344, 0.0, 1.0, 1e-9, 0.99999, 0.5])
+    codes = np.array([0, 1, 2, 0, 0, 0, 0, 1, 0, 1, 0], dtype=np.int8)
+    fields = list(_shadow_fields(ShadowScores("7", p, codes)))
+    verdicts = ("edible", "poisonous", "unknown")
+    expected = [
+        msgspec.json.encode(ShadowVerdict("7", verdicts[c], q))
+        for c, q in zip(codes.tolist(), np.round(p, 4).tolist())  # as the served p_poisonous
+    ]
+    assert len(fields) == len(p)
+    assert [msgspec.json.encode(f) for f in fields] == expected
+    assert json.loads(expected[1]) == {
+        "model_version": "7",
+        "verdict": "poisonous",
+        "p_poisonous": 0.5,
+    }
