@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "row_order.h"
+
 #define EXPORT __attribute__((visibility("default")))
 #define MISREAD_ABI 1
 #define MAX_CODES 64
@@ -722,28 +724,6 @@ static uint64_t code_key(const MisreadModel *m, const double *x) {
     return key;
 }
 
-/* The positions 0..n-1 into position, sorted by keys[position] (ties by position): a
- * bottom-up merge sort through spare. */
-static void sort_by_key(int64_t *position, int64_t *spare, const uint64_t *keys, int64_t n) {
-    for (int64_t k = 0; k < n; ++k) position[k] = k;
-    int64_t *from = position, *to = spare;
-    for (int64_t width = 1; width < n; width *= 2) {
-        for (int64_t start = 0; start < n; start += 2 * width) {
-            const int64_t middle = start + width < n ? start + width : n;
-            const int64_t end = start + 2 * width < n ? start + 2 * width : n;
-            int64_t a = start, b = middle, o = start;
-            while (a < middle && b < end)
-                to[o++] = keys[from[b]] < keys[from[a]] ? from[b++] : from[a++];
-            while (a < middle) to[o++] = from[a++];
-            while (b < end) to[o++] = from[b++];
-        }
-        int64_t *swap = from;
-        from = to;
-        to = swap;
-    }
-    if (from != position) memcpy(position, from, sizeof(int64_t) * (size_t)n);
-}
-
 /* The checks of rows whose code is 0 (edible), with the paths laid out in s; see
  * mushroom_misread_check. */
 static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matrix,
@@ -799,7 +779,7 @@ static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matri
             keys[e] = code_key(m, matrix + i * nf);
             row_of[e++] = i;
         }
-        sort_by_key(position, spare, keys, n_edible);
+        sort_rows(position, spare, n_edible, keys, 1);
     }
     int64_t index[BLOCK];
     for (int64_t next = 0; next < n_edible && blocked >= 0;) {

@@ -23,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "row_order.h"
+
 #if !defined(__OPTIMIZE__) || !defined(_FORTIFY_SOURCE) || _FORTIFY_SOURCE < 2
 #error "build with -O1 or more and -D_FORTIFY_SOURCE=2 (training/compile.py CFLAGS)"
 #endif
@@ -179,38 +181,6 @@ static inline int64_t table_row(const Scorer* s, int j, double x) {
   return s->offset[j] + bin; /* bin <= edge_count = size - 1: inside the column's rows */
 }
 
-/* Row i's mask before row k's: the last word first (np.lexsort's order), then the row. */
-static inline int mask_before(const uint64_t* masks, int words, int64_t i, int64_t k) {
-  for (int w = words - 1; w >= 0; --w) {
-    const uint64_t x = masks[i * words + w], y = masks[k * words + w];
-    if (x != y) return x < y;
-  }
-  return i < k;
-}
-
-/* Sorts order (n row indices) by mask_before: a bottom-up merge sort through scratch (qsort
-   has no context argument, and qsort_r differs between platforms). */
-static void sort_by_mask(int64_t* order, int64_t* scratch, int64_t n, const uint64_t* masks,
-                         int words) {
-  int64_t* from = order;
-  int64_t* to = scratch;
-  for (int64_t width = 1; width < n; width *= 2) {
-    for (int64_t start = 0; start < n; start += 2 * width) {
-      const int64_t middle = start + width < n ? start + width : n;
-      const int64_t end = start + 2 * width < n ? start + 2 * width : n;
-      int64_t a = start, b = middle, o = start;
-      while (a < middle && b < end)
-        to[o++] = mask_before(masks, words, from[b], from[a]) ? from[b++] : from[a++];
-      while (a < middle) to[o++] = from[a++];
-      while (b < end) to[o++] = from[b++];
-    }
-    int64_t* swap = from;
-    from = to;
-    to = swap;
-  }
-  if (from != order) memcpy(order, from, (size_t)n * sizeof(int64_t));
-}
-
 /* P(poisonous) and verdict codes (0 edible, 1 poisonous, 2 unknown) of the n rows of X (C
    order, n_cols == the scorer's columns). Returns MUSHROOM_OK, or an error; on
    MUSHROOM_BAD_CODE, *bad_row and *bad_column name the first value that is no code. Only the
@@ -251,8 +221,7 @@ EXPORT int32_t mushroom_scorer_score(const Scorer* s, const double* X, int64_t n
   if (status == MUSHROOM_OK) {
     /* Rows in the order of their species masks, the last word first, as np.lexsort orders
        them: rows of one mask together (their trees take the same branches). */
-    for (int64_t i = 0; i < n; ++i) order[i] = i;
-    sort_by_mask(order, scratch, n, masks, W);
+    sort_rows(order, scratch, n, masks, W);
     for (int64_t k = 0; k < n; ++k)
       memcpy(grouped + k * C, X + order[k] * C, (size_t)C * sizeof(double));
     status = mushroom_predict_batch(grouped, n, C, grouped_p) == 0 ? MUSHROOM_OK
