@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deployment.elf_audit import RUNTIME_LIBRARIES, ElfError, read_elf, too_new
+from lambda_function.bundle_store import parse_s3_uri
 from lambda_function.compiled import PREDICTOR_ABI
 from lambda_function.config import SHADOW_ENV as SHADOW_BUNDLE_ENV
 from lambda_function.model import (
@@ -596,18 +597,29 @@ def read_copy_files(
 def verify_served_copy(s3: Any, uri: str) -> list[str]:
     """What is wrong with the bundle at ``uri`` (``s3://bucket/prefix/``), read back from S3:
     its ``bundle.json`` and every file it lists (size and SHA-256); empty when it verifies."""
+    return read_served_copy(s3, uri)[2]
+
+
+def read_served_copy(s3: Any, uri: str) -> tuple[dict[str, bytes], dict[str, Any], list[str]]:
+    """The bundle at ``uri`` read back from S3: the files that verify (``bundle.json``
+    included), its metadata, and what is wrong with it (empty when every file verifies)."""
     if not uri.startswith("s3://"):
-        return [f"{uri} is not an s3:// URI"]
-    bucket, _, prefix = uri[len("s3://") :].partition("/")
-    prefix = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+        return {}, {}, [f"{uri} is not an s3:// URI"]
+    try:
+        bucket, prefix = parse_s3_uri(uri)
+    except BundleError as exc:
+        return {}, {}, [str(exc)]
     raw = _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE)
     if raw is None:
-        return [f"{BUNDLE_METADATA_FILE} missing"]
+        return {}, {}, [f"{BUNDLE_METADATA_FILE} missing"]
     try:
-        _, listed = bundle_files(parse_metadata(raw, uri + BUNDLE_METADATA_FILE), uri)
+        metadata = parse_metadata(raw, uri + BUNDLE_METADATA_FILE)
+        _, listed = bundle_files(metadata, uri)
     except BundleError as exc:
-        return [str(exc)]
-    return list(copy_problems(s3, bucket, prefix, listed).values())
+        return {}, {}, [str(exc)]
+    contents, problems = read_copy_files(s3, bucket, prefix, listed)
+    contents[BUNDLE_METADATA_FILE] = raw
+    return contents, metadata, list(problems.values())
 
 
 def _get_object(s3: Any, bucket: str, key: str) -> bytes | None:

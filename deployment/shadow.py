@@ -42,21 +42,14 @@ from deployment.rollout import (
     _bundle_of,
     _ensure_copy,
     _function_configuration,
-    _get_object,
     _model_version_of,
     _publish_and_move,
     _serves_already,
     _shadow_of,
     _verified_files,
     check_package_serves,
-    read_copy_files,
+    read_served_copy,
     served,
-)
-from lambda_function.model import (
-    BUNDLE_METADATA_FILE,
-    BundleError,
-    bundle_files,
-    parse_metadata,
 )
 
 
@@ -228,28 +221,12 @@ def _record_after(now: Served, shadow: str | None) -> ServedRecord:
 def _read_copy(s3: Any, uri: str, action: str) -> tuple[dict[str, bytes], dict[str, Any]]:
     """The bundle at ``uri`` read back from S3 (``bundle.json`` and every file it lists,
     verified by size and SHA-256) and its metadata; RolloutError naming the fix otherwise."""
-    bucket, _, prefix = (
-        uri[len("s3://") :].partition("/") if uri.startswith("s3://") else ("", "", "")
-    )
-    model_version = _model_version_of(uri)
-    fix = (
-        f"cannot {action}: its bundle {uri} %s; nothing changed (make shadow "
-        f"MODEL_VERSION={model_version} or make rollout MODEL_VERSION={model_version} uploads "
-        "the registry's bundle again)"
-    )
-    if not bucket:
-        raise RolloutError(fix % "is not an s3:// URI")
-    prefix = prefix if prefix.endswith("/") else prefix + "/"
-    raw = _get_object(s3, bucket, prefix + BUNDLE_METADATA_FILE)
-    if raw is None:
-        raise RolloutError(fix % f"has no {BUNDLE_METADATA_FILE}")
-    try:
-        metadata = parse_metadata(raw, uri + BUNDLE_METADATA_FILE)
-        _, listed = bundle_files(metadata, uri)
-    except BundleError as exc:
-        raise RolloutError(fix % f"does not verify ({exc})") from exc
-    contents, problems = read_copy_files(s3, bucket, prefix, listed)
+    contents, metadata, problems = read_served_copy(s3, uri)
     if problems:
-        raise RolloutError(fix % f"no longer verifies ({'; '.join(problems.values())})")
-    contents[BUNDLE_METADATA_FILE] = raw
+        model_version = _model_version_of(uri)
+        raise RolloutError(
+            f"cannot {action}: its bundle {uri} no longer verifies ({'; '.join(problems)}); "
+            f"nothing changed (make shadow MODEL_VERSION={model_version} or make rollout "
+            f"MODEL_VERSION={model_version} uploads the registry's bundle again)"
+        )
     return contents, metadata

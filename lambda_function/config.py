@@ -8,7 +8,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
-from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM
+from lambda_function.bundle_store import parse_s3_uri
+from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM, BundleError
 
 SERVICE_NAME = "mushroom-scorer"
 METRICS_NAMESPACE = "MushroomScorer"
@@ -95,8 +96,11 @@ def shadow_setting(raw: str) -> ShadowSetting | None:
     if any(c.isspace() or not c.isprintable() for c in uri):
         problem = "contains whitespace or control characters"
     elif uri.startswith("s3://"):
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        if not bucket or not prefix.strip("/"):
+        try:
+            _, prefix = parse_s3_uri(uri)
+        except BundleError:
+            prefix = ""
+        if not prefix.strip("/"):
             problem = "is not s3://<models-bucket>/<model>/<version>/"
     elif "://" in uri:
         problem = "is neither an s3:// URI nor a local bundle directory"
