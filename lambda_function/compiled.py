@@ -14,6 +14,10 @@ file, in ``files`` with its size and SHA-256. The ABI (version ``PREDICTOR_ABI``
   guard, rows grouped by species, the trees and the threshold in one call
   (``lambda_function/native/scorer.c``, wrapped by ``NativeScorer``), on the encoded matrix
   only: no native code reads the stream's bytes (msgspec does, ``decoding.py``);
+- ``mushroom_num_tree``, ``mushroom_predict_batch_leaves`` and ``mushroom_scorer_score_leaves``
+  (libraries compiled since the trees record their leaves; optional: an older one is served
+  without them): the same, with each row's leaf in each tree, which the misread check then
+  reads instead of walking the trees again (``training/compile.py`` ``patch_leaf_ordinals``);
 - ``mushroom_build_flags``: how it was built (the hardening flags, checked by the tests).
 
 ABI 2 is the hardened library without the native codec of ABI 1 (decision 0007): a bundle
@@ -223,6 +227,13 @@ class NativeScorer:
         score.restype = i32
         score.argtypes = (p, p, i64, i32, p, p, p, p)
         free.restype, free.argtypes = None, (p,)
+        try:  # a library compiled before the trees recorded their leaves has neither
+            score_leaves, num_tree = library.mushroom_scorer_score_leaves, library.mushroom_num_tree
+        except AttributeError:
+            score_leaves = num_tree = None
+        if score_leaves is not None and num_tree is not None:
+            score_leaves.restype, score_leaves.argtypes = i32, (p, p, i64, i32, p, p, p, p, p)
+            num_tree.restype, num_tree.argtypes = i32, ()
         if not (len(column_names) == len(kinds) == len(edges) == len(masks)):
             raise CompiledPredictorError("the guard does not describe every column")
         nominal = np.array([kind == "nominal" for kind in kinds], dtype=np.int32)
@@ -255,6 +266,9 @@ class NativeScorer:
             )
         self._library = library  # kept: its functions live as long as it does
         self._score = score
+        self._score_leaves = score_leaves
+        #: The model's number of trees when the library records the rows' leaves, else None.
+        self.n_trees: int | None = int(num_tree()) if num_tree is not None else None
         self._context = context
         self.column_names = tuple(column_names)
         self.n_columns = len(self.column_names)
@@ -267,6 +281,16 @@ class NativeScorer:
         code of its vocabulary (the decoder never writes one); CompiledPredictorError when the
         native call fails otherwise.
         """
+        p, codes, _ = self._run(matrix, with_leaves=False)
+        return p, codes
+
+    def score_with_leaves(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+        """``score``, and each row's leaf in each tree as the compiled trees recorded it while
+        they scored the row (``(n, n_trees)`` int32, the global leaf numbers of
+        ``lambda_function/trees.py``), or None when the library does not record them."""
+        return self._run(matrix, with_leaves=self.n_trees is not None)
+
+    def _run(self, matrix: np.ndarray, with_leaves: bool) -> tuple[np.ndarray, np.ndarray, Any]:
         rows = np.ascontiguousarray(matrix, dtype=np.float64)
         if rows.ndim != 2 or rows.shape[1] != self.n_columns:
             raise ValueError(f"expected a matrix of {self.n_columns} columns, got {rows.shape}")
@@ -274,16 +298,14 @@ class NativeScorer:
         p = np.empty(n, dtype=np.float64)
         codes = np.empty(n, dtype=np.int8)
         bad_row, bad_column = ctypes.c_int64(-1), ctypes.c_int32(-1)
-        status = self._score(
-            self._context,
-            rows.ctypes.data,
-            n,
-            self.n_columns,
-            p.ctypes.data,
-            codes.ctypes.data,
-            ctypes.byref(bad_row),
-            ctypes.byref(bad_column),
-        )
+        leaves = np.empty((n, self.n_trees or 0), dtype=np.int32) if with_leaves else None
+        arguments = (self._context, rows.ctypes.data, n, self.n_columns)
+        outputs = (p.ctypes.data, codes.ctypes.data)
+        errors = (ctypes.byref(bad_row), ctypes.byref(bad_column))
+        if leaves is not None:
+            status = self._score_leaves(*arguments, *outputs, leaves.ctypes.data, *errors)
+        else:
+            status = self._score(*arguments, *outputs, *errors)
         if status == _BAD_CODE:
             name = self.column_names[bad_column.value]
             value = rows[bad_row.value, bad_column.value]
@@ -294,4 +316,4 @@ class NativeScorer:
             raise CompiledPredictorError(
                 f"the native scorer failed: {_SCORER_ERRORS.get(status, f'status {status}')}"
             )
-        return p, codes
+        return p, codes, leaves

@@ -163,6 +163,12 @@ class MisreadCheck:
             return "none"
         return "at load" if self._layout is not None else "per call"
 
+    @property
+    def reads_leaves(self) -> bool:
+        """True when ``check`` can read the rows' leaves from the compiled trees (else it finds
+        them itself: a library built before the trees recorded them)."""
+        return self._layout is not None and self._layout[2] is not None
+
     def _bind(self, library: Any) -> tuple[Any, str | None]:
         """The native check of ``library`` configured with this model, or (None, why not)."""
         try:
@@ -278,16 +284,25 @@ class MisreadCheck:
         if lay_out(ctypes.byref(model), buffer.ctypes.data, size) != 1:
             return None
         buffer.flags.writeable = False
-        return check, buffer
+        # The check that reads the rows' leaves from the compiled trees (a library built
+        # before they recorded them has none: the check then finds the leaves itself).
+        with_leaves = getattr(library, "mushroom_misread_check_leaves", None)
+        if with_leaves is not None:
+            with_leaves.restype = _i64
+            with_leaves.argtypes = (_p, _p, _i64, _p, _i64, _i32, _p, _p, _i32, _p, _p)
+        return check, buffer, with_leaves
 
     def check(
         self,
         matrix: np.ndarray,
         codes: np.ndarray,
         predict: Callable[[np.ndarray], np.ndarray],
+        leaves: np.ndarray | None = None,
     ) -> MisreadResult:
         """The robust codes of scored rows: natively when the library has the check, else
-        ``reference`` (with ``predict``)."""
+        ``reference`` (with ``predict``). ``leaves``: each row's leaf in each tree as the
+        compiled trees recorded them (``NativeScorer.score_with_leaves``), read instead of
+        walking the trees when the library can (each is checked to be a leaf of its tree)."""
         if self._native is None or not np.any(codes == 0):
             return self.reference(matrix, codes, predict)
         function, model = self._native
@@ -295,19 +310,23 @@ class MisreadCheck:
         robust = np.array(codes, dtype=np.int8, copy=True)
         feature = np.empty(len(robust), dtype=np.int32)
         value = np.empty(len(robust), dtype=np.float64)
-        arguments = (
-            rows.ctypes.data,
-            rows.shape[0],
-            rows.shape[1],
-            robust.ctypes.data,
-            feature.ctypes.data,
-            value.ctypes.data,
-        )
+        scored = (rows.ctypes.data, rows.shape[0], rows.shape[1], robust.ctypes.data)
+        found = (feature.ctypes.data, value.ctypes.data)
         if self._layout is not None:
-            laid_out, layout = self._layout
-            status = laid_out(ctypes.byref(model), layout.ctypes.data, layout.size, *arguments)
+            laid_out, layout, with_leaves = self._layout
+            laid = (ctypes.byref(model), layout.ctypes.data, layout.size)
+            if (
+                with_leaves is not None
+                and leaves is not None
+                and leaves.dtype == np.int32
+                and leaves.flags.c_contiguous
+                and leaves.shape == (rows.shape[0], self.ensemble.n_trees)
+            ):
+                status = with_leaves(*laid, *scored, leaves.ctypes.data, leaves.shape[1], *found)
+            else:
+                status = laid_out(*laid, *scored, *found)
         else:
-            status = function(ctypes.byref(model), *arguments)
+            status = function(ctypes.byref(model), *scored, *found)
         if status < 0:  # an inconsistent model: the reference decides (never a silent pass)
             return self.reference(matrix, codes, predict)
         return MisreadResult(robust, feature, value)

@@ -9,18 +9,21 @@
  * global state: the caller owns every buffer but the scratch memory, which one call allocates
  * and frees.
  *
- * The rows' own leaves come first, tree by tree for a block of rows in lockstep; a leaf
- * names its path, laid out with, per feature, its first split on it, the chain of its further
- * splits on it, and the most a variant in that feature alone can add in that tree (the largest
- * leaf below the other child of any of those splits). The layout is made once per bundle load
- * into a buffer the caller keeps (mushroom_misread_layout), checked at each call
- * (mushroom_misread_check_laid_out); mushroom_misread_check makes it for the one call. For an edible row and
- * one attribute a, only the trees whose path for the row meets a split on a can change their
- * leaf, from the first such split down. The sum of those per-leaf figures dismisses many
- * attributes, the guard more, and a bound along the paths restricted to the codes or values
- * the guard knows (variant_bound) most of the rest; the others' trees are walked once from
- * that split for all variants of a at once: a set of codes (a bitmask) for a nominal
- * attribute, a range of the interval's sorted points for a measurement, split at a's nodes.
+ * The rows' own leaves come first: read from the compiled trees, which record them while
+ * they score the rows (mushroom_misread_check_leaves: each one checked to be a leaf of its
+ * tree), or found here, tree by tree for a block of rows in lockstep. A leaf names its path,
+ * laid out with, per feature, its first split on it, the chain of its further splits on it,
+ * and the most a variant in that feature alone can add in that tree (the largest leaf below
+ * the other child of any of those splits). The layout is made once per bundle load into a
+ * buffer the caller keeps (mushroom_misread_layout), checked at each call
+ * (mushroom_misread_check_laid_out, mushroom_misread_check_leaves); mushroom_misread_check
+ * makes it for the one call. For an edible row and one attribute a, only the trees whose path
+ * for the row meets a split on a can change their leaf, from the first such split down. The
+ * sum of those per-leaf figures dismisses many attributes, the guard more, and a bound along
+ * the paths restricted to the codes or values the guard knows (variant_bound) most of the
+ * rest; the others' trees are walked once from that split for all variants of a at once: a
+ * set of codes (a bitmask) for a nominal attribute, a range of the interval's sorted points
+ * for a measurement, split at a's nodes.
  * raw(variant) = raw(row) + sum over those trees of (leaf(variant) - leaf(row)).
  */
 #include <math.h>
@@ -149,6 +152,7 @@ typedef struct {
     int64_t *leaf_start;
     int32_t *leaf_steps, *step_node;
     uint8_t *step_left;
+    int32_t *leaf_tree; /* per leaf: its tree (-1: no tree reaches it) */
     /* Per step: the next step of the same path on the same feature, or -1. */
     int32_t *next_same;
     /* Per leaf l and feature f (l * n_features + f): the first step of l's path splitting on f
@@ -560,6 +564,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
     s->depth = take(b, sizeof(int32_t) * nt);
     s->leaf_start = take(b, sizeof(int64_t) * n_leaves);
     s->leaf_steps = take(b, sizeof(int32_t) * n_leaves);
+    s->leaf_tree = take(b, sizeof(int32_t) * n_leaves);
     if (b->failed) return -1;
     memset(s->nodes, 0, sizeof(PathNode) * n_all); /* padding too: a layout is hashed */
     for (int32_t k = 0; k < n_nodes; ++k) {
@@ -585,6 +590,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
         memset(n, 0, sizeof(*n)); /* feature 0, "x <= 0": any decision stays here */
         n->child[0] = n->child[1] = n_nodes + l;
         s->leaf_steps[l] = 0;
+        s->leaf_tree[l] = -1;
     }
     memset(seen, 0, (size_t)n_all);
     /* Every tree from its root, depth first: a node reached twice makes no forest. */
@@ -603,6 +609,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
             const int32_t k = todo[--top];
             if (k >= n_nodes) { /* a leaf */
                 s->leaf_steps[k - n_nodes] = level[k];
+                s->leaf_tree[k - n_nodes] = t;
                 n_steps += level[k];
                 if (level[k] > s->depth[t]) s->depth[t] = level[k];
                 continue;
@@ -727,8 +734,8 @@ static uint64_t code_key(const MisreadModel *m, const double *x) {
 /* The checks of rows whose code is 0 (edible), with the paths laid out in s; see
  * mushroom_misread_check. */
 static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matrix,
-                          int64_t n_rows, int8_t *codes, int32_t *out_feature,
-                          double *out_value) {
+                          int64_t n_rows, int8_t *codes, const int32_t *leaves,
+                          int32_t *out_feature, double *out_value) {
     int64_t max_cut = 0;
     for (int32_t f = 0; f < m->n_features; ++f)
         if (m->n_codes[f] == 0 && m->cut_count[f] > max_cut) max_cut = m->cut_count[f];
@@ -785,7 +792,19 @@ static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matri
     for (int64_t next = 0; next < n_edible && blocked >= 0;) {
         int rows = 0;
         for (; next < n_edible && rows < BLOCK; ++next) index[rows++] = row_of[position[next]];
-        if (!block_leaves(m, matrix, index, rows, s)) blocked = -1;
+        if (leaves != NULL) { /* the predictor's, each checked to be a leaf of its tree */
+            for (int r = 0; r < rows && blocked >= 0; ++r)
+                for (int32_t t = 0; t < nt; ++t) {
+                    const int32_t l = leaves[index[r] * nt + t];
+                    if (l < 0 || l >= m->n_leaves || s->leaf_tree[l] != t) {
+                        blocked = -1;
+                        break;
+                    }
+                    s->block_leaf[(int64_t)r * nt + t] = l;
+                }
+        } else if (!block_leaves(m, matrix, index, rows, s)) {
+            blocked = -1;
+        }
         for (int r = 0; r < rows && blocked >= 0; ++r) {
             const int64_t i = index[r];
             int found = check_row(m, matrix + i * nf, s->block_leaf + (int64_t)r * nt, s,
@@ -814,7 +833,8 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
     Buffers b = {{NULL}, 0, 0};
     int64_t blocked = lay_out_paths(m, &s, &b) != 1
                           ? -1
-                          : check_rows(m, &s, matrix, n_rows, codes, out_feature, out_value);
+                          : check_rows(m, &s, matrix, n_rows, codes, NULL, out_feature,
+                                       out_value);
     release(&b);
     return blocked;
 }
@@ -825,7 +845,7 @@ EXPORT int64_t mushroom_misread_check(const MisreadModel *m, const double *matri
  * two hashes: of the model's arrays it was laid out from, and of the bytes after the header.
  * Each call checks the counts and both hashes (a few hundred kilobytes hashed: tens of
  * microseconds), so a buffer of another model, or changed since, is refused (-1). */
-#define LAYOUT_MAGIC 0x3174756f79614c4dULL /* "MLayout1" */
+#define LAYOUT_MAGIC 0x3274756f79614c4dULL /* "MLayout2" */
 
 typedef struct {
     uint64_t magic;
@@ -836,7 +856,8 @@ typedef struct {
 } LayoutHeader;
 
 typedef struct {
-    int64_t nodes, root, depth, leaf_start, leaf_steps, step_node, step_left, next_same,
+    int64_t nodes, root, depth, leaf_start, leaf_steps, leaf_tree, step_node, step_left,
+        next_same,
         first_step, gain, size;
 } LayoutOffsets;
 
@@ -851,7 +872,8 @@ static LayoutOffsets layout_offsets(const MisreadModel *m, int64_t n_steps) {
     o.depth = align8(o.root + 4 * nt);
     o.leaf_start = align8(o.depth + 4 * nt);
     o.leaf_steps = align8(o.leaf_start + 8 * nl);
-    o.step_node = align8(o.leaf_steps + 4 * nl);
+    o.leaf_tree = align8(o.leaf_steps + 4 * nl);
+    o.step_node = align8(o.leaf_tree + 4 * nl);
     o.step_left = align8(o.step_node + 4 * n_steps);
     o.next_same = align8(o.step_left + n_steps);
     o.first_step = align8(o.next_same + 4 * n_steps);
@@ -931,6 +953,7 @@ EXPORT int32_t mushroom_misread_layout(const MisreadModel *m, void *buffer, int6
             memcpy(base + o.depth, s.depth, 4 * (size_t)nt);
             memcpy(base + o.leaf_start, s.leaf_start, 8 * (size_t)nl);
             memcpy(base + o.leaf_steps, s.leaf_steps, 4 * (size_t)nl);
+            memcpy(base + o.leaf_tree, s.leaf_tree, 4 * (size_t)nl);
             memcpy(base + o.step_node, s.step_node, 4 * (size_t)s.n_steps);
             memcpy(base + o.step_left, s.step_left, (size_t)s.n_steps);
             memcpy(base + o.next_same, s.next_same, 4 * (size_t)s.n_steps);
@@ -955,12 +978,11 @@ EXPORT int32_t mushroom_misread_layout(const MisreadModel *m, void *buffer, int6
     return status;
 }
 
-/* mushroom_misread_check with the paths of mushroom_misread_layout (size bytes at layout);
- * -1 also when the layout is not this model's as it was laid out. */
-EXPORT int64_t mushroom_misread_check_laid_out(const MisreadModel *m, const void *layout,
-                                               int64_t size, const double *matrix,
-                                               int64_t n_rows, int32_t n_columns, int8_t *codes,
-                                               int32_t *out_feature, double *out_value) {
+/* The check with a layout, and the rows' leaves when the caller has them (NULL: found here). */
+static int64_t check_with_layout(const MisreadModel *m, const void *layout, int64_t size,
+                                 const double *matrix, int64_t n_rows, int32_t n_columns,
+                                 int8_t *codes, const int32_t *leaves, int32_t *out_feature,
+                                 double *out_value) {
     if (m == NULL || n_rows < 0 || n_columns != m->n_features || !validate(m)) return -1;
     LayoutHeader h;
     if (layout == NULL || ((uintptr_t)layout & 7) != 0 || size < (int64_t)sizeof(h)) return -1;
@@ -981,11 +1003,37 @@ EXPORT int64_t mushroom_misread_check_laid_out(const MisreadModel *m, const void
     s.depth = (int32_t *)(uintptr_t)(base + o.depth);
     s.leaf_start = (int64_t *)(uintptr_t)(base + o.leaf_start);
     s.leaf_steps = (int32_t *)(uintptr_t)(base + o.leaf_steps);
+    s.leaf_tree = (int32_t *)(uintptr_t)(base + o.leaf_tree);
     s.step_node = (int32_t *)(uintptr_t)(base + o.step_node);
     s.step_left = (uint8_t *)(uintptr_t)(base + o.step_left);
     s.next_same = (int32_t *)(uintptr_t)(base + o.next_same);
     s.first_step = (int32_t *)(uintptr_t)(base + o.first_step);
     s.gain = (double *)(uintptr_t)(base + o.gain);
     s.n_steps = h.n_steps;
-    return check_rows(m, &s, matrix, n_rows, codes, out_feature, out_value);
+    return check_rows(m, &s, matrix, n_rows, codes, leaves, out_feature, out_value);
+}
+
+/* mushroom_misread_check with the paths of mushroom_misread_layout (size bytes at layout);
+ * -1 also when the layout is not this model's as it was laid out. */
+EXPORT int64_t mushroom_misread_check_laid_out(const MisreadModel *m, const void *layout,
+                                               int64_t size, const double *matrix,
+                                               int64_t n_rows, int32_t n_columns, int8_t *codes,
+                                               int32_t *out_feature, double *out_value) {
+    return check_with_layout(m, layout, size, matrix, n_rows, n_columns, codes, NULL,
+                             out_feature, out_value);
+}
+
+/* mushroom_misread_check_laid_out with each row's leaves already found: leaves[i * n_trees +
+ * t] is row i's global leaf in tree t, as the compiled predictor records them while it scores
+ * the rows (mushroom_predict_batch_leaves), so that the check does not walk the trees again.
+ * Each leaf is checked to be one of tree t's (-1 otherwise, and when n_leaf_columns is not the
+ * model's number of trees). */
+EXPORT int64_t mushroom_misread_check_leaves(const MisreadModel *m, const void *layout,
+                                             int64_t size, const double *matrix, int64_t n_rows,
+                                             int32_t n_columns, int8_t *codes,
+                                             const int32_t *leaves, int32_t n_leaf_columns,
+                                             int32_t *out_feature, double *out_value) {
+    if (m == NULL || leaves == NULL || n_leaf_columns != m->n_trees) return -1;
+    return check_with_layout(m, layout, size, matrix, n_rows, n_columns, codes, leaves,
+                             out_feature, out_value);
 }

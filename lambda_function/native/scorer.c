@@ -47,8 +47,11 @@ enum {
   MUSHROOM_BAD_CODE = -4,
 };
 
-/* The generated trees' batch entry point (training/compile.py BATCH_SOURCE). */
+/* The generated trees' batch entry points (training/compile.py BATCH_SOURCE). */
 int32_t mushroom_predict_batch(const double* X, int64_t n_rows, int32_t n_cols, double* out);
+int32_t mushroom_predict_batch_leaves(const double* X, int64_t n_rows, int32_t n_cols,
+                                      double* out, int32_t* leaves);
+int32_t mushroom_num_tree(void);
 
 /* How the library was built, from the compiler's own macros (tests read it). */
 EXPORT const char* mushroom_build_flags(void) {
@@ -181,25 +184,25 @@ static inline int64_t table_row(const Scorer* s, int j, double x) {
   return s->offset[j] + bin; /* bin <= edge_count = size - 1: inside the column's rows */
 }
 
-/* P(poisonous) and verdict codes (0 edible, 1 poisonous, 2 unknown) of the n rows of X (C
-   order, n_cols == the scorer's columns). Returns MUSHROOM_OK, or an error; on
-   MUSHROOM_BAD_CODE, *bad_row and *bad_column name the first value that is no code. Only the
-   caller's arrays and this call's own buffers are written: calls may run concurrently. */
-EXPORT int32_t mushroom_scorer_score(const Scorer* s, const double* X, int64_t n, int32_t n_cols,
-                                     double* p, int8_t* codes, int64_t* bad_row,
-                                     int32_t* bad_column) {
+/* mushroom_scorer_score, and with leaves each row's leaf in each tree (n x T, T =
+   mushroom_num_tree(): leaves[i * T + t], in the rows' order). */
+static int32_t score_rows(const Scorer* s, const double* X, int64_t n, int32_t n_cols,
+                          double* p, int8_t* codes, int32_t* leaves, int64_t* bad_row,
+                          int32_t* bad_column) {
   if (s == NULL || n < 0 || n_cols != s->columns) return MUSHROOM_BAD_ARGUMENT;
   if (n == 0) return MUSHROOM_OK;
   const int W = s->words, C = s->columns;
-  if ((uint64_t)n > SIZE_MAX / sizeof(double) / (uint64_t)(C > W ? C : W))
-    return MUSHROOM_BAD_ARGUMENT;
+  const int64_t T = leaves != NULL ? mushroom_num_tree() : 0;
+  const int64_t widest = C > W ? (C > T ? C : T) : (W > T ? W : T);
+  if ((uint64_t)n > SIZE_MAX / sizeof(double) / (uint64_t)widest) return MUSHROOM_BAD_ARGUMENT;
   uint64_t* masks = malloc((size_t)n * (size_t)W * sizeof(uint64_t));
   int64_t* order = malloc((size_t)n * sizeof(int64_t));
   int64_t* scratch = malloc((size_t)n * sizeof(int64_t));
   double* grouped = malloc((size_t)n * (size_t)C * sizeof(double));
   double* grouped_p = malloc((size_t)n * sizeof(double));
+  int32_t* grouped_leaves = malloc((size_t)(T > 0 ? n * T : 1) * sizeof(int32_t));
   int32_t status = MUSHROOM_NO_MEMORY;
-  if (masks && order && scratch && grouped && grouped_p) {
+  if (masks && order && scratch && grouped && grouped_p && grouped_leaves) {
     status = MUSHROOM_OK;
     for (int64_t i = 0; i < n && status == MUSHROOM_OK; ++i) {
       const double* x = X + i * C;
@@ -224,11 +227,16 @@ EXPORT int32_t mushroom_scorer_score(const Scorer* s, const double* X, int64_t n
     sort_rows(order, scratch, n, masks, W);
     for (int64_t k = 0; k < n; ++k)
       memcpy(grouped + k * C, X + order[k] * C, (size_t)C * sizeof(double));
-    status = mushroom_predict_batch(grouped, n, C, grouped_p) == 0 ? MUSHROOM_OK
-                                                                    : MUSHROOM_PREDICT_FAILED;
+    const int32_t predicted =
+        leaves != NULL ? mushroom_predict_batch_leaves(grouped, n, C, grouped_p, grouped_leaves)
+                       : mushroom_predict_batch(grouped, n, C, grouped_p);
+    status = predicted == 0 ? MUSHROOM_OK : MUSHROOM_PREDICT_FAILED;
   }
   if (status == MUSHROOM_OK) {
     for (int64_t k = 0; k < n; ++k) p[order[k]] = grouped_p[k];
+    if (leaves != NULL)
+      for (int64_t k = 0; k < n; ++k)
+        memcpy(leaves + order[k] * T, grouped_leaves + k * T, (size_t)T * sizeof(int32_t));
     for (int64_t i = 0; i < n; ++i) {
       uint64_t any = 0;
       for (int w = 0; w < W; ++w) any |= masks[i * W + w];
@@ -240,5 +248,27 @@ EXPORT int32_t mushroom_scorer_score(const Scorer* s, const double* X, int64_t n
   free(scratch);
   free(grouped);
   free(grouped_p);
+  free(grouped_leaves);
   return status;
+}
+
+/* P(poisonous) and verdict codes (0 edible, 1 poisonous, 2 unknown) of the n rows of X (C
+   order, n_cols == the scorer's columns). Returns MUSHROOM_OK, or an error; on
+   MUSHROOM_BAD_CODE, *bad_row and *bad_column name the first value that is no code. Only the
+   caller's arrays and this call's own buffers are written: calls may run concurrently. */
+EXPORT int32_t mushroom_scorer_score(const Scorer* s, const double* X, int64_t n, int32_t n_cols,
+                                     double* p, int8_t* codes, int64_t* bad_row,
+                                     int32_t* bad_column) {
+  return score_rows(s, X, n, n_cols, p, codes, NULL, bad_row, bad_column);
+}
+
+/* mushroom_scorer_score, and each row's leaf in each tree into leaves (n x
+   mushroom_num_tree(), row-major), as the trees' code records them: the misread check reads
+   them instead of walking the trees again (misread.c mushroom_misread_check_leaves). */
+EXPORT int32_t mushroom_scorer_score_leaves(const Scorer* s, const double* X, int64_t n,
+                                            int32_t n_cols, double* p, int8_t* codes,
+                                            int32_t* leaves, int64_t* bad_row,
+                                            int32_t* bad_column) {
+  if (leaves == NULL) return MUSHROOM_BAD_ARGUMENT;
+  return score_rows(s, X, n, n_cols, p, codes, leaves, bad_row, bad_column);
 }

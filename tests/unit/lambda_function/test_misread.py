@@ -441,6 +441,81 @@ def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_li
     np.testing.assert_array_equal(laid_out.value, per_call.value)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_check_reading_the_rows_leaves_equals_the_check_finding_them(native_library, seed):
+    # The rows' leaves as the compiled trees record them (here trees.py's, which the compiled
+    # trees are tested to equal) give the same codes, attributes and values as the check that
+    # walks the trees for them, and as the reference.
+    rng = np.random.default_rng(200 + seed)
+    trees = [random_tree(rng, int(rng.integers(0, 9))) for _ in range(int(rng.integers(1, 7)))]
+    ensemble = parse_model(model_text(*trees))
+    species_guard, matrix = random_guard(rng), random_rows(rng, 300)
+    p = ensemble.predict(matrix)
+    threshold = float(min(np.quantile(p, 0.5) + 1e-6, 1.0))
+    known = species_guard.compatible(matrix)
+    codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+
+    def checker(library):
+        return MisreadCheck(
+            ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, library
+        )
+
+    native, reference = checker(native_library), checker(None)
+    assert native.reads_leaves and not reference.reads_leaves
+    assert not checker(LibraryWithoutLayout(native_library)).reads_leaves
+    native.reference = None  # a native failure would fall back to it: fail loudly instead
+    leaves = ensemble.leaves(matrix).astype(np.int32)
+    read, walked = native.check(matrix, codes, ensemble.predict, leaves), native.check(
+        matrix, codes, ensemble.predict
+    )
+    expected = reference.check(matrix, codes, ensemble.predict)
+    for result in (read, walked):
+        np.testing.assert_array_equal(result.codes, expected.codes)
+        np.testing.assert_array_equal(result.feature, expected.feature)
+        np.testing.assert_array_equal(result.value, expected.value)
+
+
+@pytest.mark.parametrize("bad", ["another tree's leaf", "past the last leaf", "negative"])
+def test_leaves_that_are_not_the_rows_trees_are_refused(native_library, bad):
+    # Each leaf given must be one of its own tree's: anything else and the native check
+    # refuses the call (never an index out of bounds), and the reference answers instead.
+    ensemble = parse_model(model_text(poisonous_code(SPACING, 1), numeric_band(CAP, 10.0, 10.5)))
+    checker = MisreadCheck(
+        ensemble, guard(), ENCODER.feature_order, ENCODER.vocabularies, 0.5, native_library
+    )
+    matrix = np.vstack([row(gill_spacing=0), row(gill_spacing=2, cap_diameter=9.0)])
+    codes = np.zeros(2, dtype=np.int8)
+    leaves = ensemble.leaves(matrix).astype(np.int32)
+    assert checker.check(matrix, codes, ensemble.predict, leaves).codes.tolist() == [2, 2]
+    calls = []
+    reference = checker.reference
+    checker.reference = lambda *args: calls.append(1) or reference(*args)
+    assert checker.check(matrix, codes, ensemble.predict, leaves).codes.tolist() == [2, 2]
+    assert calls == []
+    other_tree = int(ensemble.leaves(matrix)[1, 1])
+    leaves[1, 0] = {
+        "another tree's leaf": other_tree,
+        "past the last leaf": len(ensemble.leaf_value),
+        "negative": -1,
+    }[bad]
+    assert checker.check(matrix, codes, ensemble.predict, leaves).codes.tolist() == [2, 2]
+    assert calls == [1]
+
+
+def test_leaves_of_another_shape_or_type_are_not_read(native_library):
+    # Leaves that cannot be the rows' (another shape, not int32): the check finds them itself.
+    ensemble = parse_model(model_text(poisonous_code(SPACING, 1), numeric_band(CAP, 10.0, 10.5)))
+    checker = MisreadCheck(
+        ensemble, guard(), ENCODER.feature_order, ENCODER.vocabularies, 0.5, native_library
+    )
+    checker.reference = None  # neither is a failure: no fallback
+    matrix = np.vstack([row(gill_spacing=0), row(gill_spacing=2, cap_diameter=9.0)])
+    codes = np.zeros(2, dtype=np.int8)
+    leaves = ensemble.leaves(matrix)
+    for odd in (leaves, leaves[:1].astype(np.int32), np.full((2, 5), -7, dtype=np.int32)):
+        assert checker.check(matrix, codes, ensemble.predict, odd).codes.tolist() == [2, 2]
+
+
 def test_a_layout_of_another_model_or_changed_since_is_refused(native_library):
     # The layout names the model it was laid out from (a hash of its arrays) and its own bytes
     # (a hash): the same sizes with another threshold, or one byte changed, and the native
@@ -459,7 +534,7 @@ def test_a_layout_of_another_model_or_changed_since_is_refused(native_library):
         )
 
     mine, other = checker(10.5), checker(11.0)
-    laid_out, layout = mine._layout
+    laid_out, layout, _ = mine._layout
     _, model = mine._native
     matrix = np.ascontiguousarray(np.vstack([row(gill_spacing=0), row(cap_diameter=9.0)]))
 

@@ -52,18 +52,24 @@ def test_no_single_misread_attribute_of_a_poisonous_row_is_called_edible(tmp_pat
     trees = bundle.misread.ensemble
     expected = fitted.booster.predict(matrix, num_threads=2)
     np.testing.assert_allclose(trees.predict(matrix), expected, rtol=0, atol=1e-12)
-    # ... and the native check answers as the reference does, on a sample of rows.
+    # ... the leaves the compiled trees record while they score are the trees' leaves ...
+    if bundle.scorer is not None and bundle.scorer.n_trees is not None:
+        np.testing.assert_array_equal(bundle.score_with_leaves(matrix)[2], trees.leaves(matrix))
+    # ... and the native check answers as the reference does, on a sample of rows, whether it
+    # reads those leaves (as served) or finds them itself.
     sample = matrix[np.random.default_rng(0).choice(len(matrix), 2000, replace=False)]
     _, codes = bundle.score_codes(sample)
     reference = MisreadCheck(
         trees, bundle.guard, encoder.feature_order, encoder.vocabularies, bundle.threshold
     ).reference(sample, codes, bundle.predict_proba)
-    served = bundle.misread.check(sample, codes, bundle.predict_proba)
-    for got, want in zip(
-        (served.codes, served.feature, served.value),
-        (reference.codes, reference.feature, reference.value),
-    ):
-        np.testing.assert_array_equal(got, want)
+    served = bundle.score_robust(sample)[1]
+    walked = bundle.misread.check(sample, codes, bundle.predict_proba)
+    for result in (served, walked):
+        for got, want in zip(
+            (result.codes, result.feature, result.value),
+            (reference.codes, reference.feature, reference.value),
+        ):
+            np.testing.assert_array_equal(got, want)
 
     poisonous = matrix[y == 1]
     _, verdicts = bundle.score(poisonous)

@@ -62,11 +62,9 @@ def _scorer(bundle: ModelBundle, threshold: float | None = None, masks=None) -> 
     )
 
 
-@settings(_SETTINGS, max_examples=150)
-@given(data=st.data())
-def test_native_scoring_equals_the_guard_and_predictor_in_python(compiled, base, data):
-    """Guard (codes, missing rows, numeric bins: values at, just below and above the edges,
-    NaN, beyond every edge), grouping, trees and threshold: the same doubles and codes."""
+def _odd_rows(compiled: ModelBundle, base: np.ndarray, data: st.DataObject) -> np.ndarray:
+    """Rows of the data with values changed: nominal codes, NaN, numeric values at, just below
+    and above the guard's edges, beyond every edge."""
     n = data.draw(st.integers(1, 40))
     rows = base[data.draw(st.lists(st.integers(0, len(base) - 1), min_size=n, max_size=n))].copy()
     edges = [e for e in compiled.guard.edges if e is not None]
@@ -81,10 +79,57 @@ def test_native_scoring_equals_the_guard_and_predictor_in_python(compiled, base,
             rows[i, j] = data.draw(
                 st.sampled_from([value, np.nextafter(value, -np.inf), np.nextafter(value, np.inf)])
             )
+    return rows
+
+
+@settings(_SETTINGS, max_examples=150)
+@given(data=st.data())
+def test_native_scoring_equals_the_guard_and_predictor_in_python(compiled, base, data):
+    """Guard (codes, missing rows, numeric bins: values at, just below and above the edges,
+    NaN, beyond every edge), grouping, trees and threshold: the same doubles and codes."""
+    rows = _odd_rows(compiled, base, data)
     p, codes = compiled.scorer.score(rows)
     expected_p, expected_codes = _numpy_score(compiled, rows)
     assert p.tobytes() == expected_p.tobytes()
     assert codes.tolist() == expected_codes.tolist()
+
+
+@settings(_SETTINGS, max_examples=100)
+@given(data=st.data())
+def test_the_leaves_recorded_while_scoring_are_the_trees_leaves(compiled, base, data):
+    """With the rows' leaves (rows grouped by species, leaves back in the rows' order): the
+    same doubles and codes as without, and each row's leaf in each tree as trees.py finds it."""
+    from lambda_function.trees import parse_model
+
+    rows = _odd_rows(compiled, base, data)
+    assert compiled.scorer.n_trees == compiled.n_trees
+    p, codes, leaves = compiled.scorer.score_with_leaves(rows)
+    expected_p, expected_codes = compiled.scorer.score(rows)
+    assert p.tobytes() == expected_p.tobytes() and codes.tolist() == expected_codes.tolist()
+    assert leaves.dtype == np.int32 and leaves.flags.c_contiguous
+    np.testing.assert_array_equal(leaves, parse_model(compiled.model_text).leaves(rows))
+
+
+def test_the_robust_verdicts_read_the_leaves_and_are_the_same(compiled, base):
+    """score_robust hands the recorded leaves to the misread check: the same verdicts,
+    attributes and values as the check that walks the trees itself."""
+    check = compiled.misread
+    assert check.reads_leaves
+    given = []
+    original = check.check
+    check.check = lambda *args: given.append(args[3]) or original(*args)  # type: ignore
+    try:
+        p, robust = compiled.score_robust(base)
+    finally:
+        del check.check
+    assert (
+        len(given) == 1 and given[0] is not None and given[0].shape == (len(base), compiled.n_trees)
+    )
+    expected_p, codes = compiled.score_codes(base)
+    walked = check.check(base, codes, compiled.predict_proba)
+    assert p.tobytes() == expected_p.tobytes()
+    for name in ("codes", "feature", "value"):
+        np.testing.assert_array_equal(getattr(robust, name), getattr(walked, name))
 
 
 def test_the_bundle_scores_natively_and_the_same(compiled, base):
@@ -221,6 +266,34 @@ def test_a_library_without_the_native_scorer_scores_in_numpy(
     assert p.tobytes() == expected_p.tobytes() and codes.tolist() == expected_codes.tolist()
 
 
+def test_a_library_whose_trees_record_no_leaves_is_served_the_same(
+    compiled, base, tiny_compiled_bundle, monkeypatch
+):
+    """A bundle compiled before the trees recorded their leaves: the check finds them itself,
+    with the same verdicts."""
+    from lambda_function import model
+
+    class NoLeaves:
+        def __init__(self, library):
+            self.library = library
+
+        def __getattr__(self, name):
+            if name in ("mushroom_scorer_score_leaves", "mushroom_num_tree"):
+                raise AttributeError(name)
+            return getattr(self.library, name)
+
+    real = model.NativeScorer
+    monkeypatch.setattr(model, "NativeScorer", lambda lib, *a: real(NoLeaves(lib), *a))
+    loaded = ModelBundle.load(tiny_compiled_bundle)
+    assert loaded.scorer is not None and loaded.scorer.n_trees is None
+    assert loaded.score_with_leaves(base)[2] is None
+    p, robust = loaded.score_robust(base)
+    expected_p, expected = compiled.score_robust(base)
+    assert p.tobytes() == expected_p.tobytes()
+    assert robust.codes.tolist() == expected.codes.tolist()
+    assert robust.feature.tolist() == expected.feature.tolist()
+
+
 _UBSAN_CHILD = """
 import sys
 import numpy as np
@@ -239,6 +312,7 @@ numeric = [j for j, kind in enumerate(bundle.guard.kinds) if kind == "numeric"]
 rows = base.copy()
 rows[:, numeric] = rng.choice(odd, size=(len(rows), len(numeric)))
 bundle.scorer.score(rows)  # the guard's bins of any double
+bundle.score_robust(rows)  # the same, with the leaves recorded and read by the misread check
 nominal = bundle.guard.kinds.index("nominal")
 for value in odd[1:]:
     rows = base[:7].copy()

@@ -15,6 +15,7 @@ import pytest
 
 from lambda_function.compiled import PREDICTOR_ABI, platform_tag, predictor_file_name
 from lambda_function.model import BUNDLE_METADATA_FILE, COMPILED_KEY, ModelBundle
+from lambda_function.trees import TreeEnsemble, parse_model
 from training import compile as compile_mod
 from training import export
 from training.compile import (
@@ -25,8 +26,11 @@ from training.compile import (
     max_glibc,
     patch_category_tests,
     patch_entry_union,
+    patch_leaf_ordinals,
     patch_missing_tests,
     patch_numeric_tests,
+    patch_predict_calls,
+    patch_tree_declarations,
     split_tree_calls,
 )
 from training.features import encode_frame
@@ -221,6 +225,177 @@ def test_the_trees_run_in_model_order_then_the_base_score_and_the_sigmoid():
         split_tree_calls("void predict(union Entry* data) { tree(data); }")
     with pytest.raises(CompileError, match="one function per tree"):
         split_tree_calls(predict.replace("  predict_unit1(", "  x = predict_unit1("))
+
+
+def _tree_sources(model_text: str, directory) -> dict[int, str]:
+    """tl2cgen's tree functions of the model with the patches applied before the leaves."""
+    import tl2cgen
+    import treelite
+
+    (directory / "model.txt").write_text(model_text)
+    model = treelite.frontend.load_lightgbm_model(str(directory / "model.txt"))
+    with compile_mod._quiet_tl2cgen():
+        params = {"parallel_comp": int(model.num_tree)}
+        tl2cgen.generate_c_code(model, str(directory / "src"), params=params)
+    sources = {}
+    for path in (directory / "src").glob("tu[0-9]*.c"):
+        code = patch_numeric_tests(patch_missing_tests(path.read_text()))
+        code = patch_category_tests(code, int(model.num_feature))
+        sources[int(re.search(r"void predict_unit(\d+)\(", code)[1])] = code
+    return sources
+
+
+def _leaves_in_code_order(ensemble: TreeEnsemble, tree: int) -> list[int]:
+    """Tree ``tree``'s leaves depth first, left child first (written independently of
+    compile._preorder: recursion instead of a stack)."""
+
+    def walk(child: int) -> list[int]:
+        if child < 0:
+            return [-child - 1]
+        return walk(int(ensemble.left[child])) + walk(int(ensemble.right[child]))
+
+    return walk(int(ensemble.roots[tree]))
+
+
+def test_each_tree_function_records_the_leaf_whose_value_it_adds(tiny_bundle, tmp_path):
+    text = ModelBundle.load(tiny_bundle).model_text
+    ensemble = parse_model(text)
+    sources = _tree_sources(text, tmp_path)
+    assert sorted(sources) == list(range(ensemble.n_trees))
+    for tree, code in sources.items():
+        patched = patch_leaf_ordinals(code, ensemble)
+        pairs = re.findall(r"result\[0\] \+= ([-+0-9.eE]+); leaf\[0\] = (\d+);", patched)
+        assert [int(leaf) for _, leaf in pairs] == _leaves_in_code_order(ensemble, tree)
+        assert all(float(v) == ensemble.leaf_value[int(leaf)] for v, leaf in pairs)
+        assert patched.count("result[0] +=") == len(pairs)  # every leaf records itself
+        signature = f"void predict_unit{tree}(union Entry* data, double* result, int32_t* leaf) {{"
+        assert signature in patched
+
+
+def _first(pattern: str, code: str) -> re.Match:
+    match = re.search(pattern, code)
+    assert match is not None, pattern
+    return match
+
+
+def _changed(code: str, change: str) -> str:
+    """The tree code with one thing changed that makes it another tree than model.txt's."""
+    if change == "leaf value":
+        m = _first(r"result\[0\] \+= ([-+0-9.eE]+);", code)
+        return code[: m.start(1)] + repr(float(m[1]) + 1e-3) + code[m.end(1) :]
+    if change == "a leaf less":
+        m = _first(r"\n[^\n]*result\[0\] \+= [^\n]*", code)
+        return code[: m.start()] + code[m.end() :]
+    if change == "feature":
+        m = _first(r"data\[(\d+)\]\.fvalue", code)
+        return code[: m.start(1)] + str(int(m[1]) + 1) + code[m.end(1) :]
+    if change == "threshold":
+        m = _first(r"\(double\)([-+0-9.eE]+)\)", code)
+        return code[: m.start(1)] + repr(np.nextafter(float(m[1]), np.inf)) + code[m.end(1) :]
+    if change == "category set":
+        m = _first(r"\(uint64_t\)(\d+)U\)", code)
+        return code[: m.start(1)] + str(int(m[1]) ^ 1) + code[m.end(1) :]
+    if change == "side of NaN":
+        m = _first(r"!\((data\[\d+\]\.fvalue) > (\(double\)[-+0-9.eE]+)\)", code)
+        return code[: m.start()] + f"({m[1]} <= {m[2]})" + code[m.end() :]
+    if change == "another tree":
+        m = _first(r"void predict_unit(\d+)\(", code)
+        return code[: m.start(1)] + str(int(m[1]) + 1) + code[m.end(1) :]
+    raise AssertionError(change)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "leaf value",
+        "a leaf less",
+        "feature",
+        "threshold",
+        "category set",
+        "side of NaN",
+        "another tree",
+    ],
+)
+def test_tree_code_unlike_model_txt_records_no_leaves(tiny_bundle, tmp_path, change):
+    # A leaf ordinal is only written where the code is the tree of model.txt, split by split
+    # and leaf by leaf: anything else is a CompileError (the bundle is then served by LightGBM).
+    text = ModelBundle.load(tiny_bundle).model_text
+    ensemble = parse_model(text)
+    sources = _tree_sources(text, tmp_path)
+    # A tree with a numeric split whose NaN goes left and a categorical one, not the last.
+    tree = next(
+        t
+        for t, code in sorted(sources.items())
+        if "!(data[" in code and ".bits &" in code and t + 1 < ensemble.n_trees
+    )
+    code = sources[tree]
+    patch_leaf_ordinals(code, ensemble)  # the unchanged code passes
+    with pytest.raises(CompileError, match=r"^tree \d+: (a generated|the generated code)"):
+        patch_leaf_ordinals(_changed(code, change), ensemble)
+
+
+def test_tree_declarations_and_predict_calls_pass_the_leaf():
+    header = (
+        "void predict_unit0(union Entry* data, double* result);\n"
+        "void predict_unit1(union Entry* data, double* result);\n"
+    )
+    assert patch_tree_declarations(header, 2) == header.replace(
+        "result);", "result, int32_t* leaf);"
+    )
+    with pytest.raises(CompileError, match="declares 2 tree functions, not 3"):
+        patch_tree_declarations(header, 3)
+    predict = (
+        "void predict(union Entry* data, int pred_margin, double* result) {\n"
+        "  unsigned int tmp;\n  predict_unit0(data, result);\n  predict_unit1(data, result);\n}\n"
+    )
+    assert patch_predict_calls(predict) == (
+        "void predict(union Entry* data, int pred_margin, double* result) {\n"
+        "  int32_t leaf; /* each tree's leaf: not used here */\n  unsigned int tmp;\n"
+        "  predict_unit0(data, result, &leaf);\n  predict_unit1(data, result, &leaf);\n}\n"
+    )
+    with pytest.raises(CompileError, match="define predict"):
+        patch_predict_calls("void predict(union Entry* data) {}\n")
+
+
+def test_the_library_records_each_rows_leaves_as_the_trees_read_them(
+    tiny_compiled_bundle, tiny_dataset
+):
+    # The leaves the compiled trees record while they score are lambda_function/trees.py's,
+    # on the data, on missing values and on odd doubles, and recording them changes no
+    # probability (the same doubles as without).
+    import ctypes
+
+    bundle = ModelBundle.load(tiny_compiled_bundle)
+    ensemble = parse_model(bundle.model_text)
+    library = bundle.predictor.library
+    library.mushroom_num_tree.restype = ctypes.c_int32
+    assert library.mushroom_num_tree() == ensemble.n_trees
+    predict = library.mushroom_predict_batch_leaves
+    predict.restype = ctypes.c_int32
+    predict.argtypes = (
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_int32,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    )
+    matrix = encode_frame(tiny_dataset, bundle.encoder)
+    rng = np.random.default_rng(5)
+    odd = matrix.copy()
+    mask = rng.random(odd.shape) < 0.3
+    odd[mask] = rng.choice([-1.0, -0.0, 0.5, 63.0, 64.0, 1e9, np.inf, np.nan], int(mask.sum()))
+    for rows in (matrix, _with_missing_values(matrix, 0.3), odd):
+        rows = np.ascontiguousarray(rows)
+        p = np.empty(len(rows))
+        leaves = np.full((len(rows), ensemble.n_trees), -1, dtype=np.int32)
+        status = predict(
+            rows.ctypes.data, len(rows), rows.shape[1], p.ctypes.data, leaves.ctypes.data
+        )
+        assert status == 0
+        np.testing.assert_array_equal(leaves, ensemble.leaves(rows))
+        assert p.tobytes() == bundle.predictor.predict(rows).tobytes()
+    no_leaves = predict(rows.ctypes.data, len(rows), rows.shape[1], p.ctypes.data, None)
+    assert no_leaves == -1
 
 
 def test_the_entry_union_gets_the_category_bits():
