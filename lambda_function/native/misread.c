@@ -155,6 +155,9 @@ typedef struct {
     int32_t *leaf_tree; /* per leaf: its tree (-1: no tree reaches it) */
     /* Per step: the next step of the same path on the same feature, or -1. */
     int32_t *next_same;
+    /* Per step: the largest leaf value below the other child of its node (where a variant
+     * that leaves the path there can end). */
+    double *step_most;
     /* Per leaf l and feature f (l * n_features + f): the first step of l's path splitting on f
      * (-1: none), and what the first bound adds for that tree: the largest leaf below that
      * step's node less l's value (0 when f is not on the path). */
@@ -167,7 +170,6 @@ typedef struct {
     uint8_t *is_nan, *odd_code;
     double *base_leaf;  /* per tree: the row's leaf value */
     double *bound;      /* per feature: the row's first bound */
-    int32_t *row_first; /* per tree and feature: first_step of the row's leaf */
     /* The trees whose path for the row splits on the attribute checked, with their first
      * step splitting on it (n_trees at most). */
     int32_t *start_tree, *start_step;
@@ -236,14 +238,12 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
  * never leaves the path and ends in the row's leaf. A node where no variant still on the path
  * can leave it adds nothing, which is what makes this bound far tighter than the largest leaf
  * below the first split on a. */
-static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, double raw,
-                            uint64_t codes, double low, double high) {
+static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, int64_t n_on,
+                            double raw, uint64_t codes, double low, double high) {
     const int nominal = m->n_codes[a] > 0;
-    const int64_t nf = m->n_features;
     double bound = raw;
-    for (int32_t t = 0; t < m->n_trees; ++t) { /* the trees whose path for the row splits on a */
-        const int32_t first = s->row_first[(int64_t)t * nf + a];
-        if (first < 0) continue;
+    for (int64_t e = 0; e < n_on; ++e) { /* the trees whose path for the row splits on a */
+        const int32_t t = s->start_tree[e], first = s->start_step[e];
         const double base = s->base_leaf[t];
         double best = base;
         uint64_t set = codes;
@@ -251,14 +251,14 @@ static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, 
         for (int32_t k = first; k >= 0; k = s->next_same[k]) { /* a's splits */
             const int32_t node = s->step_node[k];
             const int left = s->step_left[k];
-            const uint8_t dt = m->decision_type[node];
+            const PathNode *n = &s->nodes[node];
             int leaves = 1; /* any rule but these two: assume some variant leaves the path */
             if (nominal) {
                 uint64_t away = set & (left ? ~m->left_codes[node] : m->left_codes[node]);
                 leaves = away != 0;
                 set &= ~away;
-            } else if (!(dt & 1) && ((dt >> 2) & 3) != 1) { /* x <= threshold goes left */
-                const double th = m->threshold[node];
+            } else if (!n->categorical && !n->general) { /* x <= threshold goes left */
+                const double th = n->test.threshold;
                 if (left) {
                     leaves = h > th;
                     if (h > th) h = th;
@@ -267,12 +267,8 @@ static double variant_bound(const MisreadModel *m, const Scratch *s, int32_t a, 
                     if (l < th) l = th; /* (th, h], kept closed: a looser bound, never tighter */
                 }
             }
-            if (leaves) {
-                const int32_t other = left ? m->right[node] : m->left[node];
-                const double most =
-                    other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
-                if (most > best) best = most;
-            }
+            const double most = leaves ? s->step_most[k] : best;
+            if (most > best) best = most;
             if (nominal ? set == 0 : l > h) break;
         }
         bound += best - base;
@@ -315,17 +311,16 @@ static void guard_masks(const MisreadModel *m, const double *x, Scratch *s) {
                 s->suffix[(int64_t)(f + 1) * nw + w] & m->table[s->mask_row[f] * nw + w];
 }
 
-/* The trees whose path for the row (s->row_first) splits on a, into start_tree, with the
- * first such step in start_step; their number. */
-static int64_t trees_on(const MisreadModel *m, Scratch *s, int32_t a) {
+/* The trees whose path for the row (its leaves' first_step) splits on a, into start_tree,
+ * with the first such step in start_step; their number. */
+static int64_t trees_on(const MisreadModel *m, Scratch *s, const int32_t *leaf, int32_t a) {
     const int64_t nf = m->n_features;
     int64_t n = 0;
-    for (int32_t t = 0; t < m->n_trees; ++t) {
-        const int32_t step = s->row_first[(int64_t)t * nf + a];
-        if (step < 0) continue;
+    for (int32_t t = 0; t < m->n_trees; ++t) { /* no branch: which trees do is unpredictable */
+        const int32_t step = s->first_step[(int64_t)leaf[t] * nf + a];
         s->start_tree[n] = t;
         s->start_step[n] = step;
-        ++n;
+        n += step >= 0;
     }
     return n;
 }
@@ -362,10 +357,6 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
         int64_t e1 = -1;
         if (!guard_ready) {
             guard_masks(m, x, s);
-            /* The row's first steps, tree by tree, next to each other (read per attribute). */
-            for (int32_t t = 0; t < nt; ++t)
-                memcpy(s->row_first + (int64_t)t * nf, s->first_step + (int64_t)leaf[t] * nf,
-                       sizeof(int32_t) * (size_t)nf);
             guard_ready = 1;
         }
         for (int32_t w = 0; w < nw; ++w)
@@ -382,9 +373,9 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (((all >> c) & 1) && !any_word(s->other, masks + (int64_t)c * nw, nw))
                     all &= ~((uint64_t)1 << c);
             if (!all) continue;
-            if (variant_bound(m, s, a, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
-            e1 = trees_on(m, s, a);
+            e1 = trees_on(m, s, leaf, a);
             if (e1 == 0) continue; /* no tree reads a on this row's paths: nothing can change */
+            if (variant_bound(m, s, a, e1, raw, all, 0.0, 0.0) < cut - RAW_EPSILON) continue;
             for (int32_t c = 0; c < n_codes; ++c) delta[c] = 0.0;
             for (int64_t e = e0; e < e1; ++e) {
                 const int32_t t = s->start_tree[e];
@@ -445,10 +436,10 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
                 if (any_word(s->other, masks + known_high * nw, nw)) break;
             double value_low = known_low == bin_low ? low : edges[known_low - 1];
             double value_high = known_high == bin_high ? high : edges[known_high];
-            if (variant_bound(m, s, a, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
-                continue;
-            if (e1 < 0) e1 = trees_on(m, s, a);
+            if (e1 < 0) e1 = trees_on(m, s, leaf, a);
             if (e1 == 0) break; /* no tree reads a on this row's paths: nothing can change */
+            if (variant_bound(m, s, a, e1, raw, 0, value_low, value_high) < cut - RAW_EPSILON)
+                continue;
             int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
@@ -629,6 +620,7 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
     s->step_node = take(b, sizeof(int32_t) * n_steps);
     s->step_left = take(b, n_steps);
     s->next_same = take(b, sizeof(int32_t) * n_steps);
+    s->step_most = take(b, sizeof(double) * n_steps);
     const int64_t nf = m->n_features;
     s->first_step = take(b, sizeof(int32_t) * n_leaves * nf);
     s->gain = take(b, sizeof(double) * n_leaves * nf);
@@ -642,6 +634,9 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
             const int32_t p = parent[k];
             s->step_node[at + i] = p;
             s->step_left[at + i] = (uint8_t)(s->nodes[p].child[1] == k);
+            const int32_t other = s->step_left[at + i] ? m->right[p] : m->left[p];
+            s->step_most[at + i] =
+                other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
             k = p;
         }
         int32_t *first = s->first_step + (int64_t)l * nf;
@@ -659,13 +654,8 @@ static int lay_out_paths(const MisreadModel *m, Scratch *s, Buffers *b) {
          * then ends below that split's other child: the most it can add in this tree. */
         for (int64_t f = 0; f < nf; ++f) {
             double best = m->leaf_value[l];
-            for (int32_t k = first[f]; k >= 0; k = s->next_same[k]) {
-                const int32_t node = s->step_node[k];
-                const int32_t other = s->step_left[k] ? m->right[node] : m->left[node];
-                const double most =
-                    other < 0 ? m->leaf_value[-(int64_t)other - 1] : m->node_max[other];
-                if (most > best) best = most;
-            }
+            for (int32_t k = first[f]; k >= 0; k = s->next_same[k])
+                if (s->step_most[k] > best) best = s->step_most[k];
             gain[f] = best - m->leaf_value[l];
         }
         at += steps;
@@ -749,7 +739,6 @@ static int64_t check_rows(const MisreadModel *m, Scratch *s, const double *matri
     s->odd_code = take(&b, BLOCK * nf);
     s->base_leaf = take(&b, sizeof(double) * nt);
     s->bound = take(&b, sizeof(double) * nf);
-    s->row_first = take(&b, sizeof(int32_t) * nt * nf);
     s->start_tree = take(&b, sizeof(int32_t) * nt);
     s->start_step = take(&b, sizeof(int32_t) * nt);
     s->prefix = take(&b, sizeof(uint64_t) * (nf + 1) * nw);
@@ -857,7 +846,7 @@ typedef struct {
 
 typedef struct {
     int64_t nodes, root, depth, leaf_start, leaf_steps, leaf_tree, step_node, step_left,
-        next_same,
+        next_same, step_most,
         first_step, gain, size;
 } LayoutOffsets;
 
@@ -876,20 +865,24 @@ static LayoutOffsets layout_offsets(const MisreadModel *m, int64_t n_steps) {
     o.step_node = align8(o.leaf_tree + 4 * nl);
     o.step_left = align8(o.step_node + 4 * n_steps);
     o.next_same = align8(o.step_left + n_steps);
-    o.first_step = align8(o.next_same + 4 * n_steps);
+    o.step_most = align8(o.next_same + 4 * n_steps);
+    o.first_step = align8(o.step_most + 8 * n_steps);
     o.gain = align8(o.first_step + 4 * cells);
     o.size = o.gain + 8 * cells;
     return o;
 }
 
-/* A 64-bit hash of n bytes (four multiply-xorshift lanes over 8-byte words), from seed. */
+/* A 64-bit hash of n bytes (eight multiply-xorshift lanes over 8-byte words: independent
+ * chains the CPU overlaps, twice as fast as four on a layout of ~1 MB), from seed. */
+#define HASH_LANES 8
 static uint64_t hash_bytes(const void *data, int64_t n, uint64_t seed) {
     const unsigned char *p = data;
     const uint64_t k = 0x9E3779B97F4A7C15ULL;
-    uint64_t h[4] = {seed ^ k, seed + k, seed ^ (k >> 1), seed - k};
+    uint64_t h[HASH_LANES];
+    for (int j = 0; j < HASH_LANES; ++j) h[j] = (seed + (uint64_t)j) * k ^ (k >> j);
     int64_t i = 0;
-    for (; i + 32 <= n; i += 32)
-        for (int j = 0; j < 4; ++j) {
+    for (; i + 8 * HASH_LANES <= n; i += 8 * HASH_LANES)
+        for (int j = 0; j < HASH_LANES; ++j) {
             uint64_t w;
             memcpy(&w, p + i + 8 * j, 8);
             h[j] = (h[j] ^ w) * k;
@@ -898,7 +891,7 @@ static uint64_t hash_bytes(const void *data, int64_t n, uint64_t seed) {
     uint64_t tail = (uint64_t)n;
     for (; i < n; ++i) tail = (tail ^ p[i]) * k;
     uint64_t out = tail;
-    for (int j = 0; j < 4; ++j) {
+    for (int j = 0; j < HASH_LANES; ++j) {
         out = (out ^ h[j]) * k;
         out ^= out >> 31;
     }
@@ -957,6 +950,7 @@ EXPORT int32_t mushroom_misread_layout(const MisreadModel *m, void *buffer, int6
             memcpy(base + o.step_node, s.step_node, 4 * (size_t)s.n_steps);
             memcpy(base + o.step_left, s.step_left, (size_t)s.n_steps);
             memcpy(base + o.next_same, s.next_same, 4 * (size_t)s.n_steps);
+            memcpy(base + o.step_most, s.step_most, 8 * (size_t)s.n_steps);
             memcpy(base + o.first_step, s.first_step, 4 * (size_t)cells);
             memcpy(base + o.gain, s.gain, 8 * (size_t)cells);
             LayoutHeader h;
@@ -1007,6 +1001,7 @@ static int64_t check_with_layout(const MisreadModel *m, const void *layout, int6
     s.step_node = (int32_t *)(uintptr_t)(base + o.step_node);
     s.step_left = (uint8_t *)(uintptr_t)(base + o.step_left);
     s.next_same = (int32_t *)(uintptr_t)(base + o.next_same);
+    s.step_most = (double *)(uintptr_t)(base + o.step_most);
     s.first_step = (int32_t *)(uintptr_t)(base + o.first_step);
     s.gain = (double *)(uintptr_t)(base + o.gain);
     s.n_steps = h.n_steps;
