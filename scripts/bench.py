@@ -5,7 +5,9 @@
   bundle's compiled predictor (``predictor`` says which one served) and the misread check
   (``misread`` says which implementation); ``handler_without_misread_1000_ms``: the same with
   the check replaced by "no variant blocks" (alternating with the others in the same runs),
-  ``misread_check_1000_ms``: the check alone on the batch's verdicts;
+  ``misread_check_1000_ms``: the check alone on the batch's verdicts, with the rows' leaves
+  as the handler has them (``misread_leaves``: recorded by the compiled trees, or walked by
+  the check for a bundle compiled before they recorded them);
 - ``raw_predict_1000_ms``: LightGBM's ``Booster.predict(num_threads=1)`` on the same rows,
   already encoded, measured alternately with the handler so that the ratio compares like with
   like; ``compiled_predict_1000_ms``: the compiled predictor alone on the same matrix;
@@ -194,7 +196,7 @@ def timed_cpu(function: Callable[[], Any]) -> tuple[float, float]:
 class NoMisreadCheck:
     """The misread check replaced by "no variant blocks": the handler as it was without it."""
 
-    def check(self, matrix: Any, codes: Any, predict: Any) -> Any:
+    def check(self, matrix: Any, codes: Any, predict: Any, leaves: Any = None) -> Any:
         import numpy as np
 
         from lambda_function.misread import NO_MISREAD, MisreadResult
@@ -255,7 +257,7 @@ def bench_handler_and_raw(
 
     handler_ms, raw_ms, score_ms, compiled_ms, plain_ms, check_ms = [], [], [], [], [], []
     shadow_ms, shadow_cpu_ms = [], []
-    _, codes = bundle.score_codes(matrix)
+    _, codes, leaves = bundle.score_with_leaves(matrix)
     handler_cpu_ms, raw_cpu_ms = [], []
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         # Logs and EMF metrics are written as in Lambda (to stdout), here to /dev/null.
@@ -268,7 +270,9 @@ def bench_handler_and_raw(
             # What the handler does instead of the raw call: the species guard, then predict
             # with rows grouped by candidate species (same values, fewer branch mispredictions).
             elapsed_score = timed(lambda: bundle.score_codes(matrix))
-            elapsed_check = timed(lambda: bundle.misread.check(matrix, codes, predictor.predict))
+            elapsed_check = timed(
+                lambda: bundle.misread.check(matrix, codes, predictor.predict, leaves)
+            )
             writer.records.clear()
             with without_misread(bundle):
                 elapsed_plain = timed(invoke)
@@ -334,6 +338,10 @@ def bench_handler_and_raw(
         # "per call": the bundle's library predates the layout at load (retrain to measure it).
         "misread_layout": bundle.misread.layout,
         "shadow_misread_layout": shadow.bundle.misread.layout,
+        # The rows' leaves: recorded by the compiled trees while they score (read by the
+        # check), or found by the check itself (a bundle compiled before they recorded them).
+        "misread_leaves": leaves_source(bundle),
+        "shadow_misread_leaves": leaves_source(shadow.bundle),
         "compiled_predict_1000_ms": statistics.median(compiled_ms),
         "compiled_predict_1000_ms_min": min(compiled_ms),
         "compiled_vs_raw_ratio": statistics.median(c / r for c, r in zip(compiled_ms, raw_ms)),
@@ -345,6 +353,14 @@ def bench_handler_and_raw(
         "model_trees": bundle.n_trees,
         "model_version": bundle.model_version,
     }
+
+
+def leaves_source(bundle: Any) -> str:
+    """Where the bundle's misread check takes the rows' leaves from (see the report)."""
+    scorer = bundle.scorer
+    if scorer is not None and scorer.n_trees is not None and bundle.misread.reads_leaves:
+        return "compiled trees"
+    return "walked by the check"
 
 
 def handler_stages(service: Any, event: dict, runs: int) -> dict[str, float]:
@@ -359,9 +375,10 @@ def handler_stages(service: Any, event: dict, runs: int) -> dict[str, float]:
     data = [r["kinesis"]["data"] for r in records]
     sequence_numbers = [r["kinesis"]["sequenceNumber"] for r in records]
     batch = service.decoder.decode(data)
-    p, codes = service.bundle.score_codes(batch.matrix)
     bundle = service.bundle
-    robust = bundle.misread.check(batch.matrix, codes, bundle.predict_proba)
+    # As score_robust does it: scored (with the leaves when the trees record them), checked.
+    p, codes, leaves = bundle.score_with_leaves(batch.matrix)
+    robust = bundle.misread.check(batch.matrix, codes, bundle.predict_proba, leaves)
 
     def encode() -> None:
         service.encode_outputs(batch, sequence_numbers, p, robust, "2026-01-01T00:00:00.000Z")
@@ -375,9 +392,11 @@ def handler_stages(service: Any, event: dict, runs: int) -> dict[str, float]:
         for _ in range(runs):
             service.writer.records.clear()
             timings["decode"].append(cpu_timed(lambda: service.decoder.decode(data)))
-            timings["score"].append(cpu_timed(lambda: bundle.score_codes(batch.matrix)))
+            timings["score"].append(cpu_timed(lambda: bundle.score_with_leaves(batch.matrix)))
             timings["misread"].append(
-                cpu_timed(lambda: bundle.misread.check(batch.matrix, codes, bundle.predict_proba))
+                cpu_timed(
+                    lambda: bundle.misread.check(batch.matrix, codes, bundle.predict_proba, leaves)
+                )
             )
             timings["encode"].append(cpu_timed(encode))
             timings["service"].append(cpu_timed(lambda: service.score_records(records)))
@@ -771,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
         "handler stages (CPU ms): "
         + ", ".join(f"{k} {v:.3f}" for k, v in report["handler_stages_cpu_ms"].items())
         + f"; scorer {report['scorer']}, misread check {report['misread']} (paths laid out "
-        + f"{report['misread_layout']}, the shadow's {report['shadow_misread_layout']})"
+        + f"{report['misread_layout']}, the shadow's {report['shadow_misread_layout']}; leaves: "
+        + f"{report['misread_leaves']}, the shadow's {report['shadow_misread_leaves']})"
     )
     for key, check in report["targets"].items():
         print(f"{key:28s} {check['value']:10.3f}  target {check['target']:8s} met={check['met']}")
