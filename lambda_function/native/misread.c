@@ -201,6 +201,31 @@ static inline int any_word(const uint64_t *a, const uint64_t *b, int32_t n) {
     return 0;
 }
 
+/* How many of the n sorted values are <= x (below: < x); x is never NaN here. Without a
+ * branch per step (a conditional move): which way a value goes is unpredictable, as in
+ * scorer.c's bin_of. */
+static inline int64_t count_at_most(const double *a, int64_t n, double x) {
+    if (n == 0) return 0;
+    const double *base = a; /* values before base are <= x; the answer is in base[0..n] */
+    while (n > 1) {
+        const int64_t half = n / 2;
+        base = base[half] <= x ? base + half : base;
+        n -= half;
+    }
+    return (base - a) + (base[0] <= x);
+}
+
+static inline int64_t count_below(const double *a, int64_t n, double x) {
+    if (n == 0) return 0;
+    const double *base = a;
+    while (n > 1) {
+        const int64_t half = n / 2;
+        base = base[half] < x ? base + half : base;
+        n -= half;
+    }
+    return (base - a) + (base[0] < x);
+}
+
 /* The distinct outcomes' values of [low, high] (misread.interval_points); their count. */
 static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, double high,
                                Scratch *s) {
@@ -211,13 +236,8 @@ static int64_t interval_points(const double *cuts, int64_t n_cuts, double low, d
     }
     int64_t n_ends = 0;
     s->ends[n_ends++] = low;
-    /* first cut >= low */
-    int64_t lo = 0, hi = n_cuts;
-    while (lo < hi) {
-        int64_t mid = lo + (hi - lo) / 2;
-        if (cuts[mid] < low) lo = mid + 1; else hi = mid;
-    }
-    for (int64_t c = lo; c < n_cuts && cuts[c] <= high; ++c)
+    const int64_t first = count_below(cuts, n_cuts, low); /* the first cut >= low */
+    for (int64_t c = first; c < n_cuts && cuts[c] <= high; ++c)
         if (cuts[c] > s->ends[n_ends - 1]) s->ends[n_ends++] = cuts[c];
     if (high > s->ends[n_ends - 1]) s->ends[n_ends++] = high;
     int64_t n = 0;
@@ -287,13 +307,8 @@ static void guard_masks(const MisreadModel *m, const double *x, Scratch *s) {
             bin = (isnan(v) || v < 0 || v >= m->n_codes[f]) ? m->n_codes[f] : (int64_t)v;
         } else {
             const double *e = m->edges + m->edge_offset[f];
-            int64_t lo = 0, hi = m->edge_count[f];
-            if (isnan(x[f])) lo = hi;
-            while (lo < hi) { /* edges <= x */
-                int64_t mid = lo + (hi - lo) / 2;
-                if (e[mid] <= x[f]) lo = mid + 1; else hi = mid;
-            }
-            bin = lo;
+            const int64_t count = m->edge_count[f];
+            bin = isnan(x[f]) ? count : count_at_most(e, count, x[f]); /* edges <= x */
         }
         s->mask_row[f] = m->guard_offset[f] + bin;
     }
@@ -422,12 +437,8 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
             }
             /* The guard's bins of [low, high] (bin b: b edges <= the value); the first and the
              * last it knows bound the values that can block. */
-            int64_t bin_low = 0, bin_high = n_edges, known_low, known_high;
-            while (bin_low < bin_high) { /* edges <= low */
-                int64_t mid = bin_low + (bin_high - bin_low) / 2;
-                if (edges[mid] <= low) bin_low = mid + 1; else bin_high = mid;
-            }
-            bin_high = bin_low;
+            const int64_t bin_low = count_at_most(edges, n_edges, low); /* edges <= low */
+            int64_t bin_high = bin_low, known_low, known_high;
             while (bin_high < n_edges && edges[bin_high] <= high) ++bin_high;
             for (known_low = bin_low; known_low <= bin_high; ++known_low)
                 if (any_word(s->other, masks + known_low * nw, nw)) break;
@@ -443,13 +454,10 @@ static int check_row(const MisreadModel *m, const double *x, const int32_t *leaf
             int64_t n = interval_points(cuts, m->cut_count[a], low, high, s);
             /* The guard first: points it calls unknown cannot block; only the range from
              * the first to the last other point is walked. */
-            int64_t first_ok = -1, last_ok = -1, bin = 0, top_bin = n_edges;
+            int64_t first_ok = -1, last_ok = -1;
             /* The first point's bin by bisection (edges <= it): a linear scan from the lowest
              * edge cost the most here (two edges per species; x10 lies past most of them). */
-            while (bin < top_bin) {
-                int64_t mid = bin + (top_bin - bin) / 2;
-                if (edges[mid] <= s->points[0]) bin = mid + 1; else top_bin = mid;
-            }
+            int64_t bin = count_at_most(edges, n_edges, s->points[0]);
             for (int64_t p = 0; p < n; ++p) {
                 while (bin < n_edges && edges[bin] <= s->points[p]) ++bin;
                 s->known[p] = (uint8_t)any_word(s->other, masks + bin * nw, nw);
