@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bisect.h"
 #include "row_order.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -199,31 +200,6 @@ static inline int any_word(const uint64_t *a, const uint64_t *b, int32_t n) {
     for (int32_t w = 0; w < n; ++w)
         if (a[w] & b[w]) return 1;
     return 0;
-}
-
-/* How many of the n sorted values are <= x (below: < x); x is never NaN here. Without a
- * branch per step (a conditional move): which way a value goes is unpredictable, as in
- * scorer.c's bin_of. */
-static inline int64_t count_at_most(const double *a, int64_t n, double x) {
-    if (n == 0) return 0;
-    const double *base = a; /* values before base are <= x; the answer is in base[0..n] */
-    while (n > 1) {
-        const int64_t half = n / 2;
-        base = base[half] <= x ? base + half : base;
-        n -= half;
-    }
-    return (base - a) + (base[0] <= x);
-}
-
-static inline int64_t count_below(const double *a, int64_t n, double x) {
-    if (n == 0) return 0;
-    const double *base = a;
-    while (n > 1) {
-        const int64_t half = n / 2;
-        base = base[half] < x ? base + half : base;
-        n -= half;
-    }
-    return (base - a) + (base[0] < x);
 }
 
 /* The distinct outcomes' values of [low, high] (misread.interval_points); their count. */

@@ -12,7 +12,7 @@ from lambda_function import schema
 from lambda_function.misread import INTERVAL_FACTORS, MisreadCheck, interval_points
 from lambda_function.model import FeatureEncoder, ModelBundle, SpeciesGuard
 from lambda_function.service import ScoringService
-from lambda_function.trees import parse_model
+from lambda_function.trees import TreeEnsemble, parse_model
 from lambda_function.writer import InMemoryWriter
 from tests.fakes.scorer import kinesis_event, valid_record
 
@@ -409,11 +409,10 @@ class LibraryWithoutLayout:
         self.mushroom_misread_check = library.mushroom_misread_check
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_library, seed):
-    # The paths laid out once (kept by the check, passed to each call) give the same codes,
-    # attributes and values as a library that lays them out at each call (an older bundle's).
-    rng = np.random.default_rng(100 + seed)
+def random_case(seed: int) -> tuple[TreeEnsemble, SpeciesGuard, np.ndarray, float, np.ndarray]:
+    """Random trees, guard and 300 rows, a threshold at the median P(poisonous), and the rows'
+    verdict codes: (ensemble, guard, matrix, threshold, codes)."""
+    rng = np.random.default_rng(seed)
     trees = [random_tree(rng, int(rng.integers(0, 9))) for _ in range(int(rng.integers(1, 7)))]
     ensemble = parse_model(model_text(*trees))
     species_guard, matrix = random_guard(rng), random_rows(rng, 300)
@@ -421,6 +420,14 @@ def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_li
     threshold = float(min(np.quantile(p, 0.5) + 1e-6, 1.0))
     known = species_guard.compatible(matrix)
     codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+    return ensemble, species_guard, matrix, threshold, codes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_check_laid_out_at_load_equals_the_check_laid_out_per_call(native_library, seed):
+    # The paths laid out once (kept by the check, passed to each call) give the same codes,
+    # attributes and values as a library that lays them out at each call (an older bundle's).
+    ensemble, species_guard, matrix, threshold, codes = random_case(100 + seed)
     checks = [
         MisreadCheck(
             ensemble, species_guard, ENCODER.feature_order, ENCODER.vocabularies, threshold, lib
@@ -446,14 +453,7 @@ def test_the_check_reading_the_rows_leaves_equals_the_check_finding_them(native_
     # The rows' leaves as the compiled trees record them (here trees.py's, which the compiled
     # trees are tested to equal) give the same codes, attributes and values as the check that
     # walks the trees for them, and as the reference.
-    rng = np.random.default_rng(200 + seed)
-    trees = [random_tree(rng, int(rng.integers(0, 9))) for _ in range(int(rng.integers(1, 7)))]
-    ensemble = parse_model(model_text(*trees))
-    species_guard, matrix = random_guard(rng), random_rows(rng, 300)
-    p = ensemble.predict(matrix)
-    threshold = float(min(np.quantile(p, 0.5) + 1e-6, 1.0))
-    known = species_guard.compatible(matrix)
-    codes = np.where(known, (p >= threshold).astype(np.int8), 2).astype(np.int8)
+    ensemble, species_guard, matrix, threshold, codes = random_case(200 + seed)
 
     def checker(library):
         return MisreadCheck(
