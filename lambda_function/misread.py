@@ -20,8 +20,9 @@ threshold less ``MARGIN``, so that rounding can never make a blocking variant lo
 
 ``MisreadCheck.reference`` is the plain version: it materialises the variants and scores them
 with any predictor (compiled trees, LightGBM or the parsed trees). The native version
-(``native/misread.c``) walks only the trees a changed attribute can change, and is tested
-equal to it.
+(``native/misread.c``) walks only the trees a changed attribute can change, from the rows'
+leaves as the compiled trees recorded them when it is given those (``check``'s ``leaves``),
+and is tested equal to it.
 """
 
 from __future__ import annotations
