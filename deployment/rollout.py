@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from deployment.elf_audit import RUNTIME_LIBRARIES, ElfError, read_elf, too_new
-from lambda_function.bundle_store import parse_s3_uri
+from lambda_function.bundle_store import model_version_of, parse_s3_uri
 from lambda_function.compiled import PREDICTOR_ABI
 from lambda_function.config import SHADOW_ENV as SHADOW_BUNDLE_ENV
 from lambda_function.model import (
@@ -252,7 +252,7 @@ def rollout(
     result = _publish_and_move(lambda_client, target, alias, latest, uri, record, wait)
     # A rollout serves exactly model N: a shadow of the version before is not carried over.
     dropped = _shadow_of(current)
-    note = f"; the shadow ({_model_version_of(dropped)}) was dropped" if dropped else ""
+    note = f"; the shadow ({model_version_of(dropped)}) was dropped" if dropped else ""
     return RolloutResult(result.served, True, f"{result.message}; {copy.describe()}{note}", copy)
 
 
@@ -284,13 +284,13 @@ def follow_code(
             ),
         )
     served_now = ServedRecord.parse(alias.get("Description")) or ServedRecord(
-        _model_version_of(uri), "unknown", None
+        model_version_of(uri), "unknown", None
     )
     record = ServedRecord(
         served_now.model_version,
         served_now.run_id,
         alias["FunctionVersion"],
-        _model_version_of(shadow) if shadow else None,
+        model_version_of(shadow) if shadow else None,
     )
     return _publish_and_move(lambda_client, target, alias, latest, uri, record, wait, shadow)
 
@@ -394,7 +394,7 @@ def _rollback_plan(target: Target, lambda_client: Any, s3_client: Any) -> _Rollb
             "nothing changed (make rollout MODEL_VERSION=N serves another registered version)"
         )
     restored = ServedRecord.parse(previous.get("Description")) or ServedRecord(
-        _model_version_of(uri), "unknown", None
+        model_version_of(uri), "unknown", None
     )
     problems = verify_served_copy(s3_client, uri)
     if problems:
@@ -739,12 +739,12 @@ def _served(version: str, config: dict[str, Any], alias: dict[str, Any]) -> Serv
     return Served(
         function_version=str(version),
         bundle_uri=uri,
-        model_version=record.model_version if record else (_model_version_of(uri) or None),
+        model_version=record.model_version if record else (model_version_of(uri) or None),
         run_id=record.run_id if record else None,
         previous_version=record.previous_version if record else None,
         shadow_bundle_uri=shadow or None,
         shadow_model_version=(
-            (record.shadow if record and record.shadow else _model_version_of(shadow))
+            (record.shadow if record and record.shadow else model_version_of(shadow))
             if shadow
             else None
         ),
@@ -775,11 +775,6 @@ def read_back(
             f"serving {uri} with shadow {shadow_uri or 'none'} (moved concurrently?)"
         )
     return config
-
-
-def _model_version_of(uri: str) -> str:
-    """``s3://bucket/mushroom-classifier/3/`` -> ``3``."""
-    return uri.rstrip("/").rsplit("/", 1)[-1] if uri else ""
 
 
 def _serves_already(

@@ -42,7 +42,6 @@ from deployment.rollout import (
     _bundle_of,
     _ensure_copy,
     _function_configuration,
-    _model_version_of,
     _publish_and_move,
     _serves_already,
     _shadow_of,
@@ -51,6 +50,7 @@ from deployment.rollout import (
     read_served_copy,
     served,
 )
+from lambda_function.bundle_store import model_version_of
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def current_shadow(*, target: Target, lambda_client: Any) -> ShadowState | None:
     return ShadowState(
         function_version=now.function_version,
         served_model_version=now.model_version,
-        model_version=now.shadow_model_version or _model_version_of(now.shadow_bundle_uri),
+        model_version=now.shadow_model_version or model_version_of(now.shadow_bundle_uri),
         bundle_uri=now.shadow_bundle_uri,
     )
 
@@ -154,7 +154,7 @@ def promote_shadow(
         )
     contents, metadata = _read_copy(s3_client, shadow_uri, "promote the shadow")
     check_package_serves(latest, contents, Path(shadow_uri))
-    model_version = str(metadata.get("model_version") or _model_version_of(shadow_uri))
+    model_version = str(metadata.get("model_version") or model_version_of(shadow_uri))
     run_id = str(metadata.get("mlflow_run_id") or "unknown")
     record = ServedRecord(model_version, run_id, alias["FunctionVersion"])
     result = _publish_and_move(lambda_client, target, alias, latest, shadow_uri, record, wait)
@@ -201,7 +201,7 @@ def stop_shadow(
         True,
         (
             f"{name}:{target.alias} serves model version {record.model_version} without the "
-            f"shadow (model version {_model_version_of(shadow_uri)}) as version "
+            f"shadow (model version {model_version_of(shadow_uri)}) as version "
             f"{result.served.function_version}; before: version {alias['FunctionVersion']}"
         ),
     )
@@ -211,7 +211,7 @@ def _record_after(now: Served, shadow: str | None) -> ServedRecord:
     """The record of the version to follow ``now`` (what the alias serves), serving the same
     model with the shadow model version ``shadow`` (None: none)."""
     return ServedRecord(
-        now.model_version or _model_version_of(now.bundle_uri),
+        now.model_version or model_version_of(now.bundle_uri),
         now.run_id or "unknown",
         now.function_version,
         shadow,
@@ -223,7 +223,7 @@ def _read_copy(s3: Any, uri: str, action: str) -> tuple[dict[str, bytes], dict[s
     verified by size and SHA-256) and its metadata; RolloutError naming the fix otherwise."""
     contents, metadata, problems = read_served_copy(s3, uri)
     if problems:
-        model_version = _model_version_of(uri)
+        model_version = model_version_of(uri)
         raise RolloutError(
             f"cannot {action}: its bundle {uri} no longer verifies ({'; '.join(problems)}); "
             f"nothing changed (make shadow MODEL_VERSION={model_version} or make rollout "

@@ -36,6 +36,12 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix
 
 
+def model_version_of(uri: str) -> str:
+    """The model version a bundle URI names: its last path segment, as the deployer writes
+    it (``s3://bucket/mushroom-classifier/3/`` -> ``3``); "" for an empty URI."""
+    return uri.rstrip("/").rsplit("/", 1)[-1] if uri else ""
+
+
 def load_bundle(
     uri: str,
     cache_dir: str | Path | None = None,

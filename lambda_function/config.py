@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Mapping
 
-from lambda_function.bundle_store import parse_s3_uri
+from lambda_function.bundle_store import model_version_of, parse_s3_uri
 from lambda_function.model import PREDICTOR_AUTO, PREDICTOR_LIGHTGBM, BundleError
 
 SERVICE_NAME = "mushroom-scorer"
@@ -91,7 +91,7 @@ def shadow_setting(raw: str) -> ShadowSetting | None:
     uri = raw.strip()
     if not uri:
         return None
-    model_version = uri.rstrip("/").rsplit("/", 1)[-1] or "unknown"
+    model_version = model_version_of(uri) or "unknown"
     problem = None
     if any(c.isspace() or not c.isprintable() for c in uri):
         problem = "contains whitespace or control characters"

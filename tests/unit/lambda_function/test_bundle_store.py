@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_function.bundle_store import load_bundle, parse_s3_uri
+from lambda_function.bundle_store import load_bundle, model_version_of, parse_s3_uri
 from lambda_function.model import BundleError
 
 BUCKET = "mushroom-local-models"
@@ -111,3 +111,17 @@ def test_a_bundle_without_checksums_in_s3_is_refused(tiny_bundle, tmp_path):
 
     with pytest.raises(BundleError, match="format_version 1 bundles carry no file checksums"):
         load_bundle(f"s3://{BUCKET}/mushroom-classifier/5/", tmp_path / "cache", s3)
+
+
+@pytest.mark.parametrize(
+    ("uri", "version"),
+    [
+        ("s3://models/mushroom-classifier/3/", "3"),
+        ("s3://models/mushroom-classifier/12", "12"),
+        ("/work/.local/bundles/mushroom-classifier/champion/", "champion"),
+        ("", ""),
+    ],
+)
+def test_the_model_version_is_the_uris_last_path_segment(uri, version):
+    # One reading for the scorer's SHADOW_BUNDLE_URI and the deployer's read-backs.
+    assert model_version_of(uri) == version
