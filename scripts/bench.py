@@ -357,8 +357,7 @@ def bench_handler_and_raw(
 
 def leaves_source(bundle: Any) -> str:
     """Where the bundle's misread check takes the rows' leaves from (see the report)."""
-    scorer = bundle.scorer
-    if scorer is not None and scorer.n_trees is not None and bundle.misread.reads_leaves:
+    if bundle.records_leaves and bundle.misread.reads_leaves:
         return "compiled trees"
     return "walked by the check"
 

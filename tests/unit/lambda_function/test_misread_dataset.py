@@ -53,7 +53,7 @@ def test_no_single_misread_attribute_of_a_poisonous_row_is_called_edible(tmp_pat
     expected = fitted.booster.predict(matrix, num_threads=2)
     np.testing.assert_allclose(trees.predict(matrix), expected, rtol=0, atol=1e-12)
     # ... the leaves the compiled trees record while they score are the trees' leaves ...
-    if bundle.scorer is not None and bundle.scorer.n_trees is not None:
+    if bundle.records_leaves:
         np.testing.assert_array_equal(bundle.score_with_leaves(matrix)[2], trees.leaves(matrix))
     # ... and the native check answers as the reference does, on a sample of rows, whether it
     # reads those leaves (as served) or finds them itself.

@@ -114,7 +114,7 @@ def test_the_robust_verdicts_read_the_leaves_and_are_the_same(compiled, base):
     """score_robust hands the recorded leaves to the misread check: the same verdicts,
     attributes and values as the check that walks the trees itself."""
     check = compiled.misread
-    assert check.reads_leaves
+    assert check.reads_leaves and compiled.records_leaves
     given = []
     original = check.check
     check.check = lambda *args: given.append(args[3]) or original(*args)  # type: ignore
@@ -286,6 +286,7 @@ def test_a_library_whose_trees_record_no_leaves_is_served_the_same(
     monkeypatch.setattr(model, "NativeScorer", lambda lib, *a: real(NoLeaves(lib), *a))
     loaded = ModelBundle.load(tiny_compiled_bundle)
     assert loaded.scorer is not None and loaded.scorer.n_trees is None
+    assert not loaded.records_leaves
     assert loaded.score_with_leaves(base)[2] is None
     p, robust = loaded.score_robust(base)
     expected_p, expected = compiled.score_robust(base)
