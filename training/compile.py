@@ -276,12 +276,12 @@ def _split_matches(line: str, ensemble: TreeEnsemble, node: int) -> bool:
     if match is None or int(match[2]) != feature:
         return False
     negated, operator, value = match[1] == "!", match[3], float(match[4])
-    # Left when x <= t (or x < nextafter(t)); NaN goes left exactly when the test is negated.
-    left_test = {"<=": "<=", "<": "<", ">": "<=", ">=": "<"}[operator]
+    # Left when x <= t: "x <= t", "!(x > t)", or with t' the next double "x < t'", "!(x >= t')";
+    # only the negated forms send NaN left.
     if negated != (operator in (">", ">=")):
         return False
     threshold = float(ensemble.threshold[node])
-    expected = threshold if left_test == "<=" else float(np.nextafter(threshold, np.inf))
+    expected = threshold if operator in ("<=", ">") else float(np.nextafter(threshold, np.inf))
     nan_left = bool(ensemble.decide(np.array([node]), np.array([np.nan]))[0])
     return value == expected and nan_left == negated
 
